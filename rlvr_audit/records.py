@@ -1,0 +1,304 @@
+"""The records that flow between stages: the API of rlvr-audit.
+
+Every stage reads and writes these and nothing else. They are frozen pydantic models that
+refuse unknown keys, so a record read back from the store is validated exactly like one
+made in memory. Each field carries its docstring (exported as the field description).
+
+Flow::
+
+    Problem --render--> Prompt --generate--> Generation --grade--> Grade
+                                                         \\--analyse--> Estimate, Comparison
+
+A *unit* is one cell of the evaluation grid (checkpoint x task x prompt template x sampling
+protocol x engine); :class:`UnitSpec` says what it is and :attr:`UnitSpec.key` is the hash of
+everything that changes its generations.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+"""Version of the on-disk record schema; stored in every unit file and run manifest."""
+
+Verdict = Literal["correct", "incorrect", "no_answer", "truncated", "timeout", "error"]
+"""Outcome of grading one sample.
+
+- ``correct`` / ``incorrect``: an answer was extracted and compared with the gold answer.
+- ``no_answer``: the response holds no extractable final answer.
+- ``truncated``: the response was cut at the token limit and holds no final answer
+  (a truncated response that still holds a correct final answer is graded ``correct``).
+- ``timeout``: the grader ran past its wall-clock limit on this sample.
+- ``error``: the grader failed on this sample (the message is in :attr:`Grade.error`).
+
+Only ``correct`` counts as a success in every metric; all other verdicts count as failures.
+"""
+
+VERDICTS: tuple[str, ...] = ("correct", "incorrect", "no_answer", "truncated", "timeout", "error")
+
+FinishReason = Literal["stop", "length", "unknown"]
+"""Why generation ended: a stop string or end-of-sequence (``stop``), the new-token limit
+(``length``), or not reported by the engine (``unknown``)."""
+
+
+class Record(BaseModel):
+    """Base of every record: immutable, strict about keys, docstrings as descriptions."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", use_attribute_docstrings=True)
+
+
+def stable_hash(obj: Any, length: int = 16) -> str:
+    """Hex SHA-256 (truncated to ``length``) of ``obj`` serialised as canonical JSON.
+
+    Canonical: sorted keys, no whitespace, UTF-8. Equal values give equal hashes across
+    processes, machines and Python versions.
+    """
+    data = json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()[:length]
+
+
+class Problem(Record):
+    """One benchmark problem as loaded from a task's data source."""
+
+    task: str
+    """Task id (the name of its YAML in ``tasks/``), e.g. ``math500``."""
+    problem_id: str
+    """Stable id of the problem within its task (the dataset's own id field)."""
+    question: str
+    """The problem statement, verbatim from the dataset."""
+    answer: str
+    """The gold answer exactly as published (e.g. ``"070"``, ``"142.0"``); graders normalise."""
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    """Other dataset fields kept for analysis (subject, level, ...); never used for grading."""
+
+
+class Prompt(Record):
+    """The exact string handed to the engine for one problem under one template."""
+
+    problem_id: str
+    """The problem this prompt asks."""
+    template_id: str
+    """Prompt template id (the name of its YAML in ``prompts/``)."""
+    template_hash: str
+    """Hash of the template's definition (texts, chat flag, prefix, stops)."""
+    text: str
+    """The fully rendered prompt string, chat template and assistant prefix included."""
+    prompt_hash: str
+    """Hash of :attr:`text`."""
+
+
+class SamplingProtocol(Record):
+    """How completions are sampled; part of a unit's key."""
+
+    n: int = Field(ge=1)
+    """Samples per problem (1 for greedy MATH-500; 8 for avg@8 on AMC/AIME)."""
+    temperature: float = Field(ge=0.0)
+    """Sampling temperature; 0 means greedy decoding."""
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    """Nucleus sampling mass."""
+    max_new_tokens: int = Field(ge=1)
+    """Upper bound on generated tokens per sample; a sample that reaches it is ``length``."""
+    seed: int = 0
+    """Base seed; sample ``i`` of every problem is drawn with seed :meth:`sample_seed` ``(i)``."""
+
+    def sample_seed(self, sample_idx: int) -> int:
+        """The seed used for sample ``sample_idx`` (the same for every problem of the unit)."""
+        return int(stable_hash({"seed": self.seed, "sample_idx": sample_idx}, 8), 16) & 0x7FFFFFFF
+
+
+class CheckpointRef(Record):
+    """What identifies the weights a unit was generated with."""
+
+    checkpoint_id: str
+    """Registry id ``<family>/<variant>``, or ``local/<name>`` for an ad-hoc model directory."""
+    model: str
+    """Hugging Face id or local path handed to the engine as ``pretrained``."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit); ``None`` for local directories."""
+    fingerprint: str | None = None
+    """For local directories: hash of the file names, sizes and small config files."""
+
+
+class UnitSpec(Record):
+    """One cell of the evaluation grid: everything that changes its generations."""
+
+    schema_version: int = SCHEMA_VERSION
+    """On-disk schema version this unit was written with."""
+    checkpoint: CheckpointRef
+    """The weights."""
+    task: str
+    """Task id."""
+    data_hash: str
+    """Hash of the task's full problem list (ids, questions, answers)."""
+    template_id: str
+    """Prompt template id."""
+    template_hash: str
+    """Hash of the prompt template's definition."""
+    protocol: SamplingProtocol
+    """Sampling protocol."""
+    backend: str
+    """lm-eval model type (``hf``, ``vllm``, ``local-completions``, ...) or ``scripted``/import."""
+    engine_args: dict[str, Any] = Field(default_factory=dict)
+    """Engine arguments that can change generations (dtype, ...); batch sizes excluded."""
+
+    @property
+    def key(self) -> str:
+        """Hash of everything above: two specs with equal keys share their generations."""
+        return stable_hash(self.model_dump(mode="json"))
+
+
+class Generation(Record):
+    """One sampled completion, as the engine returned it."""
+
+    unit_key: str
+    """Key of the unit this sample belongs to."""
+    checkpoint_id: str
+    """Checkpoint id (denormalised from the unit for convenience)."""
+    task: str
+    """Task id."""
+    problem_id: str
+    """Problem id within the task."""
+    template_id: str
+    """Prompt template id."""
+    sample_idx: int = Field(ge=0)
+    """Index of this sample among the problem's ``n`` samples, from 0."""
+    seed: int
+    """Seed the engine was given for this sample."""
+    prompt: str
+    """The exact prompt string sent to the engine."""
+    prompt_hash: str
+    """Hash of :attr:`prompt`."""
+    completion: str
+    """The text the engine returned (stop string removed unless the template keeps it)."""
+    finish_reason: FinishReason
+    """Why generation ended."""
+    n_tokens: int | None = None
+    """Number of generated tokens, when the engine's tokenizer is known."""
+    backend: str
+    """Engine that produced it."""
+
+
+class Grade(Record):
+    """One grader's verdict on one sample."""
+
+    unit_key: str
+    """Key of the graded unit."""
+    problem_id: str
+    """Problem id."""
+    sample_idx: int = Field(ge=0)
+    """Sample index within the problem."""
+    grader_id: str
+    """Grader id from the grader registry (``math_verify``, ...)."""
+    grader_version: str
+    """Grader id's implementation version plus its library versions."""
+    extracted: str | None = None
+    """The answer the grader extracted from the completion (``None`` if none)."""
+    verdict: Verdict
+    """See :data:`Verdict`."""
+    error: str | None = None
+    """Error message for ``error`` and ``timeout`` verdicts."""
+
+
+class Estimate(Record):
+    """A point estimate with its confidence interval, for one unit and grader."""
+
+    unit_key: str
+    """Unit the estimate is computed from."""
+    checkpoint_id: str
+    """Checkpoint id."""
+    task: str
+    """Task id."""
+    template_id: str
+    """Prompt template id."""
+    grader_id: str
+    """Grader whose verdicts were used."""
+    metric: str
+    """``avg@k`` (mean accuracy over k samples) or ``pass@j`` (unbiased, j <= k)."""
+    value: float
+    """The estimate, as a fraction in [0, 1]."""
+    ci_low: float | None
+    """Lower end of the confidence interval (``None`` where no interval is defined)."""
+    ci_high: float | None
+    """Upper end of the confidence interval."""
+    level: float
+    """Confidence level of the interval, e.g. 0.95."""
+    method: str
+    """How the interval was computed, e.g. ``bootstrap-percentile(problems)``."""
+    n_problems: int
+    """Problems that entered the estimate."""
+    n_samples: int
+    """Samples per problem (k)."""
+    seed: int
+    """Seed of the bootstrap generator."""
+
+
+class Comparison(Record):
+    """A paired difference between two units over the same problems (treatment - baseline)."""
+
+    baseline: str
+    """Checkpoint id of the baseline (usually the base model)."""
+    treatment: str
+    """Checkpoint id of the treatment (usually an RLVR checkpoint)."""
+    baseline_unit: str
+    """Unit key of the baseline."""
+    treatment_unit: str
+    """Unit key of the treatment."""
+    task: str
+    """Task id."""
+    template_id: str
+    """Prompt template id (the same for both sides)."""
+    grader_id: str
+    """Grader id (the same for both sides)."""
+    metric: str
+    """Metric compared, e.g. ``avg@1``."""
+    baseline_value: float
+    """Baseline metric on the shared problems."""
+    treatment_value: float
+    """Treatment metric on the shared problems."""
+    delta: float
+    """``treatment_value - baseline_value``, as a fraction."""
+    ci_low: float
+    """Lower end of the paired bootstrap interval of ``delta``."""
+    ci_high: float
+    """Upper end of the paired bootstrap interval of ``delta``."""
+    level: float
+    """Confidence level, e.g. 0.95."""
+    method: str
+    """How the interval was computed, e.g. ``paired-bootstrap-percentile(problems)``."""
+    p_value: float | None = None
+    """Two-sided p-value of a paired test of no difference, where computed."""
+    n_problems: int
+    """Problems shared by both units and used in the comparison."""
+    seed: int
+    """Seed of the bootstrap generator."""
+
+
+class RunManifest(Record):
+    """What a run did and on what: written once per run under ``runs/`` in the store."""
+
+    schema_version: int = SCHEMA_VERSION
+    """On-disk schema version."""
+    run_id: str
+    """Timestamp-based id of the run."""
+    command: str
+    """The command line (or library call) that started the run."""
+    started_at: str
+    """ISO-8601 UTC start time."""
+    finished_at: str | None = None
+    """ISO-8601 UTC end time; ``None`` if the run was interrupted."""
+    status: Literal["running", "finished", "interrupted", "failed"] = "running"
+    """How the run ended."""
+    units: list[str] = Field(default_factory=list)
+    """Keys of the units the run planned."""
+    backend: str | None = None
+    """Generation engine, if the run generated."""
+    packages: dict[str, str] = Field(default_factory=dict)
+    """Versions of the packages that matter (rlvr-audit, lm-eval, math-verify, torch, ...)."""
+    git_commit: str | None = None
+    """Commit of the rlvr-audit source tree, when run from a git checkout."""
+    hardware: dict[str, Any] = Field(default_factory=dict)
+    """Platform, Python, CPU count and accelerators seen."""
