@@ -24,12 +24,12 @@ class UsageError(AuditError):
 class UnknownNameError(UsageError):
     """A task, prompt, grader, checkpoint or backend name that does not exist."""
 
-    def __init__(self, kind: str, name: str, valid: Iterable[str]) -> None:
+    def __init__(self, kind: str, name: str, valid: Iterable[str], hint: str = "") -> None:
         self.kind = kind
         self.name = name
         self.valid = sorted(valid)
         listing = ", ".join(self.valid) if self.valid else "(none)"
-        super().__init__(f"unknown {kind} {name!r}; valid {kind}s: {listing}")
+        super().__init__(f"unknown {kind} {name!r}; valid {kind}s: {listing}{hint}")
 
 
 class ConfigError(UsageError):

@@ -1,0 +1,417 @@
+"""The library API behind the CLI: one function per command.
+
+``run`` = plan -> generate -> grade -> report. Each stage reads what the previous one stored,
+so ``generate``, ``grade`` and ``report`` can also be run on their own, and grading or
+reporting never needs a GPU.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import fnmatch
+import os
+import platform
+import secrets
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from .configfile import default_config_dir
+from .errors import UsageError
+from .plan import PlannedUnit, ProtocolOverrides, Selection, plan
+from .records import RunManifest
+from .registry import Registry
+from .store import DEFAULT_STORE, Store, UnitInfo
+from .ui import make_progress
+
+DEFAULT_GRADERS = ["math_verify"]
+"""Graders used when none are named."""
+
+
+@dataclass(frozen=True)
+class Locations:
+    """Where configuration, data, the store and reports live."""
+
+    config_dir: Path = field(default_factory=default_config_dir)
+    """Folder with ``tasks/``, ``prompts/`` and ``checkpoints.yaml``."""
+    registry: Path | None = None
+    """Checkpoint registry file (default: ``<config_dir>/checkpoints.yaml``)."""
+    store: Path = DEFAULT_STORE
+    """Store root."""
+    data_dir: Path | None = None
+    """Local benchmark files (``<task>.jsonl``) instead of the Hub."""
+
+    @property
+    def registry_path(self) -> Path:
+        """The registry file in use."""
+        return self.registry or self.config_dir / "checkpoints.yaml"
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """How to generate."""
+
+    backend: str = "hf"
+    """lm-eval model type or ``scripted``."""
+    model_args: dict[str, str] = field(default_factory=dict)
+    """Extra model arguments (``dtype``, ``max_length``, ``tensor_parallel_size``, ...)."""
+    batch_size: int = 8
+    """Engine batch size."""
+    device: str | None = None
+    """Device for transformers engines (``cuda``, ``cpu``); ``None`` lets the engine choose."""
+    limit: int | None = None
+    """Only the first N problems of each task."""
+    save_every: int = 64
+    """Store samples after every N generated."""
+
+
+@dataclass(frozen=True)
+class GradeOptions:
+    """How to grade."""
+
+    graders: list[str] = field(default_factory=lambda: list(DEFAULT_GRADERS))
+    """Grader ids."""
+    workers: int | None = None
+    """Worker processes (default: all cores)."""
+    timeout: float = 10.0
+    """Wall-clock limit per answer, in seconds."""
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """How to analyse and write the report."""
+
+    name: str = "audit"
+    """Report name (folder ``reports/<name>`` unless ``report_dir`` is given)."""
+    report_dir: Path | None = None
+    """Report folder."""
+    seed: int = 0
+    """Bootstrap seed."""
+    n_resamples: int = 10_000
+    """Bootstrap resamples."""
+    level: float = 0.95
+    """Confidence level."""
+
+    @property
+    def out_dir(self) -> Path:
+        """The report folder in use."""
+        return self.report_dir or Path("reports") / self.name
+
+
+@dataclass
+class RunResult:
+    """What ``run`` (or a single stage) produced."""
+
+    unit_keys: list[str] = field(default_factory=list)
+    """Units planned or selected."""
+    generated: int = 0
+    """Samples generated now."""
+    reused: int = 0
+    """Samples already stored."""
+    graded: int = 0
+    """Samples graded now."""
+    report: Path | None = None
+    """The report's ``index.md``."""
+    run_id: str | None = None
+    """The run manifest id."""
+
+
+def load_registry(loc: Locations) -> Registry:
+    """The checkpoint registry, with default prompts checked against ``prompts/``."""
+    from .prompts import available_prompts
+
+    reg = Registry.load(loc.registry_path)
+    reg.check_prompts(set(available_prompts(loc.config_dir)))
+    return reg
+
+
+def _package_versions() -> dict[str, str]:
+    out: dict[str, str] = {}
+    for name in ("rlvr-audit", "lm-eval", "math-verify", "transformers", "torch", "vllm", "numpy", "scipy", "pandas"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _git_commit() -> str | None:
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        return None
+    try:
+        res = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return res.stdout.strip() or None if res.returncode == 0 else None
+
+
+def _hardware() -> dict[str, str]:
+    hw = {
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "cpu_count": str(os.cpu_count()),
+        "machine": platform.machine(),
+    }
+    torch = sys.modules.get("torch")  # only if a stage already imported it
+    if torch is not None:
+        try:
+            if torch.cuda.is_available():
+                hw["cuda_devices"] = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
+        except Exception:  # a broken CUDA setup must not fail the manifest
+            hw["cuda_devices"] = "unavailable"
+    return hw
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class _Manifest:
+    """Writes the run manifest at start and updates it when the run ends."""
+
+    def __init__(self, store: Store, units: list[str], backend: str | None) -> None:
+        self.store = store
+        run_id = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+        self.manifest = RunManifest(
+            run_id=run_id,
+            command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            started_at=_now(),
+            units=units,
+            backend=backend,
+            packages=_package_versions(),
+            git_commit=_git_commit(),
+            hardware=_hardware(),
+        )
+        store.write_manifest(self.manifest)
+
+    def finish(self, status: str) -> None:
+        self.manifest = self.manifest.model_copy(
+            update={"status": status, "finished_at": _now(), "hardware": _hardware()}
+        )
+        self.store.write_manifest(self.manifest)
+
+
+def plan_units(selection: Selection, overrides: ProtocolOverrides, engine: EngineOptions, loc: Locations) -> list[PlannedUnit]:
+    """Validate everything and build the grid (no model is loaded, nothing is written)."""
+    if engine.limit is not None and engine.limit < 1:
+        raise UsageError(f"--limit must be a positive number of problems, got {engine.limit}")
+    if engine.batch_size < 1:
+        raise UsageError(f"--batch-size must be >= 1, got {engine.batch_size}")
+    if engine.save_every < 1:
+        raise UsageError(f"--save-every must be >= 1, got {engine.save_every}")
+    return plan(
+        selection,
+        config_dir=loc.config_dir,
+        registry=load_registry(loc),
+        backend=engine.backend,
+        model_args=engine.model_args,
+        overrides=overrides,
+        data_dir=loc.data_dir,
+    )
+
+
+def _check_graders(graders: list[str]) -> None:
+    from .graders import get_grader
+
+    if not graders:
+        raise UsageError("no graders given; valid graders: see `rlvr-audit ls graders`")
+    for g in graders:
+        get_grader(g)
+
+
+def generate(
+    selection: Selection,
+    overrides: ProtocolOverrides,
+    engine: EngineOptions,
+    loc: Locations,
+    *,
+    progress: bool = True,
+) -> RunResult:
+    """Plan and generate (no grading)."""
+    from .generate import generate_units
+
+    units = plan_units(selection, overrides, engine, loc)
+    store = Store(loc.store)
+    manifest = _Manifest(store, [u.key for u in units], engine.backend)
+    result = RunResult(unit_keys=[u.key for u in units], run_id=manifest.manifest.run_id)
+    status = "failed"
+    try:
+        with make_progress(progress) as prog:
+            s = generate_units(
+                store, units, backend=engine.backend, model_args=engine.model_args, batch_size=engine.batch_size,
+                device=engine.device, limit=engine.limit, save_every=engine.save_every, progress=prog,
+            )
+        result.generated, result.reused = s.generated, s.reused
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        manifest.finish(status)
+    return result
+
+
+def select_stored(
+    store: Store,
+    *,
+    checkpoints: list[str] | None = None,
+    tasks: list[str] | None = None,
+    prompts: list[str] | None = None,
+) -> list[UnitInfo]:
+    """Stored units matching the selectors (checkpoint ids or globs, task ids, template ids)."""
+    units = store.units()
+    out = []
+    for u in units:
+        s = u.spec
+        if checkpoints and not any(
+            fnmatch.fnmatchcase(s.checkpoint.checkpoint_id, c)
+            or (Path(c).is_dir() and s.checkpoint.model == str(Path(c).resolve()))
+            for c in checkpoints
+        ):
+            continue
+        if tasks and s.task not in tasks:
+            continue
+        if prompts and s.template_id not in prompts:
+            continue
+        out.append(u)
+    if not out:
+        if not units:
+            raise UsageError(f"the store {store.root} holds no units; run `rlvr-audit run` or `rlvr-audit generate` first")
+        raise UsageError(
+            "no stored unit matches the selection; stored checkpoints: "
+            + ", ".join(sorted({u.spec.checkpoint.checkpoint_id for u in units}))
+        )
+    return out
+
+
+def grade(unit_keys: list[str] | None, options: GradeOptions, loc: Locations, *, progress: bool = True,
+          selectors: dict[str, list[str] | None] | None = None) -> RunResult:
+    """Grade stored generations (all units, or those selected) with ``options.graders``."""
+    from .grade import grade_units
+
+    _check_graders(options.graders)
+    if options.timeout <= 0:
+        raise UsageError(f"--timeout must be > 0 seconds, got {options.timeout}")
+    store = Store(loc.store)
+    if unit_keys is None:
+        unit_keys = [u.key for u in select_stored(store, **(selectors or {}))]
+    with make_progress(progress) as prog:
+        s = grade_units(store, unit_keys, graders=options.graders, workers=options.workers,
+                        timeout=options.timeout, progress=prog)
+    return RunResult(unit_keys=unit_keys, graded=s.graded, reused=s.reused)
+
+
+def report(unit_keys: list[str] | None, options: ReportOptions, loc: Locations, *,
+           graders: list[str] | None = None, selectors: dict[str, list[str] | None] | None = None) -> RunResult:
+    """Analyse stored grades and write the report folder."""
+    from .analyse import analyse
+    from .report import write_report
+
+    if not 0 < options.level < 1:
+        raise UsageError(f"--level must be in (0, 1), got {options.level}")
+    if options.n_resamples < 100:
+        raise UsageError(f"--resamples must be >= 100, got {options.n_resamples}")
+    store = Store(loc.store)
+    if unit_keys is None:
+        unit_keys = [u.key for u in select_stored(store, **(selectors or {}))]
+    registry = load_registry(loc) if loc.registry_path.is_file() else None
+    analysis = analyse(store, unit_keys=unit_keys, graders=graders, registry=registry, seed=options.seed,
+                       n_resamples=options.n_resamples, level=options.level)
+    paths = write_report(analysis, store, options.out_dir, name=options.name, level=options.level,
+                         n_resamples=options.n_resamples, seed=options.seed)
+    return RunResult(unit_keys=unit_keys, report=paths.index_md)
+
+
+def run(
+    selection: Selection,
+    overrides: ProtocolOverrides,
+    engine: EngineOptions,
+    grading: GradeOptions,
+    reporting: ReportOptions,
+    loc: Locations,
+    *,
+    progress: bool = True,
+) -> RunResult:
+    """Plan, generate what is missing, grade what is ungraded, and write the report."""
+    _check_graders(grading.graders)
+    gen = generate(selection, overrides, engine, loc, progress=progress)
+    gr = grade(gen.unit_keys, grading, loc, progress=progress)
+    rep = report(gen.unit_keys, reporting, loc, graders=grading.graders)
+    return RunResult(unit_keys=gen.unit_keys, generated=gen.generated, reused=gen.reused, graded=gr.graded,
+                     report=rep.report, run_id=gen.run_id)
+
+
+def validate(loc: Locations) -> list[str]:
+    """Load and validate every task, prompt and the registry; return a line per file checked."""
+    from .prompts import available_prompts, load_prompt
+    from .tasks import available_tasks, load_task
+
+    lines = []
+    for name in available_tasks(loc.config_dir):
+        load_task(name, loc.config_dir)
+        lines.append(f"task {name}: ok")
+    prompts = available_prompts(loc.config_dir)
+    for name in prompts:
+        load_prompt(name, loc.config_dir)
+        lines.append(f"prompt {name}: ok")
+    reg = load_registry(loc)
+    lines.append(f"registry {loc.registry_path}: ok ({len(reg.checkpoints)} checkpoints)")
+    if not lines[:-1]:
+        raise UsageError(f"{loc.config_dir} has no tasks/ or prompts/ folder")
+    return lines
+
+
+LISTABLE = ("tasks", "prompts", "checkpoints", "units", "graders", "backends")
+"""What ``rlvr-audit ls`` lists."""
+
+
+def listing(kind: str, loc: Locations) -> list[dict[str, str]]:
+    """Rows describing the tasks, prompts, checkpoints, stored units, graders or backends."""
+    from .prompts import available_prompts, load_prompt
+    from .tasks import available_tasks, load_task
+
+    if kind == "tasks":
+        rows = []
+        for name in available_tasks(loc.config_dir):
+            t = load_task(name, loc.config_dir)
+            p = t.default_protocol()
+            rows.append({"task": name, "name": t.settings.display_name, "dataset": t.dataset_path,
+                         "problems": str(t.settings.expected_size or "?"),
+                         "protocol": f"n={p.n}, T={p.temperature:g}, {p.max_new_tokens} tokens"})
+        return rows
+    if kind == "prompts":
+        rows = []
+        for name in available_prompts(loc.config_dir):
+            t = load_prompt(name, loc.config_dir)
+            rows.append({"prompt": name, "chat": "yes" if t.chat else "no", "hash": t.template_hash,
+                         "description": t.description})
+        return rows
+    if kind == "checkpoints":
+        reg = load_registry(loc)
+        return [{"checkpoint": c.checkpoint_id, "model": c.model, "base": c.base or "-", "reward": c.reward or "-",
+                 "step": "-" if c.step is None else str(c.step), "prompt": c.prompt} for c in reg.checkpoints.values()]
+    if kind == "units":
+        store = Store(loc.store)
+        rows = []
+        for u in store.units():
+            s = u.spec
+            rows.append({"unit": u.key, "checkpoint": s.checkpoint.checkpoint_id, "task": s.task,
+                         "prompt": s.template_id, "n": str(s.protocol.n), "T": f"{s.protocol.temperature:g}",
+                         "backend": s.backend, "generated": str(len(store.read_generations(u.key))),
+                         "graders": ", ".join(store.graders(u.key)) or "-"})
+        return rows
+    if kind == "graders":
+        from .graders import GRADERS, get_grader
+
+        return [{"grader": g, "version": get_grader(g).version,
+                 "description": (get_grader(g).__doc__ or "").strip().splitlines()[0]} for g in GRADERS]
+    if kind == "backends":
+        from .backends import available_backends
+
+        return [{"backend": b} for b in available_backends()]
+    from .errors import UnknownNameError
+
+    raise UnknownNameError("listing", kind, LISTABLE)

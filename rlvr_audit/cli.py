@@ -1,0 +1,369 @@
+"""The ``rlvr-audit`` command line: parses arguments and calls one library function per command.
+
+Heavy modules (torch, lm-eval's engines, math-verify) are imported only inside the commands
+that need them, so ``rlvr-audit --help`` is instant.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .errors import AuditError
+
+app = typer.Typer(
+    name="rlvr-audit",
+    help=(
+        "Audit claims about RL with verifiable rewards on math benchmarks: generate once, grade with "
+        "several graders, report accuracies and gains over base models with confidence intervals.\n\n"
+        "Example: rlvr-audit run --backend hf --checkpoints ./my-model --tasks math500 --limit 5 "
+        "--data-dir ../shared/data/benchmarks"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+# ---- shared options --------------------------------------------------------------------------
+StoreOpt = Annotated[Path, typer.Option("--store", help="Store directory (JSONL records).", envvar="RLVR_AUDIT_STORE")]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Read benchmarks from DIR/<task>.jsonl instead of the Hugging Face Hub.",
+                 envvar="RLVR_AUDIT_DATA_DIR"),
+]
+ConfigDirOpt = Annotated[
+    Path | None,
+    typer.Option("--config-dir", help="Folder with tasks/, prompts/ and checkpoints.yaml (default: the project's).",
+                 envvar="RLVR_AUDIT_CONFIG_DIR"),
+]
+RegistryOpt = Annotated[Path | None, typer.Option("--registry", help="Checkpoint registry YAML (default: <config-dir>/checkpoints.yaml).")]
+CheckpointsOpt = Annotated[
+    str | None,
+    typer.Option("--checkpoints", "-c", help="Comma-separated registry ids, globs (qwen2.5-math-7b/*) or local model directories."),
+]
+TasksOpt = Annotated[str | None, typer.Option("--tasks", "-t", help="Comma-separated task ids (default: all).")]
+PromptsOpt = Annotated[
+    str | None,
+    typer.Option("--prompts", "-p", help="Comma-separated prompt templates; 'default' = each checkpoint's own, 'all' = every template."),
+]
+BackendOpt = Annotated[str, typer.Option("--backend", "-b", help="lm-eval model type (hf, vllm, local-completions, ...) or 'scripted'.")]
+ModelArgsOpt = Annotated[str | None, typer.Option("--model-args", help="Engine arguments, lm-eval style: 'dtype=bfloat16,max_length=4096'.")]
+LimitOpt = Annotated[int | None, typer.Option("--limit", help="Only the first N problems of each task.")]
+SamplesOpt = Annotated[int | None, typer.Option("--samples", "-k", help="Samples per problem (default: the task's protocol).")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Base sampling seed (part of the unit key).")]
+TemperatureOpt = Annotated[float | None, typer.Option("--temperature", help="Sampling temperature (default: the task's).")]
+TopPOpt = Annotated[float | None, typer.Option("--top-p", help="Nucleus sampling mass (default: the task's).")]
+MaxTokensOpt = Annotated[int | None, typer.Option("--max-new-tokens", help="New-token limit (default: the task's, 3072).")]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="Engine batch size.")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="Device for transformers engines (cuda, cpu).")]
+SaveEveryOpt = Annotated[int, typer.Option("--save-every", help="Store samples after every N generated.")]
+NoBasesOpt = Annotated[bool, typer.Option("--no-bases", help="Do not add each checkpoint's base model to the run.")]
+GradersOpt = Annotated[str, typer.Option("--graders", "-g", help="Comma-separated grader ids (see `rlvr-audit ls graders`).")]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", help="Grading worker processes (default: all cores).")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Wall-clock seconds per graded answer.")]
+NameOpt = Annotated[str, typer.Option("--name", help="Report name: the report goes to reports/<name>.")]
+ReportDirOpt = Annotated[Path | None, typer.Option("--report-dir", help="Report folder (default: reports/<name>).")]
+ReportSeedOpt = Annotated[int, typer.Option("--bootstrap-seed", help="Seed of the bootstrap resampling.")]
+ResamplesOpt = Annotated[int, typer.Option("--resamples", help="Bootstrap resamples.")]
+LevelOpt = Annotated[float, typer.Option("--level", help="Confidence level of the intervals.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def _split(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return items or None
+
+
+def _fail(exc: AuditError) -> None:
+    from .ui import console
+
+    console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def _locations(store: Path, data_dir: Path | None, config_dir: Path | None, registry: Path | None):  # type: ignore[no-untyped-def]
+    from .audit import Locations
+    from .configfile import default_config_dir
+
+    return Locations(config_dir=config_dir or default_config_dir(), registry=registry, store=store, data_dir=data_dir)
+
+
+def _setup_logging() -> None:
+    from rich.logging import RichHandler
+
+    from .ui import console
+
+    handler = RichHandler(console=console, show_path=False, show_time=False)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
+
+
+def _summary(result, what: str) -> None:  # type: ignore[no-untyped-def]
+    from .ui import console
+
+    parts = [f"{len(result.unit_keys)} units"]
+    if what in ("run", "generate"):
+        parts.append(f"{result.generated} samples generated, {result.reused} reused")
+    if what in ("run", "grade"):
+        parts.append(f"{result.graded} graded")
+    console.print("[green]done:[/green] " + "; ".join(parts), highlight=False)
+    if result.report is not None:
+        console.print(f"report: {result.report}", highlight=False)
+
+
+def _interrupted() -> None:
+    from .ui import console
+
+    console.print("[yellow]interrupted:[/yellow] what was generated or graded is stored; run the same command again to resume.")
+    raise typer.Exit(130)
+
+
+@app.command()
+def run(
+    checkpoints: CheckpointsOpt = None,
+    tasks: TasksOpt = None,
+    prompts: PromptsOpt = None,
+    backend: BackendOpt = "hf",
+    model_args: ModelArgsOpt = None,
+    limit: LimitOpt = None,
+    samples: SamplesOpt = None,
+    seed: SeedOpt = 0,
+    temperature: TemperatureOpt = None,
+    top_p: TopPOpt = None,
+    max_new_tokens: MaxTokensOpt = None,
+    batch_size: BatchOpt = 8,
+    device: DeviceOpt = None,
+    save_every: SaveEveryOpt = 64,
+    no_bases: NoBasesOpt = False,
+    graders: GradersOpt = "math_verify",
+    workers: WorkersOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    name: NameOpt = "audit",
+    report_dir: ReportDirOpt = None,
+    bootstrap_seed: ReportSeedOpt = 0,
+    resamples: ResamplesOpt = 10_000,
+    level: LevelOpt = 0.95,
+    store: StoreOpt = Path("rlvr-audit-store"),
+    data_dir: DataDirOpt = None,
+    config_dir: ConfigDirOpt = None,
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Plan, generate what is missing, grade, and write the report.
+
+    Each checkpoint x task x prompt is a unit; generations are stored once (resumable: an
+    interrupted run, started again, generates only what is missing) and each RLVR checkpoint's
+    base model is added so its gain can be reported.
+
+    Example: rlvr-audit run --backend hf --checkpoints ./my-model --tasks math500 --limit 5
+    --data-dir ../shared/data/benchmarks
+    """
+    from . import audit
+    from .backends import parse_model_args
+    from .plan import ProtocolOverrides, Selection
+
+    _setup_logging()
+    try:
+        result = audit.run(
+            Selection(checkpoints=_split(checkpoints) or [], tasks=_split(tasks), prompts=_split(prompts),
+                      include_bases=not no_bases),
+            ProtocolOverrides(samples=samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed),
+            audit.EngineOptions(backend=backend, model_args=parse_model_args(model_args), batch_size=batch_size,
+                                device=device, limit=limit, save_every=save_every),
+            audit.GradeOptions(graders=_split(graders) or [], workers=workers, timeout=timeout),
+            audit.ReportOptions(name=name, report_dir=report_dir, seed=bootstrap_seed, n_resamples=resamples, level=level),
+            _locations(store, data_dir, config_dir, registry),
+            progress=not quiet,
+        )
+    except AuditError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        _interrupted()
+    _summary(result, "run")
+
+
+@app.command()
+def generate(
+    checkpoints: CheckpointsOpt = None,
+    tasks: TasksOpt = None,
+    prompts: PromptsOpt = None,
+    backend: BackendOpt = "hf",
+    model_args: ModelArgsOpt = None,
+    limit: LimitOpt = None,
+    samples: SamplesOpt = None,
+    seed: SeedOpt = 0,
+    temperature: TemperatureOpt = None,
+    top_p: TopPOpt = None,
+    max_new_tokens: MaxTokensOpt = None,
+    batch_size: BatchOpt = 8,
+    device: DeviceOpt = None,
+    save_every: SaveEveryOpt = 64,
+    no_bases: NoBasesOpt = False,
+    store: StoreOpt = Path("rlvr-audit-store"),
+    data_dir: DataDirOpt = None,
+    config_dir: ConfigDirOpt = None,
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Generate and store completions only (no grading, no report).
+
+    Example: rlvr-audit generate --backend vllm --model-args tensor_parallel_size=2
+    --checkpoints 'qwen2.5-math-7b/*' --tasks math500,aime24
+    """
+    from . import audit
+    from .backends import parse_model_args
+    from .plan import ProtocolOverrides, Selection
+
+    _setup_logging()
+    try:
+        result = audit.generate(
+            Selection(checkpoints=_split(checkpoints) or [], tasks=_split(tasks), prompts=_split(prompts),
+                      include_bases=not no_bases),
+            ProtocolOverrides(samples=samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed),
+            audit.EngineOptions(backend=backend, model_args=parse_model_args(model_args), batch_size=batch_size,
+                                device=device, limit=limit, save_every=save_every),
+            _locations(store, data_dir, config_dir, registry),
+            progress=not quiet,
+        )
+    except AuditError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        _interrupted()
+    _summary(result, "generate")
+
+
+@app.command()
+def grade(
+    graders: GradersOpt = "math_verify",
+    checkpoints: CheckpointsOpt = None,
+    tasks: TasksOpt = None,
+    prompts: PromptsOpt = None,
+    workers: WorkersOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    store: StoreOpt = Path("rlvr-audit-store"),
+    config_dir: ConfigDirOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Grade stored generations (every unit, or those selected) without touching a model.
+
+    Example: rlvr-audit grade --graders math_verify --checkpoints 'qwen2.5-math-7b/*'
+    """
+    from . import audit
+
+    _setup_logging()
+    try:
+        result = audit.grade(
+            None,
+            audit.GradeOptions(graders=_split(graders) or [], workers=workers, timeout=timeout),
+            _locations(store, None, config_dir, None),
+            progress=not quiet,
+            selectors={"checkpoints": _split(checkpoints), "tasks": _split(tasks), "prompts": _split(prompts)},
+        )
+    except AuditError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        _interrupted()
+    _summary(result, "grade")
+
+
+@app.command()
+def report(
+    checkpoints: CheckpointsOpt = None,
+    tasks: TasksOpt = None,
+    prompts: PromptsOpt = None,
+    graders: Annotated[str | None, typer.Option("--graders", "-g", help="Graders to report (default: all graded).")] = None,
+    name: NameOpt = "audit",
+    report_dir: ReportDirOpt = None,
+    bootstrap_seed: ReportSeedOpt = 0,
+    resamples: ResamplesOpt = 10_000,
+    level: LevelOpt = 0.95,
+    store: StoreOpt = Path("rlvr-audit-store"),
+    config_dir: ConfigDirOpt = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Write reports/<name>/index.md and tables/*.csv from the stored grades.
+
+    Example: rlvr-audit report --name qwen-math --checkpoints 'qwen2.5-math-7b/*'
+    """
+    from . import audit
+
+    _setup_logging()
+    try:
+        result = audit.report(
+            None,
+            audit.ReportOptions(name=name, report_dir=report_dir, seed=bootstrap_seed, n_resamples=resamples, level=level),
+            _locations(store, None, config_dir, registry),
+            graders=_split(graders),
+            selectors={"checkpoints": _split(checkpoints), "tasks": _split(tasks), "prompts": _split(prompts)},
+        )
+    except AuditError as exc:
+        _fail(exc)
+    _summary(result, "report")
+
+
+@app.command("ls")
+def ls(
+    what: Annotated[str, typer.Argument(help="tasks, prompts, checkpoints, units, graders or backends.")],
+    store: StoreOpt = Path("rlvr-audit-store"),
+    config_dir: ConfigDirOpt = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """List tasks, prompts, checkpoints, stored units, graders or backends.
+
+    Example: rlvr-audit ls checkpoints
+    """
+    from rich.console import Console
+    from rich.table import Table
+
+    from . import audit
+
+    try:
+        rows = audit.listing(what, _locations(store, None, config_dir, registry))
+    except AuditError as exc:
+        _fail(exc)
+    out = Console()
+    if not rows:
+        out.print(f"(no {what})")
+        return
+    table = Table(show_lines=False)
+    for col in rows[0]:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*row.values())
+    out.print(table)
+
+
+@app.command()
+def validate(
+    config_dir: ConfigDirOpt = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Validate every task, prompt template and the checkpoint registry (unknown keys are errors).
+
+    Example: rlvr-audit validate --config-dir .
+    """
+    from . import audit
+    from .ui import console
+
+    try:
+        lines = audit.validate(_locations(Path("rlvr-audit-store"), None, config_dir, registry))
+    except AuditError as exc:
+        _fail(exc)
+    for line in lines:
+        console.print(line, highlight=False)
+    console.print(f"[green]all {len(lines)} files valid[/green]")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app(prog_name="rlvr-audit")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,300 @@
+"""The embedded store: local files, JSON lines as the source of truth.
+
+Layout under the store root::
+
+    units/<key>/unit.json              the UnitSpec and checkpoint info (written once, atomically)
+    units/<key>/generations.jsonl      Generation records, append-only
+    units/<key>/grades/<grader>.jsonl  Grade records of one grader, append-only
+    problems/<data_hash>.jsonl         the task's Problem records (gold answers), written once
+    runs/<run_id>.json                 RunManifest of each run (atomically replaced)
+
+Appends are one ``write`` of whole lines under a file lock, flushed and fsync'ed, so a crash
+leaves at most one torn last line. Reading detects a torn last line (no trailing newline),
+moves its bytes to ``<file>.torn`` (nothing is silently dropped), truncates the file back to
+the last complete line and logs a warning; a malformed *complete* line is corruption and
+raises :class:`~rlvr_audit.errors.StoreError` naming the file and line. Duplicate records
+(the same problem and sample appended twice) keep the first.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from filelock import FileLock
+from pydantic import BaseModel, ValidationError
+
+from .errors import StoreError
+from .records import SCHEMA_VERSION, Generation, Grade, Problem, RunManifest, UnitSpec
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R", bound=BaseModel)
+
+DEFAULT_STORE = Path("rlvr-audit-store")
+"""Default store location, relative to the current directory."""
+
+
+class UnitInfo(BaseModel):
+    """What ``unit.json`` holds: the spec (which defines the key) plus descriptive info that
+    does not change generations (family, base, reward, step, display names)."""
+
+    key: str
+    """The unit key (``spec.key``)."""
+    spec: UnitSpec
+    """The unit's spec."""
+    family: str = "local"
+    """Family id of the checkpoint."""
+    family_display: str = "Local models"
+    """Family display name."""
+    base: str | None = None
+    """Checkpoint id this unit's checkpoint is compared against."""
+    reward: str | None = None
+    """RLVR reward of the checkpoint."""
+    step: int | None = None
+    """Training step of the checkpoint."""
+    task_display: str = ""
+    """Benchmark display name."""
+    n_problems_total: int = 0
+    """Number of problems in the task (the unit is partial if fewer are generated)."""
+    source: str = "generated"
+    """``generated`` by an engine, or ``imported:<format>`` from published outputs."""
+
+
+def _atomic_write(path: Path, data: str) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class Store:
+    """A store rooted at a directory (created on first write)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    # ---- paths -------------------------------------------------------------------------
+    def unit_dir(self, key: str) -> Path:
+        """Folder of one unit."""
+        return self.root / "units" / key
+
+    def generations_path(self, key: str) -> Path:
+        """The unit's generations file."""
+        return self.unit_dir(key) / "generations.jsonl"
+
+    def grades_path(self, key: str, grader_id: str) -> Path:
+        """The unit's grades file for one grader."""
+        return self.unit_dir(key) / "grades" / f"{grader_id}.jsonl"
+
+    def problems_path(self, data_hash: str) -> Path:
+        """The problems file of a task version."""
+        return self.root / "problems" / f"{data_hash}.jsonl"
+
+    # ---- units -------------------------------------------------------------------------
+    def ensure_unit(self, info: UnitInfo) -> None:
+        """Create the unit's folder and ``unit.json`` if new; refresh the descriptive info if
+        it changed (the spec of an existing key never changes: same key, same spec)."""
+        path = self.unit_dir(info.key) / "unit.json"
+        if path.exists():
+            current = self.load_unit(info.key)
+            if current.spec != info.spec:
+                raise StoreError(f"{path}: holds a different spec for key {info.key}; the store is inconsistent")
+            if current == info:
+                return
+        _atomic_write(path, info.model_dump_json(indent=2) + "\n")
+
+    def load_unit(self, key: str) -> UnitInfo:
+        """Read ``unit.json`` of a unit."""
+        path = self.unit_dir(key) / "unit.json"
+        try:
+            info = UnitInfo.model_validate_json(path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise StoreError(f"{path}: missing (unit {key} has no unit.json)") from exc
+        except ValidationError as exc:
+            raise StoreError(f"{path}: not a valid unit file: {exc.errors()[0]['msg']}") from exc
+        if info.spec.schema_version != SCHEMA_VERSION:
+            raise StoreError(
+                f"{path}: written with schema version {info.spec.schema_version}, this rlvr-audit "
+                f"reads version {SCHEMA_VERSION}"
+            )
+        if info.spec.key != key:
+            raise StoreError(f"{path}: its spec hashes to {info.spec.key}, not its folder name {key}")
+        return info
+
+    def unit_keys(self) -> list[str]:
+        """Keys of every unit in the store (folders with a ``unit.json``)."""
+        units = self.root / "units"
+        if not units.is_dir():
+            return []
+        return sorted(p.name for p in units.iterdir() if (p / "unit.json").is_file())
+
+    def units(self) -> list[UnitInfo]:
+        """Every unit's info."""
+        return [self.load_unit(k) for k in self.unit_keys()]
+
+    # ---- problems ----------------------------------------------------------------------
+    def save_problems(self, data_hash: str, problems: list[Problem]) -> None:
+        """Store a task version's problems once (gold answers for grading without the data)."""
+        path = self.problems_path(data_hash)
+        if path.exists():
+            return
+        _atomic_write(path, "".join(p.model_dump_json() + "\n" for p in problems))
+
+    def load_problems(self, data_hash: str) -> list[Problem]:
+        """The stored problems of a task version."""
+        path = self.problems_path(data_hash)
+        if not path.exists():
+            raise StoreError(f"{path}: missing (problems of task version {data_hash})")
+        return self._read_records(path, Problem)
+
+    # ---- generations and grades --------------------------------------------------------
+    def read_generations(self, key: str) -> list[Generation]:
+        """A unit's generations, first record kept for each (problem, sample)."""
+        return _dedupe(self._read_records(self.generations_path(key), Generation))
+
+    def append_generations(self, key: str, generations: Iterable[Generation]) -> None:
+        """Append generations to a unit."""
+        self._append(self.generations_path(key), generations)
+
+    def read_grades(self, key: str, grader_id: str, grader_version: str | None = None) -> list[Grade]:
+        """A unit's grades by one grader (only ``grader_version`` if given), deduplicated."""
+        grades = self._read_records(self.grades_path(key, grader_id), Grade)
+        if grader_version is not None:
+            grades = [g for g in grades if g.grader_version == grader_version]
+        return _dedupe(grades)
+
+    def append_grades(self, key: str, grader_id: str, grades: Iterable[Grade]) -> None:
+        """Append grades of one grader to a unit."""
+        self._append(self.grades_path(key, grader_id), grades)
+
+    def graders(self, key: str) -> list[str]:
+        """Graders that have a grades file for a unit."""
+        folder = self.unit_dir(key) / "grades"
+        return sorted(p.stem for p in folder.glob("*.jsonl")) if folder.is_dir() else []
+
+    # ---- runs --------------------------------------------------------------------------
+    def write_manifest(self, manifest: RunManifest) -> None:
+        """Write (or replace) a run manifest atomically."""
+        _atomic_write(self.root / "runs" / f"{manifest.run_id}.json", manifest.model_dump_json(indent=2) + "\n")
+
+    def manifests(self) -> list[RunManifest]:
+        """All run manifests, oldest first; unreadable ones are skipped with a warning."""
+        folder = self.root / "runs"
+        out: list[RunManifest] = []
+        for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+            try:
+                out.append(RunManifest.model_validate_json(path.read_text(encoding="utf-8")))
+            except (ValidationError, OSError) as exc:
+                log.warning("skipping unreadable run manifest %s: %s", path, exc)
+        return out
+
+    # ---- JSONL machinery ---------------------------------------------------------------
+    def _lock(self, path: Path) -> FileLock:
+        return FileLock(str(path) + ".lock")
+
+    def _append(self, path: Path, records: Iterable[BaseModel]) -> None:
+        data = "".join(r.model_dump_json() + "\n" for r in records)
+        if not data:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock(path):
+            self._repair_torn_tail(path)
+            with path.open("a", encoding="utf-8") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+
+    def _repair_torn_tail(self, path: Path) -> None:
+        """If ``path`` ends without a newline, move the torn tail to ``<path>.torn`` and
+        truncate (caller holds the lock)."""
+        if not path.exists():
+            return
+        size = path.stat().st_size
+        if size == 0:
+            return
+        with path.open("rb+") as fh:
+            fh.seek(size - 1)
+            if fh.read(1) == b"\n":
+                return
+            # find the last newline
+            block = 1 << 16
+            pos = size
+            cut = 0
+            while pos > 0:
+                start = max(0, pos - block)
+                fh.seek(start)
+                chunk = fh.read(pos - start)
+                idx = chunk.rfind(b"\n")
+                if idx >= 0:
+                    cut = start + idx + 1
+                    break
+                pos = start
+            fh.seek(cut)
+            torn = fh.read()
+            with open(str(path) + ".torn", "ab") as out:
+                out.write(torn + b"\n")
+                out.flush()
+                os.fsync(out.fileno())
+            fh.truncate(cut)
+            fh.flush()
+            os.fsync(fh.fileno())
+        log.warning(
+            "%s: the last line was torn (an interrupted write, %d bytes); moved it to %s.torn and "
+            "kept the %d complete bytes before it",
+            path, len(torn), path, cut,
+        )
+
+    def _read_records(self, path: Path, model: type[R]) -> list[R]:
+        if not path.exists():
+            return []
+        with path.open("rb") as fh:
+            data = fh.read()
+        if data and not data.endswith(b"\n"):
+            with self._lock(path):
+                self._repair_torn_tail(path)
+            with path.open("rb") as fh:
+                data = fh.read()
+        out: list[R] = []
+        for lineno, raw in enumerate(data.split(b"\n")[:-1] if data else [], 1):
+            if not raw.strip():
+                continue
+            try:
+                out.append(model.model_validate_json(raw))
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                what = err.get("msg", "invalid")
+                loc = ".".join(str(p) for p in err.get("loc", ()))
+                raise StoreError(
+                    f"{path}:{lineno}: not a valid {model.__name__} record ({loc + ': ' if loc else ''}{what}); "
+                    "the store is corrupt: move the file aside or repair that line"
+                ) from exc
+        return out
+
+
+def _dedupe(records: list[Any]) -> list[Any]:
+    """Keep the first record for each (problem_id, sample_idx)."""
+    seen: set[tuple[str, int]] = set()
+    out = []
+    for r in records:
+        k = (r.problem_id, r.sample_idx)
+        if k in seen:
+            continue
+        seen.add(k)
+        out.append(r)
+    return out
+
+
