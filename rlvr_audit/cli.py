@@ -6,6 +6,7 @@ that need them, so ``rlvr-audit --help`` is instant.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
 from pathlib import Path
@@ -13,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from .errors import AuditError
+from .errors import AuditError, UsageError
 
 app = typer.Typer(
     name="rlvr-audit",
@@ -310,6 +311,7 @@ def report(
 @app.command("ls")
 def ls(
     what: Annotated[str, typer.Argument(help="tasks, prompts, checkpoints, units, graders or backends.")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, tsv or json.")] = "table",
     store: StoreOpt = Path("rlvr-audit-store"),
     config_dir: ConfigDirOpt = None,
     registry: RegistryOpt = None,
@@ -324,9 +326,20 @@ def ls(
     from . import audit
 
     try:
+        if fmt not in ("table", "tsv", "json"):
+            raise UsageError(f"--format must be table, tsv or json, got {fmt!r}")
         rows = audit.listing(what, _locations(store, None, config_dir, registry))
     except AuditError as exc:
         _fail(exc)
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if fmt == "tsv":
+        for i, row in enumerate(rows):
+            if i == 0:
+                typer.echo("\t".join(row))
+            typer.echo("\t".join(v.replace("\t", " ") for v in row.values()))
+        return
     out = Console()
     if not rows:
         out.print(f"(no {what})")
