@@ -133,8 +133,12 @@ def compare(base: UnitMatrix, treat: UnitMatrix, *, seed: int, n_resamples: int,
     ti = {pid: i for i, pid in enumerate(treat.problem_ids)}
     b = base.correct[[bi[p] for p in shared]]
     t = treat.correct[[ti[p] for p in shared]]
-    iv = stats.paired_bootstrap_ci(b, t, rng=_rng(seed, base.info.key, treat.info.key), n_resamples=n_resamples, level=level)
-    p = stats.paired_permutation_pvalue(b, t, rng=_rng(seed + 1, base.info.key, treat.info.key), n_resamples=n_resamples)
+    iv = stats.paired_bootstrap_ci(
+        b, t, rng=_rng(seed, base.info.key, treat.info.key), n_resamples=n_resamples, level=level
+    )
+    p = stats.paired_permutation_pvalue(
+        b, t, rng=_rng(seed + 1, base.info.key, treat.info.key), n_resamples=n_resamples
+    )
     k = treat.info.spec.protocol.n
     return Comparison(
         baseline=base.info.spec.checkpoint.checkpoint_id,
@@ -183,7 +187,13 @@ def apply_registry(info: UnitInfo, registry: Registry | None) -> UnitInfo:
     if ck is None:
         return info
     return info.model_copy(
-        update={"family": ck.family, "family_display": ck.family_display, "base": ck.base, "reward": ck.reward, "step": ck.step}
+        update={
+            "family": ck.family,
+            "family_display": ck.family_display,
+            "base": ck.base,
+            "reward": ck.reward,
+            "step": ck.step,
+        }
     )
 
 
@@ -234,8 +244,12 @@ def analyse(
             estimates.extend(estimates_for(m, seed=seed, n_resamples=n_resamples, level=level))
             if info.base is None:
                 continue
-            candidates = [u for u in all_units if u.spec.checkpoint.checkpoint_id == info.base and same_setting(u, info)]
-            candidates.sort(key=lambda u: (u.spec.backend != info.spec.backend, u.spec.engine_args != info.spec.engine_args))
+            candidates = [
+                u for u in all_units if u.spec.checkpoint.checkpoint_id == info.base and same_setting(u, info)
+            ]
+            candidates.sort(
+                key=lambda u: (u.spec.backend != info.spec.backend, u.spec.engine_args != info.spec.engine_args)
+            )
             for cand in candidates:
                 bm = matrix(cand, gid)
                 if bm is None:

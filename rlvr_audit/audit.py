@@ -194,7 +194,9 @@ class _Manifest:
         self.store.write_manifest(self.manifest)
 
 
-def plan_units(selection: Selection, overrides: ProtocolOverrides, engine: EngineOptions, loc: Locations) -> list[PlannedUnit]:
+def plan_units(
+    selection: Selection, overrides: ProtocolOverrides, engine: EngineOptions, loc: Locations
+) -> list[PlannedUnit]:
     """Validate everything and build the grid (no model is loaded, nothing is written)."""
     if engine.limit is not None and engine.limit < 1:
         raise UsageError(f"--limit must be a positive number of problems, got {engine.limit}")
@@ -241,8 +243,15 @@ def generate(
     try:
         with make_progress(progress) as prog:
             s = generate_units(
-                store, units, backend=engine.backend, model_args=engine.model_args, batch_size=engine.batch_size,
-                device=engine.device, limit=engine.limit, save_every=engine.save_every, progress=prog,
+                store,
+                units,
+                backend=engine.backend,
+                model_args=engine.model_args,
+                batch_size=engine.batch_size,
+                device=engine.device,
+                limit=engine.limit,
+                save_every=engine.save_every,
+                progress=prog,
             )
         result.generated, result.reused = s.generated, s.reused
         status = "finished"
@@ -279,7 +288,9 @@ def select_stored(
         out.append(u)
     if not out:
         if not units:
-            raise UsageError(f"the store {store.root} holds no units; run `rlvr-audit run` or `rlvr-audit generate` first")
+            raise UsageError(
+                f"the store {store.root} holds no units; run `rlvr-audit run` or `rlvr-audit generate` first"
+            )
         raise UsageError(
             "no stored unit matches the selection; stored checkpoints: "
             + ", ".join(sorted({u.spec.checkpoint.checkpoint_id for u in units}))
@@ -287,8 +298,14 @@ def select_stored(
     return out
 
 
-def grade(unit_keys: list[str] | None, options: GradeOptions, loc: Locations, *, progress: bool = True,
-          selectors: dict[str, list[str] | None] | None = None) -> RunResult:
+def grade(
+    unit_keys: list[str] | None,
+    options: GradeOptions,
+    loc: Locations,
+    *,
+    progress: bool = True,
+    selectors: dict[str, list[str] | None] | None = None,
+) -> RunResult:
     """Grade stored generations (all units, or those selected) with ``options.graders``."""
     from .grade import grade_units
 
@@ -299,13 +316,20 @@ def grade(unit_keys: list[str] | None, options: GradeOptions, loc: Locations, *,
     if unit_keys is None:
         unit_keys = [u.key for u in select_stored(store, **(selectors or {}))]
     with make_progress(progress) as prog:
-        s = grade_units(store, unit_keys, graders=options.graders, workers=options.workers,
-                        timeout=options.timeout, progress=prog)
+        s = grade_units(
+            store, unit_keys, graders=options.graders, workers=options.workers, timeout=options.timeout, progress=prog
+        )
     return RunResult(unit_keys=unit_keys, graded=s.graded, reused=s.reused)
 
 
-def report(unit_keys: list[str] | None, options: ReportOptions, loc: Locations, *,
-           graders: list[str] | None = None, selectors: dict[str, list[str] | None] | None = None) -> RunResult:
+def report(
+    unit_keys: list[str] | None,
+    options: ReportOptions,
+    loc: Locations,
+    *,
+    graders: list[str] | None = None,
+    selectors: dict[str, list[str] | None] | None = None,
+) -> RunResult:
     """Analyse stored grades and write the report folder."""
     from .analyse import analyse
     from .report import write_report
@@ -318,10 +342,24 @@ def report(unit_keys: list[str] | None, options: ReportOptions, loc: Locations, 
     if unit_keys is None:
         unit_keys = [u.key for u in select_stored(store, **(selectors or {}))]
     registry = load_registry(loc) if loc.registry_path.is_file() else None
-    analysis = analyse(store, unit_keys=unit_keys, graders=graders, registry=registry, seed=options.seed,
-                       n_resamples=options.n_resamples, level=options.level)
-    paths = write_report(analysis, store, options.out_dir, name=options.name, level=options.level,
-                         n_resamples=options.n_resamples, seed=options.seed)
+    analysis = analyse(
+        store,
+        unit_keys=unit_keys,
+        graders=graders,
+        registry=registry,
+        seed=options.seed,
+        n_resamples=options.n_resamples,
+        level=options.level,
+    )
+    paths = write_report(
+        analysis,
+        store,
+        options.out_dir,
+        name=options.name,
+        level=options.level,
+        n_resamples=options.n_resamples,
+        seed=options.seed,
+    )
     return RunResult(unit_keys=unit_keys, report=paths.index_md)
 
 
@@ -340,8 +378,14 @@ def run(
     gen = generate(selection, overrides, engine, loc, progress=progress)
     gr = grade(gen.unit_keys, grading, loc, progress=progress)
     rep = report(gen.unit_keys, reporting, loc, graders=grading.graders)
-    return RunResult(unit_keys=gen.unit_keys, generated=gen.generated, reused=gen.reused, graded=gr.graded,
-                     report=rep.report, run_id=gen.run_id)
+    return RunResult(
+        unit_keys=gen.unit_keys,
+        generated=gen.generated,
+        reused=gen.reused,
+        graded=gr.graded,
+        report=rep.report,
+        run_id=gen.run_id,
+    )
 
 
 def validate(loc: Locations) -> list[str]:
@@ -378,36 +422,72 @@ def listing(kind: str, loc: Locations) -> list[dict[str, str]]:
         for name in available_tasks(loc.config_dir):
             t = load_task(name, loc.config_dir)
             p = t.default_protocol()
-            rows.append({"task": name, "name": t.settings.display_name, "dataset": t.dataset_path,
-                         "problems": str(t.settings.expected_size or "?"),
-                         "protocol": f"n={p.n}, T={p.temperature:g}, {p.max_new_tokens} tokens"})
+            rows.append(
+                {
+                    "task": name,
+                    "name": t.settings.display_name,
+                    "dataset": t.dataset_path,
+                    "problems": str(t.settings.expected_size or "?"),
+                    "protocol": f"n={p.n}, T={p.temperature:g}, {p.max_new_tokens} tokens",
+                }
+            )
         return rows
     if kind == "prompts":
         rows = []
         for name in available_prompts(loc.config_dir):
-            t = load_prompt(name, loc.config_dir)
-            rows.append({"prompt": name, "chat": "yes" if t.chat else "no", "hash": t.template_hash,
-                         "description": t.description})
+            tmpl = load_prompt(name, loc.config_dir)
+            rows.append(
+                {
+                    "prompt": name,
+                    "chat": "yes" if tmpl.chat else "no",
+                    "hash": tmpl.template_hash,
+                    "description": tmpl.description,
+                }
+            )
         return rows
     if kind == "checkpoints":
         reg = load_registry(loc)
-        return [{"checkpoint": c.checkpoint_id, "model": c.model, "base": c.base or "-", "reward": c.reward or "-",
-                 "step": "-" if c.step is None else str(c.step), "prompt": c.prompt} for c in reg.checkpoints.values()]
+        return [
+            {
+                "checkpoint": c.checkpoint_id,
+                "model": c.model,
+                "base": c.base or "-",
+                "reward": c.reward or "-",
+                "step": "-" if c.step is None else str(c.step),
+                "prompt": c.prompt,
+            }
+            for c in reg.checkpoints.values()
+        ]
     if kind == "units":
         store = Store(loc.store)
         rows = []
         for u in store.units():
             s = u.spec
-            rows.append({"unit": u.key, "checkpoint": s.checkpoint.checkpoint_id, "task": s.task,
-                         "prompt": s.template_id, "n": str(s.protocol.n), "T": f"{s.protocol.temperature:g}",
-                         "backend": s.backend, "generated": str(len(store.read_generations(u.key))),
-                         "graders": ", ".join(store.graders(u.key)) or "-"})
+            rows.append(
+                {
+                    "unit": u.key,
+                    "checkpoint": s.checkpoint.checkpoint_id,
+                    "task": s.task,
+                    "prompt": s.template_id,
+                    "n": str(s.protocol.n),
+                    "T": f"{s.protocol.temperature:g}",
+                    "backend": s.backend,
+                    "generated": str(len(store.read_generations(u.key))),
+                    "graders": ", ".join(store.graders(u.key)) or "-",
+                }
+            )
         return rows
     if kind == "graders":
         from .graders import GRADERS, get_grader
 
-        return [{"grader": g, "version": get_grader(g).version,
-                 "description": (get_grader(g).__doc__ or "").strip().splitlines()[0]} for g in GRADERS]
+        return [
+            {
+                "grader": g,
+                "version": get_grader(g).version,
+                "description": (get_grader(g).__doc__ or "").strip().splitlines()[0],
+            }
+            for g in GRADERS
+        ]
     if kind == "backends":
         from .backends import available_backends
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -34,37 +33,65 @@ app = typer.Typer(
 StoreOpt = Annotated[Path, typer.Option("--store", help="Store directory (JSONL records).", envvar="RLVR_AUDIT_STORE")]
 DataDirOpt = Annotated[
     Path | None,
-    typer.Option("--data-dir", help="Read benchmarks from DIR/<task>.jsonl instead of the Hugging Face Hub.",
-                 envvar="RLVR_AUDIT_DATA_DIR"),
+    typer.Option(
+        "--data-dir",
+        help="Read benchmarks from DIR/<task>.jsonl instead of the Hugging Face Hub.",
+        envvar="RLVR_AUDIT_DATA_DIR",
+    ),
 ]
 ConfigDirOpt = Annotated[
     Path | None,
-    typer.Option("--config-dir", help="Folder with tasks/, prompts/ and checkpoints.yaml (default: the project's).",
-                 envvar="RLVR_AUDIT_CONFIG_DIR"),
+    typer.Option(
+        "--config-dir",
+        help="Folder with tasks/, prompts/ and checkpoints.yaml (default: the project's).",
+        envvar="RLVR_AUDIT_CONFIG_DIR",
+    ),
 ]
-RegistryOpt = Annotated[Path | None, typer.Option("--registry", help="Checkpoint registry YAML (default: <config-dir>/checkpoints.yaml).")]
+RegistryOpt = Annotated[
+    Path | None, typer.Option("--registry", help="Checkpoint registry YAML (default: <config-dir>/checkpoints.yaml).")
+]
 CheckpointsOpt = Annotated[
     str | None,
-    typer.Option("--checkpoints", "-c", help="Comma-separated registry ids, globs (qwen2.5-math-7b/*) or local model directories."),
+    typer.Option(
+        "--checkpoints",
+        "-c",
+        help="Comma-separated registry ids, globs (qwen2.5-math-7b/*) or local model directories.",
+    ),
 ]
 TasksOpt = Annotated[str | None, typer.Option("--tasks", "-t", help="Comma-separated task ids (default: all).")]
 PromptsOpt = Annotated[
     str | None,
-    typer.Option("--prompts", "-p", help="Comma-separated prompt templates; 'default' = each checkpoint's own, 'all' = every template."),
+    typer.Option(
+        "--prompts",
+        "-p",
+        help="Comma-separated prompt templates; 'default' = each checkpoint's own, 'all' = every template.",
+    ),
 ]
-BackendOpt = Annotated[str, typer.Option("--backend", "-b", help="lm-eval model type (hf, vllm, local-completions, ...) or 'scripted'.")]
-ModelArgsOpt = Annotated[str | None, typer.Option("--model-args", help="Engine arguments, lm-eval style: 'dtype=bfloat16,max_length=4096'.")]
+BackendOpt = Annotated[
+    str, typer.Option("--backend", "-b", help="lm-eval model type (hf, vllm, local-completions, ...) or 'scripted'.")
+]
+ModelArgsOpt = Annotated[
+    str | None, typer.Option("--model-args", help="Engine arguments, lm-eval style: 'dtype=bfloat16,max_length=4096'.")
+]
 LimitOpt = Annotated[int | None, typer.Option("--limit", help="Only the first N problems of each task.")]
-SamplesOpt = Annotated[int | None, typer.Option("--samples", "-k", help="Samples per problem (default: the task's protocol).")]
+SamplesOpt = Annotated[
+    int | None, typer.Option("--samples", "-k", help="Samples per problem (default: the task's protocol).")
+]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Base sampling seed (part of the unit key).")]
-TemperatureOpt = Annotated[float | None, typer.Option("--temperature", help="Sampling temperature (default: the task's).")]
+TemperatureOpt = Annotated[
+    float | None, typer.Option("--temperature", help="Sampling temperature (default: the task's).")
+]
 TopPOpt = Annotated[float | None, typer.Option("--top-p", help="Nucleus sampling mass (default: the task's).")]
-MaxTokensOpt = Annotated[int | None, typer.Option("--max-new-tokens", help="New-token limit (default: the task's, 3072).")]
+MaxTokensOpt = Annotated[
+    int | None, typer.Option("--max-new-tokens", help="New-token limit (default: the task's, 3072).")
+]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Engine batch size.")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="Device for transformers engines (cuda, cpu).")]
 SaveEveryOpt = Annotated[int, typer.Option("--save-every", help="Store samples after every N generated.")]
 NoBasesOpt = Annotated[bool, typer.Option("--no-bases", help="Do not add each checkpoint's base model to the run.")]
-GradersOpt = Annotated[str, typer.Option("--graders", "-g", help="Comma-separated grader ids (see `rlvr-audit ls graders`).")]
+GradersOpt = Annotated[
+    str, typer.Option("--graders", "-g", help="Comma-separated grader ids (see `rlvr-audit ls graders`).")
+]
 WorkersOpt = Annotated[int | None, typer.Option("--workers", help="Grading worker processes (default: all cores).")]
 TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Wall-clock seconds per graded answer.")]
 NameOpt = Annotated[str, typer.Option("--name", help="Report name: the report goes to reports/<name>.")]
@@ -121,7 +148,9 @@ def _summary(result, what: str) -> None:  # type: ignore[no-untyped-def]
 def _interrupted() -> None:
     from .ui import console
 
-    console.print("[yellow]interrupted:[/yellow] what was generated or graded is stored; run the same command again to resume.")
+    console.print(
+        "[yellow]interrupted:[/yellow] what was generated or graded is stored; run the same command again to resume."
+    )
     raise typer.Exit(130)
 
 
@@ -172,13 +201,27 @@ def run(
     _setup_logging()
     try:
         result = audit.run(
-            Selection(checkpoints=_split(checkpoints) or [], tasks=_split(tasks), prompts=_split(prompts),
-                      include_bases=not no_bases),
-            ProtocolOverrides(samples=samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed),
-            audit.EngineOptions(backend=backend, model_args=parse_model_args(model_args), batch_size=batch_size,
-                                device=device, limit=limit, save_every=save_every),
+            Selection(
+                checkpoints=_split(checkpoints) or [],
+                tasks=_split(tasks),
+                prompts=_split(prompts),
+                include_bases=not no_bases,
+            ),
+            ProtocolOverrides(
+                samples=samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed
+            ),
+            audit.EngineOptions(
+                backend=backend,
+                model_args=parse_model_args(model_args),
+                batch_size=batch_size,
+                device=device,
+                limit=limit,
+                save_every=save_every,
+            ),
             audit.GradeOptions(graders=_split(graders) or [], workers=workers, timeout=timeout),
-            audit.ReportOptions(name=name, report_dir=report_dir, seed=bootstrap_seed, n_resamples=resamples, level=level),
+            audit.ReportOptions(
+                name=name, report_dir=report_dir, seed=bootstrap_seed, n_resamples=resamples, level=level
+            ),
             _locations(store, data_dir, config_dir, registry),
             progress=not quiet,
         )
@@ -224,11 +267,23 @@ def generate(
     _setup_logging()
     try:
         result = audit.generate(
-            Selection(checkpoints=_split(checkpoints) or [], tasks=_split(tasks), prompts=_split(prompts),
-                      include_bases=not no_bases),
-            ProtocolOverrides(samples=samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed),
-            audit.EngineOptions(backend=backend, model_args=parse_model_args(model_args), batch_size=batch_size,
-                                device=device, limit=limit, save_every=save_every),
+            Selection(
+                checkpoints=_split(checkpoints) or [],
+                tasks=_split(tasks),
+                prompts=_split(prompts),
+                include_bases=not no_bases,
+            ),
+            ProtocolOverrides(
+                samples=samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed
+            ),
+            audit.EngineOptions(
+                backend=backend,
+                model_args=parse_model_args(model_args),
+                batch_size=batch_size,
+                device=device,
+                limit=limit,
+                save_every=save_every,
+            ),
             _locations(store, data_dir, config_dir, registry),
             progress=not quiet,
         )
@@ -278,7 +333,9 @@ def report(
     checkpoints: CheckpointsOpt = None,
     tasks: TasksOpt = None,
     prompts: PromptsOpt = None,
-    graders: Annotated[str | None, typer.Option("--graders", "-g", help="Graders to report (default: all graded).")] = None,
+    graders: Annotated[
+        str | None, typer.Option("--graders", "-g", help="Graders to report (default: all graded).")
+    ] = None,
     name: NameOpt = "audit",
     report_dir: ReportDirOpt = None,
     bootstrap_seed: ReportSeedOpt = 0,
@@ -298,7 +355,9 @@ def report(
     try:
         result = audit.report(
             None,
-            audit.ReportOptions(name=name, report_dir=report_dir, seed=bootstrap_seed, n_resamples=resamples, level=level),
+            audit.ReportOptions(
+                name=name, report_dir=report_dir, seed=bootstrap_seed, n_resamples=resamples, level=level
+            ),
             _locations(store, None, config_dir, registry),
             graders=_split(graders),
             selectors={"checkpoints": _split(checkpoints), "tasks": _split(tasks), "prompts": _split(prompts)},
@@ -379,4 +438,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -17,7 +17,7 @@ from .plan import PlannedUnit
 from .prompts import render
 from .records import Generation, Problem, Prompt
 from .store import Store
-from .ui import Progress
+from .ui import Progress, TaskID
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def _generate_unit(
     todo: dict[int, list[Problem]],
     save_every: int,
     progress: Progress,
-    task_id: int,
+    task_id: TaskID,
 ) -> int:
     spec = unit.spec
     prompts: dict[str, Prompt] = {}

@@ -67,8 +67,14 @@ def grade_units(
         progress.update(task_id, description=f"grading {grader_id} · {key[:8]}")
         pending: list[Grade] = []
 
-        def on_result(task: GradeTask, outcome: GradeOutcome, key: str = key, grader_id: str = grader_id,
-                      version: str = version, pending: list[Grade] = pending) -> None:
+        def on_result(
+            task: GradeTask,
+            outcome: GradeOutcome,
+            key: str = key,
+            grader_id: str = grader_id,
+            version: str = version,
+            pending: list[Grade] = pending,
+        ) -> None:
             pid, idx = task.key
             pending.append(
                 Grade(
@@ -78,7 +84,7 @@ def grade_units(
                     grader_id=grader_id,
                     grader_version=version,
                     extracted=outcome.extracted,
-                    verdict=outcome.verdict,  # type: ignore[arg-type]
+                    verdict=outcome.verdict,
                     error=outcome.error,
                 )
             )

@@ -141,7 +141,9 @@ def plan(
     task_names = selection.tasks or list(available_tasks(config_dir))
     tasks = [load_task(t, config_dir) for t in task_names]
     # validate every template name before loading any data
-    per_checkpoint_prompts = {ck.checkpoint_id: resolve_prompts(selection.prompts, ck, config_dir) for ck in checkpoints}
+    per_checkpoint_prompts = {
+        ck.checkpoint_id: resolve_prompts(selection.prompts, ck, config_dir) for ck in checkpoints
+    }
     templates = {name: load_prompt(name, config_dir) for names in per_checkpoint_prompts.values() for name in names}
     problems = {t.task: load_problems(t, data_dir=data_dir) for t in tasks}
     engine_args = engine_args_for_key(backend, model_args)

@@ -140,7 +140,9 @@ def render(
             text = user if template.system is None else f"{template.system}\n\n{user}"
         else:
             who = f"checkpoint {checkpoint_id!r}" if checkpoint_id else "this checkpoint"
-            what = "has a tokenizer without a chat template" if tokenizer is not None else "has no tokenizer to render it"
+            what = (
+                "has a tokenizer without a chat template" if tokenizer is not None else "has no tokenizer to render it"
+            )
             raise UsageError(
                 f"prompt template {template_id!r} applies a chat template, but {who} {what}; "
                 "use a raw template (no_template, r1_think) or one with raw_fallback: true"
@@ -156,4 +158,3 @@ def render(
         text=text,
         prompt_hash=stable_hash(text),
     )
-

@@ -27,13 +27,44 @@ from .records import Comparison, Estimate, RunManifest
 from .store import Store, UnitInfo
 
 ESTIMATE_COLUMNS = [
-    "checkpoint", "task", "prompt", "grader", "metric", "n_problems", "n_samples", "value", "ci_low", "ci_high",
-    "level", "method", "seed", "family", "base", "reward", "step", "unit_key",
+    "checkpoint",
+    "task",
+    "prompt",
+    "grader",
+    "metric",
+    "n_problems",
+    "n_samples",
+    "value",
+    "ci_low",
+    "ci_high",
+    "level",
+    "method",
+    "seed",
+    "family",
+    "base",
+    "reward",
+    "step",
+    "unit_key",
 ]
 COMPARISON_COLUMNS = [
-    "checkpoint", "base", "task", "prompt", "grader", "metric", "delta", "ci_low", "ci_high",
-    "baseline_value", "treatment_value", "p_value", "n_problems", "level", "method", "seed",
-    "treatment_unit", "baseline_unit",
+    "checkpoint",
+    "base",
+    "task",
+    "prompt",
+    "grader",
+    "metric",
+    "delta",
+    "ci_low",
+    "ci_high",
+    "baseline_value",
+    "treatment_value",
+    "p_value",
+    "n_problems",
+    "level",
+    "method",
+    "seed",
+    "treatment_unit",
+    "baseline_unit",
 ]
 
 
@@ -59,11 +90,24 @@ def estimates_frame(analysis: Analysis) -> pd.DataFrame:
         u = info[e.unit_key]
         rows.append(
             {
-                "checkpoint": e.checkpoint_id, "task": e.task, "prompt": e.template_id, "grader": e.grader_id,
-                "metric": e.metric, "n_problems": e.n_problems, "n_samples": e.n_samples, "value": e.value,
-                "ci_low": e.ci_low, "ci_high": e.ci_high, "level": e.level, "method": e.method, "seed": e.seed,
-                "family": u.family, "base": u.base or "", "reward": u.reward or "",
-                "step": "" if u.step is None else u.step, "unit_key": e.unit_key,
+                "checkpoint": e.checkpoint_id,
+                "task": e.task,
+                "prompt": e.template_id,
+                "grader": e.grader_id,
+                "metric": e.metric,
+                "n_problems": e.n_problems,
+                "n_samples": e.n_samples,
+                "value": e.value,
+                "ci_low": e.ci_low,
+                "ci_high": e.ci_high,
+                "level": e.level,
+                "method": e.method,
+                "seed": e.seed,
+                "family": u.family,
+                "base": u.base or "",
+                "reward": u.reward or "",
+                "step": "" if u.step is None else u.step,
+                "unit_key": e.unit_key,
             }
         )
     return pd.DataFrame(rows, columns=ESTIMATE_COLUMNS)
@@ -73,11 +117,24 @@ def comparisons_frame(analysis: Analysis) -> pd.DataFrame:
     """Comparisons as a DataFrame with :data:`COMPARISON_COLUMNS`."""
     rows = [
         {
-            "checkpoint": c.treatment, "base": c.baseline, "task": c.task, "prompt": c.template_id,
-            "grader": c.grader_id, "metric": c.metric, "delta": c.delta, "ci_low": c.ci_low, "ci_high": c.ci_high,
-            "baseline_value": c.baseline_value, "treatment_value": c.treatment_value, "p_value": c.p_value,
-            "n_problems": c.n_problems, "level": c.level, "method": c.method, "seed": c.seed,
-            "treatment_unit": c.treatment_unit, "baseline_unit": c.baseline_unit,
+            "checkpoint": c.treatment,
+            "base": c.baseline,
+            "task": c.task,
+            "prompt": c.template_id,
+            "grader": c.grader_id,
+            "metric": c.metric,
+            "delta": c.delta,
+            "ci_low": c.ci_low,
+            "ci_high": c.ci_high,
+            "baseline_value": c.baseline_value,
+            "treatment_value": c.treatment_value,
+            "p_value": c.p_value,
+            "n_problems": c.n_problems,
+            "level": c.level,
+            "method": c.method,
+            "seed": c.seed,
+            "treatment_unit": c.treatment_unit,
+            "baseline_unit": c.baseline_unit,
         }
         for c in analysis.comparisons
     ]
@@ -94,7 +151,9 @@ def _signed(x: float) -> str:
 
 def _protocol_label(u: UnitInfo) -> str:
     p = u.spec.protocol
-    decoding = "greedy" if p.temperature == 0 else f"T={p.temperature:g}" + (f", top-p {p.top_p:g}" if p.top_p < 1 else "")
+    decoding = (
+        "greedy" if p.temperature == 0 else f"T={p.temperature:g}" + (f", top-p {p.top_p:g}" if p.top_p < 1 else "")
+    )
     return f"{decoding}, {p.n} sample{'s' if p.n > 1 else ''}, {p.max_new_tokens} tokens, seed {p.seed}"
 
 
@@ -141,10 +200,11 @@ def reproduction_table(analysis: Analysis, grader_id: str) -> str:
             name = f"{label} ({', '.join(extras)})" if extras else label
             row = [_escape(name), f"`{template}`"]
             for col in columns:
-                u = cells.get(col)
-                if u is None:
+                cell_unit = cells.get(col)
+                if cell_unit is None:
                     row.append("")
                     continue
+                u = cell_unit
                 e = est.get((u.key, f"avg@{u.spec.protocol.n}"))
                 if e is None:
                     row.append("")
@@ -168,7 +228,9 @@ def settings_table(analysis: Analysis, store: Store) -> str:
     lines = [header, "|" + "---|" * 9]
     for u in analysis.units:
         s = u.spec
-        engine = s.backend + (" (" + ", ".join(f"{k}={v}" for k, v in s.engine_args.items()) + ")" if s.engine_args else "")
+        engine = s.backend + (
+            " (" + ", ".join(f"{k}={v}" for k, v in s.engine_args.items()) + ")" if s.engine_args else ""
+        )
         n_gen = len(store.read_generations(u.key))
         graders = ", ".join(store.graders(u.key)) or "-"
         model = s.checkpoint.model + (f"@{s.checkpoint.revision}" if s.checkpoint.revision else "")
@@ -212,7 +274,10 @@ def render_markdown(analysis: Analysis, store: Store, *, name: str, level: float
         parts.append("## Reproduction table\n\n_Nothing graded yet: run `rlvr-audit grade`._\n")
     if analysis.comparisons:
         parts.append("## Gains over base\n")
-        parts.append("| Checkpoint | Base | Task | Prompt | Grader | Metric | Gain (points) | p (paired permutation) | Problems |")
+        parts.append(
+            "| Checkpoint | Base | Task | Prompt | Grader | Metric | Gain (points) "
+            "| p (paired permutation) | Problems |"
+        )
         parts.append("|---|---|---|---|---|---|---|---|---|")
         for c in analysis.comparisons:
             p = "-" if c.p_value is None else f"{c.p_value:.3g}"
@@ -225,8 +290,10 @@ def render_markdown(analysis: Analysis, store: Store, *, name: str, level: float
     parts.append(settings_table(analysis, store))
     parts.append("## Runs (manifest)\n")
     parts.append(manifest_section(store.manifests(), {u.key for u in analysis.units}))
-    parts.append("Machine-readable tables: [`tables/estimates.csv`](tables/estimates.csv), "
-                 "[`tables/comparisons.csv`](tables/comparisons.csv) (accuracies as fractions).\n")
+    parts.append(
+        "Machine-readable tables: [`tables/estimates.csv`](tables/estimates.csv), "
+        "[`tables/comparisons.csv`](tables/comparisons.csv) (accuracies as fractions).\n"
+    )
     return "\n".join(parts)
 
 
@@ -249,7 +316,8 @@ def write_report(
         estimates_frame(analysis).to_csv(tmp / "tables" / "estimates.csv", index=False)
         comparisons_frame(analysis).to_csv(tmp / "tables" / "comparisons.csv", index=False)
         (tmp / "index.md").write_text(
-            render_markdown(analysis, store, name=name, level=level, n_resamples=n_resamples, seed=seed), encoding="utf-8"
+            render_markdown(analysis, store, name=name, level=level, n_resamples=n_resamples, seed=seed),
+            encoding="utf-8",
         )
         if out_dir.exists():
             old = out_dir.with_name(f".{out_dir.name}.old")

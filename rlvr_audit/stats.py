@@ -141,9 +141,7 @@ def _as_correct_matrix(correct: npt.ArrayLike, name: str = "correct") -> BoolArr
         try:
             arr = arr.astype(np.float64)
         except (TypeError, ValueError):
-            raise ValueError(
-                f"{name} must hold only bool or 0/1 values; got objects it cannot convert"
-            ) from None
+            raise ValueError(f"{name} must hold only bool or 0/1 values; got objects it cannot convert") from None
     if arr.ndim >= 1 and arr.shape[0] == 0:
         raise ValueError(f"{name} is empty: it has no problems (shape {arr.shape})")
     if arr.ndim != 2:
@@ -166,15 +164,11 @@ def _as_correct_matrix(correct: npt.ArrayLike, name: str = "correct") -> BoolArr
     bad = (arr != 0) & (arr != 1)
     if bad.any():
         i, j = np.argwhere(bad)[0]
-        raise ValueError(
-            f"{name} must hold only 0/1 (or bool) values; problem {i} sample {j} is {arr[i, j]!r}"
-        )
+        raise ValueError(f"{name} must hold only 0/1 (or bool) values; problem {i} sample {j} is {arr[i, j]!r}")
     return np.asarray(arr == 1, dtype=np.bool_)
 
 
-def _as_paired(
-    baseline: npt.ArrayLike, treatment: npt.ArrayLike
-) -> tuple[BoolArray, BoolArray]:
+def _as_paired(baseline: npt.ArrayLike, treatment: npt.ArrayLike) -> tuple[BoolArray, BoolArray]:
     """Validate both sides of a paired comparison: same problems (rows), any k each."""
     b = _as_correct_matrix(baseline, "baseline")
     t = _as_correct_matrix(treatment, "treatment")
@@ -190,8 +184,7 @@ def _as_paired(
 def _check_rng(rng: object) -> np.random.Generator:
     if not isinstance(rng, np.random.Generator):
         raise TypeError(
-            "rng must be a numpy.random.Generator, e.g. np.random.default_rng(seed); "
-            f"got {type(rng).__name__}"
+            f"rng must be a numpy.random.Generator, e.g. np.random.default_rng(seed); got {type(rng).__name__}"
         )
     return rng
 
@@ -372,9 +365,7 @@ def pass_at_k_matrix(correct: npt.ArrayLike, k: int) -> float:
 # --------------------------------------------------------------------------------------
 
 
-def _resampled_means(
-    scores: FloatArray, rng: np.random.Generator, n_resamples: int
-) -> FloatArray:
+def _resampled_means(scores: FloatArray, rng: np.random.Generator, n_resamples: int) -> FloatArray:
     """Means of ``scores`` over ``n_resamples`` draws of ``len(scores)`` rows with replacement.
 
     Indices are drawn as blocks of at most :data:`_CHUNK_ELEMENTS`; the block size depends only
@@ -394,7 +385,7 @@ def _resampled_means_multi(
     for start in range(0, n_resamples, block):
         stop = min(start + block, n_resamples)
         idx = rng.integers(0, n, size=(stop - start, n))
-        for col, dest in zip(columns, out):
+        for col, dest in zip(columns, out, strict=True):
             dest[start:stop] = col[idx].mean(axis=1)
     return out
 
@@ -535,4 +526,3 @@ def paired_permutation_pvalue(
         signs = gen.integers(0, 2, size=(size, m), dtype=np.int64) * 2 - 1
         count += int(np.count_nonzero(np.abs(signs @ diff) >= observed))
     return (count + 1) / (n_b + 1)
-

@@ -18,7 +18,6 @@ raises :class:`~rlvr_audit.errors.StoreError` naming the file and line. Duplicat
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import tempfile
@@ -255,7 +254,10 @@ class Store:
         log.warning(
             "%s: the last line was torn (an interrupted write, %d bytes); moved it to %s.torn and "
             "kept the %d complete bytes before it",
-            path, len(torn), path, cut,
+            path,
+            len(torn),
+            path,
+            cut,
         )
 
     def _read_records(self, path: Path, model: type[R]) -> list[R]:
@@ -296,5 +298,3 @@ def _dedupe(records: list[Any]) -> list[Any]:
         seen.add(k)
         out.append(r)
     return out
-
-

@@ -192,8 +192,7 @@ def rows_to_problems(spec: TaskSpec, rows: list[dict[str, Any]], source: str) ->
         raise UsageError(f"{source}: no problems found")
     if s.expected_size is not None and len(problems) != s.expected_size:
         raise UsageError(
-            f"{source}: {len(problems)} problems, but task {spec.task!r} has {s.expected_size}; "
-            "is this the right file?"
+            f"{source}: {len(problems)} problems, but task {spec.task!r} has {s.expected_size}; is this the right file?"
         )
     return problems
 

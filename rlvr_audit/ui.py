@@ -8,12 +8,13 @@ from rich.progress import (
     MofNCompleteColumn,
     Progress,
     SpinnerColumn,
+    TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
 
-__all__ = ["Progress", "console", "make_progress"]
+__all__ = ["Progress", "TaskID", "console", "make_progress"]
 
 console = Console(stderr=True)
 """Where progress, warnings and summaries go (stdout stays for data such as ``ls`` output)."""

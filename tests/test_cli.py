@@ -74,8 +74,16 @@ def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]:
 
 
 def base_args(env: dict[str, Path]) -> list[str]:
-    return ["--config-dir", str(ROOT), "--registry", str(env["registry"]), "--data-dir", str(DATA),
-            "--store", str(env["tmp"] / "store")]
+    return [
+        "--config-dir",
+        str(ROOT),
+        "--registry",
+        str(env["registry"]),
+        "--data-dir",
+        str(DATA),
+        "--store",
+        str(env["tmp"] / "store"),
+    ]
 
 
 def invoke(*args: str) -> object:
@@ -83,11 +91,34 @@ def invoke(*args: str) -> object:
 
 
 def test_run_gives_hand_computed_accuracies_intervals_and_gains(env: dict[str, Path]) -> None:
-    r = invoke("run", "--backend", "scripted", "--model-args", f"script={env['script']}", "--checkpoints", "toy/rl",
-               "--tasks", "math500", "--limit", "5", "--quiet", *base_args(env))
+    r = invoke(
+        "run",
+        "--backend",
+        "scripted",
+        "--model-args",
+        f"script={env['script']}",
+        "--checkpoints",
+        "toy/rl",
+        "--tasks",
+        "math500",
+        "--limit",
+        "5",
+        "--quiet",
+        *base_args(env),
+    )
     assert r.exit_code == 0, r.output
     est = pd.read_csv(env["tmp"] / "reports" / "audit" / "tables" / "estimates.csv").set_index("checkpoint")
-    assert list(est.columns[:9]) == ["task", "prompt", "grader", "metric", "n_problems", "n_samples", "value", "ci_low", "ci_high"]
+    assert list(est.columns[:9]) == [
+        "task",
+        "prompt",
+        "grader",
+        "metric",
+        "n_problems",
+        "n_samples",
+        "value",
+        "ci_low",
+        "ci_high",
+    ]
     # base: 2/5 correct. Bootstrap of the mean of 5 draws: count ~ Binomial(5, .4); its 2.5% and
     # 97.5% quantiles are 0 and 4 (P(X=0)=.078, P(X<=3)=.913, P(X<=4)=.990).
     assert est.loc["toy/base", ["value", "ci_low", "ci_high"]].tolist() == pytest.approx([0.4, 0.0, 0.8])
@@ -105,8 +136,23 @@ def test_run_gives_hand_computed_accuracies_intervals_and_gains(env: dict[str, P
 
 
 def test_avg_and_pass_at_k_with_samples(env: dict[str, Path]) -> None:
-    r = invoke("run", "--backend", "scripted", "--model-args", f"script={env['script']}", "--checkpoints", "toy/rl",
-               "--tasks", "aime24", "--limit", "3", "--samples", "2", "--quiet", *base_args(env))
+    r = invoke(
+        "run",
+        "--backend",
+        "scripted",
+        "--model-args",
+        f"script={env['script']}",
+        "--checkpoints",
+        "toy/rl",
+        "--tasks",
+        "aime24",
+        "--limit",
+        "3",
+        "--samples",
+        "2",
+        "--quiet",
+        *base_args(env),
+    )
     assert r.exit_code == 0, r.output
     est = pd.read_csv(env["tmp"] / "reports" / "audit" / "tables" / "estimates.csv")
     got = {(e.checkpoint, e.metric): e.value for e in est.itertuples()}
@@ -119,8 +165,20 @@ def test_avg_and_pass_at_k_with_samples(env: dict[str, Path]) -> None:
 
 
 def test_rerun_reuses_and_a_changed_setting_makes_a_new_unit(env: dict[str, Path]) -> None:
-    args = ["--backend", "scripted", "--model-args", f"script={env['script']}", "--checkpoints", "toy/base",
-            "--tasks", "math500", "--limit", "3", "--quiet", *base_args(env)]
+    args = [
+        "--backend",
+        "scripted",
+        "--model-args",
+        f"script={env['script']}",
+        "--checkpoints",
+        "toy/base",
+        "--tasks",
+        "math500",
+        "--limit",
+        "3",
+        "--quiet",
+        *base_args(env),
+    ]
     assert invoke("run", *args).exit_code == 0
     r = invoke("run", *args)
     assert "0 samples generated, 3 reused" in r.output
@@ -132,8 +190,21 @@ def test_rerun_reuses_and_a_changed_setting_makes_a_new_unit(env: dict[str, Path
 
 
 def test_grade_and_report_commands_work_from_the_store_alone(env: dict[str, Path]) -> None:
-    gen = invoke("generate", "--backend", "scripted", "--model-args", f"script={env['script']}", "--checkpoints",
-                 "toy/rl", "--tasks", "math500", "--limit", "5", "--quiet", *base_args(env))
+    gen = invoke(
+        "generate",
+        "--backend",
+        "scripted",
+        "--model-args",
+        f"script={env['script']}",
+        "--checkpoints",
+        "toy/rl",
+        "--tasks",
+        "math500",
+        "--limit",
+        "5",
+        "--quiet",
+        *base_args(env),
+    )
     assert gen.exit_code == 0 and "10 samples generated" in gen.output
     store = ["--store", str(env["tmp"] / "store")]
     assert invoke("grade", "--quiet", *store).exit_code == 0
@@ -142,7 +213,9 @@ def test_grade_and_report_commands_work_from_the_store_alone(env: dict[str, Path
     assert (env["tmp"] / "reports" / "again" / "tables" / "comparisons.csv").is_file()
     rows = json.loads(invoke("ls", "units", "--format", "json", *store).output)
     assert {(r["checkpoint"], r["generated"], r["graders"]) for r in rows} == {
-        ("toy/rl", "5", "math_verify"), ("toy/base", "5", "math_verify")}
+        ("toy/rl", "5", "math_verify"),
+        ("toy/base", "5", "math_verify"),
+    }
 
 
 @pytest.mark.parametrize(
@@ -158,8 +231,18 @@ def test_grade_and_report_commands_work_from_the_store_alone(env: dict[str, Path
     ],
 )
 def test_bad_names_exit_2_and_write_nothing(env: dict[str, Path], extra: list[str], message: str) -> None:
-    args = ["run", "--backend", "scripted", "--checkpoints", "toy/rl", "--tasks", "math500", "--limit", "2",
-            *base_args(env)]
+    args = [
+        "run",
+        "--backend",
+        "scripted",
+        "--checkpoints",
+        "toy/rl",
+        "--tasks",
+        "math500",
+        "--limit",
+        "2",
+        *base_args(env),
+    ]
     for i in range(0, len(extra), 2):
         flag = extra[i]
         if flag in args:
@@ -183,8 +266,20 @@ def test_model_directory_that_does_not_load(env: dict[str, Path]) -> None:
     bad = env["tmp"] / "broken-model"
     bad.mkdir()
     (bad / "config.json").write_text('{"model_type": "qwen2"}')
-    r = invoke("run", "--backend", "hf", "--checkpoints", str(bad), "--tasks", "math500", "--limit", "1",
-               "--prompts", "no_template", *base_args(env))
+    r = invoke(
+        "run",
+        "--backend",
+        "hf",
+        "--checkpoints",
+        str(bad),
+        "--tasks",
+        "math500",
+        "--limit",
+        "1",
+        "--prompts",
+        "no_template",
+        *base_args(env),
+    )
     assert r.exit_code == 1
     assert "cannot load model" in r.output and "broken-model" in r.output
 
@@ -196,8 +291,10 @@ def test_every_command_explains_itself_with_an_example() -> None:
 
 
 def test_help_does_not_import_torch_or_vllm() -> None:
-    code = "import sys; from rlvr_audit.cli import app; from typer.testing import CliRunner; " \
-           "CliRunner().invoke(app, ['run', '--help']); print('torch' in sys.modules, 'vllm' in sys.modules)"
+    code = (
+        "import sys; from rlvr_audit.cli import app; from typer.testing import CliRunner; "
+        "CliRunner().invoke(app, ['run', '--help']); print('torch' in sys.modules, 'vllm' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 
@@ -205,8 +302,12 @@ def test_help_does_not_import_torch_or_vllm() -> None:
 def test_validate_and_ls(env: dict[str, Path]) -> None:
     r = invoke("validate", "--config-dir", str(ROOT))
     assert r.exit_code == 0 and "all 14 files valid" in r.output
-    for what, expect in [("tasks", "math500"), ("prompts", "lipsum"), ("graders", "math_verify"),
-                         ("checkpoints", "qwen2.5-math-7b/base")]:
+    for what, expect in [
+        ("tasks", "math500"),
+        ("prompts", "lipsum"),
+        ("graders", "math_verify"),
+        ("checkpoints", "qwen2.5-math-7b/base"),
+    ]:
         r = invoke("ls", what, "--format", "tsv", "--config-dir", str(ROOT))
         assert r.exit_code == 0 and expect in r.output.split(), what
     assert invoke("ls", "everything", "--config-dir", str(ROOT)).exit_code == 2
@@ -215,9 +316,26 @@ def test_validate_and_ls(env: dict[str, Path]) -> None:
 def test_killed_run_resumes_without_loss_or_regeneration(env: dict[str, Path]) -> None:
     """SIGKILL a run mid-generation; the rerun generates exactly the missing samples."""
     store = env["tmp"] / "store"
-    cmd = [sys.executable, "-m", "rlvr_audit.cli", "generate", "--backend", "scripted", "--model-args",
-           "accuracy=0.5,delay=0.02", "--checkpoints", "toy/base", "--tasks", "math500", "--limit", "120",
-           "--save-every", "10", "--quiet", *base_args(env)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "rlvr_audit.cli",
+        "generate",
+        "--backend",
+        "scripted",
+        "--model-args",
+        "accuracy=0.5,delay=0.02",
+        "--checkpoints",
+        "toy/base",
+        "--tasks",
+        "math500",
+        "--limit",
+        "120",
+        "--save-every",
+        "10",
+        "--quiet",
+        *base_args(env),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=env["tmp"])
     gens = None
     deadline = time.time() + 60

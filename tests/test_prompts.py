@@ -14,8 +14,17 @@ from rlvr_audit.records import Problem
 ROOT = Path(__file__).resolve().parents[1]
 CLAIMS = ROOT.parent / "shared" / "reference" / "claims.yaml"
 
-ALL = {"qwen_math_default", "model_default", "no_template", "r1_think", "math_problem", "simplerl_zoo", "sober",
-       "lipsum", "code_forcing"}
+ALL = {
+    "qwen_math_default",
+    "model_default",
+    "no_template",
+    "r1_think",
+    "math_problem",
+    "simplerl_zoo",
+    "sober",
+    "lipsum",
+    "code_forcing",
+}
 
 
 class ChatML:
@@ -42,7 +51,11 @@ def test_texts_are_verbatim_from_the_reference() -> None:
     ref = yaml.safe_load(CLAIMS.read_text())["prompts"]
     assert load_prompt("qwen_math_default", ROOT).system == ref["qwen_math_default_chat"]["system"]
     assert load_prompt("r1_think", ROOT).text == ref["r1_think_base_model"]["text"]
-    for ours, theirs in [("math_problem", "math_problem"), ("simplerl_zoo", "simplerl_zoo"), ("lipsum", "spurious_lipsum")]:
+    for ours, theirs in [
+        ("math_problem", "math_problem"),
+        ("simplerl_zoo", "simplerl_zoo"),
+        ("lipsum", "spurious_lipsum"),
+    ]:
         t = load_prompt(ours, ROOT)
         assert (t.system, t.user) == (ref[theirs]["system"], ref[theirs]["user"])
     assert load_prompt("sober", ROOT).user == ref["sober"]["user"]
@@ -86,7 +99,9 @@ def test_chat_template_without_chat_tokenizer_is_a_clear_error() -> None:
         def apply_chat_template(self, conversation, **kwargs):  # type: ignore[no-untyped-def]
             raise AssertionError("not called")
 
-    with pytest.raises(UsageError, match="'sober' applies a chat template, but checkpoint 'fam/x' has a tokenizer without"):
+    with pytest.raises(
+        UsageError, match="'sober' applies a chat template, but checkpoint 'fam/x' has a tokenizer without"
+    ):
         render(load_prompt("sober", ROOT), "sober", PROBLEM, tokenizer=NoChat(), checkpoint_id="fam/x")
 
 

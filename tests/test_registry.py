@@ -11,8 +11,16 @@ from rlvr_audit.prompts import available_prompts
 from rlvr_audit.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
-FAMILIES = {"qwen2.5-math-7b", "qwen2.5-math-1.5b", "qwen2.5-7b", "qwen2.5-1.5b", "llama-3.1-8b-instruct",
-            "llama-3.2-3b-instruct", "olmo-2-1124-7b", "olmo-2-1124-7b-sft"}
+FAMILIES = {
+    "qwen2.5-math-7b",
+    "qwen2.5-math-1.5b",
+    "qwen2.5-7b",
+    "qwen2.5-1.5b",
+    "llama-3.1-8b-instruct",
+    "llama-3.2-3b-instruct",
+    "olmo-2-1124-7b",
+    "olmo-2-1124-7b-sft",
+}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +42,10 @@ def test_families_and_paper_checkpoints(reg: Registry) -> None:
 def test_glob_selection_adds_bases_first(reg: Registry) -> None:
     sel = reg.select(["qwen2.5-math-7b/incorrect*"])
     assert [c.checkpoint_id for c in sel] == ["qwen2.5-math-7b/incorrect-step150"]
-    assert [c.checkpoint_id for c in reg.with_bases(sel)] == ["qwen2.5-math-7b/base", "qwen2.5-math-7b/incorrect-step150"]
+    assert [c.checkpoint_id for c in reg.with_bases(sel)] == [
+        "qwen2.5-math-7b/base",
+        "qwen2.5-math-7b/incorrect-step150",
+    ]
 
 
 def test_unknown_checkpoint_lists_valid(reg: Registry) -> None:
@@ -62,16 +73,22 @@ def test_directory_without_config_is_refused(reg: Registry, tmp_path: Path) -> N
 
 def test_unknown_base_names_the_key(tmp_path: Path) -> None:
     path = tmp_path / "checkpoints.yaml"
-    path.write_text("families:\n  f:\n    display_name: F\n    checkpoints:\n      rl:\n        model: a/b\n        base: f/nope\n")
+    path.write_text(
+        "families:\n  f:\n    display_name: F\n    checkpoints:\n      rl:\n        model: a/b\n        base: f/nope\n"
+    )
     with pytest.raises(ConfigError, match=r"families.f.checkpoints.rl.base: base 'f/nope' is not a checkpoint id"):
         Registry.load(path)
 
 
 def test_unknown_key_and_bad_prompt(tmp_path: Path) -> None:
     path = tmp_path / "checkpoints.yaml"
-    path.write_text("families:\n  f:\n    display_name: F\n    checkpoints:\n      b:\n        model: a/b\n        rewrd: x\n")
+    path.write_text(
+        "families:\n  f:\n    display_name: F\n    checkpoints:\n      b:\n        model: a/b\n        rewrd: x\n"
+    )
     with pytest.raises(ConfigError, match=r"checkpoints.yaml: families.f.checkpoints.b.rewrd: unknown key"):
         Registry.load(path)
-    path.write_text("families:\n  f:\n    display_name: F\n    checkpoints:\n      b:\n        model: a/b\n        prompt: nope\n")
+    path.write_text(
+        "families:\n  f:\n    display_name: F\n    checkpoints:\n      b:\n        model: a/b\n        prompt: nope\n"
+    )
     with pytest.raises(ConfigError, match="unknown prompt template 'nope'"):
         Registry.load(path).check_prompts(set(available_prompts(ROOT)))

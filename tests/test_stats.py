@@ -262,9 +262,9 @@ def test_paired_narrower_than_unpaired_on_correlated_data() -> None:
     baseline, treatment = correlated_pair(rng(13))
     paired = paired_bootstrap_ci(baseline, treatment, rng=rng(14), n_resamples=5_000)
     gen = rng(15)
-    unpaired_reps = bootstrap_distribution(
-        treatment, rng=gen, n_resamples=5_000
-    ) - bootstrap_distribution(baseline, rng=gen, n_resamples=5_000)
+    unpaired_reps = bootstrap_distribution(treatment, rng=gen, n_resamples=5_000) - bootstrap_distribution(
+        baseline, rng=gen, n_resamples=5_000
+    )
     lo, hi = np.quantile(unpaired_reps, [0.025, 0.975])
     assert paired.value == pytest.approx(avg_at_k(treatment) - avg_at_k(baseline), abs=1e-12)
     assert paired.width < 0.7 * (hi - lo)
@@ -288,12 +288,8 @@ def test_paired_agrees_with_scipy_paired_bootstrap() -> None:
 
 def test_paired_pass_at_j() -> None:
     baseline, treatment = correlated_pair(rng(19))
-    ci = paired_bootstrap_ci(
-        baseline, treatment, rng=rng(), n_resamples=1_000, statistic="pass@4"
-    )
-    assert ci.value == pytest.approx(
-        pass_at_k_matrix(treatment, 4) - pass_at_k_matrix(baseline, 4), abs=1e-12
-    )
+    ci = paired_bootstrap_ci(baseline, treatment, rng=rng(), n_resamples=1_000, statistic="pass@4")
+    assert ci.value == pytest.approx(pass_at_k_matrix(treatment, 4) - pass_at_k_matrix(baseline, 4), abs=1e-12)
     with pytest.raises(ValueError, match="pass@8"):
         paired_bootstrap_ci(baseline, treatment, rng=rng(), statistic="pass@8")  # k_b = 4
 
@@ -322,9 +318,7 @@ PERMUTATION_CASES = [
 
 
 @pytest.mark.parametrize(("baseline", "treatment", "expected"), PERMUTATION_CASES)
-def test_permutation_exact_hand_cases(
-    baseline: list[list[int]], treatment: list[list[int]], expected: float
-) -> None:
+def test_permutation_exact_hand_cases(baseline: list[list[int]], treatment: list[list[int]], expected: float) -> None:
     assert paired_permutation_pvalue(baseline, treatment, rng=rng()) == pytest.approx(expected)
 
 
@@ -412,9 +406,7 @@ def test_per_problem_matrix_builds_rows() -> None:
         ([grade("a", 0)], ["a", "a"], "more than once"),
     ],
 )
-def test_per_problem_matrix_validation(
-    grades: list[Grade], problem_ids: list[str] | None, message: str
-) -> None:
+def test_per_problem_matrix_validation(grades: list[Grade], problem_ids: list[str] | None, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         per_problem_matrix(grades, problem_ids=problem_ids)
 

@@ -15,29 +15,49 @@ from rlvr_audit.store import Store, UnitInfo
 def spec(**changes: object) -> UnitSpec:
     base = dict(
         checkpoint=CheckpointRef(checkpoint_id="f/base", model="org/m", revision="main"),
-        task="math500", data_hash="d" * 16, template_id="qwen_math_default", template_hash="t" * 16,
-        protocol=SamplingProtocol(n=1, temperature=0.0, max_new_tokens=3072), backend="hf", engine_args={},
+        task="math500",
+        data_hash="d" * 16,
+        template_id="qwen_math_default",
+        template_hash="t" * 16,
+        protocol=SamplingProtocol(n=1, temperature=0.0, max_new_tokens=3072),
+        backend="hf",
+        engine_args={},
     )
     base.update(changes)
     return UnitSpec(**base)  # type: ignore[arg-type]
 
 
 def gen(key: str, pid: str, idx: int = 0, text: str = "x") -> Generation:
-    return Generation(unit_key=key, checkpoint_id="f/base", task="math500", problem_id=pid, template_id="t",
-                      sample_idx=idx, seed=1, prompt="p", prompt_hash="h", completion=text,
-                      finish_reason="stop", n_tokens=1, backend="hf")
+    return Generation(
+        unit_key=key,
+        checkpoint_id="f/base",
+        task="math500",
+        problem_id=pid,
+        template_id="t",
+        sample_idx=idx,
+        seed=1,
+        prompt="p",
+        prompt_hash="h",
+        completion=text,
+        finish_reason="stop",
+        n_tokens=1,
+        backend="hf",
+    )
 
 
 def test_unit_key_covers_everything_that_changes_generations() -> None:
     s = spec()
     variants = [
         spec(checkpoint=CheckpointRef(checkpoint_id="f/base", model="org/m", revision="abc123")),
-        spec(data_hash="e" * 16), spec(template_hash="u" * 16), spec(task="aime24"),
+        spec(data_hash="e" * 16),
+        spec(template_hash="u" * 16),
+        spec(task="aime24"),
         spec(protocol=SamplingProtocol(n=8, temperature=0.0, max_new_tokens=3072)),
         spec(protocol=SamplingProtocol(n=1, temperature=0.6, max_new_tokens=3072)),
         spec(protocol=SamplingProtocol(n=1, temperature=0.0, max_new_tokens=1024)),
         spec(protocol=SamplingProtocol(n=1, temperature=0.0, max_new_tokens=3072, seed=1)),
-        spec(backend="vllm"), spec(engine_args={"dtype": "float32"}),
+        spec(backend="vllm"),
+        spec(engine_args={"dtype": "float32"}),
     ]
     keys = {v.key for v in variants}
     assert s.key not in keys and len(keys) == len(variants)
@@ -59,8 +79,15 @@ def test_round_trip_and_dedupe(tmp_path: Path) -> None:
     got = store.read_generations(s.key)
     assert [(g.problem_id, g.completion) for g in got] == [("a", "x"), ("b", "x")]
     assert store.unit_keys() == [s.key]
-    grade = Grade(unit_key=s.key, problem_id="a", sample_idx=0, grader_id="math_verify", grader_version="1",
-                  extracted="1", verdict="correct")
+    grade = Grade(
+        unit_key=s.key,
+        problem_id="a",
+        sample_idx=0,
+        grader_id="math_verify",
+        grader_version="1",
+        extracted="1",
+        verdict="correct",
+    )
     store.append_grades(s.key, "math_verify", [grade])
     assert store.read_grades(s.key, "math_verify") == [grade]
     assert store.read_grades(s.key, "math_verify", "2") == []

@@ -120,7 +120,9 @@ def parse_model_args(text: str | None) -> dict[str, str]:
         if not part:
             continue
         if "=" not in part:
-            raise UsageError(f"--model-args: {part!r} is not key=value (expected e.g. 'dtype=bfloat16,max_length=4096')")
+            raise UsageError(
+                f"--model-args: {part!r} is not key=value (expected e.g. 'dtype=bfloat16,max_length=4096')"
+            )
         k, v = part.split("=", 1)
         out[k.strip()] = v.strip()
     if "pretrained" in out:

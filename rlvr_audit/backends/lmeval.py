@@ -10,18 +10,26 @@ applied the way each engine takes it: ``transformers.set_seed`` before the call 
 transformers engines, a per-request ``seed`` sampling parameter for vLLM and SGLang, and the
 request ``seed`` field for OpenAI-compatible servers.
 
+Token counts and finish reasons: lm-eval returns completion strings only, and re-encoding a
+string does not give back the tokens that were sampled (invalid UTF-8 byte tokens decode to
+U+FFFD, non-canonical BPE splits re-merge, end-of-sequence tokens are dropped). So for the
+``hf`` (transformers) and ``vllm`` engines this module observes the raw generation: it wraps the
+loaded model's ``_model_generate`` to read the generated ids (transformers) or request outputs
+(vLLM, which reports token ids and the finish reason itself), and pairs them with prompts
+through lm-eval's ``cache_hook``, which lm-eval calls once per completion in the same order.
+
 Known issues:
-    lm-eval returns completion strings only. The token count is the completion re-encoded
-    with the engine's tokenizer, and ``finish_reason`` is ``length`` when that count reaches
-    the new-token limit. Re-encoding can differ from the sampled tokens by a token or two
-    (non-canonical BPE splits), so a completion cut within a couple of tokens of the limit can
-    be labelled ``stop``; an engine without a tokenizer gives ``unknown``. lm-eval also cannot
-    tell an end-of-sequence token from a stop string, so ``keep_stop`` templates get their stop
-    string appended whenever generation ended before the limit.
+    Other engines (OpenAI-compatible servers, SGLang, ...) expose no token ids through lm-eval:
+    their token count is the completion re-encoded with the engine's tokenizer (approximate),
+    and ``finish_reason`` is ``length`` when that count reaches the limit, else ``unknown``.
+    Engines apply the model's own ``generation_config.json`` defaults (e.g. ``top_k``,
+    ``repetition_penalty``) unless the task or ``--model-args`` override them.
 """
 
 from __future__ import annotations
 
+from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ModelLoadError
@@ -30,6 +38,98 @@ from . import GenOutput, GenRequest
 
 SEED_IN_GEN_KWARGS = frozenset({"vllm", "vllm-vlm", "sglang", "sglang-generate"})
 """Backends whose sampling parameters take a per-request ``seed``."""
+
+
+@dataclass(frozen=True)
+class _Observed:
+    """What the wrapped ``_model_generate`` saw for one completion."""
+
+    n_tokens: int
+    """Generated tokens, end-of-sequence included when generated."""
+    ended_by: str
+    """``eos``, ``stop_string`` or ``length``."""
+
+
+class _Observer:
+    """Pairs raw generation results with prompts (see module docstring)."""
+
+    def __init__(self, lm: Any) -> None:
+        self.queue: deque[_Observed] = deque()
+        self.by_prompt: dict[str, list[_Observed]] = {}
+        self.active = False
+        self.lm = lm
+        kind = type(lm).__name__
+        if hasattr(lm, "_model_generate") and hasattr(lm, "cache_hook"):
+            if kind == "HFLM" or any(c.__name__ == "HFLM" for c in type(lm).__mro__):
+                self._wrap(self._observe_hf)
+                self.active = True
+            elif any(c.__name__ == "VLLM" for c in type(lm).__mro__):
+                self._wrap(self._observe_vllm)
+                self.active = True
+
+    def _wrap(self, observe: Any) -> None:
+        original_generate = self.lm._model_generate
+        original_hook = self.lm.cache_hook.add_partial
+
+        def model_generate(*args: Any, **kwargs: Any) -> Any:
+            out = original_generate(*args, **kwargs)
+            observe(out, args, kwargs)
+            return out
+
+        def add_partial(attr: str, req: Any, res: Any) -> None:
+            if attr == "generate_until" and self.queue:
+                self.by_prompt.setdefault(req[0], []).append(self.queue.popleft())
+            original_hook(attr, req, res)
+
+        self.lm._model_generate = model_generate
+        self.lm.cache_hook.add_partial = add_partial
+
+    def _observe_hf(self, out: Any, args: Any, kwargs: Any) -> None:
+        context = kwargs.get("context", args[0] if args else None)
+        width = int(context.shape[1])
+        max_length = int(kwargs.get("max_length", width))
+        tok = self.lm.tokenizer
+        eos: set[int] = set()
+        for source in (getattr(tok, "eos_token_id", None), getattr(self.lm, "eot_token_id", None)):
+            if isinstance(source, int):
+                eos.add(source)
+        gen_cfg = getattr(getattr(self.lm, "model", None), "generation_config", None)
+        cfg_eos = getattr(gen_cfg, "eos_token_id", None)
+        eos.update([cfg_eos] if isinstance(cfg_eos, int) else list(cfg_eos or []))
+        pad = getattr(tok, "pad_token_id", None)
+        limit = max_length - width
+        for row in out.tolist():
+            cont = row[width:]
+            n, ended = len(cont), "length" if len(cont) >= limit else "stop_string"
+            for i, t in enumerate(cont):
+                if t in eos:
+                    n, ended = i + 1, "eos"
+                    break
+                if t == pad:
+                    n, ended = i, "stop_string"
+                    break
+            self.queue.append(_Observed(n, ended))
+
+    def _observe_vllm(self, out: Any, args: Any, kwargs: Any) -> None:
+        if not kwargs.get("generate", args[1] if len(args) > 1 else False):
+            return
+        for request_output in out:
+            o = request_output.outputs[0]
+            if o.finish_reason == "length":
+                ended = "length"
+            else:
+                ended = "stop_string" if isinstance(getattr(o, "stop_reason", None), str) else "eos"
+            self.queue.append(_Observed(len(o.token_ids), ended))
+
+    def take(self, prompt: str) -> _Observed | None:
+        """The observation for one completion of ``prompt`` (in order), if any."""
+        found = self.by_prompt.get(prompt)
+        return found.pop(0) if found else None
+
+    def reset(self) -> None:
+        """Forget observations of a previous call."""
+        self.queue.clear()
+        self.by_prompt.clear()
 
 
 class LMEvalEngine:
@@ -60,6 +160,7 @@ class LMEvalEngine:
         except Exception as exc:  # loaders raise OSError, ValueError, RuntimeError, ...
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelLoadError(f"cannot load model {model!r} with backend {backend!r}: {reason}") from exc
+        self._observer = _Observer(self.lm)
 
     @property
     def tokenizer(self) -> Any | None:
@@ -112,17 +213,20 @@ class LMEvalEngine:
             Instance(request_type="generate_until", doc={}, arguments=(r.prompt, dict(gen_kwargs)), idx=i)
             for i, r in enumerate(requests)
         ]
+        self._observer.reset()
         texts = self.lm.generate_until(instances, disable_tqdm=True)
         outputs: list[GenOutput] = []
-        for text in texts:
-            n = self._count_tokens(text)
+        for req, text in zip(requests, texts, strict=True):
+            seen = self._observer.take(req.prompt) if self._observer.active else None
             reason: FinishReason
-            if n is None:
-                reason = "unknown"
-            else:
-                reason = "length" if n >= protocol.max_new_tokens else "stop"
-            if keep_stop and stop and reason == "stop":
-                text = text + stop[0]
+            if seen is not None:
+                n: int | None = seen.n_tokens
+                reason = "length" if seen.ended_by == "length" else "stop"
+                if keep_stop and stop and seen.ended_by == "stop_string":
+                    text = text + stop[0]
+            else:  # engines that expose no token ids: approximate (see module docstring)
+                n = self._count_tokens(text)
+                reason = "length" if n is not None and n >= protocol.max_new_tokens else "unknown"
             outputs.append(GenOutput(text=text, n_tokens=n, finish_reason=reason))
         return outputs
 

@@ -67,7 +67,9 @@ class ScriptedEngine:
             except ValueError:
                 self.accuracy = -1.0
             if not 0.0 <= self.accuracy <= 1.0:
-                raise UsageError(f"scripted backend: accuracy must be a number in [0, 1], got {model_args['accuracy']!r}")
+                raise UsageError(
+                    f"scripted backend: accuracy must be a number in [0, 1], got {model_args['accuracy']!r}"
+                )
         self.script: dict[str, Any] = {}
         if "script" in model_args:
             path = Path(model_args["script"])
