@@ -14,7 +14,7 @@ from .backends import SCRIPTED, check_backend, key_args
 from .errors import UnknownNameError, UsageError
 from .prompts import PromptTemplate, available_prompts, load_prompt
 from .records import CheckpointRef, Problem, SamplingProtocol, UnitSpec
-from .registry import Checkpoint, Registry
+from .registry import Checkpoint, Registry, has_chat_template
 from .store import UnitInfo
 from .tasks import TaskSpec, available_tasks, data_hash, load_problems, load_task
 
@@ -156,6 +156,17 @@ def plan(
             protocol = overrides.apply(task)
             for tname in per_checkpoint_prompts[ck.checkpoint_id]:
                 template = templates[tname]
+                if (
+                    template.chat
+                    and not template.raw_fallback
+                    and ck.is_local
+                    and not has_chat_template(Path(ck.model))
+                ):
+                    raise UsageError(
+                        f"prompt template {tname!r} applies a chat template, but checkpoint {ck.checkpoint_id!r} "
+                        "has a tokenizer without one; use a raw template (no_template, r1_think) or one with "
+                        "raw_fallback: true"
+                    )
                 spec = UnitSpec(
                     checkpoint=ref,
                     task=task.task,

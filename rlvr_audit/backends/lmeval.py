@@ -40,6 +40,13 @@ SEED_IN_GEN_KWARGS = frozenset({"vllm", "vllm-vlm", "sglang", "sglang-generate"}
 """Backends whose sampling parameters take a per-request ``seed``."""
 
 
+def _default_torch_device() -> str:
+    """``cuda`` when a GPU is visible to torch, else ``cpu``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 @dataclass(frozen=True)
 class _Observed:
     """What the wrapped ``_model_generate`` saw for one completion."""
@@ -156,6 +163,8 @@ class LMEvalEngine:
             args["revision"] = revision
         try:
             cls = registry.get_model(backend)
+            if device is None and any(c.__name__ == "HFLM" for c in cls.__mro__):
+                device = _default_torch_device()  # lm-eval's own default is "cuda", even without a GPU
             self.lm = cls.create_from_arg_obj(args, {"batch_size": batch_size, "device": device})
         except Exception as exc:  # loaders raise OSError, ValueError, RuntimeError, ...
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
