@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -109,7 +110,7 @@ def _split(value: str | None) -> list[str] | None:
     return items or None
 
 
-def _fail(exc: AuditError) -> None:
+def _fail(exc: AuditError) -> NoReturn:
     from .ui import console
 
     console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, markup=True, soft_wrap=True)
@@ -145,13 +146,59 @@ def _summary(result, what: str) -> None:  # type: ignore[no-untyped-def]
         console.print(f"report: {result.report}", highlight=False)
 
 
-def _interrupted() -> None:
+def _interrupted() -> NoReturn:
     from .ui import console
 
     console.print(
         "[yellow]interrupted:[/yellow] what was generated or graded is stored; run the same command again to resume."
     )
     raise typer.Exit(130)
+
+
+def _generation_inputs(opts: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """Selection, protocol overrides and engine options from a command's options."""
+    from .audit import EngineOptions
+    from .backends import parse_model_args
+    from .plan import ProtocolOverrides, Selection
+
+    selection = Selection(
+        checkpoints=_split(opts["checkpoints"]) or [],
+        tasks=_split(opts["tasks"]),
+        prompts=_split(opts["prompts"]),
+        include_bases=not opts["no_bases"],
+    )
+    overrides = ProtocolOverrides(
+        samples=opts["samples"],
+        temperature=opts["temperature"],
+        top_p=opts["top_p"],
+        max_new_tokens=opts["max_new_tokens"],
+        seed=opts["seed"],
+    )
+    try:
+        model_args = parse_model_args(opts["model_args"])
+    except AuditError as exc:
+        _fail(exc)
+    engine = EngineOptions(
+        backend=opts["backend"],
+        model_args=model_args,
+        batch_size=opts["batch_size"],
+        device=opts["device"],
+        limit=opts["limit"],
+        save_every=opts["save_every"],
+    )
+    return selection, overrides, engine
+
+
+def _execute(what: str, call: Callable[[], Any]) -> None:
+    """Run a library call: user errors exit with their code, Ctrl-C keeps what is stored."""
+    _setup_logging()
+    try:
+        result = call()
+    except AuditError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        _interrupted()
+    _summary(result, what)
 
 
 @app.command()
@@ -195,41 +242,22 @@ def run(
     --data-dir ../shared/data/benchmarks
     """
     from . import audit
-    from .backends import parse_model_args
-    from .plan import ProtocolOverrides, Selection
 
-    _setup_logging()
-    try:
-        result = audit.run(
-            Selection(
-                checkpoints=_split(checkpoints) or [],
-                tasks=_split(tasks),
-                prompts=_split(prompts),
-                include_bases=not no_bases,
-            ),
-            ProtocolOverrides(
-                samples=samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed
-            ),
-            audit.EngineOptions(
-                backend=backend,
-                model_args=parse_model_args(model_args),
-                batch_size=batch_size,
-                device=device,
-                limit=limit,
-                save_every=save_every,
-            ),
+    selection, overrides, engine = _generation_inputs(locals())
+    _execute(
+        "run",
+        lambda: audit.run(
+            selection,
+            overrides,
+            engine,
             audit.GradeOptions(graders=_split(graders) or [], workers=workers, timeout=timeout),
             audit.ReportOptions(
                 name=name, report_dir=report_dir, seed=bootstrap_seed, n_resamples=resamples, level=level
             ),
             _locations(store, data_dir, config_dir, registry),
             progress=not quiet,
-        )
-    except AuditError as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        _interrupted()
-    _summary(result, "run")
+        ),
+    )
 
 
 @app.command()
@@ -261,37 +289,14 @@ def generate(
     --checkpoints 'qwen2.5-math-7b/*' --tasks math500,aime24
     """
     from . import audit
-    from .backends import parse_model_args
-    from .plan import ProtocolOverrides, Selection
 
-    _setup_logging()
-    try:
-        result = audit.generate(
-            Selection(
-                checkpoints=_split(checkpoints) or [],
-                tasks=_split(tasks),
-                prompts=_split(prompts),
-                include_bases=not no_bases,
-            ),
-            ProtocolOverrides(
-                samples=samples, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, seed=seed
-            ),
-            audit.EngineOptions(
-                backend=backend,
-                model_args=parse_model_args(model_args),
-                batch_size=batch_size,
-                device=device,
-                limit=limit,
-                save_every=save_every,
-            ),
-            _locations(store, data_dir, config_dir, registry),
-            progress=not quiet,
-        )
-    except AuditError as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        _interrupted()
-    _summary(result, "generate")
+    selection, overrides, engine = _generation_inputs(locals())
+    _execute(
+        "generate",
+        lambda: audit.generate(
+            selection, overrides, engine, _locations(store, data_dir, config_dir, registry), progress=not quiet
+        ),
+    )
 
 
 @app.command()
@@ -312,20 +317,16 @@ def grade(
     """
     from . import audit
 
-    _setup_logging()
-    try:
-        result = audit.grade(
+    _execute(
+        "grade",
+        lambda: audit.grade(
             None,
             audit.GradeOptions(graders=_split(graders) or [], workers=workers, timeout=timeout),
             _locations(store, None, config_dir, None),
             progress=not quiet,
             selectors={"checkpoints": _split(checkpoints), "tasks": _split(tasks), "prompts": _split(prompts)},
-        )
-    except AuditError as exc:
-        _fail(exc)
-    except KeyboardInterrupt:
-        _interrupted()
-    _summary(result, "grade")
+        ),
+    )
 
 
 @app.command()
@@ -351,9 +352,9 @@ def report(
     """
     from . import audit
 
-    _setup_logging()
-    try:
-        result = audit.report(
+    _execute(
+        "report",
+        lambda: audit.report(
             None,
             audit.ReportOptions(
                 name=name, report_dir=report_dir, seed=bootstrap_seed, n_resamples=resamples, level=level
@@ -361,10 +362,8 @@ def report(
             _locations(store, None, config_dir, registry),
             graders=_split(graders),
             selectors={"checkpoints": _split(checkpoints), "tasks": _split(tasks), "prompts": _split(prompts)},
-        )
-    except AuditError as exc:
-        _fail(exc)
-    _summary(result, "report")
+        ),
+    )
 
 
 @app.command("ls")

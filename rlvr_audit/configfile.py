@@ -127,3 +127,10 @@ def default_config_dir() -> Path:
     if (cwd / "tasks").is_dir() and (cwd / "prompts").is_dir():
         return cwd
     return Path(__file__).resolve().parent.parent
+
+
+def yaml_files(folder: Path) -> dict[str, Path]:
+    """Name (file stem) -> path for every ``*.yaml`` in ``folder`` (empty if it is missing)."""
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}

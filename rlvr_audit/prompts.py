@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from pydantic import Field, model_validator
 
-from .configfile import StrictModel, load_yaml_model
+from .configfile import StrictModel, load_yaml_model, yaml_files
 from .errors import UnknownNameError, UsageError
 from .records import Problem, Prompt, stable_hash
 
@@ -93,10 +93,7 @@ def prompts_dir(config_dir: Path) -> Path:
 
 def available_prompts(config_dir: Path) -> dict[str, Path]:
     """Template id -> YAML path, for every ``prompts/*.yaml``."""
-    folder = prompts_dir(config_dir)
-    if not folder.is_dir():
-        return {}
-    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+    return yaml_files(prompts_dir(config_dir))
 
 
 def load_prompt(name: str, config_dir: Path) -> PromptTemplate:

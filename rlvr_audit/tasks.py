@@ -23,7 +23,7 @@ from typing import Any
 
 from pydantic import Field
 
-from .configfile import StrictModel, load_yaml_model
+from .configfile import StrictModel, load_yaml_model, yaml_files
 from .errors import ConfigError, UnknownNameError, UsageError
 from .records import Problem, SamplingProtocol, stable_hash
 
@@ -134,10 +134,7 @@ def tasks_dir(config_dir: Path) -> Path:
 
 def available_tasks(config_dir: Path) -> dict[str, Path]:
     """Task id -> YAML path, for every ``tasks/*.yaml``."""
-    folder = tasks_dir(config_dir)
-    if not folder.is_dir():
-        return {}
-    return {p.stem: p for p in sorted(folder.glob("*.yaml"))}
+    return yaml_files(tasks_dir(config_dir))
 
 
 def load_task(name: str, config_dir: Path) -> TaskSpec:
