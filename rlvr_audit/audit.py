@@ -215,13 +215,24 @@ def plan_units(
     )
 
 
-def _check_graders(graders: list[str]) -> None:
+def _check_report_options(options: ReportOptions) -> None:
+    if not 0 < options.level < 1:
+        raise UsageError(f"--level must be in (0, 1), got {options.level}")
+    if options.n_resamples < 100:
+        raise UsageError(f"--resamples must be >= 100, got {options.n_resamples}")
+
+
+def _check_grade_options(options: GradeOptions) -> None:
     from .graders import get_grader
 
-    if not graders:
+    if not options.graders:
         raise UsageError("no graders given; valid graders: see `rlvr-audit ls graders`")
-    for g in graders:
+    for g in options.graders:
         get_grader(g)
+    if options.timeout <= 0:
+        raise UsageError(f"--timeout must be > 0 seconds, got {options.timeout}")
+    if options.workers is not None and options.workers < 1:
+        raise UsageError(f"--workers must be >= 1, got {options.workers}")
 
 
 def generate(
@@ -309,9 +320,7 @@ def grade(
     """Grade stored generations (all units, or those selected) with ``options.graders``."""
     from .grade import grade_units
 
-    _check_graders(options.graders)
-    if options.timeout <= 0:
-        raise UsageError(f"--timeout must be > 0 seconds, got {options.timeout}")
+    _check_grade_options(options)
     store = Store(loc.store)
     if unit_keys is None:
         unit_keys = [u.key for u in select_stored(store, **(selectors or {}))]
@@ -334,10 +343,7 @@ def report(
     from .analyse import analyse
     from .report import write_report
 
-    if not 0 < options.level < 1:
-        raise UsageError(f"--level must be in (0, 1), got {options.level}")
-    if options.n_resamples < 100:
-        raise UsageError(f"--resamples must be >= 100, got {options.n_resamples}")
+    _check_report_options(options)
     store = Store(loc.store)
     if unit_keys is None:
         unit_keys = [u.key for u in select_stored(store, **(selectors or {}))]
@@ -374,7 +380,8 @@ def run(
     progress: bool = True,
 ) -> RunResult:
     """Plan, generate what is missing, grade what is ungraded, and write the report."""
-    _check_graders(grading.graders)
+    _check_grade_options(grading)  # before anything is generated or written
+    _check_report_options(reporting)
     gen = generate(selection, overrides, engine, loc, progress=progress)
     gr = grade(gen.unit_keys, grading, loc, progress=progress)
     rep = report(gen.unit_keys, reporting, loc, graders=grading.graders)

@@ -227,6 +227,8 @@ def test_grade_and_report_commands_work_from_the_store_alone(env: dict[str, Path
         (["--graders", "vibes"], "unknown grader 'vibes'; valid graders: "),
         (["--backend", "hal9000"], "unknown backend 'hal9000'; valid backends: "),
         (["--limit", "0"], "--limit must be a positive number"),
+        (["--workers", "0"], "--workers must be >= 1"),
+        (["--level", "95"], "--level must be in (0, 1)"),
         (["--model-args", "dtype"], "'dtype' is not key=value"),
     ],
 )
@@ -359,3 +361,46 @@ def test_killed_run_resumes_without_loss_or_regeneration(env: dict[str, Path]) -
     raw_lines = [line for line in gens.read_text().splitlines() if line]
     assert len(raw_lines) == 120  # nothing generated twice
     assert f"{120 - len(before)} samples generated, {len(before)} reused" in " ".join(done.stderr.split())
+
+
+def test_ctrl_c_keeps_the_work_and_marks_the_run_interrupted(env: dict[str, Path]) -> None:
+    """SIGINT mid-generation: exit 130, manifest says interrupted, the rerun resumes."""
+    store = env["tmp"] / "store"
+    cmd = [
+        sys.executable,
+        "-m",
+        "rlvr_audit.cli",
+        "run",
+        "--backend",
+        "scripted",
+        "--model-args",
+        "accuracy=0.5,delay=0.02",
+        "--checkpoints",
+        "toy/base",
+        "--tasks",
+        "math500",
+        "--limit",
+        "100",
+        "--save-every",
+        "10",
+        "--quiet",
+        *base_args(env),
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=env["tmp"])
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        files = list(store.glob("units/*/generations.jsonl"))
+        if files and len(files[0].read_text().splitlines()) >= 20:
+            break
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "run the same command again to resume" in " ".join(err.split())
+    (manifest,) = [json.loads(p.read_text()) for p in (store / "runs").glob("*.json")]
+    assert manifest["status"] == "interrupted" and manifest["finished_at"]
+    kept = len(Store(store).read_generations(Store(store).unit_keys()[0]))
+    assert 20 <= kept < 100
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=env["tmp"])
+    assert done.returncode == 0, done.stderr
+    assert f"{100 - kept} samples generated, {kept} reused" in " ".join(done.stderr.split())
