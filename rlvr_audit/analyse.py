@@ -18,6 +18,7 @@ store and seed give identical numbers regardless of order or which other units a
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +28,8 @@ from .graders import GRADERS, get_grader
 from .records import Comparison, Estimate
 from .registry import Registry
 from .store import Store, UnitInfo
+
+log = logging.getLogger(__name__)
 
 METHOD = "bootstrap-percentile(problems)"
 PAIRED_METHOD = "paired-bootstrap-percentile(problems)"
@@ -63,6 +66,15 @@ def unit_matrix(store: Store, info: UnitInfo, grader_id: str, problem_order: lis
     version = grader_version(grader_id)
     grades = store.read_grades(info.key, grader_id, version)
     if not grades:
+        if version is not None and store.read_grades(info.key, grader_id):
+            log.warning(
+                "unit %s has %s grades only from another grader version (current: %s); "
+                "run `rlvr-audit grade --graders %s` to include it",
+                info.key,
+                grader_id,
+                version,
+                grader_id,
+            )
         return None
     k = info.spec.protocol.n
     by_problem: dict[str, dict[int, bool]] = {}
