@@ -7,6 +7,8 @@ Writes::
                              value, ci_low, ci_high, ... (accuracies as fractions)
     tables/comparisons.csv   checkpoint, base, task, prompt, grader, metric, delta, ci_low,
                              ci_high, ... (fractions)
+    tables/grader_disagreement.csv  per unit and grader: accuracy over the samples all graders
+                             graded, and how many of them the graders disagree on
 
 Files are written to a temporary folder and moved into place, so a failed report never leaves
 a half-written one.
@@ -23,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from .analyse import Analysis
+from .disagreement import UnitDisagreement, disagreement_frame, disagreement_section, grader_disagreements
 from .records import Comparison, Estimate, RunManifest
 from .store import Store, UnitInfo
 
@@ -255,8 +258,17 @@ def manifest_section(manifests: list[RunManifest], unit_keys: set[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_markdown(analysis: Analysis, store: Store, *, name: str, level: float, n_resamples: int, seed: int) -> str:
-    """The whole ``index.md``."""
+def render_markdown(
+    analysis: Analysis,
+    store: Store,
+    *,
+    name: str,
+    level: float,
+    n_resamples: int,
+    seed: int,
+    disagreements: list[UnitDisagreement] | None = None,
+) -> str:
+    """The whole ``index.md`` (``disagreements``: precomputed grader disagreement, else computed)."""
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         f"# rlvr-audit report: {name}\n",
@@ -272,6 +284,11 @@ def render_markdown(analysis: Analysis, store: Store, *, name: str, level: float
         parts.append(reproduction_table(analysis, gid))
     if not analysis.graders:
         parts.append("## Reproduction table\n\n_Nothing graded yet: run `rlvr-audit grade`._\n")
+    if len(analysis.graders) > 1:
+        if disagreements is None:
+            disagreements = grader_disagreements(store, analysis.units, analysis.graders)
+        parts.append("## Grader disagreement\n")
+        parts.append(disagreement_section(disagreements))
     if analysis.comparisons:
         parts.append("## Gains over base\n")
         parts.append(
@@ -292,7 +309,8 @@ def render_markdown(analysis: Analysis, store: Store, *, name: str, level: float
     parts.append(manifest_section(store.manifests(), {u.key for u in analysis.units}))
     parts.append(
         "Machine-readable tables: [`tables/estimates.csv`](tables/estimates.csv), "
-        "[`tables/comparisons.csv`](tables/comparisons.csv) (accuracies as fractions).\n"
+        "[`tables/comparisons.csv`](tables/comparisons.csv), "
+        "[`tables/grader_disagreement.csv`](tables/grader_disagreement.csv) (accuracies as fractions).\n"
     )
     return "\n".join(parts)
 
@@ -315,8 +333,18 @@ def write_report(
         (tmp / "tables").mkdir()
         estimates_frame(analysis).to_csv(tmp / "tables" / "estimates.csv", index=False)
         comparisons_frame(analysis).to_csv(tmp / "tables" / "comparisons.csv", index=False)
+        disagreements = grader_disagreements(store, analysis.units, analysis.graders)
+        disagreement_frame(disagreements).to_csv(tmp / "tables" / "grader_disagreement.csv", index=False)
         (tmp / "index.md").write_text(
-            render_markdown(analysis, store, name=name, level=level, n_resamples=n_resamples, seed=seed),
+            render_markdown(
+                analysis,
+                store,
+                name=name,
+                level=level,
+                n_resamples=n_resamples,
+                seed=seed,
+                disagreements=disagreements,
+            ),
             encoding="utf-8",
         )
         if out_dir.exists():
