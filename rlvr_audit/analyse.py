@@ -3,23 +3,37 @@
 Estimands (see :mod:`rlvr_audit.stats` for the estimators):
 
 - ``avg@k`` of a unit under a grader: the mean over problems of the fraction of the problem's
-  k samples graded ``correct`` (avg@1 = pass@1 for greedy MATH-500). Interval: percentile
-  bootstrap that resamples problems with their k samples.
+  k samples graded ``correct`` (avg@1 = pass@1 for greedy MATH-500). Interval: bootstrap
+  (percentile, or BCa with ``ci_method="bca"``) that resamples problems with their k samples.
 - ``pass@k`` (k > 1): the mean over problems of the unbiased pass@k estimate.
 - Gain of a checkpoint over its base: ``avg@k(checkpoint) - avg@k(base)`` on the problems both
   units have complete, same task version, prompt template, sampling protocol and grader;
-  paired bootstrap interval (the same resampled problems on both sides) and a two-sided paired
-  sign-flip permutation p-value.
+  paired bootstrap interval (the same resampled problems on both sides) and a two-sided exact
+  paired test: McNemar's exact test for one sample per problem, the paired sign-flip
+  permutation test for k samples (:func:`rlvr_audit.stats.paired_test`).
+- Multiplicity: the comparisons of one grader form one family (one reproduction table of the
+  report); their p-values are adjusted by Holm (family-wise error) and Benjamini-Hochberg
+  (false discovery rate), reported beside the raw p-value.
 
-Only problems with all k samples graded enter (a partially generated unit is reported with
-its ``n_problems``). Every bootstrap generator is seeded from (``seed``, unit keys), so the same
-store and seed give identical numbers regardless of order or which other units are present.
+Problems. Only problems with all k samples graded enter (a partially generated unit is
+reported with its ``n_problems``). A comparison uses the problems *both* units have
+complete, in task order; its ``n_problems`` says how many. A base unit that shares no complete
+problem with its checkpoint gives no comparison, and a warning says so.
+
+One resampling plan per table. Every unit (and every comparison) evaluated on the same task
+version and the same set of problems is bootstrapped with one shared
+:class:`~rlvr_audit.stats.ResamplingPlan`, so all intervals and gains of that table come from
+the same resampled problems and are computed in one vectorised pass. The plan is seeded from
+(``seed``, task data hash, the problem ids), so the same store and seed give identical
+numbers regardless of unit order or which other units are present. Monte Carlo sign-flip
+tests are seeded from (``seed``, the two unit keys).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -31,8 +45,8 @@ from .store import Store, UnitInfo
 
 log = logging.getLogger(__name__)
 
-METHOD = "bootstrap-percentile(problems)"
-PAIRED_METHOD = "paired-bootstrap-percentile(problems)"
+METHOD = stats.BOOTSTRAP_METHOD
+PAIRED_METHOD = stats.PAIRED_BOOTSTRAP_METHOD
 
 
 @dataclass
@@ -52,8 +66,23 @@ class UnitMatrix:
 
 
 def _rng(seed: int, *keys: str) -> np.random.Generator:
-    """A generator seeded from the user seed and the unit keys (order-independent of the table)."""
+    """A generator seeded from the user seed and hex keys (unit keys, hashes)."""
     return np.random.default_rng(np.random.SeedSequence([seed, *(int(k[:12], 16) for k in keys)]))
+
+
+def _problem_set_hash(problem_ids: tuple[str, ...]) -> str:
+    """Hex digest identifying an ordered set of problem ids."""
+    return hashlib.sha256("\n".join(problem_ids).encode("utf-8")).hexdigest()
+
+
+def plan_for(seed: int, data_hash: str, problem_ids: tuple[str, ...], n_resamples: int) -> stats.ResamplingPlan:
+    """The resampling plan of the table of one task version and problem set.
+
+    Seeded from ``seed``, the task's data hash and the problem ids only, so a unit's interval
+    does not depend on which other units are analysed with it.
+    """
+    seed_key = hashlib.sha256(data_hash.encode("utf-8")).hexdigest()
+    return stats.ResamplingPlan(len(problem_ids), n_resamples, rng=_rng(seed, seed_key, _problem_set_hash(problem_ids)))
 
 
 def grader_version(grader_id: str) -> str | None:
@@ -89,39 +118,6 @@ def unit_matrix(store: Store, info: UnitInfo, grader_id: str, problem_order: lis
     return UnitMatrix(info=info, grader_id=grader_id, problem_ids=rows, correct=correct, n_generated=n_generated)
 
 
-def estimates_for(m: UnitMatrix, *, seed: int, n_resamples: int, level: float) -> list[Estimate]:
-    """avg@k (and unbiased pass@k for k > 1) with bootstrap intervals."""
-    spec = m.info.spec
-    k = spec.protocol.n
-    out: list[Estimate] = []
-    statistics = [("avg", f"avg@{k}")]
-    if k > 1:
-        statistics.append((f"pass@{k}", f"pass@{k}"))
-    for statistic, metric in statistics:
-        iv = stats.bootstrap_ci(
-            m.correct, rng=_rng(seed, m.info.key), n_resamples=n_resamples, level=level, statistic=statistic
-        )
-        out.append(
-            Estimate(
-                unit_key=m.info.key,
-                checkpoint_id=spec.checkpoint.checkpoint_id,
-                task=spec.task,
-                template_id=spec.template_id,
-                grader_id=m.grader_id,
-                metric=metric,
-                value=iv.value,
-                ci_low=iv.ci_low,
-                ci_high=iv.ci_high,
-                level=level,
-                method=METHOD,
-                n_problems=len(m.problem_ids),
-                n_samples=k,
-                seed=seed,
-            )
-        )
-    return out
-
-
 def same_setting(a: UnitInfo, b: UnitInfo) -> bool:
     """Whether two units can be paired: same task version, template and protocol."""
     sa, sb = a.spec, b.spec
@@ -134,42 +130,102 @@ def same_setting(a: UnitInfo, b: UnitInfo) -> bool:
     )
 
 
-def compare(base: UnitMatrix, treat: UnitMatrix, *, seed: int, n_resamples: int, level: float) -> Comparison | None:
-    """Paired comparison treatment - base over their shared complete problems."""
-    shared = [pid for pid in treat.problem_ids if pid in set(base.problem_ids)]
-    if not shared:
-        return None
-    bi = {pid: i for i, pid in enumerate(base.problem_ids)}
-    ti = {pid: i for i, pid in enumerate(treat.problem_ids)}
-    b = base.correct[[bi[p] for p in shared]]
-    t = treat.correct[[ti[p] for p in shared]]
-    iv = stats.paired_bootstrap_ci(
-        b, t, rng=_rng(seed, base.info.key, treat.info.key), n_resamples=n_resamples, level=level
-    )
-    p = stats.paired_permutation_pvalue(
-        b, t, rng=_rng(seed + 1, base.info.key, treat.info.key), n_resamples=n_resamples
-    )
-    k = treat.info.spec.protocol.n
-    return Comparison(
-        baseline=base.info.spec.checkpoint.checkpoint_id,
-        treatment=treat.info.spec.checkpoint.checkpoint_id,
-        baseline_unit=base.info.key,
-        treatment_unit=treat.info.key,
-        task=treat.info.spec.task,
-        template_id=treat.info.spec.template_id,
-        grader_id=treat.grader_id,
-        metric=f"avg@{k}",
-        baseline_value=float(b.mean()),
-        treatment_value=float(t.mean()),
-        delta=iv.value,
-        ci_low=iv.ci_low,
-        ci_high=iv.ci_high,
-        level=level,
-        method=PAIRED_METHOD,
-        p_value=p,
-        n_problems=len(shared),
-        seed=seed,
-    )
+# --------------------------------------------------------------------------------------
+# One table = one task version and problem set = one resampling plan
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Table:
+    """Columns (per-problem scores) and pairs of one problem set, computed on one plan."""
+
+    data_hash: str
+    problem_ids: tuple[str, ...]
+    columns: list[np.ndarray] = field(default_factory=list)
+    index: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    pairs: list[tuple[int, int]] = field(default_factory=list)
+
+    def column(self, key: tuple[str, str, str], scores: np.ndarray) -> int:
+        """Index of the column ``key`` (unit key, grader, statistic), adding it if new."""
+        if key not in self.index:
+            self.index[key] = len(self.columns)
+            self.columns.append(scores)
+        return self.index[key]
+
+    def pair(self, baseline: int, treatment: int) -> int:
+        """Index of a new (baseline, treatment) pair."""
+        self.pairs.append((baseline, treatment))
+        return len(self.pairs) - 1
+
+
+class _Tables:
+    """The tables of one analysis, keyed by (data hash, problem ids)."""
+
+    def __init__(self) -> None:
+        self.tables: dict[tuple[str, tuple[str, ...]], _Table] = {}
+
+    def get(self, data_hash: str, problem_ids: tuple[str, ...]) -> _Table:
+        key = (data_hash, problem_ids)
+        if key not in self.tables:
+            self.tables[key] = _Table(data_hash, problem_ids)
+        return self.tables[key]
+
+    def compute(
+        self, *, seed: int, n_resamples: int, level: float, method: str
+    ) -> dict[tuple[str, tuple[str, ...]], stats.TableIntervals]:
+        """One vectorised pass per table."""
+        out = {}
+        for key, t in self.tables.items():
+            plan = plan_for(seed, t.data_hash, t.problem_ids, n_resamples)
+            out[key] = plan.intervals_from_scores(
+                np.stack(t.columns, axis=1), pairs=t.pairs, level=level, method=method
+            )
+        return out
+
+
+def _statistics(k: int) -> list[tuple[str, str]]:
+    """(stats statistic, metric name) reported for a unit with k samples per problem."""
+    out = [("avg", f"avg@{k}")]
+    if k > 1:
+        out.append((f"pass@{k}", f"pass@{k}"))
+    return out
+
+
+def _scores(m: UnitMatrix, statistic: str, rows: list[int] | None = None) -> np.ndarray:
+    """Per-problem scores of a unit (restricted to ``rows`` when given)."""
+    return stats.per_problem_scores(m.correct if rows is None else m.correct[rows], statistic)
+
+
+@dataclass
+class _PairRequest:
+    base: UnitMatrix
+    treat: UnitMatrix
+    table: tuple[str, tuple[str, ...]]
+    pair: int
+    rows_base: list[int]
+    rows_treat: list[int]
+
+
+def adjust_p_values(comparisons: list[Comparison]) -> list[Comparison]:
+    """Holm and Benjamini-Hochberg adjusted p-values over each grader's comparisons.
+
+    The family of a comparison is every comparison with the same grader (one reproduction
+    table of the report). Comparisons without a p-value are left out of the family and get
+    no adjusted values. Returns new records in the same order.
+    """
+    out = list(comparisons)
+    families: dict[str, list[tuple[int, float]]] = {}
+    for i, c in enumerate(comparisons):
+        if c.p_value is not None:
+            families.setdefault(c.grader_id, []).append((i, c.p_value))
+    for members in families.values():
+        idx = [i for i, _ in members]
+        p = [pv for _, pv in members]
+        holm = stats.holm(p)
+        bh = stats.benjamini_hochberg(p)
+        for i, h, b in zip(idx, holm, bh, strict=True):
+            out[i] = comparisons[i].model_copy(update={"p_holm": float(h), "p_bh": float(b)})
+    return out
 
 
 @dataclass
@@ -189,18 +245,20 @@ class Analysis:
 
 
 def apply_registry(info: UnitInfo, registry: Registry | None) -> UnitInfo:
-    """Refresh a unit's descriptive info (family, base, reward, step) from the registry."""
+    """Refresh a unit's descriptive info (family, base, reward, step) from the registry
+    (a base named with ``rlvr-audit import --base`` stays: it overrides the registry's)."""
     if registry is None:
         return info
     cid = info.spec.checkpoint.checkpoint_id
     ck = registry.checkpoints.get(cid)
     if ck is None:
         return info
+    given_base = info.imported.base_given if info.imported is not None else None
     return info.model_copy(
         update={
             "family": ck.family,
             "family_display": ck.family_display,
-            "base": ck.base,
+            "base": given_base or ck.base,
             "reward": ck.reward,
             "step": ck.step,
         }
@@ -216,9 +274,16 @@ def analyse(
     seed: int = 0,
     n_resamples: int = 10_000,
     level: float = 0.95,
+    ci_method: str = "percentile",
 ) -> Analysis:
     """Estimates for ``unit_keys`` (default: all units) and comparisons against their bases
-    (base units are looked up in the whole store)."""
+    (base units are looked up in the whole store).
+
+    ``ci_method`` is ``"percentile"`` or ``"bca"`` (see :func:`rlvr_audit.stats.bootstrap_ci`).
+    Raises ValueError for an unknown ``ci_method``, a ``level`` outside (0, 1) or a
+    non-positive ``n_resamples``.
+    """
+    stats.check_bootstrap_options(n_resamples=n_resamples, level=level, method=ci_method)
     all_units = [apply_registry(u, registry) for u in store.units()]
     by_key = {u.key: u for u in all_units}
     keys = unit_keys if unit_keys is not None else list(by_key)
@@ -244,14 +309,19 @@ def analyse(
             matrices[key] = m
         return matrices[key]
 
-    estimates: list[Estimate] = []
-    comparisons: list[Comparison] = []
+    tables = _Tables()
+    estimate_requests: list[tuple[UnitMatrix, str, str, tuple[str, tuple[str, ...]], int]] = []
+    pair_requests: list[_PairRequest] = []
     for info in units:
         for gid in use_graders:
             m = matrix(info, gid)
             if m is None:
                 continue
-            estimates.extend(estimates_for(m, seed=seed, n_resamples=n_resamples, level=level))
+            ids = tuple(m.problem_ids)
+            table = tables.get(info.spec.data_hash, ids)
+            for statistic, metric in _statistics(info.spec.protocol.n):
+                col = table.column((info.key, gid, statistic), _scores(m, statistic))
+                estimate_requests.append((m, statistic, metric, (info.spec.data_hash, ids), col))
             if info.base is None:
                 continue
             candidates = [
@@ -264,8 +334,98 @@ def analyse(
                 bm = matrix(cand, gid)
                 if bm is None:
                     continue
-                c = compare(bm, m, seed=seed, n_resamples=n_resamples, level=level)
-                if c is not None:
-                    comparisons.append(c)
+                request = _pair_request(tables, bm, m)
+                if request is not None:
+                    pair_requests.append(request)
                     break
+
+    results = tables.compute(seed=seed, n_resamples=n_resamples, level=level, method=ci_method)
+
+    estimates: list[Estimate] = []
+    for m, _statistic, metric, table_key, col in estimate_requests:
+        iv = results[table_key].units[col]
+        spec = m.info.spec
+        estimates.append(
+            Estimate(
+                unit_key=m.info.key,
+                checkpoint_id=spec.checkpoint.checkpoint_id,
+                task=spec.task,
+                template_id=spec.template_id,
+                grader_id=m.grader_id,
+                metric=metric,
+                value=iv.value,
+                ci_low=iv.ci_low,
+                ci_high=iv.ci_high,
+                level=level,
+                method=iv.method,
+                n_problems=len(m.problem_ids),
+                n_samples=spec.protocol.n,
+                seed=seed,
+                se=iv.se,
+            )
+        )
+
+    comparisons: list[Comparison] = []
+    for r in pair_requests:
+        iv = results[r.table].pairs[r.pair]
+        b, t = r.base.correct[r.rows_base], r.treat.correct[r.rows_treat]
+        test = stats.paired_test(b, t, rng=_rng(seed + 1, r.base.info.key, r.treat.info.key), n_resamples=n_resamples)
+        k = r.treat.info.spec.protocol.n
+        comparisons.append(
+            Comparison(
+                baseline=r.base.info.spec.checkpoint.checkpoint_id,
+                treatment=r.treat.info.spec.checkpoint.checkpoint_id,
+                baseline_unit=r.base.info.key,
+                treatment_unit=r.treat.info.key,
+                task=r.treat.info.spec.task,
+                template_id=r.treat.info.spec.template_id,
+                grader_id=r.treat.grader_id,
+                metric=f"avg@{k}",
+                baseline_value=float(b.mean()),
+                treatment_value=float(t.mean()),
+                delta=iv.value,
+                ci_low=iv.ci_low,
+                ci_high=iv.ci_high,
+                level=level,
+                method=iv.method,
+                p_value=test.p_value,
+                test=test.test,
+                se=iv.se,
+                n_problems=len(r.rows_treat),
+                seed=seed,
+            )
+        )
+    comparisons = adjust_p_values(comparisons)
     return Analysis(units=units, matrices=matrices, estimates=estimates, comparisons=comparisons, graders=use_graders)
+
+
+def _pair_request(tables: _Tables, base: UnitMatrix, treat: UnitMatrix) -> _PairRequest | None:
+    """Register the paired comparison ``treat - base`` over their shared complete problems.
+
+    Units with the same problem set are paired inside their own table; otherwise the pair
+    goes to the table of the shared problems (both sides restricted to them). ``None``, with a
+    warning, when they share no problem.
+    """
+    base_rows = {pid: i for i, pid in enumerate(base.problem_ids)}
+    shared = tuple(pid for pid in treat.problem_ids if pid in base_rows)
+    if not shared:
+        log.warning(
+            "no comparison of %s with its base %s (%s, grader %s): the units share no problem with all "
+            "samples graded (%d and %d complete problems)",
+            treat.info.spec.checkpoint.checkpoint_id,
+            base.info.spec.checkpoint.checkpoint_id,
+            treat.info.spec.task,
+            treat.grader_id,
+            len(treat.problem_ids),
+            len(base.problem_ids),
+        )
+        return None
+    treat_rows = {pid: i for i, pid in enumerate(treat.problem_ids)}
+    rows_b = [base_rows[p] for p in shared]
+    rows_t = [treat_rows[p] for p in shared]
+    dh = treat.info.spec.data_hash
+    table = tables.get(dh, shared)
+    # within a table (one problem set) a unit's scores are determined by (unit, grader, statistic)
+    cb = table.column((base.info.key, base.grader_id, "avg"), _scores(base, "avg", rows_b))
+    ct = table.column((treat.info.key, treat.grader_id, "avg"), _scores(treat, "avg", rows_t))
+    return _PairRequest(base, treat, (dh, shared), table.pair(cb, ct), rows_b, rows_t)

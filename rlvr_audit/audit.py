@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .configfile import default_config_dir
 from .errors import UsageError
+from .importers import ImportOptions
 from .plan import PlannedUnit, ProtocolOverrides, Selection, plan
 from .records import RunManifest
 from .registry import Registry
@@ -116,14 +117,21 @@ class RunResult:
     """The report's ``index.md``."""
     run_id: str | None = None
     """The run manifest id."""
+    notes: list[str] = field(default_factory=list)
+    """Lines for the user about what was done (e.g. per imported unit, skipped items)."""
 
 
 def load_registry(loc: Locations) -> Registry:
-    """The checkpoint registry, with default prompts checked against ``prompts/``."""
+    """The checkpoint registry, with default prompts checked against ``prompts/`` and the claims
+    ledger's benchmarks and prompts against ``tasks/`` and ``prompts/``."""
+    from .claims import task_catalog
     from .prompts import available_prompts
 
     reg = Registry.load(loc.registry_path)
-    reg.check_prompts(set(available_prompts(loc.config_dir)))
+    prompts = set(available_prompts(loc.config_dir))
+    reg.check_prompts(prompts)
+    if len(reg.ledger):
+        reg.ledger.check_config(task_catalog(loc.config_dir), prompts)
     return reg
 
 
@@ -357,6 +365,14 @@ def report(
         n_resamples=options.n_resamples,
         level=options.level,
     )
+    extra_sections, extra_tables = None, None
+    if registry is not None and len(registry.ledger):
+        from .claims import report_section, task_catalog
+
+        catalog = registry.ledger.catalog(task_catalog(loc.config_dir))
+        section = report_section(registry.ledger, catalog, analysis, level=options.level)
+        if section is not None:  # the store measured base models that claims are about
+            extra_sections, extra_tables = [section[0]], {"baseline_correction.csv": section[1]}
     paths = write_report(
         analysis,
         store,
@@ -365,8 +381,54 @@ def report(
         level=options.level,
         n_resamples=options.n_resamples,
         seed=options.seed,
+        extra_sections=extra_sections,
+        extra_tables=extra_tables,
     )
     return RunResult(unit_keys=unit_keys, report=paths.index_md)
+
+
+def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
+    """Audit the claims ledger without a model (``rlvr-audit run --claims-only``).
+
+    Writes ``<report dir>/index.md`` with the baseline-correction and statistical-resolution
+    sections, and ``tables/baseline_correction.csv``, ``resolution.csv``, ``claims.csv``. Needs
+    no model, download or store; when the store exists and holds units of the claimed models,
+    our estimates of their base models are added as measured baselines (and our paired gains
+    of the claimed checkpoints, where measured). ``RunResult.unit_keys``: the units used.
+    """
+    from .analyse import analyse, apply_registry
+    from .claims import task_catalog, write_claims_report
+
+    _check_report_options(options)
+    registry = load_registry(loc)
+    ledger = registry.ledger
+    if not len(ledger):
+        raise UsageError(f"{loc.registry_path} has no claims: the ledger is its 'claims' section")
+    catalog = ledger.catalog(task_catalog(loc.config_dir))
+    keys: list[str] = []
+    analysis = None
+    if not (loc.store / "units").is_dir():
+        note = f"No store at `{loc.store}`: every baseline below is cited, none measured."
+    else:
+        store = Store(loc.store)
+        families = {getattr(c, "model", None) for c in ledger.claims if c.kind == "rlvr_gain"}
+        keys = [u.key for u in store.units() if apply_registry(u, registry).family in families]
+        if keys:
+            analysis = analyse(
+                store,
+                unit_keys=keys,
+                registry=registry,
+                seed=options.seed,
+                n_resamples=options.n_resamples,
+                level=options.level,
+            )
+            note = f"Measured baselines come from the store `{loc.store}` ({len(keys)} units of claimed models)."
+        else:
+            note = f"The store `{loc.store}` holds no unit of a claimed model: every baseline below is cited."
+    paths = write_claims_report(
+        ledger, catalog, options.out_dir, name=options.name, level=options.level, analysis=analysis, store_note=note
+    )
+    return RunResult(unit_keys=keys, report=paths.index_md)
 
 
 def run(
@@ -395,6 +457,51 @@ def run(
     )
 
 
+def import_generations(
+    fmt: str, paths: list[Path], options: ImportOptions, loc: Locations, *, progress: bool = True
+) -> RunResult:
+    """Import published generation files as stored units of ``options.checkpoint``.
+
+    Every file is read, validated and matched to task problems by text before anything is
+    written (see :mod:`rlvr_audit.importers`); then the units, the task problems and every
+    sample not stored yet are written and a run manifest records the import. Re-importing the
+    same files stores nothing new. Grade and report the units like generated ones.
+    """
+    from .importers import plan_import, write_import
+
+    registry = load_registry(loc)
+    store = Store(loc.store)
+    with make_progress(progress) as prog:
+        planned = plan_import(
+            fmt,
+            paths,
+            options,
+            config_dir=loc.config_dir,
+            registry=registry,
+            store=store,
+            data_dir=loc.data_dir,
+            progress=prog,
+        )
+        keys = [u.key for u in planned.units]
+        manifest = _Manifest(store, keys, f"import:{fmt}")
+        status = "failed"
+        try:
+            done = write_import(planned, store, progress=prog)
+            status = "finished"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            manifest.finish(status)
+    return RunResult(
+        unit_keys=keys,
+        generated=done.imported,
+        reused=done.already_stored,
+        run_id=manifest.manifest.run_id,
+        notes=done.summary_lines(),
+    )
+
+
 def validate(loc: Locations) -> list[str]:
     """Load and validate every task, prompt and the registry; return a line per file checked."""
     from .prompts import available_prompts, load_prompt
@@ -409,20 +516,33 @@ def validate(loc: Locations) -> list[str]:
         load_prompt(name, loc.config_dir)
         lines.append(f"prompt {name}: ok")
     reg = load_registry(loc)
-    lines.append(f"registry {loc.registry_path}: ok ({len(reg.checkpoints)} checkpoints)")
+    lines.append(
+        f"registry {loc.registry_path}: ok ({len(reg.checkpoints)} checkpoints"
+        + (f", {len(reg.ledger)} claims" if len(reg.ledger) else "")
+        + ")"
+    )
     if not lines[:-1]:
         raise UsageError(f"{loc.config_dir} has no tasks/ or prompts/ folder")
     return lines
 
 
-LISTABLE = ("tasks", "prompts", "checkpoints", "units", "graders", "backends")
+LISTABLE = ("tasks", "prompts", "checkpoints", "units", "graders", "backends", "formats", "claims")
 """What ``rlvr-audit ls`` lists."""
 
 
-def listing(kind: str, loc: Locations) -> list[dict[str, str]]:
-    """Rows describing the tasks, prompts, checkpoints, stored units, graders or backends."""
+def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = None) -> list[dict[str, str]]:
+    """Rows describing the tasks, prompts, checkpoints, stored units, graders, backends, import
+    formats or claims. ``filters`` (claims only): ``kind``, ``model``, ``benchmark``, ``source``."""
     from .prompts import available_prompts, load_prompt
     from .tasks import available_tasks, load_task
+
+    given = {k: v for k, v in (filters or {}).items() if v is not None}
+    if kind == "claims":
+        from .claims import listing_rows
+
+        return listing_rows(load_registry(loc).ledger, **given)
+    if given:
+        raise UsageError(f"--{', --'.join(given)} only filter `ls claims`, not `ls {kind}`")
 
     if kind == "tasks":
         rows = []
@@ -499,6 +619,13 @@ def listing(kind: str, loc: Locations) -> list[dict[str, str]]:
         from .backends import available_backends
 
         return [{"backend": b} for b in available_backends()]
+    if kind == "formats":
+        from .importers import FORMATS
+
+        return [
+            {"format": f.name, "default max new tokens": str(f.default_max_new_tokens), "description": f.description}
+            for f in FORMATS.values()
+        ]
     from .errors import UnknownNameError
 
     raise UnknownNameError("listing", kind, LISTABLE)

@@ -137,11 +137,17 @@ def _summary(result, what: str) -> None:  # type: ignore[no-untyped-def]
     from .ui import console
 
     parts = [f"{len(result.unit_keys)} units"]
+    if what == "claims":
+        parts = [f"claims audited ({len(result.unit_keys)} stored units used for measured baselines)"]
     if what in ("run", "generate"):
         parts.append(f"{result.generated} samples generated, {result.reused} reused")
     if what in ("run", "grade"):
         parts.append(f"{result.graded} graded")
+    if what == "import":
+        parts.append(f"{result.generated} samples imported, {result.reused} already stored")
     console.print("[green]done:[/green] " + "; ".join(parts), highlight=False)
+    for note in result.notes:
+        console.print(f"  {note}", highlight=False, markup=False, soft_wrap=True)
     if result.report is not None:
         console.print(f"report: {result.report}", highlight=False)
 
@@ -231,18 +237,48 @@ def run(
     config_dir: ConfigDirOpt = None,
     registry: RegistryOpt = None,
     quiet: QuietOpt = False,
+    claims_only: Annotated[
+        bool,
+        typer.Option(
+            "--claims-only",
+            help="No model: audit the published claims in the ledger (baseline correction, statistical "
+            "resolution); measured baselines are added when the store holds the claimed base models.",
+        ),
+    ] = False,
 ) -> None:
     """Plan, generate what is missing, grade, and write the report.
 
     Each checkpoint x task x prompt is a unit; generations are stored once (resumable: an
     interrupted run, started again, generates only what is missing) and each RLVR checkpoint's
-    base model is added so its gain can be reported.
+    base model is added so its gain can be reported. With --claims-only, no model is run: the
+    claims ledger is audited into reports/<name>/ (works offline on any CPU machine).
 
     Example: rlvr-audit run --backend hf --checkpoints ./my-model --tasks math500 --limit 5
     --data-dir ../shared/data/benchmarks
+
+    Example: rlvr-audit run --claims-only --name claims
     """
     from . import audit
 
+    if claims_only:
+        opts = dict(locals())
+        flags = {"checkpoints": "--checkpoints", "tasks": "--tasks", "prompts": "--prompts"}
+        flags |= {"model_args": "--model-args", "limit": "--limit", "samples": "--samples"}
+        flags |= {"temperature": "--temperature", "top_p": "--top-p", "max_new_tokens": "--max-new-tokens"}
+        given = [flag for key, flag in flags.items() if opts[key] is not None]
+
+        def claims_call() -> audit.RunResult:
+            if given:
+                raise UsageError(f"--claims-only runs no model; drop {', '.join(given)}")
+            return audit.claims_report(
+                audit.ReportOptions(
+                    name=name, report_dir=report_dir, seed=bootstrap_seed, n_resamples=resamples, level=level
+                ),
+                _locations(store, data_dir, config_dir, registry),
+            )
+
+        _execute("claims", claims_call)
+        return
     selection, overrides, engine = _generation_inputs(locals())
     _execute(
         "run",
@@ -366,17 +402,103 @@ def report(
     )
 
 
+@app.command("import")
+def import_(
+    fmt: Annotated[
+        str,
+        typer.Argument(
+            metavar="FORMAT",
+            help="spurious-rewards-json, qwen-math-jsonl or lm-eval-samples (see `rlvr-audit ls formats`).",
+        ),
+    ],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Files to import (one or more).")],
+    checkpoint: Annotated[
+        str,
+        typer.Option(
+            "--checkpoint", help="Checkpoint id the generations belong to: a registry id or a new name (required)."
+        ),
+    ],
+    base: Annotated[
+        str | None,
+        typer.Option("--base", help="Checkpoint it is compared against (default: the registry's base)."),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option("--task", "-t", help="Task of every file, when a file names no known benchmark."),
+    ] = None,
+    allow_unmatched: Annotated[
+        bool,
+        typer.Option("--allow-unmatched", help="Import the matched problems even if some match no task problem."),
+    ] = False,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", help="Sampling temperature, for files that record none.")
+    ] = None,
+    max_new_tokens: Annotated[
+        int | None,
+        typer.Option("--max-new-tokens", help="New-token limit, for files that record none (default: the tool's)."),
+    ] = None,
+    store: StoreOpt = Path("rlvr-audit-store"),
+    data_dir: DataDirOpt = None,
+    config_dir: ConfigDirOpt = None,
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Import published generations (another tool's output files) as stored units.
+
+    Problems are matched to the task files by their text, not by position; items that match
+    none are listed and refused unless --allow-unmatched. Nothing is stored if any file is in
+    the wrong format. Importing the same file again stores nothing new. Then grade and report
+    as usual; the report shows the source's own numbers beside ours.
+
+    Example: rlvr-audit import spurious-rewards-json out/Qwen2.5-Math-7B_MATH-500.json
+    --checkpoint qwen2.5-math-7b/base --data-dir ../shared/data/benchmarks
+    """
+    from . import audit
+
+    _execute(
+        "import",
+        lambda: audit.import_generations(
+            fmt,
+            paths,
+            audit.ImportOptions(
+                checkpoint=checkpoint,
+                base=base,
+                task=task,
+                allow_unmatched=allow_unmatched,
+                temperature=temperature,
+                max_new_tokens=max_new_tokens,
+            ),
+            _locations(store, data_dir, config_dir, registry),
+            progress=not quiet,
+        ),
+    )
+
+
 @app.command("ls")
 def ls(
-    what: Annotated[str, typer.Argument(help="tasks, prompts, checkpoints, units, graders or backends.")],
+    what: Annotated[
+        str, typer.Argument(help="tasks, prompts, checkpoints, units, graders, backends, formats or claims.")
+    ],
     fmt: Annotated[str, typer.Option("--format", "-f", help="table, tsv or json.")] = "table",
     store: StoreOpt = Path("rlvr-audit-store"),
     config_dir: ConfigDirOpt = None,
     registry: RegistryOpt = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="ls claims: only this kind (rlvr_gain, evaluation, ...).")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="ls claims: only this family (qwen2.5-math-7b).")] = None,
+    benchmark: Annotated[
+        str | None, typer.Option("--benchmark", help="ls claims: only this benchmark (math500).")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="ls claims: only this source (SR-v1, critique).")
+    ] = None,
 ) -> None:
-    """List tasks, prompts, checkpoints, stored units, graders or backends.
+    """List tasks, prompts, checkpoints, stored units, graders, backends, import formats or claims.
 
     Example: rlvr-audit ls checkpoints
+
+    Example: rlvr-audit ls claims --model qwen2.5-math-7b --benchmark math500
     """
     from rich.console import Console
     from rich.table import Table
@@ -386,7 +508,11 @@ def ls(
     try:
         if fmt not in ("table", "tsv", "json"):
             raise UsageError(f"--format must be table, tsv or json, got {fmt!r}")
-        rows = audit.listing(what, _locations(store, None, config_dir, registry))
+        rows = audit.listing(
+            what,
+            _locations(store, None, config_dir, registry),
+            filters={"kind": kind, "model": model, "benchmark": benchmark, "source": source},
+        )
     except AuditError as exc:
         _fail(exc)
     if fmt == "json":

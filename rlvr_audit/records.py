@@ -234,6 +234,8 @@ class Estimate(Record):
     """Samples per problem (k)."""
     seed: int
     """Seed of the bootstrap generator."""
+    se: float | None = None
+    """Bootstrap standard error of ``value`` (standard deviation of the replicates), where computed."""
 
 
 class Comparison(Record):
@@ -270,7 +272,19 @@ class Comparison(Record):
     method: str
     """How the interval was computed, e.g. ``paired-bootstrap-percentile(problems)``."""
     p_value: float | None = None
-    """Two-sided p-value of a paired test of no difference, where computed."""
+    """Two-sided p-value of a paired test of no difference, where computed (raw, unadjusted)."""
+    test: str | None = None
+    """The test behind ``p_value``: ``mcnemar-exact`` (one sample per problem),
+    ``sign-flip-exact`` or ``sign-flip-monte-carlo`` (paired sign-flip permutation test on the
+    per-problem differences of k samples); ``None`` in records written before it was recorded."""
+    p_holm: float | None = None
+    """``p_value`` adjusted by Holm's method over the comparisons of the same report table
+    (family-wise error rate); ``None`` where not computed."""
+    p_bh: float | None = None
+    """``p_value`` adjusted by Benjamini-Hochberg over the same comparisons (false discovery
+    rate); ``None`` where not computed."""
+    se: float | None = None
+    """Bootstrap standard error of ``delta``, where computed."""
     n_problems: int
     """Problems shared by both units and used in the comparison."""
     seed: int
@@ -302,3 +316,41 @@ class RunManifest(Record):
     """Commit of the rlvr-audit source tree, when run from a git checkout."""
     hardware: dict[str, Any] = Field(default_factory=dict)
     """Platform, Python, CPU count and accelerators seen."""
+
+
+class SourceMetric(Record):
+    """A number the source of imported generations reported about them (its own grading)."""
+
+    name: str
+    """The source's own label, e.g. ``avg@8`` (paper JSON), ``acc`` (Qwen2.5-Math metrics file),
+    ``exact_match,last_boxed`` (lm-eval metric and filter)."""
+    value: float = Field(ge=0.0, le=1.0)
+    """The reported value as a fraction in [0, 1] (percentages are divided by 100 at import)."""
+    metric: str | None = None
+    """The rlvr-audit metric it estimates (``avg@k`` or ``pass@k`` of the unit), so reports can put
+    ours beside it; ``None`` when it measures something else (e.g. only the first of k samples)."""
+    origin: str
+    """Where the number was read or how it was derived (field and file, in words)."""
+
+
+class ImportSource(Record):
+    """Provenance of a unit whose generations were imported from another tool's output files."""
+
+    format: str
+    """Import format id (``spurious-rewards-json``, ``qwen-math-jsonl``, ``lm-eval-samples``)."""
+    files: list[str]
+    """The source files as named on the command line, in import order."""
+    file_sha256: list[str]
+    """SHA-256 of each file's bytes (same order as :attr:`files`)."""
+    model: str | None = None
+    """The model the source file names, if it names one (e.g. the paper JSON's ``model``)."""
+    metrics: list[SourceMetric] = Field(default_factory=list)
+    """The source's own reported numbers for these generations."""
+    items: int = Field(default=0, ge=0)
+    """Problems (items) in the source files."""
+    unmatched: int = Field(default=0, ge=0)
+    """Items whose problem text matched no task problem (skipped under ``--allow-unmatched``)."""
+    gold_mismatches: int = Field(default=0, ge=0)
+    """Matched items whose gold answer differs from the task file's (graded against the task file's)."""
+    base_given: str | None = None
+    """Base checkpoint named with ``--base`` at import; it overrides the registry's base in reports."""

@@ -13,9 +13,11 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
+from .claims import BenchmarkSpec, Ledger, ProtocolSpec, Source, build_ledger
 from .configfile import StrictModel, load_yaml_model
 from .errors import ConfigError, UnknownNameError, UsageError
 from .records import CheckpointRef
@@ -51,10 +53,20 @@ class Family(StrictModel):
 
 
 class RegistryFile(StrictModel):
-    """The whole ``checkpoints.yaml``."""
+    """The whole ``checkpoints.yaml``: the families and the claims ledger about them
+    (see :mod:`rlvr_audit.claims`)."""
 
     families: dict[str, Family]
     """Family id -> family."""
+    sources: dict[str, Source] = Field(default_factory=dict)
+    """Ledger: source id -> publication the claims come from."""
+    protocols: dict[str, ProtocolSpec] = Field(default_factory=dict)
+    """Ledger: named evaluation protocols claims refer to."""
+    benchmarks: dict[str, BenchmarkSpec] = Field(default_factory=dict)
+    """Ledger: benchmarks claims mention that are not tasks."""
+    claims: list[Any] = Field(default_factory=list)
+    """Ledger entries; validated one by one by :func:`rlvr_audit.claims.build_ledger` so that
+    every error names the entry."""
 
 
 @dataclass(frozen=True)
@@ -114,9 +126,20 @@ def fingerprint_dir(path: Path, small_file_limit: int = 1 << 20) -> str:
 class Registry:
     """The loaded registry, with lookup by id, glob and local directory."""
 
-    def __init__(self, checkpoints: dict[str, Checkpoint], path: Path | None = None) -> None:
+    def __init__(
+        self,
+        checkpoints: dict[str, Checkpoint],
+        path: Path | None = None,
+        *,
+        families: dict[str, str] | None = None,
+        ledger: Ledger | None = None,
+    ) -> None:
         self.checkpoints = checkpoints
         self.path = path
+        self.families = families if families is not None else {c.family: c.family_display for c in checkpoints.values()}
+        """Family id -> display name."""
+        self.ledger = ledger if ledger is not None else Ledger.empty()
+        """The claims ledger (empty when the file has no ``claims``)."""
 
     @classmethod
     def load(cls, path: Path) -> Registry:
@@ -150,7 +173,17 @@ class Registry:
                     f"base {ck.base!r} is not a checkpoint id in this registry",
                     key=f"families.{ck.family}.checkpoints.{cid.split('/', 1)[1]}.base",
                 )
-        return cls(out, path)
+        families = {fam_id: fam.display_name for fam_id, fam in data.families.items()}
+        ledger = build_ledger(
+            data.claims,
+            sources=data.sources,
+            protocols=data.protocols,
+            benchmarks=data.benchmarks,
+            families=families,
+            checkpoints=out,
+            path=path,
+        )
+        return cls(out, path, families=families, ledger=ledger)
 
     def check_prompts(self, valid_prompts: set[str]) -> None:
         """Every default prompt must be a known template."""

@@ -6,7 +6,7 @@ Writes::
     tables/estimates.csv     checkpoint, task, prompt, grader, metric, n_problems, n_samples,
                              value, ci_low, ci_high, ... (accuracies as fractions)
     tables/comparisons.csv   checkpoint, base, task, prompt, grader, metric, delta, ci_low,
-                             ci_high, ... (fractions)
+                             ci_high, ..., p_value, p_holm, p_bh, test (deltas as fractions)
     tables/grader_disagreement.csv  per unit and grader: accuracy over the samples all graders
                              graded, and how many of them the graders disagree on
 
@@ -19,6 +19,8 @@ from __future__ import annotations
 import datetime as _dt
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +28,7 @@ import pandas as pd
 
 from .analyse import Analysis
 from .disagreement import UnitDisagreement, disagreement_frame, disagreement_section, grader_disagreements
-from .records import Comparison, Estimate, RunManifest
+from .records import Comparison, Estimate, RunManifest, SourceMetric
 from .store import Store, UnitInfo
 
 ESTIMATE_COLUMNS = [
@@ -40,6 +42,7 @@ ESTIMATE_COLUMNS = [
     "value",
     "ci_low",
     "ci_high",
+    "se",
     "level",
     "method",
     "seed",
@@ -48,6 +51,7 @@ ESTIMATE_COLUMNS = [
     "reward",
     "step",
     "unit_key",
+    "source_value",
 ]
 COMPARISON_COLUMNS = [
     "checkpoint",
@@ -59,9 +63,13 @@ COMPARISON_COLUMNS = [
     "delta",
     "ci_low",
     "ci_high",
+    "se",
     "baseline_value",
     "treatment_value",
     "p_value",
+    "p_holm",
+    "p_bh",
+    "test",
     "n_problems",
     "level",
     "method",
@@ -103,6 +111,7 @@ def estimates_frame(analysis: Analysis) -> pd.DataFrame:
                 "value": e.value,
                 "ci_low": e.ci_low,
                 "ci_high": e.ci_high,
+                "se": e.se,
                 "level": e.level,
                 "method": e.method,
                 "seed": e.seed,
@@ -111,6 +120,7 @@ def estimates_frame(analysis: Analysis) -> pd.DataFrame:
                 "reward": u.reward or "",
                 "step": "" if u.step is None else u.step,
                 "unit_key": e.unit_key,
+                "source_value": source_value(u, e.metric),
             }
         )
     return pd.DataFrame(rows, columns=ESTIMATE_COLUMNS)
@@ -129,9 +139,13 @@ def comparisons_frame(analysis: Analysis) -> pd.DataFrame:
             "delta": c.delta,
             "ci_low": c.ci_low,
             "ci_high": c.ci_high,
+            "se": c.se,
             "baseline_value": c.baseline_value,
             "treatment_value": c.treatment_value,
             "p_value": c.p_value,
+            "p_holm": c.p_holm,
+            "p_bh": c.p_bh,
+            "test": c.test or "",
             "n_problems": c.n_problems,
             "level": c.level,
             "method": c.method,
@@ -244,6 +258,71 @@ def settings_table(analysis: Analysis, store: Store) -> str:
     return "\n".join(lines) + "\n"
 
 
+def source_value(u: UnitInfo, metric: str) -> float | None:
+    """For an imported unit, the source's own reported value of ``metric`` (a fraction; the
+    metric named exactly so first); ``None`` for generated units or metrics it did not report."""
+    if u.imported is None:
+        return None
+    found = [m for m in u.imported.metrics if m.metric == metric]
+    found.sort(key=lambda m: m.name != metric)
+    return found[0].value if found else None
+
+
+def imported_section(analysis: Analysis) -> str:
+    """For every imported unit: each number the source reported beside ours under every grader.
+
+    One row per imported unit and source metric; a grader's cell is our estimate of the same
+    metric [CI] and ours minus the source's, in points. A source number that measures
+    something else than our avg@k / pass@k (e.g. the first sample only) is listed without ours.
+    """
+    units = [u for u in analysis.units if u.imported is not None]
+    if not units:
+        return ""
+    est = {(e.unit_key, e.grader_id, e.metric): e for e in analysis.estimates}
+    header = ["Checkpoint", "Task", "Source", "Problems", "Source's metric", "Source's value"]
+    header += [f"Ours: `{g}`" for g in analysis.graders]
+    lines = [
+        "Generations imported from published outputs (`rlvr-audit import`), graded by rlvr-audit. "
+        "Each row puts a number the source reported about these same generations beside ours "
+        "(accuracy in %, our interval, and ours minus the source's in points). Problems: matched / "
+        "items in the source (unmatched items were skipped); gold mismatches: items whose gold answer "
+        "differs from our task file's (we grade against ours). Where graders disagree on these samples, "
+        "see the grader disagreement section.\n",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for u in units:
+        src = u.imported
+        assert src is not None
+        files = ", ".join(Path(f).name for f in src.files)
+        source = f"{src.format}: {files}" + (f" (model {src.model})" if src.model else "")
+        problems = f"{src.items - src.unmatched}/{src.items}"
+        if src.gold_mismatches:
+            problems += f"<br>{src.gold_mismatches} gold mismatches"
+        metrics: list[SourceMetric | None] = [*src.metrics] or [None]
+        for m in metrics:
+            row = [_escape(u.spec.checkpoint.checkpoint_id), u.task_display or u.spec.task, _escape(source), problems]
+            if m is None:
+                row += ["_none reported_", ""]
+            else:
+                row += [_escape(f"{m.name} ({m.origin})"), _pct(m.value)]
+            for g in analysis.graders:
+                if m is None or m.metric is None:
+                    row.append("_not comparable_" if m is not None else "")
+                    continue
+                e = est.get((u.key, g, m.metric))
+                if e is None:
+                    row.append("_not graded_")
+                    continue
+                cell = f"{m.metric} {_pct(e.value)} [{_pct(e.ci_low or 0)}, {_pct(e.ci_high or 0)}]"
+                cell += f"<br>{_signed(e.value - m.value)} vs source"
+                if e.n_problems < src.items - src.unmatched:
+                    cell += f"<br>_n={e.n_problems}_"
+                row.append(cell)
+            lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def manifest_section(manifests: list[RunManifest], unit_keys: set[str]) -> str:
     """The runs that touched these units, newest last."""
     relevant = [m for m in manifests if unit_keys & set(m.units)]
@@ -267,8 +346,10 @@ def render_markdown(
     n_resamples: int,
     seed: int,
     disagreements: list[UnitDisagreement] | None = None,
+    extra_sections: list[str] | None = None,
 ) -> str:
-    """The whole ``index.md`` (``disagreements``: precomputed grader disagreement, else computed)."""
+    """The whole ``index.md`` (``disagreements``: precomputed grader disagreement, else computed;
+    ``extra_sections``: Markdown sections placed before the settings, e.g. baseline correction)."""
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     parts = [
         f"# rlvr-audit report: {name}\n",
@@ -284,6 +365,10 @@ def render_markdown(
         parts.append(reproduction_table(analysis, gid))
     if not analysis.graders:
         parts.append("## Reproduction table\n\n_Nothing graded yet: run `rlvr-audit grade`._\n")
+    imported = imported_section(analysis)
+    if imported:
+        parts.append("## Imported generations: the source's numbers beside ours\n")
+        parts.append(imported)
     if len(analysis.graders) > 1:
         if disagreements is None:
             disagreements = grader_disagreements(store, analysis.units, analysis.graders)
@@ -292,17 +377,23 @@ def render_markdown(
     if analysis.comparisons:
         parts.append("## Gains over base\n")
         parts.append(
-            "| Checkpoint | Base | Task | Prompt | Grader | Metric | Gain (points) "
-            "| p (paired permutation) | Problems |"
+            "p: two-sided exact paired test (McNemar for one sample per problem, sign-flip permutation "
+            "for k samples); Holm and BH: adjusted over the comparisons of the same grader.\n"
         )
-        parts.append("|---|---|---|---|---|---|---|---|---|")
+        parts.append(
+            "| Checkpoint | Base | Task | Prompt | Grader | Metric | Gain (points) "
+            "| p | p (Holm) | p (BH) | Test | Problems |"
+        )
+        parts.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
         for c in analysis.comparisons:
-            p = "-" if c.p_value is None else f"{c.p_value:.3g}"
+            p, p_holm, p_bh = ("-" if x is None else f"{x:.3g}" for x in (c.p_value, c.p_holm, c.p_bh))
             parts.append(
                 f"| {c.treatment} | {c.baseline} | {c.task} | `{c.template_id}` | {c.grader_id} | {c.metric} | "
-                f"{_signed(c.delta)} [{_signed(c.ci_low)}, {_signed(c.ci_high)}] | {p} | {c.n_problems} |"
+                f"{_signed(c.delta)} [{_signed(c.ci_low)}, {_signed(c.ci_high)}] | {p} | {p_holm} | {p_bh} | "
+                f"{c.test or '-'} | {c.n_problems} |"
             )
         parts.append("")
+    parts.extend(extra_sections or [])
     parts.append("## Settings\n")
     parts.append(settings_table(analysis, store))
     parts.append("## Runs (manifest)\n")
@@ -324,8 +415,13 @@ def write_report(
     level: float,
     n_resamples: int,
     seed: int,
+    extra_sections: list[str] | None = None,
+    extra_tables: dict[str, pd.DataFrame] | None = None,
 ) -> ReportPaths:
-    """Write the report folder atomically (build in a temporary folder, then replace)."""
+    """Write the report folder atomically (build in a temporary folder, then replace).
+
+    ``extra_sections`` go into ``index.md`` before the settings; ``extra_tables`` (file name ->
+    frame) are written to ``tables/`` beside the standard ones."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
@@ -335,6 +431,8 @@ def write_report(
         comparisons_frame(analysis).to_csv(tmp / "tables" / "comparisons.csv", index=False)
         disagreements = grader_disagreements(store, analysis.units, analysis.graders)
         disagreement_frame(disagreements).to_csv(tmp / "tables" / "grader_disagreement.csv", index=False)
+        for file_name, frame in (extra_tables or {}).items():
+            frame.to_csv(tmp / "tables" / file_name, index=False)
         (tmp / "index.md").write_text(
             render_markdown(
                 analysis,
@@ -344,6 +442,7 @@ def write_report(
                 n_resamples=n_resamples,
                 seed=seed,
                 disagreements=disagreements,
+                extra_sections=extra_sections,
             ),
             encoding="utf-8",
         )
@@ -367,4 +466,28 @@ def write_report(
     )
 
 
-__all__ = ["Comparison", "Estimate", "ReportPaths", "write_report"]
+@contextmanager
+def building_report_dir(out_dir: Path) -> Iterator[Path]:
+    """Build a report folder atomically: yields an empty temporary sibling folder to write into;
+    on success it replaces ``out_dir`` (the old one is removed only after the new one is in
+    place), on any error it is deleted and ``out_dir`` is left as it was."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    try:
+        yield tmp
+        if out_dir.exists():
+            old = out_dir.with_name(f".{out_dir.name}.old")
+            if old.exists():
+                shutil.rmtree(old)
+            out_dir.rename(old)
+            tmp.rename(out_dir)
+            shutil.rmtree(old)
+        else:
+            tmp.rename(out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+__all__ = ["Comparison", "Estimate", "ReportPaths", "building_report_dir", "write_report"]

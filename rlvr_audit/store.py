@@ -29,7 +29,7 @@ from filelock import FileLock
 from pydantic import BaseModel, ValidationError
 
 from .errors import StoreError
-from .records import SCHEMA_VERSION, Generation, Grade, Problem, RunManifest, UnitSpec
+from .records import SCHEMA_VERSION, Generation, Grade, ImportSource, Problem, RunManifest, UnitSpec
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ class UnitInfo(BaseModel):
     """Number of problems in the task (the unit is partial if fewer are generated)."""
     source: str = "generated"
     """``generated`` by an engine, or ``imported:<format>`` from published outputs."""
+    imported: ImportSource | None = None
+    """For imported units: source files, the source's own reported metrics, match counts."""
 
 
 def _atomic_write(path: Path, data: str) -> None:

@@ -20,6 +20,10 @@ FAMILIES = {
     "llama-3.2-3b-instruct",
     "olmo-2-1124-7b",
     "olmo-2-1124-7b-sft",
+    # registered for the claims ledger's independent evaluations and contamination probes
+    "qwen2.5-math-7b-instruct",
+    "qwen2.5-7b-instruct",
+    "llama-3.1-8b",
 }
 
 

@@ -504,3 +504,19 @@ def test_rng_must_be_a_generator(bad: object) -> None:
         bootstrap_ci([[1]], rng=bad)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="numpy.random.Generator"):
         paired_permutation_pvalue([[1]], [[0]], rng=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("bad", ["BCa", "basic", None])
+def test_bad_interval_method(bad: object) -> None:
+    with pytest.raises(ValueError, match="method must be one of 'percentile', 'bca'"):
+        bootstrap_ci([[1], [0]], rng=rng(), method=bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="method must be one of"):
+        paired_bootstrap_ci([[1], [0]], [[0], [1]], rng=rng(), method=bad)  # type: ignore[arg-type]
+
+
+def test_interval_reports_the_bootstrap_se() -> None:
+    correct = heterogeneous(rng(23), n=150, k=2)
+    ci = bootstrap_ci(correct, rng=rng(24), n_resamples=4_000)
+    reps = bootstrap_distribution(correct, rng=rng(24), n_resamples=4_000)
+    assert ci.se == pytest.approx(reps.std(ddof=1), rel=1e-12)
+    assert ci.se == pytest.approx(correct.mean(axis=1).std() / math.sqrt(150), rel=0.05)

@@ -56,10 +56,16 @@ class Grader(Protocol):
 
 
 # Imported after GradeOutcome and Grader are defined: the grader modules import them from here.
+from .boxed_strict import BoxedStrictGrader  # noqa: E402
 from .math_verify import MathVerifyGrader  # noqa: E402
+from .minerva import MinervaGrader  # noqa: E402
+from .paper import PaperGrader  # noqa: E402
 
 GRADERS: dict[str, type[Grader]] = {
     "math_verify": MathVerifyGrader,
+    "paper": PaperGrader,
+    "boxed_strict": BoxedStrictGrader,
+    "minerva": MinervaGrader,
 }
 """The grader registry: id -> grader class (constructed with no arguments)."""
 
@@ -76,4 +82,13 @@ def get_grader(grader_id: str) -> Grader:
     return cls()
 
 
-__all__ = ["GRADERS", "GradeOutcome", "Grader", "MathVerifyGrader", "get_grader"]
+__all__ = [
+    "GRADERS",
+    "BoxedStrictGrader",
+    "GradeOutcome",
+    "Grader",
+    "MathVerifyGrader",
+    "MinervaGrader",
+    "PaperGrader",
+    "get_grader",
+]

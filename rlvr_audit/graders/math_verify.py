@@ -2,6 +2,83 @@
 
 The library is imported when a grader is constructed, not when this module is imported, so
 listing graders does not pay for sympy and the LaTeX parser.
+
+Two ways to grade, with the same outcomes
+-----------------------------------------
+
+:meth:`MathVerifyGrader.grade` is the plain call: ``math_verify.parse`` on the whole
+completion, then ``math_verify.verify`` against the parsed gold answer. It is the reference.
+
+:meth:`MathVerifyGrader.prepare` and :meth:`MathVerifyGrader.decide` split the same work in
+two for :mod:`rlvr_audit.graders.engine`, which grades many samples fast:
+
+- ``prepare(completion)`` (cheap, regular expressions only) finds the *candidates*
+  math-verify would try, in the order it would try them, and normalises the first one. Its
+  result is ``(head, tail)``: ``head`` is the first candidate (normalised LaTeX strings, or
+  the groups of a plain-number match), ``tail`` the raw later candidates of the same
+  priority and whether anything could come after them.
+- ``decide(head, gold, tails)`` (expensive: LaTeX parsing and sympy) parses the gold answer,
+  tries the head, and compares. When the head parses, the outcome depends on nothing else,
+  so every sample whose completion has this head and this gold answer gets it: the engine
+  judges each distinct ``(head, gold)`` once. When the head does not parse, the outcome
+  depends on the tail, and ``decide`` answers per tail; a tail that runs out while more
+  candidates could follow is *undecided* and the engine grades that sample with
+  :meth:`~MathVerifyGrader.grade`.
+
+Why the outcomes are identical (the exactness argument, for math-verify 0.9.0)
+-------------------------------------------------------------------------------
+
+``parse`` (``extract_target_from_pred``) groups its patterns by priority and, group by
+group, collects every match of every pattern of the group (``finditer`` over the whole
+text), sorts them rightmost-first (by end, then leftmost start; a stable sort in pattern
+order), and tries them in turn: ``extract_match`` gives a (value, text) pair, the text of
+every tried match is kept as a fallback, the first match with a value ends the search, and
+the result is ``[value, first fallback]``. If no match of a group has a value it goes on to
+the next group. ``verify`` then compares the gold with each element of that list.
+
+1. *Same candidates, same order.* :func:`scan` runs math-verify's own compiled patterns
+   (``get_extraction_regexes``, the very objects ``parse`` uses) group by group, sorts the
+   matches with the same key and stops at the first group that has any match. It only skips
+   text where a pattern provably cannot match:
+
+   - a pattern whose source starts with ``(?i:answer)`` or ``(?i:final answer`` only matches
+     where that anchor matches, so its scan starts at the first match of the anchor
+     (compiled with the pattern's flags), and is skipped when there is none;
+   - ``(?P<first_latexBoxed>\\\\boxed{.+})`` starts with the literal ``\\boxed{``: its scan
+     starts at the first ``\\boxed{``;
+   - the boxed LaTeX-environment pattern needs a ``\\boxed{`` inside the first environment
+     it matches. Each environment's content excludes something (``$$``: no ``$$``; ``\\[``: no
+     ``\\]``; ``$``, ``\\(``, ``[``: no newline), so a match containing a box at ``b`` starts
+     at or after ``min(last newline before b - 1, last "$$" before b - 1, last "\\]" before
+     b - 1 or else the first "\\[")``; this bound only grows with ``b``, so no match starts
+     before the bound of the *first* box, and ``finditer(text, bound)`` (lookbehinds still see
+     the text before ``bound``) yields exactly the matches of a scan from 0;
+   - patterns of the lowest priority are scanned from the start, as math-verify does.
+
+2. *Same values.* A candidate's value and text depend only on its ``groupdict()``:
+   ``extract_expr`` reads nothing else (so it is called on a stand-in holding the groups), and
+   ``extract_latex`` normalises each LaTeX group (``normalize_latex``; ``boxed="last"`` for the
+   ``latexBoxed`` group), then parses it (``parse_latex_cached``, percentages through
+   ``convert_to_pct``) and joins several groups into a ``FiniteSet``. :func:`_latex_value`
+   repeats those lines after normalisation; normalising the head in ``prepare`` and the
+   rest in ``decide`` calls the same functions on the same strings. The head key therefore
+   determines the value, and the value together with the head's text (the first fallback)
+   determines what ``verify`` sees.
+3. *Same verdicts and errors.* ``grade`` and ``decide`` share the gold parsing and the
+   comparison (:meth:`MathVerifyGrader._compare`), check the gold first, and turn exceptions
+   into the same ``error`` messages (an exception in ``normalize_latex`` or ``extract_expr``
+   aborts ``parse``; ``decide`` replays it at the same point of the trial order).
+
+The fast path is only used with math-verify versions whose parser it mirrors
+(:data:`FAST_PATH_VERSIONS`); with any other version ``prepare`` returns ``None`` and every
+sample takes the plain call. ``tests/graders/test_engine.py`` checks the argument on a
+corpus of long, realistic and hostile completions and on random text.
+
+Known difference: timeouts are measured per step. ``parse`` has one ``parsing_timeout`` for
+scanning and parsing together; the fast path gives the scan (``prepare``) and the parsing
+(``decide``) one each, so a completion whose scan and parse *together* take just over the
+limit, while each takes less, is graded ``timeout`` by the plain call and not by the fast
+path. Both are wall-clock measurements, which no two runs reproduce exactly anyway.
 """
 
 from __future__ import annotations
@@ -9,13 +86,68 @@ from __future__ import annotations
 import functools
 import itertools
 import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from importlib import metadata
-from typing import Any
+from typing import Any, NamedTuple
 
 from . import GradeOutcome
 
 IMPLEMENTATION_VERSION = "1"
 """Version of this grader's own logic; bump it whenever a verdict could change."""
+
+FAST_PATH_VERSIONS = frozenset({"0.9.0"})
+"""math-verify versions whose ``parse`` the fast path (:meth:`MathVerifyGrader.prepare`) mirrors."""
+
+MAX_TAIL = 8
+"""Most candidates after the head that ``prepare`` hands on; a longer list is cut and marked
+incomplete (a sample that needs the cut part is graded by the plain call)."""
+
+Candidate = tuple[Any, ...]
+"""One match math-verify would try, as a hashable, picklable tuple tagged by its first item:
+
+- ``("latex", ((normalised, is_percentage), ...))``: a LaTeX match, its groups normalised
+  (the first group, then ``next1`` .. ``next5``);
+- ``("latex_raw", ((text, is_boxed_group, is_percentage), ...))``: the same before
+  normalisation (tail candidates are only normalised if they are reached);
+- ``("expr", integer, decimal, is_percentage, expr)``: a plain number or expression match.
+
+Heads may also be ``("none",)`` (nothing matched at all), ``("timeout",)`` (the scan ran past
+``parsing_timeout``), ``("raise", description)`` (normalising the head raised) or
+``("thread",)`` (called off the main thread)."""
+
+
+class Tail(NamedTuple):
+    """The candidates after the head, in trial order."""
+
+    candidates: tuple[Candidate, ...]
+    """Raw candidates of the head's priority group (at most :data:`MAX_TAIL`)."""
+    more: bool
+    """Whether candidates could follow these (a lower priority group, or the list was cut)."""
+
+
+class Prepared(NamedTuple):
+    """What :meth:`MathVerifyGrader.prepare` finds in a completion."""
+
+    head: Candidate
+    """The first candidate, normalised: with the gold answer it fixes the outcome whenever it parses."""
+    tail: Tail
+    """What math-verify would try if the head does not parse."""
+
+
+class Decision(NamedTuple):
+    """What :meth:`MathVerifyGrader.decide` concludes for one ``(head, gold)`` pair."""
+
+    outcome: GradeOutcome | None
+    """The outcome of every completion with this head and gold answer (any tail), or ``None``
+    when the head does not parse and the outcome depends on the tail."""
+    per_tail: tuple[GradeOutcome | None, ...]
+    """With ``outcome`` ``None``: one outcome per tail passed in, ``None`` where the tail ran out
+    and the plain call must decide. Empty otherwise."""
+
+
+_NO_TAIL = Tail((), False)
+_NONE_HEAD: Candidate = ("none",)
 
 
 def normalize_gold(gold: str) -> str:
@@ -66,6 +198,264 @@ def _describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+_OFF_MAIN_THREAD = GradeOutcome(
+    "error", None, "math-verify only grades in a process's main thread (signal timeouts); use grade_many"
+)
+
+
+# --- the fast path: candidates as math-verify tries them ------------------------------------
+
+
+@dataclass(frozen=True)
+class _Groups:
+    """Stands in for a ``re.Match`` where math-verify only reads ``groupdict()``."""
+
+    items: tuple[tuple[str, str | None], ...]
+
+    def groupdict(self) -> dict[str, str | None]:
+        return dict(self.items)
+
+
+_ANCHOR_FINAL = "(?i:final answer"
+_ANCHOR_ANSWER = "(?i:answer)"
+_HOPE = r"\s?I hope"
+_BOXED_PLAIN = r"(?P<first_latexBoxed>\\boxed{.+})"
+_BOX = "\\boxed{"
+_LATEX_GROUP_PREFIXES = ("first",) + tuple(f"next{i}" for i in range(1, 6))
+"""``extract_latex`` reads the first ``first_latex*`` group with a value, then ``next1`` .. ``next5``."""
+
+
+@dataclass(frozen=True)
+class _Pattern:
+    """One of math-verify's compiled patterns, with where in a text its matches can start."""
+
+    regex: Any
+    """The compiled pattern (math-verify's own object)."""
+    target: Any
+    """Its extraction config (math-verify's own object)."""
+    is_latex: bool
+    """Whether its target is ``LatexExtractionConfig`` (else ``ExprExtractionConfig``)."""
+    role: str
+    """``final`` / ``answer`` (the source starts with that anchor), ``boxed_plain`` (starts with
+    the literal ``\\boxed{``), ``boxed_env`` (the boxed LaTeX-environment pattern) or ``full``."""
+    anchor: Any = None
+    """For ``final`` / ``answer``: the anchor alone, compiled with the pattern's flags."""
+    required: str | None = None
+    """A literal every match contains (``I hope``), or ``None``."""
+    latex_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """For LaTeX patterns: per prefix (``first``, ``next1`` ..), its ``<prefix>_latex*`` group
+    names in the order ``groupdict()`` lists them."""
+
+
+class _Scanner:
+    """math-verify's pattern groups for the prediction configs, classified for :meth:`scan`."""
+
+    def __init__(self, configs: Sequence[Any]) -> None:
+        import re
+
+        from math_verify import LatexExtractionConfig
+        from math_verify.parser import get_extraction_regexes
+
+        flat: list[tuple[int, _Pattern]] = []
+        for patterns, target in get_extraction_regexes(configs):
+            is_latex = isinstance(target, LatexExtractionConfig)
+            for regex, priority in patterns:
+                source: str = regex.pattern
+                names = sorted(regex.groupindex, key=regex.groupindex.__getitem__)
+                latex_groups = (
+                    tuple((prefix, tuple(n for n in names if n.startswith(f"{prefix}_latex"))) for prefix in _LATEX_GROUP_PREFIXES)
+                    if is_latex
+                    else ()
+                )
+                required = "I hope" if _HOPE in source else None
+                if source.startswith(_ANCHOR_FINAL):
+                    anchor = re.compile("(?i:final answer)", regex.flags)
+                    pattern = _Pattern(regex, target, is_latex, "final", anchor, required, latex_groups)
+                elif source.startswith(_ANCHOR_ANSWER):
+                    anchor = re.compile("(?i:answer)", regex.flags)
+                    pattern = _Pattern(regex, target, is_latex, "answer", anchor, required, latex_groups)
+                elif source == _BOXED_PLAIN:
+                    pattern = _Pattern(regex, target, is_latex, "boxed_plain", None, required, latex_groups)
+                elif is_latex and priority == target.boxed_match_priority and "\\\\boxed{" in source:
+                    pattern = _Pattern(regex, target, is_latex, "boxed_env", None, required, latex_groups)
+                else:
+                    pattern = _Pattern(regex, target, is_latex, "full", None, required, latex_groups)
+                flat.append((priority, pattern))
+        # math-verify: sorted(all patterns, key=priority) (stable), then groupby priority.
+        flat.sort(key=lambda item: item[0])
+        self.groups: list[tuple[int, list[_Pattern]]] = [
+            (priority, [p for _, p in items]) for priority, items in itertools.groupby(flat, key=lambda item: item[0])
+        ]
+        self.last_priority = self.groups[-1][0] if self.groups else 0
+
+    def scan(self, text: str) -> tuple[int, list[tuple[Any, _Pattern]]] | None:
+        """The first priority group with a match: ``(priority, [(match, pattern), ...])`` in
+        math-verify's trial order, or ``None`` if no pattern matches anywhere."""
+        anchors: dict[str, int | None] = {}
+        for priority, patterns in self.groups:
+            found: list[tuple[Any, int, int, _Pattern]] = []
+            for pattern in patterns:
+                if pattern.required is not None and pattern.required not in text:
+                    continue
+                found.extend((m, m.start(), m.end(), pattern) for m in self._matches(pattern, text, anchors))
+            if found:
+                found.sort(key=lambda x: (x[2], -x[1]), reverse=True)
+                return priority, [(m, pattern) for m, _, _, pattern in found]
+        return None
+
+    @staticmethod
+    def _matches(pattern: _Pattern, text: str, anchors: dict[str, int | None]) -> Iterator[Any]:
+        """Exactly ``pattern.regex.finditer(text)``, without trying where no match can start."""
+        role = pattern.role
+        if role == "full":
+            return pattern.regex.finditer(text)
+        if role in ("final", "answer"):
+            if role not in anchors:
+                hit = pattern.anchor.search(text)
+                anchors[role] = hit.start() if hit else None
+            start = anchors[role]
+            return iter(()) if start is None else pattern.regex.finditer(text, start)
+        box = text.find(_BOX)
+        if box < 0:
+            return iter(())
+        if role == "boxed_plain":
+            return pattern.regex.finditer(text, box)
+        return _boxed_env_matches(pattern.regex, text, box)
+
+
+def _positions(text: str, needle: str, start: int, stop: int) -> list[int]:
+    """Every start of ``needle`` in ``text`` in ``[start, stop)`` (overlapping ones too)."""
+    found = []
+    at = text.find(needle, max(start, 0), stop + len(needle) - 1)
+    while 0 <= at < stop:
+        found.append(at)
+        at = text.find(needle, at + 1, stop + len(needle) - 1)
+    return found
+
+
+def _boxed_env_matches(regex: Any, text: str, box: int) -> Iterator[Any]:
+    """``regex.finditer(text)`` for the boxed LaTeX-environment pattern; ``box``: the first ``\\boxed{``.
+
+    A match's first environment holds a box, and its content cannot hold a newline (``$``,
+    ``\\(``, ``[``), a ``$$`` (``$$``) or a ``\\]`` (``\\[``). So before ``line`` (one before the
+    first box's line) a match can only start at a ``$$`` no earlier than one before the last
+    ``$$`` preceding the box, or at a ``\\[`` no earlier than one before the last ``\\]``
+    preceding it; later boxes only raise these bounds. Those few positions are tried one by
+    one (``regex.match``: the attempt ``finditer`` would make there), then the scan goes on
+    from ``line`` as ``finditer`` does.
+    """
+    line = max(text.rfind("\n", 0, box) - 1, 0)
+    starts: list[int] = []
+    if line > 0:
+        last_dd = text.rfind("$$", 0, box)
+        if last_dd >= 0:
+            starts += _positions(text, "$$", last_dd - 1, line)
+        last_close = text.rfind("\\]", 0, box)
+        starts += _positions(text, "\\[", last_close - 1 if last_close >= 0 else 0, line)
+        starts.sort()
+    pos = 0
+    for start in starts:
+        if start < pos:
+            continue
+        match = regex.match(text, start)
+        if match is not None:
+            yield match
+            pos = match.end()
+    yield from regex.finditer(text, max(pos, line))
+
+
+def _candidate(match: Any, pattern: _Pattern, *, normalize: bool) -> Candidate:
+    """A match as a candidate tuple, its LaTeX groups normalised if ``normalize``.
+
+    Mirrors how ``extract_latex`` / ``extract_expr`` read the match (math-verify 0.9.0).
+    """
+    groups = match.groupdict()
+    if pattern.is_latex:
+        picked: list[tuple[str, bool, bool]] = []
+        for prefix, names in pattern.latex_groups:
+            for name in names:
+                val = groups[name]
+                if val:
+                    is_boxed = name.split("_")[1] == "latexBoxed"
+                    picked.append((val, is_boxed, bool(groups.get(f"{prefix}_percent"))))
+                    break
+        if not normalize:
+            return ("latex_raw", tuple(picked))
+        return ("latex", tuple((_normalize(val, is_boxed, pattern.target), pct) for val, is_boxed, pct in picked))
+    integer = next((val for name, val in groups.items() if name.startswith("integer") and val), "")
+    decimal = next((val for name, val in groups.items() if name.startswith("decimal") and val), "")
+    return ("expr", integer, decimal, bool(groups.get("percent")), groups.get("expr", ""))
+
+
+def _normalize(text: str, is_boxed: bool, target: Any) -> str:
+    """``normalize_latex`` with the config ``extract_latex`` uses for this group."""
+    from dataclasses import replace
+
+    from latex2sympy2_extended.latex2sympy2 import normalize_latex
+
+    config = target.normalization_config
+    if is_boxed:
+        config = replace(config, boxed="last")
+    return str(normalize_latex(text, config=config))
+
+
+def _latex_value(normalized: tuple[tuple[str, bool], ...]) -> tuple[Any, str]:
+    """The tail of ``extract_latex`` after normalisation: parse each group, join several."""
+    from math_verify.parser import FiniteSet, convert_to_pct, parse_latex_cached
+
+    exprs: list[Any] = []
+    strs: list[str] = []
+    for text, is_percentage in normalized:
+        strs.append(text)
+        try:
+            parsed = parse_latex_cached(text)
+            if is_percentage:
+                parsed = convert_to_pct(parsed)
+            exprs.append(parsed)
+        except Exception:
+            exprs.append(None)
+    if not exprs:
+        return None, ""
+    if len(exprs) > 1 and all(expr is not None for expr in exprs):
+        elements: list[Any] = []
+        for expr in exprs:
+            if isinstance(expr, FiniteSet):
+                elements.extend(expr.args)
+            else:
+                elements.append(expr)
+        return FiniteSet(*elements), " and ".join(strs)
+    return exprs[0], strs[0]
+
+
+def _candidate_value(candidate: Candidate, latex_target: Any) -> tuple[Any, str]:
+    """``extract_match`` for a candidate tuple: ``(value or None, text)``. May raise as it does."""
+    tag = candidate[0]
+    if tag == "latex":
+        return _latex_value(candidate[1])
+    if tag == "latex_raw":
+        return _latex_value(tuple((_normalize(val, boxed, latex_target), pct) for val, boxed, pct in candidate[1]))
+    if tag == "expr":
+        from math_verify.parser import extract_expr
+
+        _, integer, decimal, is_percentage, expr = candidate
+        value, text = extract_expr(
+            _Groups(
+                (
+                    ("expr", expr),
+                    ("integer", integer or None),
+                    ("decimal", decimal or None),
+                    ("percent", "%" if is_percentage else None),
+                )
+            )
+        )
+        return value, text
+    raise ValueError(f"not a candidate: {candidate!r}")
+
+
 class MathVerifyGrader:
     """Grade with Math-Verify (``math_verify.parse`` + ``math_verify.verify``).
 
@@ -83,11 +473,15 @@ class MathVerifyGrader:
     parsing or comparison timeout fired; ``error`` when it raised, or when the gold answer
     itself cannot be parsed.
 
+    Two ways to grade with the same outcomes: :meth:`grade` (the plain call on the whole
+    completion) and :meth:`prepare` + :meth:`decide` (the fast path the grading engine uses;
+    the module docstring gives the argument why the outcomes are identical).
+
     Timeouts are Math-Verify's ``signal.alarm`` timeouts (whole seconds, main thread only):
     ``parsing_timeout`` for each parse and ``verify_timeout`` for each comparison. Called
     off the main thread, :meth:`grade` returns ``error``; use
     :func:`rlvr_audit.graders.pool.grade_many`, which also enforces a hard wall-clock limit
-    (a signal cannot interrupt a regular expression stuck in C).
+    (a signal cannot interrupt code stuck in C, such as a huge integer power).
 
     Known issues (all inherited from Math-Verify 0.9.0 and latex2sympy2_extended 1.11):
 
@@ -123,19 +517,149 @@ class MathVerifyGrader:
 
         self.parsing_timeout = int(parsing_timeout)
         self.verify_timeout = int(verify_timeout)
+        library_version = metadata.version("math-verify")
         self.version = (
-            f"{IMPLEMENTATION_VERSION}+math-verify=={metadata.version('math-verify')}"
+            f"{IMPLEMENTATION_VERSION}+math-verify=={library_version}"
             f"+latex2sympy2_extended=={metadata.version('latex2sympy2_extended')}"
         )
-        self._pred_config = (LatexExtractionConfig(), ExprExtractionConfig())
+        self._latex_config = LatexExtractionConfig()
+        self._pred_config = (self._latex_config, ExprExtractionConfig())
+        self.fast_path = library_version in FAST_PATH_VERSIONS
+        """Whether :meth:`prepare` mirrors this math-verify version (else it returns ``None``)."""
+        self._scanner: _Scanner | None = None
+
+    # --- the plain call ----------------------------------------------------------------
 
     def grade(self, *, completion: str, gold: str, truncated: bool) -> GradeOutcome:
         """Grade one completion; see the class docstring for the verdicts."""
-        if threading.current_thread() is not threading.main_thread():
-            return GradeOutcome(
-                "error", None, "math-verify only grades in a process's main thread (signal timeouts); use grade_many"
+        if not _in_main_thread():
+            return _OFF_MAIN_THREAD
+        from math_verify import parse
+        from math_verify.errors import TimeoutException
+
+        gold_parsed = self._gold(gold)
+        if isinstance(gold_parsed, GradeOutcome):
+            return gold_parsed
+        try:
+            pred = parse(
+                completion,
+                extraction_config=self._pred_config,
+                parsing_timeout=self.parsing_timeout,
+                raise_on_error=True,
             )
-        from math_verify import parse, verify
+        except TimeoutException:
+            return self._parse_timeout()
+        except Exception as exc:
+            return self._parse_error(exc)
+        return self._compare(gold_parsed, pred, truncated=truncated)
+
+    # --- the fast path -----------------------------------------------------------------
+
+    def prepare(self, completion: str) -> Prepared | None:
+        """The candidates math-verify would try on ``completion`` (cheap: regular expressions
+        and one ``normalize_latex``), or ``None`` when this math-verify version has no fast path.
+
+        Never raises: a scan past ``parsing_timeout`` gives the head ``("timeout",)``, an
+        exception while normalising the head gives ``("raise", description)``. Main thread only
+        (off it the head is ``("thread",)``).
+        """
+        if not self.fast_path:
+            return None
+        if not _in_main_thread():
+            return Prepared(("thread",), _NO_TAIL)
+        from math_verify.errors import TimeoutException
+        from math_verify.utils import timeout
+
+        try:
+            prepared: Prepared = timeout(timeout_seconds=self.parsing_timeout)(self._prepare)(completion)
+        except TimeoutException:
+            return Prepared(("timeout",), _NO_TAIL)
+        except Exception as exc:  # normalize_latex raised: parse would raise the same
+            return Prepared(("raise", _describe(exc)), _NO_TAIL)
+        return prepared
+
+    def _prepare(self, completion: str) -> Prepared:
+        if self._scanner is None:
+            self._scanner = _Scanner(self._pred_config)
+        found = self._scanner.scan(completion)
+        if found is None:
+            return Prepared(_NONE_HEAD, _NO_TAIL)
+        priority, matches = found
+        head = _candidate(*matches[0], normalize=True)
+        rest = matches[1 : 1 + MAX_TAIL]
+        tail = Tail(
+            tuple(_candidate(m, pattern, normalize=False) for m, pattern in rest),
+            len(matches) - 1 > MAX_TAIL or priority != self._scanner.last_priority,
+        )
+        return Prepared(head, tail)
+
+    def decide(self, head: Candidate, gold: str, tails: Sequence[Tail]) -> Decision:
+        """The outcome for a prepared head and a gold answer (see :class:`Decision`).
+
+        ``truncated`` plays no part: a completion with nothing to extract gets ``no_answer``,
+        which the caller turns into ``truncated`` for a completion cut at the token limit.
+        Never raises. Main thread only (off it: the ``error`` outcome :meth:`grade` gives).
+        """
+        if not _in_main_thread():
+            return Decision(_OFF_MAIN_THREAD, ())
+        from math_verify.errors import TimeoutException
+        from math_verify.utils import timeout
+
+        gold_parsed = self._gold(gold)
+        if isinstance(gold_parsed, GradeOutcome):
+            return Decision(gold_parsed, ())
+        tag = head[0]
+        if tag == "none":
+            return Decision(self._compare(gold_parsed, [], truncated=False), ())
+        if tag == "timeout":
+            return Decision(self._parse_timeout(), ())
+        if tag == "raise":
+            return Decision(
+                GradeOutcome("error", None, f"parsing the completion failed: {head[1]}"),
+                (),
+            )
+        if tag == "thread":
+            return Decision(_OFF_MAIN_THREAD, ())
+        limit = timeout(timeout_seconds=self.parsing_timeout)
+        try:
+            value, text = limit(_candidate_value)(head, self._latex_config)
+        except TimeoutException:
+            return Decision(self._parse_timeout(), ())
+        except Exception as exc:
+            return Decision(self._parse_error(exc), ())
+        if value is not None:
+            pred = [value, text] if text else [value]
+            return Decision(self._compare(gold_parsed, pred, truncated=False), ())
+        per_tail: list[GradeOutcome | None] = []
+        for tail in tails:
+            try:
+                rest = limit(self._continue)(text, tail)
+            except TimeoutException:
+                per_tail.append(self._parse_timeout())
+                continue
+            except Exception as exc:
+                per_tail.append(self._parse_error(exc))
+                continue
+            per_tail.append(None if rest is None else self._compare(gold_parsed, rest, truncated=False))
+        return Decision(None, tuple(per_tail))
+
+    def _continue(self, head_text: str, tail: Tail) -> list[Any] | None:
+        """``extract_target_from_pred`` after a head that did not parse; ``None``: undecided."""
+        fallbacks = [head_text] if head_text else []
+        for candidate in tail.candidates:
+            value, text = _candidate_value(candidate, self._latex_config)
+            if text:
+                fallbacks.append(text)
+            if value is not None:
+                return [value, *fallbacks[:1]]
+        if tail.more:
+            return None
+        return fallbacks[:1]
+
+    # --- shared by both paths ----------------------------------------------------------
+
+    def _gold(self, gold: str) -> tuple[Any, ...] | GradeOutcome:
+        """The parsed gold answer, or the outcome that grading stops with."""
         from math_verify.errors import TimeoutException
 
         try:
@@ -146,21 +670,22 @@ class MathVerifyGrader:
             return GradeOutcome("error", None, f"parsing the gold answer failed: {_describe(exc)}")
         if not gold_parsed:
             return GradeOutcome("error", None, f"the gold answer {gold!r} holds no parsable answer")
+        return gold_parsed
 
-        try:
-            pred = parse(
-                completion,
-                extraction_config=self._pred_config,
-                parsing_timeout=self.parsing_timeout,
-                raise_on_error=True,
-            )
-        except TimeoutException:
-            return GradeOutcome("timeout", None, f"parsing the completion took over {self.parsing_timeout} s")
-        except Exception as exc:
-            return GradeOutcome("error", None, f"parsing the completion failed: {_describe(exc)}")
+    def _parse_timeout(self) -> GradeOutcome:
+        return GradeOutcome("timeout", None, f"parsing the completion took over {self.parsing_timeout} s")
+
+    @staticmethod
+    def _parse_error(exc: BaseException) -> GradeOutcome:
+        return GradeOutcome("error", None, f"parsing the completion failed: {_describe(exc)}")
+
+    def _compare(self, gold_parsed: tuple[Any, ...], pred: list[Any], *, truncated: bool) -> GradeOutcome:
+        """Compare a parse result with the parsed gold answer, pair by pair."""
+        from math_verify import verify
+        from math_verify.errors import TimeoutException
+
         if not pred:
             return GradeOutcome("truncated" if truncated else "no_answer", None)
-
         extracted = _extracted_text(pred)
         failure: str | None = None
         timed_out = False

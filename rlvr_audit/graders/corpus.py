@@ -1,0 +1,282 @@
+"""A synthetic corpus of long model-like responses, for grading benchmarks and exactness tests.
+
+:func:`build_corpus` turns benchmark problems (question, reference solution, gold answer)
+into responses that look like sampled model output: a restatement of the problem, several
+paragraphs of LaTeX-heavy reasoning (borrowed from other problems' reference solutions,
+their boxes unboxed), a Python code block with its output, second thoughts, and an ending in
+one of the styles models use (``$\\boxed{...}$``, a bare or displayed box, Minerva's "Final
+Answer: The final answer is $...$. I hope it is correct.", "The answer is: ...", the
+reference solution itself). Each problem gets ``samples`` responses whose answers repeat the
+way sampled answers do: mostly the gold answer (sometimes written differently), one or two
+recurring wrong answers, a few responses cut at the token limit, a few with intermediate
+boxes. ``hostile`` adds responses built to make a grader slow or fail (huge powers, deep
+braces, megabyte-long text, stray delimiters). Everything is drawn from one seeded
+``random.Random``, so a seed fixes the corpus.
+
+Used by ``benchmarks/grading.py`` (throughput of the grading engine against the plain
+math-verify loop) and ``tests/graders/test_engine.py`` (the engine's verdicts equal the plain
+call's on every item).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..errors import UsageError
+
+
+@dataclass(frozen=True)
+class CorpusItem:
+    """One response to grade."""
+
+    problem_id: str
+    """The benchmark problem it answers."""
+    sample_idx: int
+    """Its index among the problem's samples (hostile items: counted on after the samples)."""
+    completion: str
+    """The response text."""
+    gold: str
+    """The problem's gold answer as published."""
+    truncated: bool
+    """Whether the response was cut as if at the token limit."""
+    kind: str
+    """How it was built: ``correct``, ``variant``, ``wrong``, ``multibox``, ``truncated``,
+    ``reference``, ``noanswer`` or ``hostile:<name>``."""
+
+
+def load_problems(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a benchmark JSONL file (``id``, ``problem``, ``answer``; ``solution`` if any).
+
+    Raises :class:`~rlvr_audit.errors.UsageError` naming the file when it is missing or a row
+    lacks a required field.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"benchmark file not found: {path}")
+    rows: list[dict[str, str]] = []
+    with path.open(encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            row = json.loads(line)
+            missing = [key for key in ("id", "problem", "answer") if not isinstance(row.get(key), str)]
+            if missing:
+                raise UsageError(f"{path}:{number}: missing or non-text field(s) {', '.join(missing)}")
+            rows.append(row)
+    return rows
+
+
+_KINDS = ("correct", "variant", "wrong", "multibox", "truncated", "reference", "noanswer")
+_WEIGHTS = (44, 12, 22, 6, 9, 6, 1)
+"""How often each kind of sample is drawn (percent)."""
+
+_CODE = (
+    "Let me verify this with Python.\n\n"
+    "```python\n"
+    "from sympy import Rational, sqrt, simplify, symbols, solve\n\n"
+    "x = symbols('x')\n"
+    "values = [Rational(k, {d}) for k in range(1, {n})]\n"
+    "total = sum(v**2 for v in values)\n"
+    "roots = solve(x**2 - {a}*x + {b}, x)\n"
+    "print(simplify(total), roots)\n"
+    "```\n"
+    "```output\n"
+    "{out} [{r1}, {r2}]\n"
+    "```\n"
+    "The computation agrees with the reasoning above: the sum is ${out}$ and the roots are "
+    "${r1}$ and ${r2}$."
+)
+
+_SECOND_THOUGHTS = (
+    "Wait, let me double-check the previous step. ",
+    "Hmm, that does not look right; let me recompute. ",
+    "Let me re-examine this more carefully. ",
+    "Actually, we should check whether we have counted every case. ",
+)
+
+_OPENINGS = (
+    "To solve this problem, we need to carefully analyze the given information.\n\n",
+    "Let's think step by step.\n\n",
+    "We are asked the following.\n\n",
+)
+
+
+def _unbox(text: str) -> str:
+    """Reference-solution text without its boxes (``\\boxed{x}`` -> ``{x}``)."""
+    return text.replace("\\boxed{", "{").replace("\\fbox{", "{")
+
+
+def _solution_body(solution: str) -> str:
+    """A reference solution without its final sentence (the one with the box), unboxed."""
+    cut = solution.rfind("\\boxed")
+    if cut > 0:
+        stop = max(solution.rfind(".", 0, cut), solution.rfind("\n", 0, cut))
+        solution = solution[: stop + 1] if stop > 0 else solution[:cut]
+    return _unbox(solution).strip()
+
+
+_INT = re.compile(r"-?\d+")
+_FRAC = re.compile(r"\\[dt]?frac\{(-?\d+)\}\{(\d+)\}")
+
+
+def _wrong_answers(gold: str, others: Sequence[str], rng: random.Random) -> list[str]:
+    """Two plausible wrong answers for ``gold`` (fixed per problem, so they recur)."""
+    text = gold.strip()
+    wrong: list[str] = []
+    number = text[:-2] if text.endswith(".0") else text
+    if _INT.fullmatch(number):
+        value = int(number)
+        wrong = [str(value + rng.choice((1, 2, -1, 10))), str(value * 2 + 1)]
+    elif _FRAC.fullmatch(text):
+        match = _FRAC.fullmatch(text)
+        assert match is not None
+        a, b = int(match.group(1)), int(match.group(2))
+        wrong = [f"\\frac{{{a + 1}}}{{{b}}}", f"\\frac{{{b}}}{{{a if a else 1}}}"]
+    pool = [o for o in others if o.strip() != text]
+    while len(wrong) < 2 and pool:
+        wrong.append(rng.choice(pool))
+    while len(wrong) < 2:
+        wrong.append(str(rng.randint(2, 999)))
+    return wrong[:2]
+
+
+def _variant(gold: str, rng: random.Random) -> str:
+    """The gold answer written differently but equivalently (or as is, if no rewrite applies)."""
+    text = gold.strip()
+    options = []
+    if "\\frac" in text:
+        options.append(text.replace("\\frac", "\\dfrac"))
+    if " " in text:
+        options.append(text.replace(" ", ""))
+    if text.endswith(".0") and _INT.fullmatch(text[:-2]):
+        options.append(text[:-2])
+    if _INT.fullmatch(text) and text.startswith("0") and len(text) > 1:
+        options.append(str(int(text)))
+    if _INT.fullmatch(text):
+        options.append(f"{text}.0")
+    return rng.choice(options) if options else text
+
+
+def _ending(answer: str, rng: random.Random) -> str:
+    """A final sentence stating ``answer`` in one of the styles models use."""
+    style = rng.randrange(6)
+    if style == 0:
+        return f"Therefore, the final answer is $\\boxed{{{answer}}}$."
+    if style == 1:
+        return f"So the answer is \\boxed{{{answer}}}."
+    if style == 2:
+        return f"Thus, the answer is:\n\\[\n\\boxed{{{answer}}}\n\\]"
+    if style == 3:
+        return f"Final Answer: The final answer is ${answer}$. I hope it is correct."
+    if style == 4:
+        return f"The final answer is $\\boxed{{{answer}}}$"
+    return f"Putting everything together, we get $\\boxed{{{answer}}}$ as the answer."
+
+
+def _reasoning(problem: Mapping[str, str], others: Sequence[Mapping[str, str]], rng: random.Random) -> str:
+    """Restatement, borrowed reasoning, a code block and second thoughts (thousands of chars)."""
+    parts = [rng.choice(_OPENINGS) + problem["problem"].strip()]
+    for other in rng.sample(list(others), k=min(len(others), rng.randint(2, 4))):
+        body = _solution_body(other.get("solution", "") or other["problem"])
+        if rng.random() < 0.4:
+            body = rng.choice(_SECOND_THOUGHTS) + body
+        parts.append(body)
+    if rng.random() < 0.6:
+        d, n, a, b = rng.randint(2, 9), rng.randint(3, 12), rng.randint(2, 20), rng.randint(1, 50)
+        parts.append(
+            _CODE.format(d=d, n=n, a=a, b=b, out=f"{rng.randint(1, 999)}/{d}", r1=rng.randint(-9, 9), r2=rng.randint(10, 99))
+        )
+    own = _solution_body(problem.get("solution", ""))
+    if own:
+        parts.append("Now for our problem. " + own)
+    return "\n\n".join(parts)
+
+
+def _hostile(rng: random.Random) -> list[tuple[str, str, str]]:
+    """``(name, completion, gold)`` for responses built to make a grader slow or fail."""
+    filler = "We compute the value step by step, with $x = 12$ and $y = 3$. " * 40
+    return [
+        ("tower", f"{filler}\nSo the answer is $\\boxed{{10^{{10^{{10^{{10}}}}}}}}$.", "5"),
+        ("nested-braces", f"{filler}\n$\\boxed{{{'{' * 300}1{'}' * 300}}}$", "1"),
+        ("megabyte", ("word 12 $x$ and more text " * 40000) + "\\boxed{7}", "7"),
+        ("dollar-storm", "$" * 50000 + " 5", "5"),
+        ("unclosed-box", f"{filler}\nThe answer is \\boxed{{3", "3"),
+        ("empty-box", f"{filler}\nThe answer is $\\boxed{{}}$.", "3"),
+        ("text-box", f"{filler}\nThe answer is $\\boxed{{\\text{{none of these}}}}$.", "\\text{(C)}"),
+        ("unicode-digits", f"{filler}\nThe answer is ٣٤.", "34"),
+        ("percent", f"{filler}\nThe answer is $50\\%$.", "0.5"),
+        ("stray-delimiters", f"{filler}\n\\[ \\boxed{{2}} $$ \\( \\boxed{{2}} \\] $ [\\boxed{{2}}] \n", "2"),
+        ("many-boxes", " ".join(f"\\boxed{{{rng.randint(1, 9)}}}" for _ in range(300)), "5"),
+        ("answer-words", "answer " * 3000 + "answer: $4$", "4"),
+        ("empty", "", "1"),
+    ]
+
+
+def build_corpus(
+    problems: Sequence[Mapping[str, str]],
+    *,
+    samples: int = 8,
+    seed: int = 0,
+    hostile: bool = False,
+) -> list[CorpusItem]:
+    """``samples`` realistic responses per problem (see the module docstring), in problem order.
+
+    Args:
+        problems: Benchmark rows with ``id``, ``problem``, ``answer`` and, ideally, ``solution``
+            (the MATH-500 file has all four).
+        samples: Responses per problem (at least 1).
+        seed: Fixes every random choice.
+        hostile: Also add the hostile responses (once, after the problems' samples, answering
+            the first problem's id with their own gold answers).
+
+    Raises:
+        UsageError: ``samples`` below 1, or no problems.
+    """
+    if samples < 1:
+        raise UsageError(f"samples must be at least 1, got {samples}")
+    if not problems:
+        raise UsageError("the corpus needs at least one problem")
+    rng = random.Random(seed)
+    answers = [p["answer"] for p in problems]
+    items: list[CorpusItem] = []
+    for index, problem in enumerate(problems):
+        gold = problem["answer"]
+        others = [p for j, p in enumerate(problems) if j != index] or [problem]
+        if len(others) > 40:
+            others = rng.sample(others, 40)
+        wrong = _wrong_answers(gold, answers, rng)
+        for sample_idx in range(samples):
+            kind = rng.choices(_KINDS, weights=_WEIGHTS)[0]
+            body = _reasoning(problem, others, rng)
+            truncated = False
+            if kind == "correct":
+                text = f"{body}\n\n{_ending(gold.strip(), rng)}"
+            elif kind == "variant":
+                text = f"{body}\n\n{_ending(_variant(gold, rng), rng)}"
+            elif kind == "wrong":
+                text = f"{body}\n\n{_ending(rng.choice(wrong), rng)}"
+            elif kind == "multibox":
+                first = rng.choice(wrong)
+                text = (
+                    f"{body}\n\nAt first glance the result is $\\boxed{{{first}}}$, but we must "
+                    f"double-check the last step.\n\n{rng.choice(_SECOND_THOUGHTS)}"
+                    f"{_solution_body(rng.choice(others).get('solution', ''))}\n\n{_ending(gold.strip(), rng)}"
+                )
+            elif kind == "truncated":
+                text = body[: int(len(body) * rng.uniform(0.3, 0.95))]
+                truncated = True
+            elif kind == "reference":
+                text = f"{body}\n\nLet me write the solution cleanly.\n\n{problem.get('solution') or body}"
+            else:  # noanswer: prose with no number and no math
+                text = "I am not able to solve this problem. Let me think about it differently. " * 3
+            items.append(CorpusItem(problem["id"], sample_idx, text, gold, truncated, kind))
+    if hostile:
+        first_id = problems[0]["id"]
+        for offset, (name, text, gold) in enumerate(_hostile(rng)):
+            items.append(CorpusItem(first_id, samples + offset, text, gold, False, f"hostile:{name}"))
+    return items

@@ -1,0 +1,210 @@
+"""``lm-eval-samples``: lm-evaluation-harness per-sample logs (``--log_samples``).
+
+``samples_<task>_<date>.jsonl``, one JSON line per document and filter::
+
+    {"doc_id": 0, "doc": {"problem": "...", "answer": "..."}, "target": "...",
+     "arguments": {"gen_args_0": {"arg_0": "<prompt>", "arg_1": {"temperature": 0.6, ...}}},
+     "resps": [["<completion 1>", ..., "<completion k>"]], "filtered_resps": ["..."],
+     "filter": "last_boxed", "metrics": ["exact_match"], "exact_match": 1.0, ...}
+
+What is read:
+
+- The benchmark is the task name in the file name (``samples_math500_2025-...jsonl``); lm-eval's
+  own names for the same benchmarks are understood (``hendrycks_math500``, ``minerva_math500``,
+  ...); otherwise pass ``--task``.
+- A document is matched to a task problem by its ``problem``/``question`` field, else by the
+  prompt (``arguments``' first argument), which is stored as the generation's prompt.
+  ``resps`` must hold one request (a ``generate_until`` task) with the k completions.
+  ``target`` is the gold answer.
+- Sampling settings come from the request's generation arguments: ``temperature`` (0 when
+  ``do_sample`` is false or neither is given: lm-eval decodes greedily by default; 1 when only
+  ``do_sample: true`` is given), ``top_p``,
+  ``max_gen_toks`` (lm-eval's default 256 when absent).
+- The source's numbers: each metric named in a line's ``metrics`` list, averaged over documents,
+  per filter (labelled ``<metric>,<filter>`` as lm-eval labels them). lm-eval scores the
+  *filtered* response, which for k > 1 is usually the first sample only, so it is shown beside
+  avg@k only when k = 1.
+
+A document logged once per filter appears on several lines with the same completions; they are
+read as one item (differing completions for one ``doc_id`` are an error).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from ..records import SourceMetric
+from .base import SourceFile, SourceItem, as_texts, decode, gold_text, read_bytes
+from .base import require as _require
+from .base import wrong as _wrong
+
+FORMAT = "lm-eval-samples"
+EXPECTED = (
+    "JSON lines (lm-eval --log_samples output, samples_<task>_<date>.jsonl) with doc_id, doc, target, "
+    "arguments, resps and filtered_resps"
+)
+MAX_NEW_TOKENS = 256
+"""lm-eval's default ``max_gen_toks`` when a task sets none."""
+
+QUESTION_KEYS = ("problem", "question", "Problem", "Question")
+"""``doc`` fields tried, in order, for the problem text."""
+
+_DATE_SUFFIX = re.compile(r"_\d{4}-\d{2}-\d{2}T[0-9.\-]+$")
+
+
+def task_name_from_file(path: Path) -> str | None:
+    """The task name in ``samples_<task>_<date>.jsonl`` (``None`` if the name has another shape)."""
+    stem = path.stem
+    if not stem.startswith("samples_"):
+        return None
+    name = _DATE_SUFFIX.sub("", stem[len("samples_") :])
+    return name or None
+
+
+def _request(arguments: Any) -> tuple[Any, Any] | None:
+    """(prompt, generation kwargs) of the first request, from either shape lm-eval writes."""
+    if isinstance(arguments, dict) and arguments:
+        first = arguments.get("gen_args_0", next(iter(arguments.values())))
+        if isinstance(first, dict):
+            return first.get("arg_0"), first.get("arg_1")
+        return None
+    if isinstance(arguments, list) and arguments and isinstance(arguments[0], list) and arguments[0]:
+        req = arguments[0]
+        return req[0], req[1] if len(req) > 1 else None
+    return None
+
+
+def read(path: Path) -> SourceFile:
+    """Read and validate one lm-eval samples file."""
+    data, sha = read_bytes(path, FORMAT)
+    text = decode(data, path, FORMAT)
+
+    def require(o: dict[str, Any], key: str, where: str) -> Any:
+        return _require(o, key, where, path, FORMAT, EXPECTED)
+
+    items: dict[Any, SourceItem] = {}
+    metric_values: dict[str, list[float]] = {}
+    settings: dict[str, Any] | None = None
+    n: int | None = None
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"line {lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise _wrong(path, FORMAT, f"{where} is not valid JSON ({exc.msg})", EXPECTED) from None
+        if not isinstance(row, dict):
+            raise _wrong(path, FORMAT, f"{where} is a JSON {type(row).__name__}, not an object", EXPECTED)
+        doc_id = require(row, "doc_id", where)
+        doc = require(row, "doc", where)
+        if not isinstance(doc, dict):
+            raise _wrong(path, FORMAT, f"{where}: 'doc' must be an object", EXPECTED)
+        target = require(row, "target", where)
+        req = _request(require(row, "arguments", where))
+        if req is None or not isinstance(req[0], str):
+            raise _wrong(path, FORMAT, f"{where}: 'arguments' holds no request with a prompt string", EXPECTED)
+        prompt, gen_kwargs = req
+        resps = require(row, "resps", where)
+        require(row, "filtered_resps", where)
+        if not isinstance(resps, list) or len(resps) != 1:
+            got = len(resps) if isinstance(resps, list) else type(resps).__name__
+            raise _wrong(
+                path,
+                FORMAT,
+                f"{where}: 'resps' must hold exactly one request (a generate_until task), got {got}",
+                EXPECTED,
+            )
+        completions = as_texts(resps[0], f"{where}: 'resps[0]'", path, FORMAT, EXPECTED)
+        if n is None:
+            n = len(completions)
+        elif len(completions) != n:
+            raise _wrong(path, FORMAT, f"{where} has {len(completions)} responses, the first line has {n}", EXPECTED)
+        kwargs = gen_kwargs if isinstance(gen_kwargs, dict) else {}
+        if settings is None:
+            settings = kwargs
+        elif kwargs != settings:
+            raise _wrong(path, FORMAT, f"{where}: its generation arguments differ from line 1's", EXPECTED)
+        key = json.dumps(doc_id, sort_keys=True)
+        texts = (*(doc[k] for k in QUESTION_KEYS if isinstance(doc.get(k), str)), prompt)
+        item = SourceItem(
+            ref=f"{where} (doc_id {doc_id})",
+            texts=texts,
+            gold=gold_text(target),
+            completions=completions,
+            prompt=prompt,
+        )
+        if key in items:
+            if items[key].completions != completions:
+                raise _wrong(path, FORMAT, f"{where}: doc_id {doc_id} appears again with other responses", EXPECTED)
+        else:
+            items[key] = item
+        filt = row.get("filter")
+        names = row.get("metrics")
+        for name in names if isinstance(names, list) else []:
+            value = row.get(name)
+            if isinstance(value, bool):
+                value = float(value)
+            if isinstance(value, int | float) and math.isfinite(value) and 0.0 <= value <= 1.0:
+                label = f"{name},{filt}" if isinstance(filt, str) else str(name)
+                metric_values.setdefault(label, []).append(float(value))
+    if not items or n is None:
+        raise _wrong(path, FORMAT, "the file holds no JSON lines", EXPECTED)
+    kw = settings or {}
+    metrics = [
+        SourceMetric(
+            name=label,
+            value=sum(values) / len(values),
+            metric="avg@1" if n == 1 else None,
+            origin=f"mean of per-document '{label.split(',')[0]}' in {path.name}"
+            + ("" if n == 1 else "; lm-eval scores the filtered response, usually the first sample"),
+        )
+        for label, values in metric_values.items()
+        if len(values) == len(items)
+    ]
+    return SourceFile(
+        path=path,
+        format=FORMAT,
+        sha256=sha,
+        benchmark=task_name_from_file(path),
+        n=n,
+        items=list(items.values()),
+        temperature=_temperature(kw, path),
+        top_p=_optional_number(kw, "top_p", path),
+        max_new_tokens=_optional_int(kw, "max_gen_toks", path),
+        metrics=metrics,
+    )
+
+
+def _optional_number(kw: dict[str, Any], key: str, path: Path) -> float | None:
+    value = kw.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _wrong(path, FORMAT, f"generation argument {key!r} must be a number, got {value!r}", EXPECTED)
+    return float(value)
+
+
+def _optional_int(kw: dict[str, Any], key: str, path: Path) -> int | None:
+    value = _optional_number(kw, key, path)
+    if value is None:
+        return None
+    if value != int(value) or value < 1:
+        raise _wrong(path, FORMAT, f"generation argument {key!r} must be a positive integer, got {value!r}", EXPECTED)
+    return int(value)
+
+
+def _temperature(kw: dict[str, Any], path: Path) -> float:
+    """The temperature lm-eval decoded with: 0 when ``do_sample`` is false or nothing is given
+    (lm-eval's greedy default); 1 when ``do_sample`` is true without a temperature (the
+    transformers default)."""
+    if kw.get("do_sample") is False:
+        return 0.0
+    t = _optional_number(kw, "temperature", path)
+    if t is None:
+        return 1.0 if kw.get("do_sample") is True else 0.0
+    return t

@@ -1,0 +1,458 @@
+"""The claims ledger: it loads, it matches the reference, bad entries are named, and the
+baseline-correction and resolution analyses, ``ls claims`` and ``run --claims-only`` give the
+numbers users rely on (cited and measured kept apart)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from rlvr_audit import claims as cl
+from rlvr_audit import stats
+from rlvr_audit.audit import Locations, load_registry
+from rlvr_audit.cli import app
+from rlvr_audit.errors import AuditError, ConfigError, UnknownNameError
+from rlvr_audit.registry import Registry
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+REFERENCE = SHARED / "reference" / "claims.yaml"
+DATA = SHARED / "data" / "benchmarks"
+
+FAMILY = {
+    "Qwen2.5-Math-7B": "qwen2.5-math-7b",
+    "Qwen2.5-7B": "qwen2.5-7b",
+    "Llama-3.1-8B-Instruct": "llama-3.1-8b-instruct",
+    "OLMo-2-1124-7B": "olmo-2-1124-7b",
+}
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return load_registry(Locations(config_dir=ROOT))
+
+
+@pytest.fixture(scope="module")
+def ledger(registry: Registry) -> cl.Ledger:
+    return registry.ledger
+
+
+@pytest.fixture(scope="module")
+def catalog(ledger: cl.Ledger) -> dict[str, cl.BenchmarkInfo]:
+    return ledger.catalog(cl.task_catalog(ROOT))
+
+
+@pytest.fixture(scope="module")
+def reference() -> dict[str, dict]:
+    if not REFERENCE.is_file():
+        pytest.skip("../shared/reference/claims.yaml is not beside the project")
+    return {c["id"]: c for c in yaml.safe_load(REFERENCE.read_text())["claims"]}
+
+
+# ---------------------------------------------------------------------------------- the ledger
+
+
+def test_ledger_loads_typed_with_every_kind(ledger: cl.Ledger) -> None:
+    assert len(ledger) >= 131  # the reference's 131 entries, some split (one per model, reward or version)
+    assert {c.kind for c in ledger.claims} == set(cl.KINDS)
+    assert len({c.id for c in ledger.claims}) == len(ledger)
+    for c in ledger.claims:  # every reference resolves
+        assert c.source in ledger.sources
+        if getattr(c, "model", None) is not None:
+            assert c.model in ledger.families
+        if hasattr(c, "protocol") and c.protocol is not None:
+            assert ledger.protocol(c) is not None
+
+
+def test_figure1_gains_match_the_reference_per_version(ledger: cl.Ledger, reference: dict[str, dict]) -> None:
+    """Every Figure 1 / abstract gain of the reference is in the ledger with the same numbers,
+    under its own paper version and step (versions are never mixed)."""
+    checked = 0
+    for rid, ref in reference.items():
+        if not rid.startswith(("pre.fig1.", "v1.fig1.", "v2.abstract.")) or ref["after_rlvr"] is None:
+            continue
+        matches = [
+            c
+            for c in ledger.query(kind="rlvr_gain", model=FAMILY[ref["model"]], benchmark="math500")
+            if c.source == ref["paper_version"] and c.reward == ref["reward"] and c.step == ref["training_step"]
+        ]
+        assert len(matches) == 1, rid
+        (c,) = matches
+        assert isinstance(c, cl.RlvrGain)
+        assert (c.baseline, c.value, c.gain) == (ref["baseline"], ref["after_rlvr"], ref["gain"]), rid
+        checked += 1
+    assert checked == 46
+
+
+def test_independent_evaluations_match_the_reference(ledger: cl.Ledger, reference: dict[str, dict]) -> None:
+    def value(entry_id: str) -> float:
+        e = ledger.get(entry_id)
+        assert isinstance(e, cl.Evaluation)
+        return e.value
+
+    assert value("critique.qwen2.5-math-7b") == reference["crit.Qwen2.5-Math-7B"]["critique_corrected_baseline"]
+    assert value("critique.qwen2.5-7b") == reference["crit.Qwen2.5-7B"]["critique_corrected_baseline"]
+    sober = reference["sober.table3_baselines"]["values"]["Qwen2.5-Math-7B"]
+    assert f"{value('sober.table3.qwen2.5-math-7b.math500')}+/-0.5" == sober["MATH500"]
+    contam = reference["contam.partial_answer_acc_MATH500"]["values"]["Qwen2.5-Math-7B"]
+    assert value("contam.qwen2.5-math-7b.greedy_no_template") == contam["greedy_no_template"][0] == 72.2
+    assert value("v1.table5.qwen2.5-math-7b.lipsum") == reference["v1.table5.Spurious (lipsum)"]["accuracy"] == 68.8
+    alpha = reference["repro.alphaxiv"]["values"]["base"]
+    assert value("alphaxiv.qwen2.5-math-7b.base.aime24") == pytest.approx(100 * alpha["AIME-2024_avg@8"])
+    assert ledger.get("sober.table3.qwen2.5-math-7b.amc23").benchmark == "amc23"  # 40 problems, not task amc
+
+
+def test_public_checkpoints_are_linked_to_their_claims(ledger: cl.Ledger) -> None:
+    linked = {c.id: c.checkpoint for c in ledger.query(kind="rlvr_gain") if isinstance(c, cl.RlvrGain) and c.checkpoint}
+    assert linked == {
+        "pre.fig1.qwen2.5-math-7b.ground_truth": "qwen2.5-math-7b/ground_truth-step150",
+        "pre.fig1.qwen2.5-math-7b.incorrect": "qwen2.5-math-7b/incorrect-step150",
+    }
+
+
+# ---------------------------------------------------------------------------------- bad ledgers
+
+HEAD = """\
+families:
+  toy:
+    display_name: Toy
+    checkpoints:
+      base: {model: org/toy, prompt: no_template}
+      rl: {model: org/toy-rl, base: toy/base, reward: random, step: 50, prompt: no_template}
+sources:
+  P1: {title: A paper, url: https://example.org/p1, claimant: true}
+protocols:
+  greedy: {n: 1, temperature: 0.0, max_new_tokens: 100}
+claims:
+"""
+GAIN = (
+    "{id: toy.gain, kind: rlvr_gain, source: P1, model: toy, reward: random, benchmark: math500, "
+    "protocol: greedy, baseline: 40, value: 50, gain: 10, exactness: exact, read_from: table"
+)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (GAIN.replace("gain: 10", "gain: 12"), "(id 'toy.gain'): gain 12 != value - baseline = 50 - 40 = 10.00"),
+        (
+            GAIN.replace("model: toy", "model: tiy"),
+            "(id 'toy.gain').model: unknown model family 'tiy'; valid families: toy",
+        ),
+        (GAIN + ", bogus: 1", "(id 'toy.gain').bogus: unknown key; valid keys here: id, source"),
+        (
+            GAIN.replace("kind: rlvr_gain", "kind: gainz"),
+            "(id 'toy.gain').kind: unknown kind 'gainz'; valid kinds: rlvr_gain",
+        ),
+        (GAIN.replace("reward: random", "reward: magic"), "(id 'toy.gain'): unknown reward 'magic'; valid rewards:"),
+        (GAIN.replace("source: P1", "source: P9"), "(id 'toy.gain').source: unknown source 'P9'; valid sources: P1"),
+        (GAIN.replace("protocol: greedy", "protocol: sampled"), "(id 'toy.gain').protocol: unknown protocol 'sampled'"),
+        (GAIN.replace("gain: 10", "gain: lots"), "(id 'toy.gain').gain: Input should be a valid number"),
+        (GAIN.replace(", exactness: exact", ""), "(id 'toy.gain').exactness: required key is missing"),
+        (
+            GAIN.replace("model: toy,", "model: toy, checkpoint: toy/rl,").replace(
+                "reward: random", "reward: incorrect"
+            ),
+            "(id 'toy.gain').checkpoint: checkpoint 'toy/rl' was trained with reward 'random', not 'incorrect'",
+        ),
+        (GAIN.replace("model: toy,", "model: toy, checkpoint: toy/nope,"), "unknown checkpoint 'toy/nope'"),
+        (GAIN.replace("reward: random", "rewards: [random]"), "'rewards' needs at least two rewards"),
+        (GAIN + ", gain_range: [1, 2]", "give 'gain' or 'gain_range', not both"),
+        (GAIN + "}\n  - " + GAIN, "claims[1] (id 'toy.gain').id: duplicate id (first used by claims[0])"),
+    ],
+)
+def test_bad_entry_is_named(tmp_path: Path, entry: str, message: str) -> None:
+    path = tmp_path / "checkpoints.yaml"
+    path.write_text(HEAD + "  - " + entry + ("" if entry.endswith("}") else "}") + "\n")
+    with pytest.raises(ConfigError) as err:
+        Registry.load(path)
+    assert message in str(err.value)
+    assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize(
+    ("entry", "message"),
+    [
+        (GAIN.replace("math500", "gsm8k"), "(id 'toy.gain').benchmark: unknown benchmark 'gsm8k'; valid: the tasks"),
+        (GAIN + ", prompt: fancy", "(id 'toy.gain').prompt: unknown prompt template 'fancy'; valid: code_forcing"),
+    ],
+)
+def test_benchmark_and_prompt_are_checked_against_the_config(tmp_path: Path, entry: str, message: str) -> None:
+    path = tmp_path / "checkpoints.yaml"
+    path.write_text(HEAD + "  - " + entry + "}\n")
+    Registry.load(path)  # the file itself is consistent
+    with pytest.raises(ConfigError, match="claims") as err:
+        load_registry(Locations(config_dir=ROOT, registry=path))
+    assert message in str(err.value)
+
+
+def test_a_good_small_ledger_loads_and_a_registry_without_claims_has_an_empty_one(tmp_path: Path) -> None:
+    path = tmp_path / "checkpoints.yaml"
+    path.write_text(HEAD + "  - " + GAIN + ", mismatch_note: printed as is}\n")
+    reg = load_registry(Locations(config_dir=ROOT, registry=path))
+    (c,) = reg.ledger.claims
+    assert isinstance(c, cl.RlvrGain) and c.value == 50 and reg.ledger.prompt(c) == "no_template"
+    path.write_text(HEAD.split("sources:")[0])
+    assert len(Registry.load(path).ledger) == 0
+    with pytest.raises(UnknownNameError, match="valid claims: "):
+        reg.ledger.get("nope")
+
+
+# ---------------------------------------------------------------------------------- analyses
+
+
+@pytest.mark.parametrize(
+    ("claimed", "adjusted", "mde", "ci", "expected"),
+    [
+        (28.8, 13.9, 5.5, None, "shrinks"),
+        (21.4, 15.0, 5.5, None, "holds"),
+        (16.4, 1.5, 5.5, None, "within noise"),
+        (16.4, -3.0, 5.5, None, "reverses"),
+        (16.4, 0.0, 5.5, None, "reverses"),
+        (21.4, 15.0, 5.5, (-1.0, 30.0), "within noise"),  # our interval includes 0
+        (None, 20.0, 5.5, None, "holds"),  # only a claimed value: no shrink rule
+        (-8.5, -6.0, 3.7, None, "holds"),  # a claimed loss that is still a loss
+        (-4.9, 7.0, 5.8, None, "reverses"),
+        (0.0, 2.0, 3.7, None, "within noise"),
+    ],
+)
+def test_verdict_rules(
+    claimed: float | None, adjusted: float, mde: float, ci: tuple[float, float] | None, expected: str
+) -> None:
+    assert cl.verdict(claimed_gain=claimed, adjusted_gain=adjusted, mde=mde, ci=ci) == expected
+
+
+def _group(groups: list[cl.CorrectionGroup], model: str, source: str, step: int | None) -> cl.CorrectionGroup:
+    (g,) = [g for g in groups if (g.model, g.benchmark, g.source, g.step) == (model, "math500", source, step)]
+    return g
+
+
+def test_qwen_math_500_corrected_from_49_4_to_64_3_per_reward_and_version(
+    ledger: cl.Ledger, catalog: dict[str, cl.BenchmarkInfo]
+) -> None:
+    groups = cl.baseline_correction(ledger, catalog)
+    assert all(len({c.source for c in g.claims}) == 1 for g in groups)  # versions never mixed
+    pre = _group(groups, "qwen2.5-math-7b", "SR-preprint", 150)
+    v1 = _group(groups, "qwen2.5-math-7b", "SR-v1", 300)
+    rewards = ["ground_truth", "majority_vote", "one_shot", "format_boxed", "incorrect", "random"]
+    for g in (pre, v1):
+        assert g.claimed_baselines == (49.4,)
+        assert [c.reward for c in g.claims] == rewards
+        refs = {b.ref for b in g.baselines}
+        assert {"critique.qwen2.5-math-7b", "contam.qwen2.5-math-7b.greedy_no_template"} <= refs
+        assert {"v1.table5.qwen2.5-math-7b.lipsum", "sober.table3.qwen2.5-math-7b.math500"} <= refs
+        assert all(b.kind == "cited" for b in g.baselines)
+        assert "alphaxiv.qwen2.5-math-7b.base.math500" in {e.id for e in g.reproductions}  # 49.4: not a correction
+    vs_critique = {r.claim.reward: r for r in pre.rows if r.baseline.ref == "critique.qwen2.5-math-7b"}
+    # the critique's implied net gains (reference: crit.implied_net_gains): +13.9 / +11.6 / +9.7 / +6.5
+    assert {k: vs_critique[k].adjusted_gain for k in ("ground_truth", "majority_vote", "incorrect", "random")} == (
+        pytest.approx({"ground_truth": 13.9, "majority_vote": 11.6, "incorrect": 9.7, "random": 6.5})
+    )
+    assert vs_critique["ground_truth"].verdict == "shrinks"  # 13.9 < 28.8 / 2
+    assert vs_critique["format_boxed"].verdict == "within noise"  # +1.5 < MDE ~5.5
+    v1_random = {r.baseline.ref: r for r in v1.rows if r.claim.reward == "random"}
+    assert v1_random["critique.qwen2.5-math-7b"].adjusted_gain == pytest.approx(70.8 - 64.3)
+    assert v1_random["contam.qwen2.5-math-7b.greedy_no_template"].adjusted_gain == pytest.approx(70.8 - 72.2)
+    assert v1_random["contam.qwen2.5-math-7b.greedy_no_template"].verdict == "reverses"
+    mde = v1_random["critique.qwen2.5-math-7b"].mde
+    assert mde == pytest.approx(100 * stats.minimum_detectable_effect(n_problems=500, k=1, accuracy=0.643), abs=1e-3)
+
+
+def test_pass_at_8_is_never_a_corrected_baseline_for_avg_at_8(ledger: cl.Ledger) -> None:
+    assert cl.metrics_compatible("pass@1", "avg@3") and cl.metrics_compatible("avg@8", "avg@16")
+    assert not cl.metrics_compatible("avg@8", "pass@8")
+    repro = [e.id for e in cl._cited_baselines(ledger, "qwen2.5-math-7b", "aime24", "avg@8")]
+    assert "alphaxiv.qwen2.5-math-7b.base.aime24" in repro
+    assert "alphaxiv.qwen2.5-math-7b.base.aime24.pass8" not in repro
+
+
+def test_aime_claims_are_flagged_below_the_minimum_detectable_effect(
+    ledger: cl.Ledger, catalog: dict[str, cl.BenchmarkInfo]
+) -> None:
+    rows = {r.claim.id: r for r in cl.resolution(ledger, catalog)}
+    aime24 = {cid: r for cid, r in rows.items() if r.claim.benchmark == "aime24"}
+    assert len(aime24) == 8
+    expected_mde = 100 * stats.minimum_detectable_effect(n_problems=30, k=8, accuracy=0.121)
+    for cid, r in aime24.items():
+        assert (r.n_problems, r.k, r.accuracy_from) == (30, 8, "alphaxiv.qwen2.5-math-7b.base.aime24")
+        assert r.mde == pytest.approx(expected_mde, abs=1e-3)
+        assert r.flag == ("resolved" if abs(r.gains[0]) >= expected_mde else "below resolution"), cid
+    assert [cid for cid, r in aime24.items() if r.flag == "resolved"] == ["v1.aime24.qwen2.5-math-7b.ground_truth"]
+    assert rows["v1.aime25.qwen2.5-math-7b.non_ground_truth"].gains == (-0.4, 4.5)
+    assert rows["v1.aime25.qwen2.5-math-7b.non_ground_truth"].flag == "below resolution"
+    big = rows["pre.fig1.qwen2.5-math-7b.ground_truth"]
+    assert (big.n_problems, big.k, big.flag) == (500, 1, "resolved")
+    assert big.ci_half_width == pytest.approx(100 * stats.ci_half_width(n_problems=500, accuracy=0.494), abs=1e-3)
+    assert rows["pre.fig1.olmo-2-1124-7b.format_boxed"].flag == "below resolution"  # a claimed +0.0
+
+
+# ---------------------------------------------------------------------------------- CLI
+
+
+def invoke(*args: str) -> object:
+    return CliRunner().invoke(app, list(args), catch_exceptions=False)
+
+
+def test_ls_claims_filters_and_formats() -> None:
+    r = invoke("ls", "claims", "--format", "json", "--config-dir", str(ROOT), "--model", "qwen2.5-math-7b")
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output)
+    assert list(rows[0]) == [
+        "id",
+        "kind",
+        "source",
+        "model",
+        "reward",
+        "benchmark",
+        "metric",
+        "baseline",
+        "value",
+        "gain",
+        "exactness",
+    ]
+    assert all(row["model"].startswith("qwen2.5-math-7b") for row in rows)
+    by_id = {row["id"]: row for row in rows}
+    assert by_id["v1.fig1.qwen2.5-math-7b.random"] == {
+        "id": "v1.fig1.qwen2.5-math-7b.random",
+        "kind": "rlvr_gain",
+        "source": "SR-v1",
+        "model": "qwen2.5-math-7b",
+        "reward": "random",
+        "benchmark": "math500",
+        "metric": "pass@1",
+        "baseline": "49.4",
+        "value": "70.8*",
+        "gain": "+21.4",
+        "exactness": "exact",
+    }
+    r = invoke(
+        "ls", "claims", "--format", "tsv", "--config-dir", str(ROOT), "--benchmark", "aime24", "--kind", "rlvr_gain"
+    )
+    lines = r.output.splitlines()
+    assert lines[0].split("\t")[0] == "id" and len(lines) == 1 + 8
+    bad = invoke("ls", "claims", "--config-dir", str(ROOT), "--model", "gpt-5")
+    assert bad.exit_code == 2 and "unknown model 'gpt-5'; valid models: " in " ".join(bad.output.split())
+    misplaced = invoke("ls", "tasks", "--config-dir", str(ROOT), "--model", "qwen2.5-math-7b")
+    assert misplaced.exit_code == 2 and "--model only filter `ls claims`" in misplaced.output
+
+
+def test_run_claims_only_writes_the_report_offline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = invoke("run", "--claims-only", "--name", "claims", "--config-dir", str(ROOT))
+    assert r.exit_code == 0, r.output
+    out = tmp_path / "reports" / "claims"
+    assert sorted(p.name for p in (out / "tables").iterdir()) == [
+        "baseline_correction.csv",
+        "claims.csv",
+        "resolution.csv",
+    ]
+    md = (out / "index.md").read_text()
+    assert "## Baseline correction" in md and "## Statistical resolution" in md
+    assert "### Qwen2.5-Math-7B · MATH-500 · SR-preprint, step 150" in md
+    assert "### Qwen2.5-Math-7B · MATH-500 · SR-v1, step 300" in md
+    assert "ground_truth<br>49.4 → 78.2 (+28.8)" in md and "+13.9 · shrinks" in md
+    assert "No store at" in md and "**measured**" not in md.split("## Baseline correction")[1].split("|---")[1]
+    corr = pd.read_csv(out / "tables" / "baseline_correction.csv")
+    assert list(corr.columns) == cl.CORRECTION_COLUMNS and set(corr.baseline_kind) == {"cited"}
+    row = corr[
+        (corr.claim == "v1.fig1.qwen2.5-math-7b.ground_truth") & (corr.baseline_ref == "critique.qwen2.5-math-7b")
+    ]
+    assert row[["claimed_baseline", "claimed_value", "baseline_value", "adjusted_gain", "verdict"]].values.tolist() == [
+        [49.4, 78.5, 64.3, pytest.approx(14.2), "shrinks"]
+    ]
+    res = pd.read_csv(out / "tables" / "resolution.csv")
+    flagged = res[res.benchmark == "aime24"].set_index("claim").flag
+    assert flagged["pre.aime24.qwen2.5-math-7b.random"] == "below resolution"
+    assert len(pd.read_csv(out / "tables" / "claims.csv")) == len(load_registry(Locations(config_dir=ROOT)).ledger)
+    assert not list((tmp_path / "reports").glob(".claims*"))  # no temporary folder left
+
+
+def test_claims_only_refuses_model_options_and_keeps_old_report_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    r = invoke("run", "--claims-only", "--checkpoints", "qwen2.5-math-7b/base", "--config-dir", str(ROOT))
+    assert r.exit_code == 2 and "--claims-only runs no model; drop --checkpoints" in r.output
+    assert not (tmp_path / "reports").exists()
+    assert invoke("run", "--claims-only", "--config-dir", str(ROOT)).exit_code == 0
+    index = tmp_path / "reports" / "audit" / "index.md"
+    before = index.read_text()
+
+    def broken(*args: object, **kwargs: object) -> str:
+        raise AuditError("disk full")
+
+    monkeypatch.setattr(cl, "render_claims_report", broken)
+    assert invoke("run", "--claims-only", "--config-dir", str(ROOT)).exit_code == 1
+    assert index.read_text() == before
+    assert [p.name for p in (tmp_path / "reports").iterdir()] == ["audit"]
+
+
+# ---------------------------------------------------------------------------------- measured
+
+
+def _first_math500(n: int) -> list[tuple[str, str]]:
+    rows = [json.loads(line) for line in (DATA / "math500.jsonl").read_text().splitlines()[:n]]
+    return [(r["id"], r["answer"]) for r in rows]
+
+
+@pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/benchmarks is not beside the project")
+def test_measured_baselines_from_the_store_appear_beside_cited_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A scripted base unit (6/10 correct) and the paper's incorrect-reward checkpoint (8/10)."""
+    monkeypatch.chdir(tmp_path)
+    problems = _first_math500(10)
+    script = {
+        "qwen2.5-math-7b/base": {pid: f"\\boxed{{{a if i < 6 else '999999'}}}" for i, (pid, a) in enumerate(problems)},
+        "qwen2.5-math-7b/incorrect-step150": {
+            pid: f"\\boxed{{{a if i < 8 else '999999'}}}" for i, (pid, a) in enumerate(problems)
+        },
+    }
+    (tmp_path / "script.json").write_text(json.dumps(script))
+    common = ["--config-dir", str(ROOT), "--store", str(tmp_path / "store")]
+    r = invoke(
+        "run",
+        "--backend",
+        "scripted",
+        "--model-args",
+        f"script={tmp_path / 'script.json'}",
+        "--checkpoints",
+        "qwen2.5-math-7b/incorrect-step150",
+        "--tasks",
+        "math500",
+        "--limit",
+        "10",
+        "--resamples",
+        "1000",
+        "--quiet",
+        "--data-dir",
+        str(DATA),
+        *common,
+    )
+    assert r.exit_code == 0, r.output
+    normal = (tmp_path / "reports" / "audit" / "index.md").read_text()
+    assert "## Baseline correction" in normal  # the normal report appends it for claimed models
+    assert (tmp_path / "reports" / "audit" / "tables" / "baseline_correction.csv").is_file()
+
+    r = invoke("run", "--claims-only", "--name", "claims", "--resamples", "1000", *common)
+    assert r.exit_code == 0, r.output
+    corr = pd.read_csv(tmp_path / "reports" / "claims" / "tables" / "baseline_correction.csv")
+    measured = corr[corr.baseline_kind == "measured"]
+    assert set(measured.model) == {"qwen2.5-math-7b"} and set(measured.benchmark) == {"math500"}
+    row = measured[measured.claim == "pre.fig1.qwen2.5-math-7b.incorrect"].iloc[0]
+    assert row.baseline_value == pytest.approx(60.0)
+    assert row.adjusted_gain == pytest.approx(74.0 - 60.0)
+    assert row.measured_gain == pytest.approx(20.0)  # our paired gain of the public checkpoint
+    assert row.baseline_ci_low < 60 < row.baseline_ci_high
+    assert row.adjusted_gain_ci_low == pytest.approx(74.0 - row.baseline_ci_high)
+    assert row.verdict == "within noise"  # 10 problems: our interval includes 0
+    no_ckpt = measured[measured.claim == "pre.fig1.qwen2.5-math-7b.random"].iloc[0]
+    assert pd.isna(no_ckpt.measured_gain)  # no public checkpoint for that reward
+    md = (tmp_path / "reports" / "claims" / "index.md").read_text()
+    assert "| **measured** | 60.0 [" in md and "_n=10/500_" in md and "**measured** gain +20.0 [" in md
+    assert set(corr[corr.baseline_source != "store"].baseline_kind) == {"cited"}
