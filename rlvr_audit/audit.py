@@ -17,6 +17,7 @@ import sys
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .configfile import default_config_dir
 from .errors import UsageError
@@ -26,6 +27,10 @@ from .records import RunManifest
 from .registry import Registry
 from .store import DEFAULT_STORE, Store, UnitInfo
 from .ui import make_progress
+
+if TYPE_CHECKING:
+    from .analyse import Analysis
+    from .crossfamily import Grid
 
 DEFAULT_GRADERS = ["math_verify"]
 """Graders used when none are named."""
@@ -80,6 +85,10 @@ class GradeOptions:
     """Wall-clock limit per answer, in seconds."""
 
 
+CI_METHODS = ("percentile", "bca")
+"""Valid ``--ci-method`` values (see :func:`rlvr_audit.stats.bootstrap_ci`)."""
+
+
 @dataclass(frozen=True)
 class ReportOptions:
     """How to analyse and write the report."""
@@ -94,6 +103,8 @@ class ReportOptions:
     """Bootstrap resamples."""
     level: float = 0.95
     """Confidence level."""
+    ci_method: str = "percentile"
+    """Bootstrap interval method: ``percentile`` or ``bca``."""
 
     @property
     def out_dir(self) -> Path:
@@ -228,6 +239,8 @@ def _check_report_options(options: ReportOptions) -> None:
         raise UsageError(f"--level must be in (0, 1), got {options.level}")
     if options.n_resamples < 100:
         raise UsageError(f"--resamples must be >= 100, got {options.n_resamples}")
+    if options.ci_method not in CI_METHODS:
+        raise UsageError(f"unknown --ci-method {options.ci_method!r}; valid: {', '.join(CI_METHODS)}")
 
 
 def _check_grade_options(options: GradeOptions) -> None:
@@ -364,6 +377,7 @@ def report(
         seed=options.seed,
         n_resamples=options.n_resamples,
         level=options.level,
+        ci_method=options.ci_method,
     )
     extra_sections, extra_tables = None, None
     if registry is not None and len(registry.ledger):
@@ -373,6 +387,7 @@ def report(
         section = report_section(registry.ledger, catalog, analysis, level=options.level)
         if section is not None:  # the store measured base models that claims are about
             extra_sections, extra_tables = [section[0]], {"baseline_correction.csv": section[1]}
+    grids = _cross_family_grids(analysis, registry)
     paths = write_report(
         analysis,
         store,
@@ -383,8 +398,25 @@ def report(
         seed=options.seed,
         extra_sections=extra_sections,
         extra_tables=extra_tables,
+        cross_family=grids,
     )
     return RunResult(unit_keys=unit_keys, report=paths.index_md)
+
+
+def _cross_family_grids(analysis: Analysis, registry: Registry | None) -> list[Grid]:
+    """Family x reward grids of the measured gains, with the ledger's claimed gains beside them
+    (grids with nothing measured are left to the claims report)."""
+    from .crossfamily import build_grids, claimed_from_ledger
+
+    ledger = registry.ledger if registry is not None else None
+    grids = build_grids(
+        analysis,
+        claimed=claimed_from_ledger(ledger) if ledger is not None else (),
+        family_order=list(registry.families) if registry is not None else (),
+        family_display=dict(registry.families) if registry is not None else None,
+        default_prompt=dict(ledger.family_prompts) if ledger is not None else None,
+    )
+    return [g for g in grids if g.measured]
 
 
 def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
@@ -421,6 +453,7 @@ def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
                 seed=options.seed,
                 n_resamples=options.n_resamples,
                 level=options.level,
+                ci_method=options.ci_method,
             )
             note = f"Measured baselines come from the store `{loc.store}` ({len(keys)} units of claimed models)."
         else:

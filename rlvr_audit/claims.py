@@ -966,7 +966,7 @@ def task_catalog(config_dir: Path) -> dict[str, BenchmarkInfo]:
 # Analyses
 # ----------------------------------------------------------------------------------------------
 
-Verdict = Literal["holds", "shrinks", "within noise", "reverses", "no corrected baseline"]
+Verdict = Literal["holds", "shrinks", "within noise", "reverses"]
 """Outcome of a baseline correction (see :func:`verdict`)."""
 
 
@@ -1253,16 +1253,16 @@ def baseline_correction(
                 mde = _mde_points(n, k, b.value)
                 rows.append(
                     CorrectionRow(
-                        c,
-                        b,
-                        value,
-                        gain,
-                        adj,
-                        None,
-                        mde,
-                        None,
-                        None,
-                        verdict(claimed_gain=gain, adjusted_gain=adj, mde=mde),
+                        claim=c,
+                        baseline=b,
+                        claimed_value=value,
+                        claimed_gain=gain,
+                        adjusted_gain=adj,
+                        adjusted_ci=None,
+                        mde=mde,
+                        measured_gain=None,
+                        measured_gain_ci=None,
+                        verdict=verdict(claimed_gain=gain, adjusted_gain=adj, mde=mde),
                     )
                 )
             for b, _u, _e in measured:
@@ -1276,16 +1276,16 @@ def baseline_correction(
                 mg_ci = None if comp is None else (100 * comp.ci_low, 100 * comp.ci_high)
                 rows.append(
                     CorrectionRow(
-                        c,
-                        b,
-                        value,
-                        gain,
-                        adj,
-                        adj_ci,
-                        mde,
-                        mg,
-                        mg_ci,
-                        verdict(claimed_gain=gain, adjusted_gain=adj, mde=mde, ci=mg_ci or adj_ci),
+                        claim=c,
+                        baseline=b,
+                        claimed_value=value,
+                        claimed_gain=gain,
+                        adjusted_gain=adj,
+                        adjusted_ci=adj_ci,
+                        mde=mde,
+                        measured_gain=mg,
+                        measured_gain_ci=mg_ci,
+                        verdict=verdict(claimed_gain=gain, adjusted_gain=adj, mde=mde, ci=mg_ci or adj_ci),
                     )
                 )
         out.append(
@@ -1503,8 +1503,14 @@ def _opt(x: Any) -> Any:
     return "" if x is None else x
 
 
+def _pct(x: float) -> str:
+    """A ledger number as printed: one decimal, two where the source has two (74.0, 68.53)."""
+    text = f"{x:.2f}"
+    return text[:-1] if text.endswith("0") else text
+
+
 def _num(x: float | None) -> str:
-    return "" if x is None else f"{x:g}"
+    return "" if x is None else _pct(x)
 
 
 def _value_columns(c: Claim) -> tuple[str, str, str]:
@@ -1750,7 +1756,7 @@ def render_correction(
         lines.append(f"{h}# {ledger.family_display(g.model)} · {bench} · {g.source}{step}\n")
         proto = ledger.protocol_label(g.claims[0])
         prompt = ledger.prompt(g.claims[0])
-        claimed = ", ".join(f"{b:g}" for b in g.claimed_baselines) or "not printed"
+        claimed = ", ".join(_pct(b) for b in g.claimed_baselines) or "not printed"
         lines.append(
             f"Claimed baseline: {claimed} ({ledger.metric(g.claims[0])}, {proto}"
             + (f", prompt `{prompt}`" if prompt else "")
@@ -1760,7 +1766,7 @@ def render_correction(
             lines.append(
                 "Reproductions of the paper's own protocol (not corrections): "
                 + "; ".join(
-                    f"{'~' if e.exactness == 'approximate' else ''}{e.value:g} ({_source_link(ledger, e.source)}, "
+                    f"{'~' if e.exactness == 'approximate' else ''}{_pct(e.value)} ({_source_link(ledger, e.source)}, "
                     f"{_esc(e.setting)}, `{e.id}`)"
                     for e in g.reproductions
                 )
@@ -1787,7 +1793,7 @@ def render_correction(
                 name = f"`{b.ref}` (store)"
                 kind = MEASURED_MARK
             else:
-                val = ("~" if b.exactness == "approximate" else "") + f"{b.value:g}"
+                val = ("~" if b.exactness == "approximate" else "") + _pct(b.value)
                 name = f"`{b.ref}` ({_source_link(ledger, b.source)})"
                 kind = "cited"
             row = [name, kind, val, _esc(f"{b.setting}; {b.metric}, {b.protocol}")]
@@ -1800,11 +1806,11 @@ def render_correction(
 
 
 def _claim_cell(c: RlvrGain) -> str:
+    """``49.4 → 78.2 (+28.8)`` (``~`` first when approximate)."""
     approx = "~" if c.exactness == "approximate" else ""
-    value = claimed_value(c)
     gain = claimed_gain(c)
-    base = f"{c.baseline:g} → " if c.baseline is not None else ""
-    return f"{approx}{base}{value:g}" + (f" ({gain:+.1f})" if gain is not None else "")
+    base = f"{_pct(c.baseline)} → " if c.baseline is not None else ""
+    return f"{approx}{base}{_num(claimed_value(c))}" + (f" ({gain:+.1f})" if gain is not None else "")
 
 
 def _row_cell(r: CorrectionRow) -> str:
@@ -1862,7 +1868,7 @@ def render_resolution(
         half = "-" if r.ci_half_width is None else f"{r.ci_half_width:.1f}"
         lines.append(
             f"| `{c.id}` | {c.source} | {ledger.family_display(c.model)} | {bench} | {_esc(_reward_text(c))} | "
-            f"{ledger.metric(c) or '-'} | {r.n_problems or '?'} | {r.k} | {r.accuracy:g} ({_esc(r.accuracy_from)}) "
+            f"{ledger.metric(c) or '-'} | {r.n_problems or '?'} | {r.k} | {_pct(r.accuracy)} ({_esc(r.accuracy_from)}) "
             f"| {half} | {mde} | {gain} | {flag} |"
         )
     lines.append("")
@@ -1878,8 +1884,10 @@ def render_claims_report(
     name: str,
     level: float,
     store_note: str,
+    cross_family: str = "",
 ) -> str:
-    """The whole ``index.md`` of ``rlvr-audit run --claims-only``."""
+    """The whole ``index.md`` of ``rlvr-audit run --claims-only`` (``cross_family``: the claimed
+    cross-family section, Markdown)."""
     import datetime as _dt
 
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -1897,6 +1905,7 @@ def render_claims_report(
         "points (percent).\n",
         render_correction(groups, ledger, catalog, level=level),
         render_resolution(res_rows, ledger, catalog, level=level),
+        *(["## Cross-family gains (claimed)\n", cross_family] if cross_family else []),
         "## Sources\n",
         "\n".join(
             f"- **{sid}**: {_esc(s.title)}" + (f" ({s.date})" if s.date else "") + f" <{s.url}>"
@@ -1905,7 +1914,9 @@ def render_claims_report(
         + "\n",
         "Machine-readable tables: [`tables/baseline_correction.csv`](tables/baseline_correction.csv), "
         "[`tables/resolution.csv`](tables/resolution.csv), [`tables/claims.csv`](tables/claims.csv) "
-        "(every ledger entry).\n",
+        "(every ledger entry)"
+        + (", [`tables/cross_family.csv`](tables/cross_family.csv)" if cross_family else "")
+        + ".\n",
     ]
     return "\n".join(parts)
 
@@ -1940,17 +1951,37 @@ def write_claims_report(
     claims}.csv`` atomically (nothing is left half-written on failure).
 
     ``analysis``: our estimates of stored units (measured baselines); ``None`` = cited only."""
+    from .crossfamily import build_grids, claimed_from_ledger, cross_family_section, grid_frame, write_cross_family
     from .report import building_report_dir
 
     groups = baseline_correction(ledger, catalog, analysis=analysis)
     res = resolution(ledger, catalog, level=level)
+    grids = build_grids(
+        None,
+        claimed=[g for g in claimed_from_ledger(ledger) if g.task in catalog and catalog[g.task].is_task],
+        family_order=list(ledger.families),
+        family_display=dict(ledger.families),
+        task_display={b.id: b.display_name for b in catalog.values()},
+    )
     with building_report_dir(out_dir) as tmp:
         (tmp / "tables").mkdir()
         correction_frame(groups).to_csv(tmp / "tables" / "baseline_correction.csv", index=False)
         resolution_frame(res, ledger).to_csv(tmp / "tables" / "resolution.csv", index=False)
         claims_frame(ledger).to_csv(tmp / "tables" / "claims.csv", index=False)
+        if grids:
+            grid_frame(grids).to_csv(tmp / "tables" / "cross_family.csv", index=False)
+            write_cross_family(grids, tmp / "figures")
         (tmp / "index.md").write_text(
-            render_claims_report(ledger, catalog, groups, res, name=name, level=level, store_note=store_note),
+            render_claims_report(
+                ledger,
+                catalog,
+                groups,
+                res,
+                name=name,
+                level=level,
+                store_note=store_note,
+                cross_family=cross_family_section(grids) if grids else "",
+            ),
             encoding="utf-8",
         )
     out_dir = Path(out_dir)

@@ -100,7 +100,24 @@ ReportDirOpt = Annotated[Path | None, typer.Option("--report-dir", help="Report 
 ReportSeedOpt = Annotated[int, typer.Option("--bootstrap-seed", help="Seed of the bootstrap resampling.")]
 ResamplesOpt = Annotated[int, typer.Option("--resamples", help="Bootstrap resamples.")]
 LevelOpt = Annotated[float, typer.Option("--level", help="Confidence level of the intervals.")]
+CiMethodOpt = Annotated[
+    str, typer.Option("--ci-method", help="Bootstrap interval: 'percentile' or 'bca' (bias-corrected, accelerated).")
+]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+
+
+def _report_options(opts: dict[str, Any]) -> Any:
+    """``audit.ReportOptions`` from a command's report options (its ``locals()``)."""
+    from . import audit
+
+    return audit.ReportOptions(
+        name=opts["name"],
+        report_dir=opts["report_dir"],
+        seed=opts["bootstrap_seed"],
+        n_resamples=opts["resamples"],
+        level=opts["level"],
+        ci_method=opts["ci_method"],
+    )
 
 
 def _split(value: str | None) -> list[str] | None:
@@ -232,6 +249,7 @@ def run(
     bootstrap_seed: ReportSeedOpt = 0,
     resamples: ResamplesOpt = 10_000,
     level: LevelOpt = 0.95,
+    ci_method: CiMethodOpt = "percentile",
     store: StoreOpt = Path("rlvr-audit-store"),
     data_dir: DataDirOpt = None,
     config_dir: ConfigDirOpt = None,
@@ -271,15 +289,14 @@ def run(
             if given:
                 raise UsageError(f"--claims-only runs no model; drop {', '.join(given)}")
             return audit.claims_report(
-                audit.ReportOptions(
-                    name=name, report_dir=report_dir, seed=bootstrap_seed, n_resamples=resamples, level=level
-                ),
+                _report_options(opts),
                 _locations(store, data_dir, config_dir, registry),
             )
 
         _execute("claims", claims_call)
         return
     selection, overrides, engine = _generation_inputs(locals())
+    reporting = _report_options(locals())
     _execute(
         "run",
         lambda: audit.run(
@@ -287,9 +304,7 @@ def run(
             overrides,
             engine,
             audit.GradeOptions(graders=_split(graders) or [], workers=workers, timeout=timeout),
-            audit.ReportOptions(
-                name=name, report_dir=report_dir, seed=bootstrap_seed, n_resamples=resamples, level=level
-            ),
+            reporting,
             _locations(store, data_dir, config_dir, registry),
             progress=not quiet,
         ),
@@ -378,6 +393,7 @@ def report(
     bootstrap_seed: ReportSeedOpt = 0,
     resamples: ResamplesOpt = 10_000,
     level: LevelOpt = 0.95,
+    ci_method: CiMethodOpt = "percentile",
     store: StoreOpt = Path("rlvr-audit-store"),
     config_dir: ConfigDirOpt = None,
     registry: RegistryOpt = None,
@@ -388,13 +404,12 @@ def report(
     """
     from . import audit
 
+    reporting = _report_options(locals())
     _execute(
         "report",
         lambda: audit.report(
             None,
-            audit.ReportOptions(
-                name=name, report_dir=report_dir, seed=bootstrap_seed, n_resamples=resamples, level=level
-            ),
+            reporting,
             _locations(store, None, config_dir, registry),
             graders=_split(graders),
             selectors={"checkpoints": _split(checkpoints), "tasks": _split(tasks), "prompts": _split(prompts)},

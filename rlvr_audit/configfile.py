@@ -37,7 +37,8 @@ def read_yaml(path: Path) -> Any:
     except OSError as exc:
         raise ConfigError(path, f"cannot read file ({exc.strerror or exc})") from exc
     try:
-        return yaml.safe_load(text)
+        # libyaml's loader when built (10x faster on the claims ledger); same safe semantics
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""

@@ -12,6 +12,9 @@ others (Qwen2.5, Llama, OLMo) too? One grid per benchmark (task), grader and met
 - a **claimed** cell holds the published gains for the same family, reward and benchmark,
   each tagged with its paper version (never averaged across versions).
 
+Without measured gains for a benchmark (``rlvr-audit run --claims-only``), there is one
+claims-only grid per benchmark and paper version, coloured by the claimed gains.
+
 When a family has several checkpoints with the same reward (several training steps or
 prompts), the measured cell uses the one at the highest step evaluated with the family
 base's default prompt if there is one, else the highest step; every comparison used is listed
@@ -28,6 +31,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -36,6 +40,9 @@ from . import stats
 from .analyse import Analysis
 from .records import Comparison
 from .store import UnitInfo
+
+if TYPE_CHECKING:
+    from .claims import Ledger
 
 ALPHA = 0.05
 """Family-wise error rate of the Holm correction over a grid's measured cells."""
@@ -112,6 +119,8 @@ class Grid:
     """Grader of the measured cells (``""`` for a claims-only grid)."""
     metric: str
     """Metric of the measured cells, e.g. ``avg@1``."""
+    version: str
+    """Paper version of a claims-only grid (``""`` when the grid has measured cells)."""
     families: list[str]
     """Row ids, in order."""
     family_display: dict[str, str]
@@ -134,8 +143,35 @@ def _pick(units: dict[str, UnitInfo], comps: list[Comparison], default_prompt: d
     return max(comps, key=rank)
 
 
+def claimed_from_ledger(ledger: Ledger) -> list[ClaimedGain]:
+    """The ledger's RLVR gains that fit a grid cell: one reward, a benchmark that is a task id,
+    a printed (or value - baseline) gain. Several rewards in one number, gain ranges and prompt
+    gains are left out."""
+    from .claims import RlvrGain, claimed_gain
+
+    out = []
+    for c in ledger.claims:
+        if not isinstance(c, RlvrGain) or c.reward is None:
+            continue
+        gain = claimed_gain(c)
+        if gain is None:
+            continue
+        out.append(
+            ClaimedGain(
+                family=c.model,
+                reward=c.reward,
+                task=c.benchmark,
+                gain=float(gain),
+                version=c.source,
+                step=c.step,
+                claim_id=c.id,
+            )
+        )
+    return out
+
+
 def build_grids(
-    analysis: Analysis,
+    analysis: Analysis | None,
     *,
     claimed: Iterable[ClaimedGain] = (),
     family_order: Sequence[str] = (),
@@ -143,11 +179,11 @@ def build_grids(
     task_display: dict[str, str] | None = None,
     default_prompt: dict[str, str] | None = None,
 ) -> list[Grid]:
-    """Grids for every (task, grader, metric) with measured gains, plus claims-only grids for
-    tasks that have claimed gains but nothing measured.
+    """Grids for every (task, grader, metric) with measured gains, plus claims-only grids (one
+    per paper version) for tasks that have claimed gains but nothing measured.
 
     Args:
-        analysis: Estimates and comparisons from the store.
+        analysis: Estimates and comparisons from the store (``None``: claims only).
         claimed: Published gains to show beside the measured ones.
         family_order: Row order (families not listed follow, sorted).
         family_display: Family id -> display name (default: from the units, else the id).
@@ -155,18 +191,19 @@ def build_grids(
         default_prompt: Family id -> the base checkpoint's default prompt template, used to pick
             among comparisons of the same cell.
     """
-    units = {u.key: u for u in analysis.units}
+    all_units = analysis.units if analysis is not None else []
+    units = {u.key: u for u in all_units}
     fam_display = dict(family_display or {})
-    for u in analysis.units:
+    for u in all_units:
         fam_display.setdefault(u.family, u.family_display)
     t_display = dict(task_display or {})
-    for u in analysis.units:
+    for u in all_units:
         if u.task_display:
             t_display.setdefault(u.spec.task, u.task_display)
     claimed = list(claimed)
 
     groups: dict[tuple[str, str, str], dict[tuple[str, str], list[Comparison]]] = {}
-    for c in analysis.comparisons:
+    for c in analysis.comparisons if analysis is not None else []:
         treated = units.get(c.treatment_unit)
         if treated is None or not treated.reward:
             continue
@@ -196,6 +233,7 @@ def build_grids(
             task_display=t_display.get(task, task),
             grader=grader,
             metric=metric,
+            version="",
             families=order_families(fams),
             family_display={f: fam_display.get(f, f) for f in fams},
             rewards=rewards,
@@ -205,14 +243,16 @@ def build_grids(
         for g in task_claims:
             grid.claimed.setdefault((g.family, g.reward), []).append(g)
         grids.append(grid)
-    for task in sorted({g.task for g in claimed} - measured_tasks):
-        task_claims = [g for g in claimed if g.task == task]
+    claims_only = sorted({(g.task, g.version) for g in claimed if g.task not in measured_tasks})
+    for task, version in claims_only:
+        task_claims = [g for g in claimed if g.task == task and g.version == version]
         fams = {g.family for g in task_claims}
         grid = Grid(
             task=task,
             task_display=t_display.get(task, task),
             grader="",
             metric="",
+            version=version,
             families=order_families(fams),
             family_display={f: fam_display.get(f, f) for f in fams},
             rewards=sorted({g.reward for g in task_claims}),
@@ -227,18 +267,19 @@ def _pts(x: float) -> str:
     return f"{100 * x:+.1f}"
 
 
-def _claimed_text(claims: list[ClaimedGain], sep: str) -> str:
-    return sep.join(
-        f"{g.gain:+.1f} ({g.version}{f', step {g.step}' if g.step else ''})"
-        for g in sorted(claims, key=lambda g: (g.version, g.step or 0))
-    )
+def _claimed_text(claims: list[ClaimedGain], sep: str, *, with_version: bool = True) -> str:
+    def label(g: ClaimedGain) -> str:
+        parts = ([g.version] if with_version else []) + ([f"step {g.step}"] if g.step else [])
+        return f" ({', '.join(parts)})" if parts else ""
+
+    return sep.join(f"{g.gain:+.1f}{label(g)}" for g in sorted(claims, key=lambda g: (g.version, g.step or 0)))
 
 
 def grid_title(grid: Grid) -> str:
     """A heading for the grid."""
     if grid.grader:
         return f"{grid.task_display}: gain over base ({grid.metric}, grader `{grid.grader}`)"
-    return f"{grid.task_display}: claimed gains over base (nothing measured)"
+    return f"{grid.task_display}: gains over base claimed in {grid.version} (cited, not measured)"
 
 
 def grid_markdown(grid: Grid) -> str:
@@ -257,7 +298,7 @@ def grid_markdown(grid: Grid) -> str:
                 parts.append(f"**{_pts(c.delta)}** [{_pts(c.ci_low)}, {_pts(c.ci_high)}]{star}")
             claims = grid.claimed.get((fam, reward))
             if claims:
-                parts.append("_claimed " + _claimed_text(claims, ", ") + "_")
+                parts.append("_claimed " + _claimed_text(claims, ", ", with_version=not grid.version) + "_")
             row.append("<br>".join(parts) if parts else "–")
         lines.append("| " + " | ".join(row) + " |")
     note = (
@@ -265,7 +306,7 @@ def grid_markdown(grid: Grid) -> str:
         f"after Holm correction over the {len(grid.measured)} measured cells (alpha {ALPHA}). "
         "Italics: gains printed in the papers (cited, with the paper version)."
         if grid.measured
-        else "Italics: gains printed in the papers (cited, with the paper version); nothing measured yet."
+        else f"Italics: gains printed in {grid.version} (cited, with the training step); nothing measured."
     )
     return "\n".join(lines) + "\n\n" + note + "\n"
 
@@ -353,11 +394,11 @@ def heatmap(grid: Grid, path: Path) -> Path:
                 values[i, j] = 100 * c.delta
                 lines.append(f"{_pts(c.delta)}{' *' if m.significant else ''}")
                 lines.append(f"[{_pts(c.ci_low)}, {_pts(c.ci_high)}]")
-            elif claims:
-                values[i, j] = claims[-1].gain
+            elif claims and not grid.grader:  # a claims-only grid: colour by the latest step's claim
+                values[i, j] = max(claims, key=lambda g: g.step or 0).gain
                 cited_only[i, j] = True
             if claims:
-                lines.append("claimed " + _claimed_text(claims, "\n"))
+                lines.append("claimed " + _claimed_text(claims, "\n", with_version=not grid.version))
             texts[i][j] = "\n".join(lines) if lines else "–"
     finite = values[np.isfinite(values)]
     span = max(1.0, float(np.max(np.abs(finite)))) if finite.size else 1.0
@@ -365,7 +406,8 @@ def heatmap(grid: Grid, path: Path) -> Path:
     fig_h = max(2.5, 1.3 * n_rows + 1.5)
     fig, ax = plt.subplots(figsize=(fig_w, fig_h))
     cmap = plt.get_cmap("RdBu").with_extremes(bad="#eeeeee")
-    ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=TwoSlopeNorm(0.0, -span, span), aspect="auto")
+    image = ax.imshow(np.ma.masked_invalid(values), cmap=cmap, norm=TwoSlopeNorm(0.0, -span, span), aspect="auto")
+    fig.colorbar(image, ax=ax, label="gain (points)", shrink=0.8)
     for i in range(n_rows):
         for j in range(n_cols):
             if cited_only[i, j]:
@@ -393,8 +435,25 @@ def heatmap(grid: Grid, path: Path) -> Path:
 
 def figure_name(grid: Grid) -> str:
     """File name of the grid's heatmap."""
-    what = [grid.grader, grid.metric.replace("@", "at")] if grid.grader else ["claimed"]
+    what = [grid.grader, grid.metric.replace("@", "at")] if grid.grader else ["claimed", grid.version]
     return "_".join(["cross_family", grid.task, *what]) + ".png"
+
+
+def cross_family_section(grids: Sequence[Grid], figures_dir: str = "figures") -> str:
+    """Markdown for all grids: a heading, the table and a link to the heatmap of each."""
+    if not grids:
+        return "_No RLVR checkpoint with a base in this report: nothing to compare across families._\n"
+    parts = []
+    for grid in grids:
+        parts.append(f"### {grid_title(grid)}\n")
+        parts.append(grid_markdown(grid))
+        parts.append(f"![{grid_title(grid).replace('`', '')}]({figures_dir}/{figure_name(grid)})\n")
+    return "\n".join(parts)
+
+
+def write_cross_family(grids: Sequence[Grid], folder: Path) -> list[Path]:
+    """Write every grid's heatmap into ``folder`` (created if needed); returns the paths."""
+    return [heatmap(grid, Path(folder) / figure_name(grid)) for grid in grids]
 
 
 __all__ = [
@@ -404,9 +463,12 @@ __all__ = [
     "Grid",
     "MeasuredCell",
     "build_grids",
+    "claimed_from_ledger",
+    "cross_family_section",
     "figure_name",
     "grid_frame",
     "grid_markdown",
     "grid_title",
     "heatmap",
+    "write_cross_family",
 ]

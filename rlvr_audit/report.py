@@ -9,6 +9,12 @@ Writes::
                              ci_high, ..., p_value, p_holm, p_bh, test (deltas as fractions)
     tables/grader_disagreement.csv  per unit and grader: accuracy over the samples all graders
                              graded, and how many of them the graders disagree on
+    tables/baseline_correction.csv  only when the store measured base models that the claims
+                             ledger has gain claims about (see :mod:`rlvr_audit.claims`)
+    tables/cross_family.csv  family x reward gains over each family's base, measured and
+                             claimed (see :mod:`rlvr_audit.crossfamily`)
+    figures/cross_family_*.png  one heatmap per benchmark, grader and metric
+    tables/seed_spread.csv   settings run with several sampling seeds: mean, sd, range per metric
 
 Files are written to a temporary folder and moved into place, so a failed report never leaves
 a half-written one.
@@ -19,14 +25,16 @@ from __future__ import annotations
 import datetime as _dt
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
+from . import stats
 from .analyse import Analysis
+from .crossfamily import Grid, cross_family_section, grid_frame, write_cross_family
 from .disagreement import UnitDisagreement, disagreement_frame, disagreement_section, grader_disagreements
 from .records import Comparison, Estimate, RunManifest, SourceMetric
 from .store import Store, UnitInfo
@@ -337,6 +345,67 @@ def manifest_section(manifests: list[RunManifest], unit_keys: set[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+SEED_COLUMNS = ["checkpoint", "task", "prompt", "grader", "metric", "n_seeds", "seeds"]
+SEED_COLUMNS += ["mean", "sd", "min", "max", "range"]
+"""Columns of ``tables/seed_spread.csv`` (values as fractions)."""
+
+
+def seed_spread_frame(analysis: Analysis) -> pd.DataFrame:
+    """Seed-to-seed spread (:func:`rlvr_audit.stats.seed_spread`) of every setting run with two
+    or more sampling seeds: units identical but for ``protocol.seed``, per grader and metric."""
+    units = {u.key: u for u in analysis.units}
+    groups: dict[tuple[str, ...], list[tuple[int, float, UnitInfo]]] = {}
+    for e in analysis.estimates:
+        u = units.get(e.unit_key)
+        if u is None:
+            continue
+        spec = u.spec.model_copy(update={"protocol": u.spec.protocol.model_copy(update={"seed": 0})})
+        groups.setdefault((spec.key, e.grader_id, e.metric), []).append((u.spec.protocol.seed, e.value, u))
+    rows = []
+    for (_, grader, metric), values in groups.items():
+        if len(values) < 2:
+            continue
+        values.sort(key=lambda v: v[0])
+        spread = stats.seed_spread([v for _, v, _ in values])
+        first = values[0][2]
+        rows.append(
+            {
+                "checkpoint": first.spec.checkpoint.checkpoint_id,
+                "task": first.spec.task,
+                "prompt": first.spec.template_id,
+                "grader": grader,
+                "metric": metric,
+                "n_seeds": spread.n_seeds,
+                "seeds": " ".join(str(seed) for seed, _, _ in values),
+                "mean": spread.mean,
+                "sd": spread.sd,
+                "min": spread.min,
+                "max": spread.max,
+                "range": spread.range,
+            }
+        )
+    return pd.DataFrame(rows, columns=SEED_COLUMNS)
+
+
+def seed_spread_section(frame: pd.DataFrame) -> str:
+    """Markdown for :func:`seed_spread_frame` (empty string when no setting has several seeds)."""
+    if frame.empty:
+        return ""
+    lines = [
+        "## Seed-to-seed spread\n",
+        "Settings run with several sampling seeds (everything else equal): how far a single run moves "
+        "with the seed. A gain smaller than the range can be had by picking a seed.\n",
+        "| Checkpoint | Task | Prompt | Grader | Metric | Seeds | Mean | SD | Min | Max | Range |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in frame.itertuples():
+        lines.append(
+            f"| {r.checkpoint} | {r.task} | `{r.prompt}` | {r.grader} | {r.metric} | {r.seeds} | {_pct(r.mean)} | "
+            f"{_pct(r.sd)} | {_pct(r.min)} | {_pct(r.max)} | {_pct(r.range)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def render_markdown(
     analysis: Analysis,
     store: Store,
@@ -417,20 +486,29 @@ def write_report(
     seed: int,
     extra_sections: list[str] | None = None,
     extra_tables: dict[str, pd.DataFrame] | None = None,
+    cross_family: Sequence[Grid] = (),
 ) -> ReportPaths:
     """Write the report folder atomically (build in a temporary folder, then replace).
 
     ``extra_sections`` go into ``index.md`` before the settings; ``extra_tables`` (file name ->
-    frame) are written to ``tables/`` beside the standard ones."""
+    frame) are written to ``tables/`` beside the standard ones; ``cross_family`` grids get a
+    section, ``tables/cross_family.csv`` and one heatmap each under ``figures/``."""
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with building_report_dir(out_dir) as tmp:
         (tmp / "tables").mkdir()
         estimates_frame(analysis).to_csv(tmp / "tables" / "estimates.csv", index=False)
         comparisons_frame(analysis).to_csv(tmp / "tables" / "comparisons.csv", index=False)
         disagreements = grader_disagreements(store, analysis.units, analysis.graders)
         disagreement_frame(disagreements).to_csv(tmp / "tables" / "grader_disagreement.csv", index=False)
+        sections = list(extra_sections or [])
+        seeds = seed_spread_frame(analysis)
+        if not seeds.empty:
+            seeds.to_csv(tmp / "tables" / "seed_spread.csv", index=False)
+            sections.insert(0, seed_spread_section(seeds))
+        if cross_family:
+            grid_frame(cross_family).to_csv(tmp / "tables" / "cross_family.csv", index=False)
+            write_cross_family(cross_family, tmp / "figures")
+            sections.insert(0, "## Cross-family gains\n\n" + cross_family_section(cross_family))
         for file_name, frame in (extra_tables or {}).items():
             frame.to_csv(tmp / "tables" / file_name, index=False)
         (tmp / "index.md").write_text(
@@ -442,22 +520,10 @@ def write_report(
                 n_resamples=n_resamples,
                 seed=seed,
                 disagreements=disagreements,
-                extra_sections=extra_sections,
+                extra_sections=sections,
             ),
             encoding="utf-8",
         )
-        if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
-            out_dir.rename(old)
-            tmp.rename(out_dir)
-            shutil.rmtree(old)
-        else:
-            tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return ReportPaths(
         root=out_dir,
         index_md=out_dir / "index.md",

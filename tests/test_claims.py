@@ -349,8 +349,16 @@ def test_run_claims_only_writes_the_report_offline(tmp_path: Path, monkeypatch: 
     assert sorted(p.name for p in (out / "tables").iterdir()) == [
         "baseline_correction.csv",
         "claims.csv",
+        "cross_family.csv",
         "resolution.csv",
     ]
+    # claimed cross-family grids: one per benchmark and paper version, never mixing versions
+    grid = pd.read_csv(out / "tables" / "cross_family.csv")
+    assert set(grid.kind) == {"claimed"}
+    v1 = grid[(grid.task == "math500") & (grid.version == "SR-v1") & (grid.reward == "random")].set_index("family")
+    assert v1.loc["olmo-2-1124-7b", "gain"] == pytest.approx(-8.3)
+    assert (out / "figures" / "cross_family_math500_claimed_SR-v1.png").is_file()
+    assert (out / "figures" / "cross_family_math500_claimed_SR-preprint.png").is_file()
     md = (out / "index.md").read_text()
     assert "## Baseline correction" in md and "## Statistical resolution" in md
     assert "### Qwen2.5-Math-7B · MATH-500 · SR-preprint, step 150" in md

@@ -404,3 +404,63 @@ def test_ctrl_c_keeps_the_work_and_marks_the_run_interrupted(env: dict[str, Path
     done = subprocess.run(cmd, capture_output=True, text=True, cwd=env["tmp"])
     assert done.returncode == 0, done.stderr
     assert f"{100 - kept} samples generated, {kept} reused" in " ".join(done.stderr.split())
+
+
+def test_report_has_cross_family_grid_and_heatmap(env: dict[str, Path]) -> None:
+    r = invoke(
+        "run",
+        "--backend",
+        "scripted",
+        "--model-args",
+        f"script={env['script']}",
+        "--checkpoints",
+        "toy/rl",
+        "--tasks",
+        "math500",
+        "--limit",
+        "5",
+        "--quiet",
+        *base_args(env),
+    )
+    assert r.exit_code == 0, r.output
+    report = env["tmp"] / "reports" / "audit"
+    grid = pd.read_csv(report / "tables" / "cross_family.csv")
+    [row] = grid.itertuples()
+    assert (row.family, row.reward, row.kind) == ("toy", "random", "measured")
+    assert (row.checkpoint, row.base) == ("toy/rl", "toy/base")
+    assert [row.gain, row.ci_low, row.ci_high] == pytest.approx([40.0, 0.0, 80.0])
+    assert row.p_holm == pytest.approx(row.p_value)  # one cell: Holm changes nothing
+    png = report / "figures" / "cross_family_math500_math_verify_avgat1.png"
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    md = (report / "index.md").read_text()
+    assert "## Cross-family gains" in md and "| Toy | **+40.0** [+0.0, +80.0] |" in md
+
+
+def test_bca_intervals_and_unknown_ci_method(env: dict[str, Path]) -> None:
+    common = ["--backend", "scripted", "--model-args", f"script={env['script']}", "--checkpoints", "toy/rl"]
+    common += ["--tasks", "math500", "--limit", "5", "--quiet", *base_args(env)]
+    r = invoke("run", *common, "--ci-method", "wilson")
+    assert r.exit_code == 2 and "unknown --ci-method 'wilson'; valid: percentile, bca" in r.output
+    assert not (env["tmp"] / "store").exists()  # refused before anything was generated
+    r = invoke("run", *common, "--ci-method", "bca")
+    assert r.exit_code == 0, r.output
+    est = pd.read_csv(env["tmp"] / "reports" / "audit" / "tables" / "estimates.csv")
+    assert set(est.method) == {"bootstrap-bca(problems)"}
+
+
+def test_seed_to_seed_spread_of_runs_differing_only_in_seed(env: dict[str, Path]) -> None:
+    common = ["--backend", "scripted", "--model-args", "accuracy=0.5", "--checkpoints", "toy/base"]
+    common += ["--tasks", "aime24", "--limit", "10", "--samples", "2", "--quiet", *base_args(env)]
+    for seed in ("0", "1", "2"):
+        assert invoke("run", *common, "--seed", seed).exit_code == 0
+    r = invoke("report", *[a for a in base_args(env) if a not in ("--data-dir", str(DATA))])
+    assert r.exit_code == 0, r.output
+    report = env["tmp"] / "reports" / "audit"
+    est = pd.read_csv(report / "tables" / "estimates.csv")
+    avg = est[est.metric == "avg@2"].sort_values("value").value.tolist()
+    assert len(avg) == 3
+    spread = pd.read_csv(report / "tables" / "seed_spread.csv").set_index("metric").loc["avg@2"]
+    assert spread.seeds == "0 1 2" and spread.n_seeds == 3
+    assert [spread["min"], spread["max"]] == pytest.approx([avg[0], avg[-1]])
+    assert spread["sd"] == pytest.approx(float(pd.Series(avg).std()))
+    assert "## Seed-to-seed spread" in (report / "index.md").read_text()

@@ -120,7 +120,7 @@ def test_grid_cells_holm_and_claims(analysis: Analysis, tmp_path: Path) -> None:
     assert png.name == "cross_family_math500_math_verify_avgat1.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     claims_only = heatmap(grids[1], tmp_path / "figures" / figure_name(grids[1]))
-    assert claims_only.name == "cross_family_aime24_claimed.png" and claims_only.stat().st_size > 1000
+    assert claims_only.name == "cross_family_aime24_claimed_SR-v1.png" and claims_only.stat().st_size > 1000
 
 
 def test_not_significant_after_holm(analysis: Analysis) -> None:

@@ -21,6 +21,7 @@ call's on every item).
 from __future__ import annotations
 
 import json
+import math
 import random
 import re
 from collections.abc import Mapping, Sequence
@@ -72,7 +73,7 @@ def load_problems(path: str | Path) -> list[dict[str, str]]:
 
 
 _KINDS = ("correct", "variant", "wrong", "multibox", "truncated", "reference", "noanswer")
-_WEIGHTS = (44, 12, 22, 6, 9, 6, 1)
+_WEIGHTS = (55, 8, 22, 5, 3, 5, 2)
 """How often each kind of sample is drawn (percent)."""
 
 _CODE = (
@@ -124,11 +125,25 @@ _INT = re.compile(r"-?\d+")
 _FRAC = re.compile(r"\\[dt]?frac\{(-?\d+)\}\{(\d+)\}")
 
 
-def _wrong_answers(gold: str, others: Sequence[str], rng: random.Random) -> list[str]:
-    """Two plausible wrong answers for ``gold`` (fixed per problem, so they recur)."""
+def _perturbed(text: str, rng: random.Random) -> str:
+    """``text`` with one digit changed, else one sign flipped, else ``+ 1`` appended: a near miss."""
+    digits = [i for i, c in enumerate(text) if c.isdigit()]
+    if digits:
+        at = rng.choice(digits)
+        return text[:at] + str((int(text[at]) + rng.randint(1, 8)) % 10) + text[at + 1 :]
+    signs = [i for i, c in enumerate(text) if c in "+-"]
+    if signs:
+        at = rng.choice(signs)
+        return text[:at] + ("-" if text[at] == "+" else "+") + text[at + 1 :]
+    return f"{text} + 1"
+
+
+def _wrong_answers(gold: str, rng: random.Random) -> list[str]:
+    """Three wrong answers for ``gold``, fixed per problem so that they recur: two near misses
+    (off by a little, a digit or a sign) and a guess."""
     text = gold.strip()
-    wrong: list[str] = []
     number = text[:-2] if text.endswith(".0") else text
+    wrong: list[str] = []
     if _INT.fullmatch(number):
         value = int(number)
         wrong = [str(value + rng.choice((1, 2, -1, 10))), str(value * 2 + 1)]
@@ -137,12 +152,14 @@ def _wrong_answers(gold: str, others: Sequence[str], rng: random.Random) -> list
         assert match is not None
         a, b = int(match.group(1)), int(match.group(2))
         wrong = [f"\\frac{{{a + 1}}}{{{b}}}", f"\\frac{{{b}}}{{{a if a else 1}}}"]
-    pool = [o for o in others if o.strip() != text]
-    while len(wrong) < 2 and pool:
-        wrong.append(rng.choice(pool))
     while len(wrong) < 2:
-        wrong.append(str(rng.randint(2, 999)))
-    return wrong[:2]
+        candidate = _perturbed(text, rng)
+        if candidate != text and candidate not in wrong:
+            wrong.append(candidate)
+        elif len(wrong) < 2:
+            wrong.append(f"{text} + {len(wrong) + 1}")
+    wrong.append(str(rng.randint(2, 999)))
+    return wrong
 
 
 def _variant(gold: str, rng: random.Random) -> str:
@@ -178,23 +195,49 @@ def _ending(answer: str, rng: random.Random) -> str:
     return f"Putting everything together, we get $\\boxed{{{answer}}}$ as the answer."
 
 
-def _reasoning(problem: Mapping[str, str], others: Sequence[Mapping[str, str]], rng: random.Random) -> str:
-    """Restatement, borrowed reasoning, a code block and second thoughts (thousands of chars)."""
+def _code_block(rng: random.Random) -> str:
+    d, n, a, b = rng.randint(2, 9), rng.randint(3, 12), rng.randint(2, 20), rng.randint(1, 50)
+    return _CODE.format(
+        d=d, n=n, a=a, b=b, out=f"{rng.randint(1, 999)}/{d}", r1=rng.randint(-9, 9), r2=rng.randint(10, 99)
+    )
+
+
+def _reasoning(
+    problem: Mapping[str, str], others: Sequence[Mapping[str, str]], rng: random.Random, length: int
+) -> str:
+    """About ``length`` characters of reasoning: a restatement of the problem, paragraphs
+    borrowed from other problems' solutions (unboxed), code blocks with their output, second
+    thoughts, and the problem's own solution (unboxed) last."""
     parts = [rng.choice(_OPENINGS) + problem["problem"].strip()]
-    for other in rng.sample(list(others), k=min(len(others), rng.randint(2, 4))):
-        body = _solution_body(other.get("solution", "") or other["problem"])
-        if rng.random() < 0.4:
-            body = rng.choice(_SECOND_THOUGHTS) + body
-        parts.append(body)
-    if rng.random() < 0.6:
-        d, n, a, b = rng.randint(2, 9), rng.randint(3, 12), rng.randint(2, 20), rng.randint(1, 50)
-        parts.append(
-            _CODE.format(d=d, n=n, a=a, b=b, out=f"{rng.randint(1, 999)}/{d}", r1=rng.randint(-9, 9), r2=rng.randint(10, 99))
-        )
     own = _solution_body(problem.get("solution", ""))
+    size = len(parts[0]) + len(own)
+    while size < length:
+        if rng.random() < 0.25:
+            part = _code_block(rng)
+        else:
+            other = rng.choice(list(others))
+            part = _solution_body(other.get("solution", "") or other["problem"])
+            if rng.random() < 0.4:
+                part = rng.choice(_SECOND_THOUGHTS) + part
+        parts.append(part)
+        size += len(part) + 2
     if own:
         parts.append("Now for our problem. " + own)
     return "\n\n".join(parts)
+
+
+def _length(rng: random.Random) -> int:
+    """Characters of reasoning in a complete response: log-normal, median 3,000, 800 to 14,000."""
+    return int(min(max(rng.lognormvariate(math.log(3000), 0.5), 800), 14000))
+
+
+def _truncated(body: str, rng: random.Random) -> str:
+    """A response that ran into the token limit: reasoning that loops until ~10,000 characters."""
+    loop = body[len(body) // 3 :] or body
+    text = body
+    while len(text) < 9000:
+        text += "\n\n" + rng.choice(_SECOND_THOUGHTS) + loop
+    return text[: rng.randint(9000, 11000)]
 
 
 def _hostile(rng: random.Random) -> list[tuple[str, str, str]]:
@@ -242,24 +285,23 @@ def build_corpus(
     if not problems:
         raise UsageError("the corpus needs at least one problem")
     rng = random.Random(seed)
-    answers = [p["answer"] for p in problems]
     items: list[CorpusItem] = []
     for index, problem in enumerate(problems):
         gold = problem["answer"]
         others = [p for j, p in enumerate(problems) if j != index] or [problem]
         if len(others) > 40:
             others = rng.sample(others, 40)
-        wrong = _wrong_answers(gold, answers, rng)
+        wrong = _wrong_answers(gold, rng)
         for sample_idx in range(samples):
             kind = rng.choices(_KINDS, weights=_WEIGHTS)[0]
-            body = _reasoning(problem, others, rng)
+            body = _reasoning(problem, others, rng, _length(rng))
             truncated = False
             if kind == "correct":
                 text = f"{body}\n\n{_ending(gold.strip(), rng)}"
             elif kind == "variant":
                 text = f"{body}\n\n{_ending(_variant(gold, rng), rng)}"
             elif kind == "wrong":
-                text = f"{body}\n\n{_ending(rng.choice(wrong), rng)}"
+                text = f"{body}\n\n{_ending(rng.choices(wrong, weights=(6, 3, 1))[0], rng)}"
             elif kind == "multibox":
                 first = rng.choice(wrong)
                 text = (
@@ -268,7 +310,7 @@ def build_corpus(
                     f"{_solution_body(rng.choice(others).get('solution', ''))}\n\n{_ending(gold.strip(), rng)}"
                 )
             elif kind == "truncated":
-                text = body[: int(len(body) * rng.uniform(0.3, 0.95))]
+                text = _truncated(body, rng)
                 truncated = True
             elif kind == "reference":
                 text = f"{body}\n\nLet me write the solution cleanly.\n\n{problem.get('solution') or body}"

@@ -534,8 +534,9 @@ def _count_unknown_letters(expr: str) -> int:
 def should_allow_eval(expr: str) -> bool:
     """PRM800K's guard before sympy, plus this project's bounds (see :class:`PaperGrader`).
 
-    PRM800K: at most 2 distinct letters (``sqrt``, ``frac`` not counted), no ``^{`` or
-    ``^(``, no ``^2^`` towers and no exponent of two or more digits. Added here: no ``**``,
+    PRM800K: at most 2 distinct letters (``sqrt``, ``frac`` not counted), no ``^{`` (which
+    cannot survive :func:`prm800k_normalize`, as it drops braces) or ``^(``, no ``^2^`` towers
+    and no exponent of two or more digits. Added here: no ``**``,
     at most 3 powers of a parenthesised expression (``)^``), and only the tokens of
     :func:`_safe_tokens` (numbers, plain names, ``+ - * / ^ ( ) ,``).
     """
@@ -741,13 +742,17 @@ class PaperGrader:
     - Unit words are removed as regular expressions anywhere in the answer: ``\\text{east}``
       becomes empty (``no_answer``; gold ``\\text{east}`` can never be matched through a box),
       and a single letter such as ``a``, ``c``, ``d``, ``g``, ``h``, ``l``, ``m``, ``o``, ``s``
-      or ``t`` standing alone is deleted (``p - q`` survives, ``a - b`` does not).
+      or ``t`` standing alone is deleted (``p - q`` survives, ``a - b`` does not), and so is
+      the ``pm`` of ``\\pm``. Five of the 643 gold answers of math500, amc, aime24 and aime25
+      therefore do not grade ``correct`` against themselves in a box: ``1 \\pm \\sqrt{19}``,
+      ``3 \\pm 2 \\sqrt{2}``, ``\\{1\\pm\\sqrt{5},-2\\}``, ``(a+5)(b+2)`` and ``\\text{east}``.
     - Number words anywhere become the number: ``x + one`` is extracted as ``1``; every
       ``and`` is deleted.
     - Unreduced fractions are wrong (``\\frac{2}{4}`` is not ``\\frac{1}{2}``), and an integer
       gold needs an integer answer (``4.0`` is ``4``, ``\\frac{8}{2}`` is not).
-    - More than two distinct letters, or any ``^{``, turns sympy off: ``x^{2}+1`` does not
-      equal ``1+x^{2}`` unless the strings normalise identically.
+    - sympy is only asked about expressions with at most two distinct letters, no ``^(``,
+      no tower ``2^3^2`` and no exponent of two or more digits: ``a+b+c`` does not equal
+      ``c+b+a``, nor ``x^{10}+1`` equal ``1+x^{10}`` (``x^{2}+1`` does equal ``1+x^{2}``).
     """
 
     grader_id = "paper"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import threading
-import time
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
@@ -21,7 +20,16 @@ from rlvr_audit.records import VERDICTS
 
 HERE = Path(__file__).resolve().parent
 CASES: list[dict[str, Any]] = json.loads((HERE / "minerva_cases.json").read_text(encoding="utf-8"))
-LM_EVAL_UTILS = Path(importlib.util.find_spec("lm_eval").origin).parent / "tasks" / "minerva_math" / "utils.py"  # type: ignore[arg-type, union-attr]
+
+
+def _lm_eval_utils() -> Path:
+    """The installed lm-eval's minerva_math/utils.py."""
+    spec = importlib.util.find_spec("lm_eval")
+    assert spec is not None and spec.origin is not None
+    return Path(spec.origin).parent / "tasks" / "minerva_math" / "utils.py"
+
+
+LM_EVAL_UTILS = _lm_eval_utils()
 
 
 @pytest.fixture(scope="module")
@@ -147,9 +155,7 @@ def test_sympy_equivalent() -> None:
 
 def test_own_timeout_gives_timeout_in_process() -> None:
     grader = MinervaGrader(timeout=0.5)
-    start = time.monotonic()
     outcome = grader.grade(completion="$\\boxed{10^{10^{10^{10}}}}$", gold="5", truncated=False)
-    assert time.monotonic() - start < 10
     assert outcome == GradeOutcome("timeout", "10^{10^{10^{10}}}", "comparing with the gold answer took over 0.5 s")
 
 
