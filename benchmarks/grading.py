@@ -14,8 +14,10 @@ wrong answers, or cut at the token limit; ``--seed`` fixes it.
 The engine runs first, then the baseline, each from a cold start: the parent process has
 not parsed any LaTeX before either (math-verify's parser warms up as it goes, in each
 process), and the engine's time includes starting its worker processes. Prints the corpus,
-what the engine deduplicated, both throughputs, the ratio, the plain loop's time by kind of
-response (where the time goes), and the number of verdicts that differ (must be 0). Run::
+what the engine deduplicated, both throughputs and their ratio, the CPU time each used (the
+engine's over all its processes: the ratio of work, whatever else the machine is doing),
+the plain loop's time by kind of response (where the time goes), and the number of verdicts
+that differ (must be 0). Run::
 
     python benchmarks/grading.py                      # 500 problems x 8 samples (about a minute)
     python benchmarks/grading.py --problems 100       # quicker
@@ -69,32 +71,35 @@ def main(argv: list[str] | None = None) -> int:
     )
     print("  kinds: " + ", ".join(f"{kind} {n}" for kind, n in kinds.most_common()))
 
-    tasks = [GradeTask((item.problem_id, item.sample_idx), item.completion, item.gold, item.truncated) for item in items]
+    tasks = [
+        GradeTask((item.problem_id, item.sample_idx), item.completion, item.gold, item.truncated) for item in items
+    ]
     grader = MathVerifyGrader()  # imports math-verify before the workers fork; parses nothing
     workers = args.workers or os.cpu_count() or 1
 
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), os.times()
     with GradingEngine(workers=workers, timeout=args.timeout) as engine:
         fast = engine.grade(tasks, grader_id="math_verify")
-    engine_s = time.perf_counter() - start
+    engine_s, after = time.perf_counter() - start, os.times()  # workers are reaped: their CPU is counted
+    engine_cpu = sum(after[:4]) - sum(cpu[:4])  # user + system, this process and its children
 
     plain = []
     by_kind: Counter[str] = Counter()
-    start = time.perf_counter()
+    start, cpu_s = time.perf_counter(), time.process_time()
     for item in items:
         began = time.perf_counter()
         plain.append(grader.grade(completion=item.completion, gold=item.gold, truncated=item.truncated))
         by_kind[item.kind.split(":")[0]] += time.perf_counter() - began
-    plain_s = time.perf_counter() - start
+    plain_s, plain_cpu = time.perf_counter() - start, time.process_time() - cpu_s
 
     stats = engine.stats
     print(f"engine: {workers} worker{'s' if workers != 1 else ''}, per-item limit {args.timeout:g} s")
     print(f"  distinct completions prepared   {stats.completions:>8,}")
     print(f"  distinct (answer, gold) judged  {stats.keys:>8,}   (+ {stats.tail_keys:,} by later candidates)")
     print(f"  graded by the plain call        {stats.full:>8,}")
-    print(f"plain loop : {plain_s:8.2f} s  {len(items) / plain_s:8.0f} answers/s")
-    print(f"engine     : {engine_s:8.2f} s  {len(items) / engine_s:8.0f} answers/s")
-    print(f"ratio      : {plain_s / engine_s:8.2f}x")
+    print(f"plain loop : {plain_s:8.2f} s  {len(items) / plain_s:8.0f} answers/s   CPU {plain_cpu:7.2f} s")
+    print(f"engine     : {engine_s:8.2f} s  {len(items) / engine_s:8.0f} answers/s   CPU {engine_cpu:7.2f} s (all)")
+    print(f"ratio      : {plain_s / engine_s:8.2f}x throughput, {plain_cpu / engine_cpu:.2f}x less CPU")
     print(
         "plain loop time by kind: "
         + ", ".join(f"{kind} {seconds:.2f} s ({kinds[kind]})" for kind, seconds in by_kind.most_common())

@@ -40,7 +40,7 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
@@ -48,6 +48,7 @@ from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from .configfile import StrictModel, describe_validation_error
 from .errors import ConfigError, UnknownNameError
+from .html import CITED_HOOK
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -684,6 +685,9 @@ class Ledger:
     """Registry family id -> its base checkpoint's default prompt."""
     path: Path | None = None
     """The file the ledger was read from."""
+    family_bases: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """Registry family id -> (checkpoint id, model) of its base checkpoint: the only checkpoint
+    whose measured accuracy corrects a claimed baseline."""
 
     @classmethod
     def empty(cls) -> Ledger:
@@ -868,9 +872,11 @@ def build_ledger(
     claims: list[Claim] = []
     seen: dict[str, int] = {}
     family_prompts: dict[str, str] = {}
-    for ck in checkpoints.values():
+    family_bases: dict[str, tuple[str, str]] = {}
+    for base_id, ck in checkpoints.items():
         if ck.base is None and ck.family not in family_prompts:
             family_prompts[ck.family] = ck.prompt
+            family_bases[ck.family] = (base_id, ck.model)
     for i, raw in enumerate(raw_claims):
         c = _validate_entry(raw, i, where)
         if c.id in seen:
@@ -917,6 +923,7 @@ def build_ledger(
         families=dict(families),
         family_prompts=family_prompts,
         path=path,
+        family_bases=family_bases,
     )
 
 
@@ -1149,15 +1156,27 @@ def _cited_baselines(ledger: Ledger, model: str, benchmark: str, metric: str | N
 
 
 def measured_baselines(
-    analysis: Analysis, model: str, benchmark: str, catalog: Mapping[str, BenchmarkInfo]
+    analysis: Analysis,
+    model: str,
+    benchmark: str,
+    catalog: Mapping[str, BenchmarkInfo],
+    *,
+    base: tuple[str, str] | None = None,
 ) -> list[tuple[CorrectedBaseline, UnitInfo, Estimate]]:
     """Our estimates of the family's base model on the benchmark (every prompt, protocol and
-    grader in ``analysis``), as corrected baselines."""
+    grader in ``analysis``), as corrected baselines.
+
+    ``base``: (checkpoint id, model) of the family's registry base checkpoint; when given, only
+    units of that checkpoint (or of the same model under another id, e.g. imported) count, so an
+    RLVR checkpoint stored without a base is never taken for the base model."""
     out = []
     units = {u.key: u for u in analysis.units}
     for e in analysis.estimates:
         u = units.get(e.unit_key)
         if u is None or u.family != model or u.base is not None or u.spec.task != benchmark:
+            continue
+        ck = u.spec.checkpoint
+        if base is not None and ck.checkpoint_id != base[0] and ck.model != base[1]:
             continue
         if not e.metric.startswith("avg@"):
             continue
@@ -1238,7 +1257,11 @@ def baseline_correction(
             if not e.paper_protocol
         ]
         reproductions = tuple(e for e in evals if e.paper_protocol)
-        measured = measured_baselines(analysis, model, bench, catalog) if analysis is not None else []
+        measured = (
+            measured_baselines(analysis, model, bench, catalog, base=ledger.family_bases.get(model))
+            if analysis is not None
+            else []
+        )
         if only_measured and not measured:
             continue
         n = catalog[bench].n_problems if bench in catalog else None
@@ -1854,6 +1877,7 @@ def render_resolution(
         "claimed gain smaller than the MDE is **below resolution**: a benchmark of this size cannot tell it "
         "from no gain. All numbers here are cited claims; the widths are computed.\n",
         f"{len(flagged)} of {len(rows)} claimed gains are at least partly below resolution.\n",
+        CITED_HOOK + "\n",
         "| Claim | Source | Model | Benchmark | Reward / intervention | Metric | n | k | Accuracy used "
         "| ±CI | MDE | Claimed gain | Resolution |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
@@ -1948,10 +1972,12 @@ def write_claims_report(
     store_note: str = "",
 ) -> ClaimsReportPaths:
     """Build both analyses and write ``index.md`` and ``tables/{baseline_correction,resolution,
-    claims}.csv`` atomically (nothing is left half-written on failure).
+    claims}.csv`` and ``index.html`` (:mod:`rlvr_audit.html`) atomically (nothing is left
+    half-written on failure).
 
     ``analysis``: our estimates of stored units (measured baselines); ``None`` = cited only."""
     from .crossfamily import build_grids, claimed_from_ledger, cross_family_section, grid_frame, write_cross_family
+    from .html import write_html
     from .report import building_report_dir
 
     groups = baseline_correction(ledger, catalog, analysis=analysis)
@@ -1984,6 +2010,7 @@ def write_claims_report(
             ),
             encoding="utf-8",
         )
+        write_html(tmp)
     out_dir = Path(out_dir)
     return ClaimsReportPaths(
         root=out_dir,

@@ -464,3 +464,53 @@ def test_measured_baselines_from_the_store_appear_beside_cited_ones(
     md = (tmp_path / "reports" / "claims" / "index.md").read_text()
     assert "| **measured** | 60.0 [" in md and "_n=10/500_" in md and "**measured** gain +20.0 [" in md
     assert set(corr[corr.baseline_source != "store"].baseline_kind) == {"cited"}
+
+
+def test_only_the_family_base_checkpoint_is_a_measured_baseline(ledger: cl.Ledger) -> None:
+    from rlvr_audit.analyse import Analysis
+    from rlvr_audit.records import CheckpointRef, Estimate, SamplingProtocol, UnitSpec
+    from rlvr_audit.store import UnitInfo
+
+    def unit(cid: str, model: str) -> UnitInfo:
+        spec = UnitSpec(
+            checkpoint=CheckpointRef(checkpoint_id=cid, model=model),
+            task="math500",
+            data_hash="d" * 16,
+            template_id="qwen_math_default",
+            template_hash="t" * 16,
+            protocol=SamplingProtocol(n=1, temperature=0.0, max_new_tokens=3072),
+            backend="scripted",
+        )
+        return UnitInfo(key=spec.key, spec=spec, family="qwen2.5-math-7b")
+
+    base_id, base_model = ledger.family_bases["qwen2.5-math-7b"]
+    units = [
+        unit(base_id, base_model),
+        unit("qwen2.5-math-7b/base-rerun", base_model),  # same weights under another id (e.g. imported)
+        unit("qwen2.5-math-7b/random-x", "someone/random-rlvr"),  # an RLVR checkpoint stored without --base
+    ]
+    estimates = [
+        Estimate(
+            unit_key=u.key,
+            checkpoint_id=u.spec.checkpoint.checkpoint_id,
+            task="math500",
+            template_id="qwen_math_default",
+            grader_id="math_verify",
+            metric="avg@1",
+            value=0.6,
+            ci_low=0.55,
+            ci_high=0.65,
+            level=0.95,
+            method="bootstrap",
+            n_problems=500,
+            n_samples=1,
+            seed=0,
+        )
+        for u in units
+    ]
+    analysis = Analysis(units=units, matrices={}, estimates=estimates, comparisons=[], graders=["math_verify"])
+    catalog = ledger.catalog(cl.task_catalog(ROOT))
+    found = cl.measured_baselines(
+        analysis, "qwen2.5-math-7b", "math500", catalog, base=ledger.family_bases["qwen2.5-math-7b"]
+    )
+    assert sorted(u.spec.checkpoint.checkpoint_id for _, u, _ in found) == [base_id, "qwen2.5-math-7b/base-rerun"]

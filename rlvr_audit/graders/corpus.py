@@ -1,16 +1,23 @@
 """A synthetic corpus of long model-like responses, for grading benchmarks and exactness tests.
 
 :func:`build_corpus` turns benchmark problems (question, reference solution, gold answer)
-into responses that look like sampled model output: a restatement of the problem, several
-paragraphs of LaTeX-heavy reasoning (borrowed from other problems' reference solutions,
-their boxes unboxed), a Python code block with its output, second thoughts, and an ending in
-one of the styles models use (``$\\boxed{...}$``, a bare or displayed box, Minerva's "Final
-Answer: The final answer is $...$. I hope it is correct.", "The answer is: ...", the
-reference solution itself). Each problem gets ``samples`` responses whose answers repeat the
-way sampled answers do: mostly the gold answer (sometimes written differently), one or two
-recurring wrong answers, a few responses cut at the token limit, a few with intermediate
-boxes. ``hostile`` adds responses built to make a grader slow or fail (huge powers, deep
-braces, megabyte-long text, stray delimiters). Everything is drawn from one seeded
+into responses that look like sampled model output: a restatement of the problem, paragraphs
+of LaTeX-heavy reasoning (borrowed from other problems' reference solutions, their boxes
+unboxed), Python code blocks with their output, second thoughts, the problem's own solution
+(unboxed), and an ending in one of the styles models use (``$\\boxed{...}$``, a bare or
+displayed box, Minerva's "Final Answer: The final answer is $...$. I hope it is correct.",
+"Putting everything together ...", the reference solution itself). Complete responses have
+log-normal lengths (median about 3,500 characters, up to 14,000); responses cut at the token
+limit loop over their reasoning up to 9,000-11,000 characters (about 3,000 tokens).
+
+Each problem gets ``samples`` responses whose answers repeat the way sampled answers do
+(:data:`_WEIGHTS`): 55% the gold answer as published, 8% the gold answer written
+differently (``\\dfrac``, no spaces, ``.0``, no leading zero), 22% one of three wrong
+answers fixed per problem (two near misses, a guess; drawn 6:3:1, so they recur), 5% a wrong
+intermediate box before the right final one, 5% the reference solution, 3% cut at the token
+limit, 2% prose with no number at all (half of them rambling up to the limit). ``hostile``
+adds responses built to make a grader slow or fail (huge powers, deep braces, 200 KB of
+text, stray delimiters, unicode digits). Everything is drawn from one seeded
 ``random.Random``, so a seed fixes the corpus.
 
 Used by ``benchmarks/grading.py`` (throughput of the grading engine against the plain
@@ -202,9 +209,7 @@ def _code_block(rng: random.Random) -> str:
     )
 
 
-def _reasoning(
-    problem: Mapping[str, str], others: Sequence[Mapping[str, str]], rng: random.Random, length: int
-) -> str:
+def _reasoning(problem: Mapping[str, str], others: Sequence[Mapping[str, str]], rng: random.Random, length: int) -> str:
     """About ``length`` characters of reasoning: a restatement of the problem, paragraphs
     borrowed from other problems' solutions (unboxed), code blocks with their output, second
     thoughts, and the problem's own solution (unboxed) last."""
@@ -240,23 +245,24 @@ def _truncated(body: str, rng: random.Random) -> str:
     return text[: rng.randint(9000, 11000)]
 
 
-def _hostile(rng: random.Random) -> list[tuple[str, str, str]]:
-    """``(name, completion, gold)`` for responses built to make a grader slow or fail."""
+def _hostile(rng: random.Random) -> list[tuple[str, str, str, bool]]:
+    """``(name, completion, gold, truncated)`` for responses built to make a grader slow or fail."""
     filler = "We compute the value step by step, with $x = 12$ and $y = 3$. " * 40
     return [
-        ("tower", f"{filler}\nSo the answer is $\\boxed{{10^{{10^{{10^{{10}}}}}}}}$.", "5"),
-        ("nested-braces", f"{filler}\n$\\boxed{{{'{' * 300}1{'}' * 300}}}$", "1"),
-        ("megabyte", ("word 12 $x$ and more text " * 40000) + "\\boxed{7}", "7"),
-        ("dollar-storm", "$" * 50000 + " 5", "5"),
-        ("unclosed-box", f"{filler}\nThe answer is \\boxed{{3", "3"),
-        ("empty-box", f"{filler}\nThe answer is $\\boxed{{}}$.", "3"),
-        ("text-box", f"{filler}\nThe answer is $\\boxed{{\\text{{none of these}}}}$.", "\\text{(C)}"),
-        ("unicode-digits", f"{filler}\nThe answer is ٣٤.", "34"),
-        ("percent", f"{filler}\nThe answer is $50\\%$.", "0.5"),
-        ("stray-delimiters", f"{filler}\n\\[ \\boxed{{2}} $$ \\( \\boxed{{2}} \\] $ [\\boxed{{2}}] \n", "2"),
-        ("many-boxes", " ".join(f"\\boxed{{{rng.randint(1, 9)}}}" for _ in range(300)), "5"),
-        ("answer-words", "answer " * 3000 + "answer: $4$", "4"),
-        ("empty", "", "1"),
+        ("tower", f"{filler}\nSo the answer is $\\boxed{{10^{{10^{{10^{{10}}}}}}}}$.", "5", False),
+        ("nested-braces", f"{filler}\n$\\boxed{{{'{' * 300}1{'}' * 300}}}$", "1", False),
+        ("long", ("word 12 $x$ and more text " * 8000) + "\\boxed{7}", "7", False),
+        ("dollar-storm", "$" * 50000 + " 5", "5", False),
+        ("unclosed-box", f"{filler}\nThe answer is \\boxed{{3", "3", True),
+        ("empty-box", f"{filler}\nThe answer is $\\boxed{{}}$.", "3", False),
+        ("text-box", f"{filler}\nThe answer is $\\boxed{{\\text{{none of these}}}}$.", "\\text{(C)}", False),
+        ("unicode-digits", f"{filler}\nThe answer is ٣٤.", "34", False),
+        ("percent", f"{filler}\nThe answer is $50\\%$.", "0.5", False),
+        ("stray-delimiters", f"{filler}\n\\[ \\boxed{{2}} $$ \\( \\boxed{{2}} \\] $ [\\boxed{{2}}] \n", "2", False),
+        ("many-boxes", " ".join(f"\\boxed{{{rng.randint(1, 9)}}}" for _ in range(300)), "5", False),
+        ("answer-words", "answer " * 3000 + "answer: $4$", "4", False),
+        ("ramble-to-limit", "Let me think about this once more, slowly and carefully. " * 180, "4", True),
+        ("empty", "", "1", False),
     ]
 
 
@@ -314,11 +320,14 @@ def build_corpus(
                 truncated = True
             elif kind == "reference":
                 text = f"{body}\n\nLet me write the solution cleanly.\n\n{problem.get('solution') or body}"
-            else:  # noanswer: prose with no number and no math
-                text = "I am not able to solve this problem. Let me think about it differently. " * 3
+            else:  # noanswer: prose with no number and no math, sometimes rambling up to the limit
+                truncated = rng.random() < 0.5
+                text = "I am not able to solve this problem. Let me think about it differently. " * (
+                    140 if truncated else 3
+                )
             items.append(CorpusItem(problem["id"], sample_idx, text, gold, truncated, kind))
     if hostile:
         first_id = problems[0]["id"]
-        for offset, (name, text, gold) in enumerate(_hostile(rng)):
-            items.append(CorpusItem(first_id, samples + offset, text, gold, False, f"hostile:{name}"))
+        for offset, (name, text, gold, truncated) in enumerate(_hostile(rng)):
+            items.append(CorpusItem(first_id, samples + offset, text, gold, truncated, f"hostile:{name}"))
     return items

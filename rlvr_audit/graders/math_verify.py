@@ -74,11 +74,17 @@ The fast path is only used with math-verify versions whose parser it mirrors
 sample takes the plain call. ``tests/graders/test_engine.py`` checks the argument on a
 corpus of long, realistic and hostile completions and on random text.
 
-Known difference: timeouts are measured per step. ``parse`` has one ``parsing_timeout`` for
-scanning and parsing together; the fast path gives the scan (``prepare``) and the parsing
-(``decide``) one each, so a completion whose scan and parse *together* take just over the
-limit, while each takes less, is graded ``timeout`` by the plain call and not by the fast
-path. Both are wall-clock measurements, which no two runs reproduce exactly anyway.
+Known differences, both at the edge of what is reproducible at all:
+
+- Timeouts are measured per step. ``parse`` has one ``parsing_timeout`` for scanning and
+  parsing together; the fast path gives the scan (``prepare``) and the parsing (``decide``)
+  one each, so a completion whose scan and parse *together* take just over the limit, while
+  each takes less, is graded ``timeout`` by the plain call and not by the fast path. Both
+  are wall-clock measurements, which no two runs reproduce exactly anyway.
+- The LaTeX parser recurses; an answer nested so deeply that it exhausts Python's recursion
+  limit fails a few stack frames earlier or later in one path than in the other (the
+  failure is caught and the candidate counts as unparsable in both). Such answers also run
+  into the parsing timeout first in practice.
 """
 
 from __future__ import annotations
@@ -225,7 +231,7 @@ _ANCHOR_ANSWER = "(?i:answer)"
 _HOPE = r"\s?I hope"
 _BOXED_PLAIN = r"(?P<first_latexBoxed>\\boxed{.+})"
 _BOX = "\\boxed{"
-_LATEX_GROUP_PREFIXES = ("first",) + tuple(f"next{i}" for i in range(1, 6))
+_LATEX_GROUP_PREFIXES = ("first", "next1", "next2", "next3", "next4", "next5")
 """``extract_latex`` reads the first ``first_latex*`` group with a value, then ``next1`` .. ``next5``."""
 
 
@@ -267,7 +273,10 @@ class _Scanner:
                 source: str = regex.pattern
                 names = sorted(regex.groupindex, key=regex.groupindex.__getitem__)
                 latex_groups = (
-                    tuple((prefix, tuple(n for n in names if n.startswith(f"{prefix}_latex"))) for prefix in _LATEX_GROUP_PREFIXES)
+                    tuple(
+                        (prefix, tuple(n for n in names if n.startswith(f"{prefix}_latex")))
+                        for prefix in _LATEX_GROUP_PREFIXES
+                    )
                     if is_latex
                     else ()
                 )
@@ -403,16 +412,29 @@ def _normalize(text: str, is_boxed: bool, target: Any) -> str:
     return str(normalize_latex(text, config=config))
 
 
+@functools.lru_cache(maxsize=8192)
+def _parse_latex(text: str) -> Any:
+    """math-verify's ``parse_latex_cached`` behind a larger cache (it keeps 20 results).
+
+    The same answer text recurs under different gold answers (``2``, ``\\frac{1}{2}``); a
+    deterministic function with a bigger cache gives the same results. Exceptions (failed
+    parses, timeouts) are not cached, as in math-verify.
+    """
+    from math_verify.parser import parse_latex_cached
+
+    return parse_latex_cached(text)
+
+
 def _latex_value(normalized: tuple[tuple[str, bool], ...]) -> tuple[Any, str]:
     """The tail of ``extract_latex`` after normalisation: parse each group, join several."""
-    from math_verify.parser import FiniteSet, convert_to_pct, parse_latex_cached
+    from math_verify.parser import FiniteSet, convert_to_pct
 
     exprs: list[Any] = []
     strs: list[str] = []
     for text, is_percentage in normalized:
         strs.append(text)
         try:
-            parsed = parse_latex_cached(text)
+            parsed = _parse_latex(text)
             if is_percentage:
                 parsed = convert_to_pct(parsed)
             exprs.append(parsed)

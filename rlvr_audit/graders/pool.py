@@ -171,7 +171,9 @@ class ChunkPool:
 
     # -- submitting
 
-    def submit(self, function: Callable[..., Any], items: Sequence[tuple[Any, ...]], tokens: Sequence[Hashable]) -> None:
+    def submit(
+        self, function: Callable[..., Any], items: Sequence[tuple[Any, ...]], tokens: Sequence[Hashable]
+    ) -> None:
         """Queue one chunk: ``function(*item)`` for each item; results come back with its token.
 
         ``function`` must be a module-level function (it is pickled by reference).

@@ -1,4 +1,4 @@
-"""grade_many: worker processes, input order, wall-clock timeouts, failures."""
+"""grade_many and ChunkPool: worker processes, input order, per-item wall-clock limits, failures."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from rlvr_audit.errors import UnknownNameError
 from rlvr_audit.graders import GRADERS, GradeOutcome
 from rlvr_audit.graders.math_verify import MathVerifyGrader
-from rlvr_audit.graders.pool import GradeTask, grade_many
+from rlvr_audit.graders.pool import ChunkPool, GradeTask, ItemFailure, grade_many
 
 BENCHMARKS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "benchmarks"
 
@@ -168,3 +168,83 @@ def test_on_result_exception_stops_the_pool() -> None:
     with pytest.raises(Stop):
         grade_many(tasks, grader_id="math_verify", workers=2, on_result=on_result)
     assert time.monotonic() - start < 10
+
+
+# --- ChunkPool: chunks of items, each under its own limit --------------------------------
+
+
+def _work(kind: str, value: int) -> int:
+    """Test-only item function: ``sleep`` runs past any limit, ``late`` just past a short one."""
+    if kind == "sleep":
+        time.sleep(60)
+    if kind == "late":
+        time.sleep(0.4)
+    if kind == "die":
+        os._exit(5)
+    if kind == "raise":
+        raise ValueError(f"bad {value}")
+    return value * 10
+
+
+def _drain(pool: ChunkPool) -> dict[object, object]:
+    results: dict[object, object] = {}
+    while pool.pending:
+        for token, result in pool.collect():
+            assert token not in results, "every item yields exactly one result"
+            results[token] = result
+    return results
+
+
+@needs_fork
+def test_chunk_pool_kills_only_the_stuck_item_and_reruns_the_rest_of_its_chunk() -> None:
+    pool = ChunkPool(workers=2, limit=0.5)
+    try:
+        pool.submit(_work, [("ok", 1), ("sleep", 2), ("ok", 3), ("ok", 4)], ["a", "b", "c", "d"])
+        pool.submit(_work, [("ok", 5)], ["e"])
+        results = _drain(pool)
+    finally:
+        pool.stop()
+    assert results == {
+        "a": 10,
+        "b": ItemFailure("timeout", "0.5", killed=True),
+        "c": 30,
+        "d": 40,
+        "e": 50,
+    }
+
+
+@needs_fork
+def test_chunk_pool_item_that_finishes_past_the_limit_is_a_timeout() -> None:
+    pool = ChunkPool(workers=1, limit=0.2, poll=30)  # the parent never looks in time: the worker reports it
+    try:
+        pool.submit(_work, [("ok", 1), ("late", 2), ("ok", 3)], [1, 2, 3])
+        results = _drain(pool)
+    finally:
+        pool.stop()
+    assert results == {1: 10, 2: ItemFailure("timeout", "0.2"), 3: 30}
+
+
+@needs_fork
+def test_chunk_pool_dead_worker_and_raising_item_fail_only_themselves() -> None:
+    pool = ChunkPool(workers=1, limit=5)
+    try:
+        pool.submit(_work, [("ok", 1), ("die", 2), ("raise", 3), ("ok", 4)], [1, 2, 3, 4])
+        results = _drain(pool)
+    finally:
+        pool.stop()
+    assert results == {1: 10, 2: ItemFailure("died", "5"), 3: ItemFailure("raised", "ValueError: bad 3"), 4: 40}
+
+
+def test_chunk_pool_arguments() -> None:
+    with pytest.raises(ValueError, match="workers"):
+        ChunkPool(workers=0, limit=1)
+    with pytest.raises(ValueError, match="limit"):
+        ChunkPool(workers=1, limit=0)
+    pool = ChunkPool(workers=1, limit=1)
+    try:
+        with pytest.raises(ValueError, match="2 items but 1 tokens"):
+            pool.submit(_work, [("ok", 1), ("ok", 2)], ["a"])
+        pool.submit(_work, [], [])
+        assert pool.pending == 0 and pool.collect() == []
+    finally:
+        pool.close()

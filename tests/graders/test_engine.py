@@ -1,0 +1,302 @@
+"""The grading engine: same outcomes as the plain calls, deduplication, shared timeouts.
+
+The exactness claims of :mod:`rlvr_audit.graders.math_verify` are checked three ways: the
+candidate scan against math-verify's own matching (corpus and random text), the fast path's
+outcome against ``MathVerifyGrader.grade`` (random text, in-process), and the whole engine
+against the plain loop on a corpus of long, realistic and hostile responses.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from rlvr_audit.errors import UnknownNameError
+from rlvr_audit.graders import GRADERS, GradeOutcome, get_grader
+from rlvr_audit.graders import math_verify as mv
+from rlvr_audit.graders.corpus import CorpusItem, build_corpus, load_problems
+from rlvr_audit.graders.engine import GradingEngine
+from rlvr_audit.graders.math_verify import MathVerifyGrader
+from rlvr_audit.graders.pool import GradeTask
+
+MATH500 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "benchmarks" / "math500.jsonl"
+
+needs_fork = pytest.mark.skipif(
+    multiprocessing.get_start_method() != "fork",
+    reason="test graders registered in the test process reach workers only when they are forked",
+)
+
+
+@pytest.fixture(scope="module")
+def problems() -> list[dict[str, str]]:
+    if not MATH500.is_file():
+        pytest.skip(f"benchmark data not found at {MATH500}")
+    return load_problems(MATH500)
+
+
+@pytest.fixture(scope="module")
+def grader() -> MathVerifyGrader:
+    return MathVerifyGrader()
+
+
+def tasks_of(items: Sequence[CorpusItem]) -> list[GradeTask]:
+    return [GradeTask((item.problem_id, item.sample_idx), item.completion, item.gold, item.truncated) for item in items]
+
+
+def task(completion: str, gold: str, truncated: bool = False, key: Any = None) -> GradeTask:
+    return GradeTask(key if key is not None else (completion, gold, truncated), completion, gold, truncated)
+
+
+def boxed(answer: str) -> str:
+    return f"Some reasoning with $x = 2$.\n\nThe final answer is $\\boxed{{{answer}}}$."
+
+
+# --- the reference: math-verify's own candidate order (extract_target_from_pred) --------
+
+
+def reference_candidates(text: str, configs: Sequence[Any]) -> tuple[int, list[Any]] | None:
+    """What ``extract_target_from_pred`` tries, in order, up to the first group with a match."""
+    from math_verify.parser import get_extraction_regexes
+
+    patterns = [(p, t, pr) for ps, t in get_extraction_regexes(configs) for p, pr in ps]
+    for priority, group in itertools.groupby(sorted(patterns, key=lambda x: x[2]), key=lambda x: x[2]):
+        found = [(m, m.start(), m.end()) for p, _, _ in group for m in p.finditer(text)]
+        if found:
+            found = sorted(found, key=lambda x: (x[2], -x[1]), reverse=True)
+            return priority, [(m.re.pattern, m.span(), m.groupdict()) for m, _, _ in found]
+    return None
+
+
+def scanned_candidates(grader: MathVerifyGrader, text: str) -> tuple[int, list[Any]] | None:
+    found = mv._Scanner(grader._pred_config).scan(text)
+    if found is None:
+        return None
+    priority, matches = found
+    return priority, [(m.re.pattern, m.span(), m.groupdict()) for m, _ in matches]
+
+
+def fast_outcome(grader: MathVerifyGrader, completion: str, gold: str, truncated: bool) -> GradeOutcome:
+    """The engine's path for one sample, in-process: prepare, decide, plain call if undecided."""
+    prepared = grader.prepare(completion)
+    assert prepared is not None
+    decision = grader.decide(prepared.head, gold, [prepared.tail])
+    outcome = decision.outcome if decision.outcome is not None else decision.per_tail[0]
+    if outcome is None:
+        return grader.grade(completion=completion, gold=gold, truncated=truncated)
+    if outcome.verdict == "no_answer" and truncated:
+        return GradeOutcome("truncated", outcome.extracted, outcome.error)
+    return outcome
+
+
+# --- random LaTeX-like text --------------------------------------------------------------
+
+TOKENS = [
+    "$", "$$", "\\[", "\\]", "\\(", "\\)", " [", "] ", "{", "}", "\\boxed{", "\\boxed{5}", "\\boxed{\\frac{1}{2}}",
+    "\\frac{1}{2}", "\\frac{3}{4}", "answer", "Answer: ", "ANSWER", "final answer is ", "The final answer is ",
+    " I hope", ". I hope it is correct.", "\n", "\n\n", " ", "and ", ", ", " or ", "%", "\\%", " percent", "3", "12",
+    "-4", "0.5", "1,000", "x", "=", " = ", "+", "^2", "\\text{A}", "\\\\", "\\$", ".", ":", "**", "(1, 2)",
+    "\\sqrt{2}", "\\pi", "ſ", "٣",
+]  # fmt: skip
+latex_like = st.lists(st.sampled_from(TOKENS), max_size=40).map("".join)
+GOLDS = ["5", "\\frac{1}{2}", "12", "x", "0.5", "1000", "\\text{(A)}", "(1,2)", "50\\%"]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=latex_like)
+def test_scan_finds_what_math_verify_would_try(text: str) -> None:
+    grader = MathVerifyGrader()
+    assert scanned_candidates(grader, text) == reference_candidates(text, grader._pred_config)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(text=latex_like, gold=st.sampled_from(GOLDS), truncated=st.booleans())
+def test_fast_path_outcome_equals_the_plain_call(text: str, gold: str, truncated: bool) -> None:
+    grader = MathVerifyGrader()
+    assert fast_outcome(grader, text, gold, truncated) == grader.grade(completion=text, gold=gold, truncated=truncated)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "$$a = 1$$ then\n\n$$b = \\boxed{2}$$ and $\\boxed{3}$",
+        "\\[ a \\] \\[ b\n\\boxed{2} \\]\n$\\boxed{4}$",
+        "\\[ unclosed \\boxed{1} and later \\] \\[ \\boxed{2} \\]",
+        "$x$ $y$ $$z$$$\\boxed{1}$ $$ \\boxed{2}$$",
+        "line one \\( \\boxed{7} \\)\n [\\boxed{8}] \n",
+        "\\boxed{1}" * 3 + "$\\boxed{2}$, $\\boxed{3}$ and $\\boxed{4}$",
+        "no box at all: $1$ and 2",
+        "Final Answer: The final answer is $5$. I hope it is correct.",
+        "The answer: 42 and the answer is $\\frac{1}{2}$",
+    ],
+)
+def test_scan_on_delimiter_corner_cases(grader: MathVerifyGrader, text: str) -> None:
+    assert scanned_candidates(grader, text) == reference_candidates(text, grader._pred_config)
+
+
+def test_scan_on_a_corpus(grader: MathVerifyGrader, problems: list[dict[str, str]]) -> None:
+    items = build_corpus(problems[:40], samples=4, seed=11, hostile=True)
+    for item in items:
+        assert scanned_candidates(grader, item.completion) == reference_candidates(
+            item.completion, grader._pred_config
+        ), item.kind
+
+
+# --- the engine against the plain loop ---------------------------------------------------
+
+
+def test_engine_equals_the_plain_math_verify_loop_on_a_corpus(
+    grader: MathVerifyGrader, problems: list[dict[str, str]]
+) -> None:
+    """Long realistic responses (8 per problem) plus hostile ones: every outcome identical."""
+    items = build_corpus(problems[:24], samples=8, seed=5, hostile=True)
+    assert len(items) > 200
+    # A generous hard limit: this test is about outcomes, so math-verify's own 2 s alarms
+    # (identical in both paths) must fire first even on a busy machine.
+    with GradingEngine(workers=2, timeout=60) as engine:
+        fast = engine.grade(tasks_of(items), grader_id="math_verify")
+    plain = [grader.grade(completion=i.completion, gold=i.gold, truncated=i.truncated) for i in items]
+    differences = [(i.kind, f, p) for i, f, p in zip(items, fast, plain, strict=True) if f != p]
+    assert not differences
+    verdicts = {o.verdict for o in plain}
+    assert {"correct", "incorrect", "no_answer", "truncated", "timeout"} <= verdicts
+    by_kind = {i.kind: o for i, o in zip(items, fast, strict=True)}
+    assert by_kind["hostile:tower"].verdict == "timeout"  # sympy stopped by math-verify's own alarm
+    assert by_kind["hostile:nested-braces"].verdict == "timeout"
+    # Answers repeat: far fewer judgements than samples.
+    stats = engine.stats
+    assert stats.samples == len(items)
+    assert stats.keys + stats.tail_keys + stats.full < len(items) // 2
+
+
+@pytest.mark.parametrize("grader_id", [g for g in GRADERS if g != "math_verify"])
+def test_engine_equals_the_plain_loop_for_two_step_graders(grader_id: str, problems: list[dict[str, str]]) -> None:
+    items = build_corpus(problems[:8], samples=8, seed=2)
+    instance = get_grader(grader_id)
+    with GradingEngine(workers=2) as engine:
+        fast = engine.grade(tasks_of(items), grader_id=grader_id)
+    plain = [instance.grade(completion=i.completion, gold=i.gold, truncated=i.truncated) for i in items]
+    assert fast == plain
+    assert engine.stats.keys < len(items)
+
+
+def test_truncation_only_changes_the_verdict_of_a_completion_with_no_answer() -> None:
+    prose = "I do not know how to do this; let me think about it differently."
+    tasks = [task(prose, "5", truncated=True), task(prose, "5", truncated=False), task(boxed("5"), "5", truncated=True)]
+    with GradingEngine(workers=1) as engine:
+        outcomes = engine.grade(tasks, grader_id="math_verify")
+    assert [o.verdict for o in outcomes] == ["truncated", "no_answer", "correct"]
+    assert engine.stats.completions == 2  # the identical completion was prepared once
+
+
+def test_repeated_answers_are_judged_once_and_the_cache_outlives_a_call() -> None:
+    tasks = [
+        task(f"Attempt {i}: we get $y = {i}$.\n\nSo the answer is $\\boxed{{{answer}}}$.", gold, key=i)
+        for i, (answer, gold) in enumerate([("7", "7"), ("7", "7"), ("8", "7"), ("7", "7"), ("7", "9"), ("8", "7")])
+    ]
+    with GradingEngine(workers=2) as engine:
+        first = engine.grade(tasks, grader_id="math_verify")
+        assert [o.verdict for o in first] == ["correct", "correct", "incorrect", "correct", "incorrect", "incorrect"]
+        assert (engine.stats.completions, engine.stats.keys) == (6, 3)  # (7, 7), (8, 7), (7, 9)
+        again = engine.grade(tasks, grader_id="math_verify")
+    assert again == first
+    assert engine.stats.keys == 3  # nothing judged twice
+
+
+def test_unknown_grader_and_bad_settings() -> None:
+    with pytest.raises(UnknownNameError, match="valid graders"):
+        GradingEngine().grade([task("x", "1")], grader_id="nope")
+    with pytest.raises(ValueError, match="timeout"):
+        GradingEngine(timeout=0)
+    with pytest.raises(ValueError, match="workers"):
+        GradingEngine(workers=0)
+    assert GradingEngine().grade([], grader_id="math_verify") == []
+
+
+# --- failures ----------------------------------------------------------------------------
+
+
+class TwoStepForTest:
+    """Test-only grader with the extract/judge contract.
+
+    extract: the text after ``ANSWER:``; ``die`` kills the worker, ``raise`` raises.
+    judge: sleeps far past any limit on ``slow``; else correct iff equal to the gold.
+    """
+
+    grader_id = "two_step_for_test"
+    version = "0"
+
+    def extract(self, completion: str) -> str | None:
+        if completion == "die":
+            os._exit(7)
+        if completion == "raise":
+            raise RuntimeError("cannot read")
+        _, sep, answer = completion.partition("ANSWER:")
+        return answer.strip() or None if sep else None
+
+    def judge(self, *, extracted: str, gold: str) -> GradeOutcome:
+        if extracted == "slow":
+            time.sleep(60)
+        return GradeOutcome("correct" if extracted == gold else "incorrect", extracted)
+
+    def grade(self, *, completion: str, gold: str, truncated: bool) -> GradeOutcome:
+        try:
+            extracted = self.extract(completion)
+        except Exception as exc:
+            return GradeOutcome("error", None, f"extracting failed: {exc}")
+        if extracted is None:
+            return GradeOutcome("truncated" if truncated else "no_answer", None)
+        return self.judge(extracted=extracted, gold=gold)
+
+
+@needs_fork
+def test_a_stuck_key_times_out_once_for_every_sample_that_shares_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(GRADERS, TwoStepForTest.grader_id, TwoStepForTest)
+    tasks = [
+        task("first try ANSWER: slow", "1"),
+        task("ANSWER: 1", "1"),
+        task("second try ANSWER: slow", "1"),
+        task("ANSWER: 2", "1"),
+        task("third try ANSWER: slow", "1"),
+        task("nothing here", "1", truncated=True),
+    ]
+    with GradingEngine(workers=2, timeout=0.5) as engine:
+        outcomes = engine.grade(tasks, grader_id=TwoStepForTest.grader_id)
+    assert [o.verdict for o in outcomes] == ["timeout", "correct", "timeout", "incorrect", "timeout", "truncated"]
+    assert outcomes[0] == outcomes[2] == outcomes[4]
+    assert outcomes[0].error == "grading took over 0.5 s (worker killed)"
+    assert engine.stats.timed_out == 1  # the stuck key ran once, not three times
+    assert engine.stats.keys == 3  # slow, 1, 2 (nothing extracted needs no judge)
+
+
+@needs_fork
+def test_a_dying_or_raising_extraction(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(GRADERS, TwoStepForTest.grader_id, TwoStepForTest)
+    tasks = [task("ANSWER: 1", "1"), task("die", "1"), task("raise", "1"), task("ANSWER: 3", "1")]
+    with GradingEngine(workers=1) as engine:
+        outcomes = engine.grade(tasks, grader_id=TwoStepForTest.grader_id)
+    assert outcomes[0].verdict == "correct" and outcomes[3].verdict == "incorrect"
+    assert outcomes[1] == GradeOutcome("error", None, "grading worker died (exit code 7)")
+    # An extraction that raises is graded by the plain call, which reports it its own way.
+    assert outcomes[2] == GradeOutcome("error", None, "extracting failed: cannot read")
+    assert engine.stats.full == 1
+
+
+@needs_fork
+def test_without_a_fast_path_every_sample_takes_the_plain_call(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mv, "FAST_PATH_VERSIONS", frozenset())  # as with an unknown math-verify version
+    grader = MathVerifyGrader()
+    assert grader.prepare(boxed("1")) is None
+    tasks = [task(boxed("1"), "1"), task(boxed("2"), "1"), task(boxed("1"), "1", key="again")]
+    with GradingEngine(workers=2) as engine:
+        outcomes = engine.grade(tasks, grader_id="math_verify")
+    assert outcomes == [grader.grade(completion=t.completion, gold=t.gold, truncated=t.truncated) for t in tasks]
+    assert (engine.stats.keys, engine.stats.full) == (0, 2)  # identical samples share one call
