@@ -31,6 +31,7 @@ from .ui import make_progress
 if TYPE_CHECKING:
     from .analyse import Analysis
     from .crossfamily import Grid
+    from .report import ReportPart
 
 DEFAULT_GRADERS = ["math_verify"]
 """Graders used when none are named."""
@@ -105,6 +106,10 @@ class ReportOptions:
     """Confidence level."""
     ci_method: str = "percentile"
     """Bootstrap interval method: ``percentile`` or ``bca``."""
+    browser: bool = True
+    """Write the per-sample browser beside ``index.html`` (see :mod:`rlvr_audit.browser`)."""
+    browser_page_size: int = 500
+    """Samples per page of the per-sample browser."""
 
     @property
     def out_dir(self) -> Path:
@@ -241,6 +246,8 @@ def _check_report_options(options: ReportOptions) -> None:
         raise UsageError(f"--resamples must be >= 100, got {options.n_resamples}")
     if options.ci_method not in CI_METHODS:
         raise UsageError(f"unknown --ci-method {options.ci_method!r}; valid: {', '.join(CI_METHODS)}")
+    if options.browser_page_size < 1:
+        raise UsageError(f"--browser-page-size must be >= 1 samples per page, got {options.browser_page_size}")
 
 
 def _check_grade_options(options: GradeOptions) -> None:
@@ -359,9 +366,12 @@ def report(
     *,
     graders: list[str] | None = None,
     selectors: dict[str, list[str] | None] | None = None,
+    progress: bool = True,
 ) -> RunResult:
-    """Analyse stored grades and write the report folder."""
+    """Analyse stored grades and write the report folder (``progress``: show progress bars for
+    the longer steps: classifying responses, the per-sample browser)."""
     from .analyse import analyse
+    from .html import HtmlOptions
     from .report import write_report
 
     _check_report_options(options)
@@ -388,6 +398,7 @@ def report(
         if section is not None:  # the store measured base models that claims are about
             extra_sections, extra_tables = [section[0]], {"baseline_correction.csv": section[1]}
     grids = _cross_family_grids(analysis, registry)
+    parts = _behaviour_parts(analysis, store, registry, options, progress=progress)
     paths = write_report(
         analysis,
         store,
@@ -399,8 +410,38 @@ def report(
         extra_sections=extra_sections,
         extra_tables=extra_tables,
         cross_family=grids,
+        parts=parts,
+        html=HtmlOptions(browser=options.browser, page_size=options.browser_page_size, progress=progress),
     )
     return RunResult(unit_keys=unit_keys, report=paths.index_md)
+
+
+def _behaviour_parts(
+    analysis: Analysis, store: Store, registry: Registry | None, options: ReportOptions, *, progress: bool
+) -> list[ReportPart]:
+    """The prompt-sensitivity part (when some checkpoint was run under two or more templates),
+    then the code-reasoning and behaviour-flag parts (see :mod:`rlvr_audit.sweep` and
+    :mod:`rlvr_audit.code_report`)."""
+    from .code_report import build_code_report, code_parts
+    from .sweep import build_sweep, sweep_part
+
+    defaults = {cid: ck.prompt for cid, ck in registry.checkpoints.items()} if registry is not None else {}
+    sweep = sweep_part(
+        build_sweep(
+            analysis,
+            store,
+            seed=options.seed,
+            n_resamples=options.n_resamples,
+            level=options.level,
+            ci_method=options.ci_method,
+            default_prompt=defaults,
+        )
+    )
+    with make_progress(progress) as prog:
+        code = build_code_report(
+            analysis, store, seed=options.seed, n_resamples=options.n_resamples, level=options.level, progress=prog
+        )
+    return ([sweep] if sweep is not None else []) + code_parts(code)
 
 
 def _cross_family_grids(analysis: Analysis, registry: Registry | None) -> list[Grid]:
@@ -479,7 +520,7 @@ def run(
     _check_report_options(reporting)
     gen = generate(selection, overrides, engine, loc, progress=progress)
     gr = grade(gen.unit_keys, grading, loc, progress=progress)
-    rep = report(gen.unit_keys, reporting, loc, graders=grading.graders)
+    rep = report(gen.unit_keys, reporting, loc, graders=grading.graders, progress=progress)
     return RunResult(
         unit_keys=gen.unit_keys,
         generated=gen.generated,

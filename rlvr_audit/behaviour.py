@@ -118,6 +118,7 @@ __all__ = [
     "STRATEGIES",
     "TRANSITIONS",
     "BehaviourFlags",
+    "Behaviours",
     "CodeDefinition",
     "CodeEvidence",
     "CodeLine",
@@ -831,6 +832,11 @@ def response_behaviour(generation: Generation) -> ResponseBehaviour:
 Correctness = Mapping[tuple[str, int], bool]
 """Per-sample correctness: ``(problem_id, sample_idx) -> bool`` (True = graded ``correct``)."""
 
+Behaviours = Mapping[tuple[str, int], ResponseBehaviour]
+"""Precomputed :func:`response_behaviour` results by ``(problem_id, sample_idx)``: pass them to
+:func:`summarize_unit` / :func:`transition_table` to classify each response only once when a
+unit is summarised several times (per grader, per definition, per comparison)."""
+
 
 def correctness_from_grades(grades: Iterable[Grade]) -> dict[tuple[str, int], bool]:
     """``{(problem_id, sample_idx): verdict == "correct"}`` from one unit's grades of one grader.
@@ -866,7 +872,7 @@ class _Unit:
     responses: list[list[tuple[Generation, ResponseBehaviour]]]
 
 
-def _group(generations: Iterable[Generation], name: str) -> _Unit:
+def _group(generations: Iterable[Generation], name: str, behaviours: Behaviours | None = None) -> _Unit:
     by_problem: dict[str, dict[int, Generation]] = {}
     units: set[str] = set()
     first: Generation | None = None
@@ -884,7 +890,10 @@ def _group(generations: Iterable[Generation], name: str) -> _Unit:
     if len(units) > 1:
         raise ValueError(f"{name} mixes generations of several units: {sorted(units)}; pass one unit's generations")
     ids = sorted(by_problem)
-    responses = [[(g, response_behaviour(g)) for _, g in sorted(by_problem[pid].items())] for pid in ids]
+    cache = behaviours if behaviours is not None else {}
+    responses = [
+        [(g, cache.get((pid, i)) or response_behaviour(g)) for i, g in sorted(by_problem[pid].items())] for pid in ids
+    ]
     return _Unit(first.unit_key, first.checkpoint_id, first.task, first.template_id, ids, responses)
 
 
@@ -998,17 +1007,18 @@ class UnitBehaviour:
 def _ratio_intervals(
     numerators: npt.NDArray[np.float64],
     denominators: npt.NDArray[np.float64],
-    plan: stats.ResamplingPlan,
+    num_reps: npt.NDArray[np.float64],
+    den_reps: npt.NDArray[np.float64],
     level: float,
 ) -> list[stats.Interval | None]:
     """Percentile intervals of ``sum(num[:, j]) / sum(den[:, j])`` under problem resampling.
 
-    ``numerators`` and ``denominators`` are ``(n_problems, m)``; a column with a zero total
-    denominator gives ``None``; replicates with a zero denominator are left out.
+    ``numerators`` and ``denominators`` are ``(n_problems, m)``; ``num_reps`` and ``den_reps``
+    their bootstrap replicates on one plan (``(n_resamples, m)``, :meth:`ResamplingPlan.replicates`).
+    A column with a zero total denominator gives ``None``; replicates with a zero denominator
+    are left out.
     """
     m = numerators.shape[1]
-    num_reps = plan.replicates(numerators)
-    den_reps = plan.replicates(denominators)
     out: list[stats.Interval | None] = []
     alpha = (1.0 - level) / 2.0
     for j in range(m):
@@ -1031,15 +1041,14 @@ def _ratio_intervals(
 def _difference_interval(
     numerators: npt.NDArray[np.float64],
     denominators: npt.NDArray[np.float64],
-    plan: stats.ResamplingPlan,
+    num_reps: npt.NDArray[np.float64],
+    den_reps: npt.NDArray[np.float64],
     level: float,
 ) -> stats.Interval | None:
     """Interval of ``ratio(column 0) - ratio(column 1)`` on shared replicates; ``None`` if undefined."""
     if denominators[:, 0].sum() == 0 or denominators[:, 1].sum() == 0:
         return None
     value = float(numerators[:, 0].sum() / denominators[:, 0].sum() - numerators[:, 1].sum() / denominators[:, 1].sum())
-    num_reps = plan.replicates(numerators)
-    den_reps = plan.replicates(denominators)
     ok = (den_reps[:, 0] > 0) & (den_reps[:, 1] > 0)
     if not ok.any():
         return stats.Interval(value, value, value, level, "paired-" + RATIO_METHOD, se=0.0)
@@ -1058,6 +1067,7 @@ def summarize_unit(
     definition: str = DEFAULT_DEFINITION,
     n_resamples: int = 2000,
     level: float = 0.95,
+    behaviours: Behaviours | None = None,
 ) -> UnitBehaviour:
     """Code reasoning and behaviour flags of one unit's generations (see :class:`UnitBehaviour`).
 
@@ -1070,6 +1080,9 @@ def summarize_unit(
         definition: Code definition, a key of :data:`CODE_DEFINITIONS`.
         n_resamples: Bootstrap replicates.
         level: Confidence level of the intervals.
+        behaviours: :func:`response_behaviour` of these generations, already computed, by
+            ``(problem_id, sample_idx)`` (see :data:`Behaviours`); samples missing from it are
+            classified here.
 
     Raises:
         UnknownNameError: unknown ``definition`` (the message names the valid ones).
@@ -1081,7 +1094,7 @@ def summarize_unit(
     stats.check_bootstrap_options(n_resamples=n_resamples, level=level, method="percentile")
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, e.g. np.random.default_rng(seed); got {rng!r}")
-    unit = _group(generations, "generations")
+    unit = _group(generations, "generations", behaviours)
     right = _correct_of(unit, correct, "correct") if correct is not None else None
     n = len(unit.problem_ids)
     # columns: responses, code, truncated, repetition, empty, boxed_nothing,
@@ -1111,13 +1124,15 @@ def summarize_unit(
             if flags.n_tokens is not None:
                 tokens.append(flags.n_tokens)
     plan = stats.ResamplingPlan(n, n_resamples, rng=rng)
-    responses = table[:, [0]]
-    rates = _ratio_intervals(table[:, 1:7], np.repeat(responses, 6, axis=1), plan, level)
+    reps = plan.replicates(table)  # one pass over the plan serves every rate below
+    six = [0] * 6
+    rates = _ratio_intervals(table[:, 1:7], table[:, six], reps[:, 1:7], reps[:, six], level)
     code_freq, trunc, rep, empty, boxed, accuracy = rates
     acc_code = acc_lang = diff = None
     if right is not None:
-        acc_code, acc_lang = _ratio_intervals(table[:, [8, 10]], table[:, [7, 9]], plan, level)
-        diff = _difference_interval(table[:, [8, 10]], table[:, [7, 9]], plan, level)
+        num, den = [8, 10], [7, 9]
+        acc_code, acc_lang = _ratio_intervals(table[:, num], table[:, den], reps[:, num], reps[:, den], level)
+        diff = _difference_interval(table[:, num], table[:, den], reps[:, num], reps[:, den], level)
     assert code_freq and trunc and rep and empty and boxed and accuracy  # every denominator is > 0
     return UnitBehaviour(
         unit_key=unit.unit_key,
@@ -1308,6 +1323,8 @@ def transition_table(
     base_correct: Correctness,
     rlvr_correct: Correctness,
     definition: str = DEFAULT_DEFINITION,
+    base_behaviours: Behaviours | None = None,
+    rlvr_behaviours: Behaviours | None = None,
 ) -> TransitionTable:
     """The strategy-transition table of an RLVR unit against its base on their shared problems.
 
@@ -1317,6 +1334,9 @@ def transition_table(
         base_correct: ``{(problem_id, sample_idx): bool}`` for every base generation.
         rlvr_correct: The same for every RLVR generation.
         definition: Code definition, a key of :data:`CODE_DEFINITIONS`.
+        base_behaviours: Already computed :func:`response_behaviour` of the base generations
+            (see :data:`Behaviours`); missing samples are classified here.
+        rlvr_behaviours: The same for the RLVR generations.
 
     Problems present in only one unit are left out and counted (:attr:`TransitionTable.n_base_only`,
     :attr:`TransitionTable.n_rlvr_only`). See :class:`TransitionTable` for the decomposition.
@@ -1327,8 +1347,8 @@ def transition_table(
             sides the same unit, or no shared problem.
     """
     get_definition(definition)
-    before_unit = _group(base, "base")
-    after_unit = _group(rlvr, "rlvr")
+    before_unit = _group(base, "base", base_behaviours)
+    after_unit = _group(rlvr, "rlvr", rlvr_behaviours)
     if before_unit.unit_key == after_unit.unit_key:
         raise ValueError(f"base and rlvr are the same unit ({before_unit.unit_key}); pass two different units")
     before = _problem_rows(before_unit, _correct_of(before_unit, base_correct, "base_correct"), definition)

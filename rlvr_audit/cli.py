@@ -104,6 +104,12 @@ CiMethodOpt = Annotated[
     str, typer.Option("--ci-method", help="Bootstrap interval: 'percentile' or 'bca' (bias-corrected, accelerated).")
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+NoBrowserOpt = Annotated[
+    bool, typer.Option("--no-browser", help="Write index.html without the per-sample browser pages.")
+]
+BrowserPageSizeOpt = Annotated[
+    int, typer.Option("--browser-page-size", help="Samples per page of the per-sample browser.")
+]
 
 
 def _report_options(opts: dict[str, Any]) -> Any:
@@ -117,6 +123,8 @@ def _report_options(opts: dict[str, Any]) -> Any:
         n_resamples=opts["resamples"],
         level=opts["level"],
         ci_method=opts["ci_method"],
+        browser=not opts.get("no_browser", False),
+        browser_page_size=opts.get("browser_page_size", 500),
     )
 
 
@@ -250,6 +258,8 @@ def run(
     resamples: ResamplesOpt = 10_000,
     level: LevelOpt = 0.95,
     ci_method: CiMethodOpt = "percentile",
+    no_browser: NoBrowserOpt = False,
+    browser_page_size: BrowserPageSizeOpt = 500,
     store: StoreOpt = Path("rlvr-audit-store"),
     data_dir: DataDirOpt = None,
     config_dir: ConfigDirOpt = None,
@@ -394,9 +404,12 @@ def report(
     resamples: ResamplesOpt = 10_000,
     level: LevelOpt = 0.95,
     ci_method: CiMethodOpt = "percentile",
+    no_browser: NoBrowserOpt = False,
+    browser_page_size: BrowserPageSizeOpt = 500,
     store: StoreOpt = Path("rlvr-audit-store"),
     config_dir: ConfigDirOpt = None,
     registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
 ) -> None:
     """Write reports/<name>/index.md and tables/*.csv from the stored grades.
 
@@ -413,6 +426,7 @@ def report(
             _locations(store, None, config_dir, registry),
             graders=_split(graders),
             selectors={"checkpoints": _split(checkpoints), "tasks": _split(tasks), "prompts": _split(prompts)},
+            progress=not quiet,
         ),
     )
 

@@ -411,9 +411,7 @@ def heatmap(grid: Grid, path: Path) -> Path:
     for i in range(n_rows):
         for j in range(n_cols):
             if cited_only[i, j]:
-                ax.add_patch(
-                    plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", edgecolor="#777777", lw=0)
-                )
+                ax.add_patch(plt.Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, hatch="//", edgecolor="#777777", lw=0))
             v = values[i, j]
             dark = math.isfinite(v) and abs(v) > 0.6 * span
             ax.text(j, i, texts[i][j], ha="center", va="center", fontsize=7, color="white" if dark else "black")

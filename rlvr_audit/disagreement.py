@@ -221,9 +221,7 @@ def disagreement_section(rows: Sequence[UnitDisagreement]) -> str:
         lines.append(f"| Checkpoint | Problem | Gold | {grader_cols} | Response tail |")
         lines.append("|" + "---|" * (4 + len(all_graders)))
         for d, ex in examples:
-            per = [
-                f"{ex.verdicts[g]}: {_cell(ex.extracted[g])}" if g in ex.verdicts else "" for g in all_graders
-            ]
+            per = [f"{ex.verdicts[g]}: {_cell(ex.extracted[g])}" if g in ex.verdicts else "" for g in all_graders]
             lines.append(
                 f"| {d.info.spec.checkpoint.checkpoint_id} | {ex.problem_id} #{ex.sample_idx} | {_cell(ex.gold)} | "
                 + " | ".join(per)

@@ -15,6 +15,15 @@ Writes::
                              claimed (see :mod:`rlvr_audit.crossfamily`)
     figures/cross_family_*.png  one heatmap per benchmark, grader and metric
     tables/seed_spread.csv   settings run with several sampling seeds: mean, sd, range per metric
+    figures/accuracy_*.png, figures/gains_*.png  accuracy and gains with their intervals, per grader
+                             (see :mod:`rlvr_audit.figures`)
+    index.html               the same sections, self-contained (figures embedded, sortable tables;
+                             see :mod:`rlvr_audit.html`), linking the per-sample browser
+    samples/<unit key>/      the per-sample browser (see :mod:`rlvr_audit.browser`)
+    tables/prompt_sweep*.csv, figures/prompt_sweep_*.png  accuracy, parse rate, spread and gains
+                             per prompt template (see :mod:`rlvr_audit.sweep`)
+    tables/code_*.csv, tables/behaviour_flags.csv, figures/code_steps_*.png  code reasoning,
+                             transitions and behaviour flags (see :mod:`rlvr_audit.code_report`)
 
 Files are written to a temporary folder and moved into place, so a failed report never leaves
 a half-written one.
@@ -25,9 +34,9 @@ from __future__ import annotations
 import datetime as _dt
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
@@ -36,6 +45,8 @@ from . import stats
 from .analyse import Analysis
 from .crossfamily import Grid, cross_family_section, grid_frame, write_cross_family
 from .disagreement import UnitDisagreement, disagreement_frame, disagreement_section, grader_disagreements
+from .figures import figures_section
+from .html import MEASURED_HOOK, HtmlOptions, write_html
 from .records import Comparison, Estimate, RunManifest, SourceMetric
 from .store import Store, UnitInfo
 
@@ -85,6 +96,19 @@ COMPARISON_COLUMNS = [
     "treatment_unit",
     "baseline_unit",
 ]
+
+
+@dataclass
+class ReportPart:
+    """A section an analysis module adds to the report: Markdown, CSV tables and figures
+    (e.g. :func:`rlvr_audit.sweep.sweep_part`, :func:`rlvr_audit.code_report.code_parts`)."""
+
+    section: str
+    """Markdown with its own ``## `` heading, placed before the settings (``""``: none)."""
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    """File name under ``tables/`` -> frame (written without the index)."""
+    figures: dict[str, Callable[[Path], object]] = field(default_factory=dict)
+    """File name under ``figures/`` -> a function that draws the figure at the path it is given."""
 
 
 @dataclass
@@ -431,6 +455,7 @@ def render_markdown(
     ]
     for gid in analysis.graders:
         parts.append(f"## Reproduction table: grader `{gid}`\n")
+        parts.append(MEASURED_HOOK + "\n")
         parts.append(reproduction_table(analysis, gid))
     if not analysis.graders:
         parts.append("## Reproduction table\n\n_Nothing graded yet: run `rlvr-audit grade`._\n")
@@ -449,6 +474,7 @@ def render_markdown(
             "p: two-sided exact paired test (McNemar for one sample per problem, sign-flip permutation "
             "for k samples); Holm and BH: adjusted over the comparisons of the same grader.\n"
         )
+        parts.append(MEASURED_HOOK + "\n")
         parts.append(
             "| Checkpoint | Base | Task | Prompt | Grader | Metric | Gain (points) "
             "| p | p (Holm) | p (BH) | Test | Problems |"
@@ -487,12 +513,17 @@ def write_report(
     extra_sections: list[str] | None = None,
     extra_tables: dict[str, pd.DataFrame] | None = None,
     cross_family: Sequence[Grid] = (),
+    parts: Sequence[ReportPart] = (),
+    html: HtmlOptions | None = None,
 ) -> ReportPaths:
     """Write the report folder atomically (build in a temporary folder, then replace).
 
     ``extra_sections`` go into ``index.md`` before the settings; ``extra_tables`` (file name ->
     frame) are written to ``tables/`` beside the standard ones; ``cross_family`` grids get a
-    section, ``tables/cross_family.csv`` and one heatmap each under ``figures/``."""
+    section, ``tables/cross_family.csv`` and one heatmap each under ``figures/``; each of
+    ``parts`` adds its section (after ``extra_sections``), its tables and its figures. The
+    accuracy and gains figures get a section first; ``index.html`` and the per-sample browser
+    are rendered from ``index.md`` last (``html``: browser on/off, page size, progress)."""
     out_dir = Path(out_dir)
     with building_report_dir(out_dir) as tmp:
         (tmp / "tables").mkdir()
@@ -509,8 +540,19 @@ def write_report(
             grid_frame(cross_family).to_csv(tmp / "tables" / "cross_family.csv", index=False)
             write_cross_family(cross_family, tmp / "figures")
             sections.insert(0, "## Cross-family gains\n\n" + cross_family_section(cross_family))
+        figures = figures_section(analysis, tmp / "figures")
+        if figures:
+            sections.insert(0, figures)
         for file_name, frame in (extra_tables or {}).items():
             frame.to_csv(tmp / "tables" / file_name, index=False)
+        for part in parts:
+            if part.section:
+                sections.append(part.section)
+            for file_name, frame in part.tables.items():
+                frame.to_csv(tmp / "tables" / file_name, index=False)
+            for file_name, draw in part.figures.items():
+                (tmp / "figures").mkdir(exist_ok=True)
+                draw(tmp / "figures" / file_name)
         (tmp / "index.md").write_text(
             render_markdown(
                 analysis,
@@ -524,6 +566,7 @@ def write_report(
             ),
             encoding="utf-8",
         )
+        write_html(tmp, store=store, analysis=analysis, options=html)
     return ReportPaths(
         root=out_dir,
         index_md=out_dir / "index.md",
@@ -556,4 +599,4 @@ def building_report_dir(out_dir: Path) -> Iterator[Path]:
         raise
 
 
-__all__ = ["Comparison", "Estimate", "ReportPaths", "building_report_dir", "write_report"]
+__all__ = ["Comparison", "Estimate", "ReportPart", "ReportPaths", "building_report_dir", "write_report"]

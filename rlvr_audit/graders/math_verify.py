@@ -69,6 +69,37 @@ the next group. ``verify`` then compares the gold with each element of that list
    into the same ``error`` messages (an exception in ``normalize_latex`` or ``extract_expr``
    aborts ``parse``; ``decide`` replays it at the same point of the trial order).
 
+4. *Plain integers need no parsing* (:meth:`MathVerifyGrader.shortcut`). When the head is a
+   plain integer literal (a single LaTeX group, not a percentage, whose normalised text is
+   ``-?[0-9]+``; or a plain-number match without decimals or percent whose number text, as
+   ``extract_expr`` builds it, is ``-?[0-9]+``) and the stripped gold answer is one too, both
+   at most :data:`MAX_INT_CHARS` characters, the verdict is ``int(head) == int(gold)`` and
+   ``extracted`` is the head's text. Why, in math-verify 0.9.0 / latex2sympy2_extended 1.11:
+
+   - the gold ``$<digits>$`` holds no ``\\boxed`` and no letters, so the only pattern that
+     matches it is the LaTeX-environment pattern, whose rightmost-ending, leftmost-starting
+     match is the whole ``$...$``; ``normalize_latex`` leaves ASCII digits and a leading
+     ``-`` as they are (its rules rewrite commands, letters, units, ``/``, a leading ``.``
+     and the literal ``0.5``); the parser's ``NUMBER`` rule strips leading zeros
+     (``parse_number``) and gives ``sympy.Number``, an ``Integer`` (unary minus on an
+     ``Integer`` evaluates to an ``Integer``). So the gold parses to ``[Integer(g), text]``;
+     ``extract_latex`` gives the head ``[Integer(p), text]`` the same way, ``extract_expr``
+     gives ``[Number(text), text]`` with leading zeros stripped as in ``extract_expr`` (only
+     for canonical literals: ``Number`` reads its text as Python, which refuses ``-01``, so a
+     signed literal with leading zeros makes the plain call fail and takes the usual path);
+   - ``verify`` compares every pair: ``Integer`` with ``Integer`` is ``sympy_str_eq``
+     (``a == b``, exact), then ``sympy_numeric_eq`` (both ``Integer``: ``a == b``), then
+     ``simplify(a - b).is_zero`` (a non-zero integer: false), so exactly ``p == g``; a string
+     with a sympy value is never equal; two strings are equal only if identical, which
+     implies ``p == g``. Nothing here can raise or take long (``sympy_str_eq`` only raises
+     on ``nan``/``zoo``);
+   - past about 4,300 digits sympy cannot read the number (Python's integer string limit):
+     the plain call then fails to parse it, hence the :data:`MAX_INT_CHARS` bound; ``[0-9]``
+     rather than ``\\d``, which also matches other scripts' digits.
+
+   ``tests/graders/test_engine.py`` checks verdict and ``extracted`` against :meth:`grade` on
+   leading zeros, signs, huge integers and random integers.
+
 The fast path is only used with math-verify versions whose parser it mirrors
 (:data:`FAST_PATH_VERSIONS`); with any other version ``prepare`` returns ``None`` and every
 sample takes the plain call. ``tests/graders/test_engine.py`` checks the argument on a
@@ -91,6 +122,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -108,6 +140,16 @@ FAST_PATH_VERSIONS = frozenset({"0.9.0"})
 MAX_TAIL = 8
 """Most candidates after the head that ``prepare`` hands on; a longer list is cut and marked
 incomplete (a sample that needs the cut part is graded by the plain call)."""
+
+MAX_INT_CHARS = 1000
+"""Longest integer literal (sign included) :meth:`MathVerifyGrader.shortcut` decides without
+parsing; longer ones take the parser (which fails past about 4,300 digits)."""
+
+_PLAIN_INT = re.compile(r"-?[0-9]+")
+"""A plain integer literal: ASCII digits only (``\\d`` would also match other scripts' digits)."""
+
+_CANONICAL_INT = re.compile(r"-?(?:0|[1-9][0-9]*)")
+"""An integer without leading zeros: what a plain-number candidate must be to take the shortcut."""
 
 Candidate = tuple[Any, ...]
 """One match math-verify would try, as a hashable, picklable tuple tagged by its first item:
@@ -478,6 +520,36 @@ def _candidate_value(candidate: Candidate, latex_target: Any) -> tuple[Any, str]
     raise ValueError(f"not a candidate: {candidate!r}")
 
 
+def plain_integer(head: Candidate) -> str | None:
+    """The text math-verify reports for ``head`` when it is a plain integer literal, else ``None``.
+
+    A plain integer: a LaTeX candidate with one group, not a percentage, whose normalised text
+    is ``-?[0-9]+``; or a plain-number candidate with no decimals and no percent whose number
+    text (built as ``extract_expr`` does: spaces and commas dropped, leading zeros stripped) is
+    ``-?(0|[1-9][0-9]*)`` (a sign keeps the zeros after it, and ``sympy.Number("-01")`` fails).
+    At most :data:`MAX_INT_CHARS` characters. The module docstring (point 4) shows that such a
+    head parses to that integer and reports that text.
+    """
+    tag = head[0]
+    if tag == "latex":
+        groups = head[1]
+        if len(groups) != 1 or groups[0][1]:
+            return None
+        text: str = groups[0][0]
+    elif tag == "expr":
+        _, integer, decimal, is_percentage, _ = head
+        if not integer or decimal or is_percentage:
+            return None
+        text = integer.translate(str.maketrans("", "", ", ")).lstrip("0") or "0"
+        if not _CANONICAL_INT.fullmatch(text):  # "-01": sympy.Number reads it as Python, which refuses
+            return None
+    else:
+        return None
+    if len(text) > MAX_INT_CHARS or not _PLAIN_INT.fullmatch(text):
+        return None
+    return text
+
+
 class MathVerifyGrader:
     """Grade with Math-Verify (``math_verify.parse`` + ``math_verify.verify``).
 
@@ -624,6 +696,9 @@ class MathVerifyGrader:
         """
         if not _in_main_thread():
             return Decision(_OFF_MAIN_THREAD, ())
+        quick = self.shortcut(head, gold)
+        if quick is not None:
+            return Decision(quick, ())
         from math_verify.errors import TimeoutException
         from math_verify.utils import timeout
 
@@ -664,6 +739,25 @@ class MathVerifyGrader:
                 continue
             per_tail.append(None if rest is None else self._compare(gold_parsed, rest, truncated=False))
         return Decision(None, tuple(per_tail))
+
+    def shortcut(self, head: Candidate, gold: str) -> GradeOutcome | None:
+        """The outcome for a plain-integer head and a plain-integer gold answer, without parsing.
+
+        ``correct`` iff the two integers are equal, ``extracted`` the head's text (what
+        :meth:`grade` reports); ``None`` unless both are plain integer literals (see
+        :func:`plain_integer`; the gold answer stripped, at most :data:`MAX_INT_CHARS`
+        characters). Exactly :meth:`decide`'s outcome (module docstring, point 4). Pure Python,
+        any thread, microseconds.
+        """
+        if not self.fast_path:
+            return None
+        text = plain_integer(head)
+        if text is None:
+            return None
+        target = gold.strip()
+        if len(target) > MAX_INT_CHARS or not _PLAIN_INT.fullmatch(target):
+            return None
+        return GradeOutcome("correct" if int(text) == int(target) else "incorrect", text)
 
     def _continue(self, head_text: str, tail: Tail) -> list[Any] | None:
         """``extract_target_from_pred`` after a head that did not parse; ``None``: undecided."""

@@ -150,6 +150,99 @@ def test_scan_on_a_corpus(grader: MathVerifyGrader, problems: list[dict[str, str
         ), item.kind
 
 
+# --- plain integers: decided without parsing ---------------------------------------------
+
+ANSWER_STYLES = [
+    "Some reasoning with $x = 2$.\n\nThe final answer is $\\boxed{%s}$.",
+    "So the answer is %s",
+    "Answer: %s.",
+    "We get $y = 3$ and then %s",
+    "Thus:\n\\[\n\\boxed{%s}\n\\]",
+    "Final Answer: The final answer is $%s$. I hope it is correct.",
+    "The total is %s%% of it",
+    "The answer is 1,%s",
+    "$\\boxed{%s}$ and $\\boxed{4}$",
+]
+integer_literals = st.one_of(
+    st.integers(-(10**12), 10**12).map(str),
+    st.tuples(st.sampled_from(["", "-"]), st.text("0", max_size=3), st.integers(0, 10**30)).map(
+        lambda t: f"{t[0]}{t[1]}{t[2]}"
+    ),
+    st.integers(mv.MAX_INT_CHARS - 2, mv.MAX_INT_CHARS + 2).map(lambda n: "9" * n),
+)
+
+
+def check_shortcut(grader: MathVerifyGrader, completion: str, gold: str) -> GradeOutcome | None:
+    """The shortcut's outcome, asserted equal (verdict, extracted, error) to the plain call's."""
+    prepared = grader.prepare(completion)
+    assert prepared is not None
+    quick = grader.shortcut(prepared.head, gold)
+    if quick is not None:
+        assert quick == grader.grade(completion=completion, gold=gold, truncated=False)
+    return quick
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(answer=integer_literals, gold=integer_literals, same=st.booleans(), style=st.sampled_from(ANSWER_STYLES))
+def test_integer_shortcut_equals_the_plain_call(answer: str, gold: str, same: bool, style: str) -> None:
+    grader = MathVerifyGrader()
+    check_shortcut(grader, style % answer, answer if same else gold)
+
+
+@pytest.mark.parametrize(
+    ("completion", "gold", "expected"),
+    [
+        (boxed("070"), "70", GradeOutcome("correct", "070")),  # AIME gold with a leading zero
+        (boxed("70"), "070", GradeOutcome("correct", "70")),
+        (boxed("-5"), "-5", GradeOutcome("correct", "-5")),
+        (boxed("-0"), "0", GradeOutcome("correct", "-0")),
+        (boxed("5"), "-5", GradeOutcome("incorrect", "5")),
+        ("So the answer is 007", "7", GradeOutcome("correct", "7")),  # plain number: zeros stripped
+        (boxed("9" * 1000), "9" * 1000, GradeOutcome("correct", "9" * 1000)),
+        (boxed("1" + "0" * 999), "1" + "0" * 998 + "1", GradeOutcome("incorrect", "1" + "0" * 999)),
+        (boxed("12"), "  12 ", GradeOutcome("correct", "12")),  # the gold answer is stripped
+    ],
+)
+def test_integer_shortcut_cases(grader: MathVerifyGrader, completion: str, gold: str, expected: GradeOutcome) -> None:
+    assert check_shortcut(grader, completion, gold) == expected
+
+
+@pytest.mark.parametrize(
+    ("completion", "gold"),
+    [
+        (boxed("5"), "$5$"),  # a delimited gold answer: parsed as usual
+        (boxed("5"), "5.0"),
+        (boxed("5.0"), "5"),
+        (boxed("1,000"), "1000"),
+        (boxed("5\\%"), "5"),
+        ("The total is 50% of it", "50"),
+        (boxed("\\frac{4}{2}"), "2"),
+        ("The answer is \u0663\u0664.", "34"),  # Arabic-Indic digits are not [0-9]
+        (boxed("3"), "\u0663"),
+        (boxed("9" * 1001), "9" * 1001),  # past MAX_INT_CHARS: the parser decides
+        ("So the answer is -01", "-1"),  # a plain number sympy cannot read: the plain call fails
+        ("$\\boxed{2}$ and $\\boxed{4}$", "2"),  # two boxes joined into a set
+    ],
+)
+def test_integer_shortcut_declines_everything_else(grader: MathVerifyGrader, completion: str, gold: str) -> None:
+    assert check_shortcut(grader, completion, gold) is None
+    assert fast_outcome(grader, completion, gold, False) == grader.grade(
+        completion=completion, gold=gold, truncated=False
+    )
+
+
+def test_integer_answers_are_decided_in_the_parent() -> None:
+    tasks = [task(boxed("070"), "70"), task(boxed("71"), "70"), task(boxed("\\frac{1}{2}"), "70")]
+    with GradingEngine(workers=1) as engine:
+        outcomes = engine.grade(tasks, grader_id="math_verify")
+    assert outcomes == [
+        GradeOutcome("correct", "070"),
+        GradeOutcome("incorrect", "71"),
+        GradeOutcome("incorrect", "\\frac{1}{2}"),
+    ]
+    assert (engine.stats.shortcut, engine.stats.keys) == (2, 1)
+
+
 # --- the engine against the plain loop ---------------------------------------------------
 
 
@@ -171,10 +264,11 @@ def test_engine_equals_the_plain_math_verify_loop_on_a_corpus(
     by_kind = {i.kind: o for i, o in zip(items, fast, strict=True)}
     assert by_kind["hostile:tower"].verdict == "timeout"  # sympy stopped by math-verify's own alarm
     assert by_kind["hostile:nested-braces"].verdict == "timeout"
-    # Answers repeat: far fewer judgements than samples.
+    # Answers repeat: far fewer judgements than samples; integer answers need none.
     stats = engine.stats
     assert stats.samples == len(items)
     assert stats.keys + stats.tail_keys + stats.full < len(items) // 2
+    assert stats.shortcut > len(items) // 4
 
 
 @pytest.mark.parametrize("grader_id", [g for g in GRADERS if g != "math_verify"])
@@ -200,12 +294,14 @@ def test_truncation_only_changes_the_verdict_of_a_completion_with_no_answer() ->
 def test_repeated_answers_are_judged_once_and_the_cache_outlives_a_call() -> None:
     tasks = [
         task(f"Attempt {i}: we get $y = {i}$.\n\nSo the answer is $\\boxed{{{answer}}}$.", gold, key=i)
-        for i, (answer, gold) in enumerate([("7", "7"), ("7", "7"), ("8", "7"), ("7", "7"), ("7", "9"), ("8", "7")])
-    ]
+        for i, (answer, gold) in enumerate(
+            [("x+7", "x+7"), ("x+7", "x+7"), ("x+8", "x+7"), ("x+7", "x+7"), ("x+7", "x+9"), ("x+8", "x+7")]
+        )
+    ]  # not plain integers, which need no judging at all
     with GradingEngine(workers=2) as engine:
         first = engine.grade(tasks, grader_id="math_verify")
         assert [o.verdict for o in first] == ["correct", "correct", "incorrect", "correct", "incorrect", "incorrect"]
-        assert (engine.stats.completions, engine.stats.keys) == (6, 3)  # (7, 7), (8, 7), (7, 9)
+        assert (engine.stats.completions, engine.stats.keys) == (6, 3)  # (x+7, x+7), (x+8, x+7), (x+7, x+9)
         again = engine.grade(tasks, grader_id="math_verify")
     assert again == first
     assert engine.stats.keys == 3  # nothing judged twice
