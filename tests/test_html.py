@@ -671,7 +671,10 @@ class Chromium:
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Any:
     binary = chromium_binary()
     if binary is None:
-        pytest.skip("no Chromium found (install Debian's chromium package, or set RLVR_AUDIT_CHROMIUM)")
+        message = "no Chromium found (install Debian's chromium package, or set RLVR_AUDIT_CHROMIUM)"
+        if os.environ.get("RLVR_AUDIT_REQUIRE_CHROMIUM") == "1":
+            pytest.fail(message + "; RLVR_AUDIT_REQUIRE_CHROMIUM=1 forbids skipping the browser tests")
+        pytest.skip(message)
     if os.name != "posix":
         pytest.skip("the DevTools pipe transport needs POSIX file descriptors")
     chrome = Chromium(binary, tmp_path_factory.mktemp("chromium-profile"))
