@@ -28,10 +28,12 @@ goes, in each process):
   answers without parsing, judge each other distinct (answer, gold) once, fan out).
 
 The two loops run in forked child processes that have parsed nothing; the engine's time
-includes starting its worker processes. Prints the corpus, what the engine did, the
-throughput and CPU time of each (the engine's over all its processes: the ratio of work,
-whatever else the machine is doing), the ratios, the plain loop's time by kind of response
-(where the time goes), and the number of verdicts that differ (must be 0). Run::
+includes starting its worker processes. No timing includes importing math-verify (each
+loop imports it before its clock starts; the parent imports it before the engine's).
+Prints the corpus, what the engine did, the throughput and CPU time of each (the engine's
+over all its processes: the ratio of work, whatever else the machine is doing), the ratios,
+the plain loop's time by kind of response (where the time goes), and the number of verdicts
+that differ (must be 0). Run::
 
     python benchmarks/grading.py                      # 500 problems x 8 samples (about 1.5 minutes)
     python benchmarks/grading.py --problems 100       # quicker
@@ -41,13 +43,14 @@ whatever else the machine is doing), the ratios, the plain loop's time by kind o
 Timings are wall-clock, on whatever else the machine is doing; run it twice before trusting
 a ratio.
 
-Figures (default corpus, 2 cores shared with other work, two runs): plain loop 361-362
-answers/s (CPU 10.9-11.0 s), grader loop 385-387 answers/s, engine 374-487 answers/s (CPU
-8.5-9.3 s): 1.04-1.35x the plain loop's throughput, 1.2-1.3x less CPU; with both cores free
-the engine reached 4.9 s (813 answers/s, about 2.4x). 0 verdict differences. 2,138 samples
-are decided as plain integers; the rest is the distinct answers' parsing and comparison,
-which no exact grader avoids (see :mod:`rlvr_audit.graders.engine` for where the time goes
-and why 10x is out of reach).
+Figures (default corpus, 2 cores shared with other work, load average 2-3.5, seven runs):
+plain loop 14.3-21.3 s (188-280 answers/s, CPU 12.9-15.7 s), engine 4.4-12.8 s (312-903
+answers/s, CPU 7.0-10.0 s): 1.3-3.4x the plain loop's throughput, 1.5-2.0x less CPU; the
+engine needs both cores, and the runs below 2x are runs where other work held one (its
+CPU then roughly equals its wall time). ``--problems 100 --samples 80``: 2.2x throughput and
+CPU. 0 verdict differences in every run. 2,138 samples are decided as plain integers; the
+rest is the distinct answers' parsing and comparison, which no exact grader avoids (see
+:mod:`rlvr_audit.graders.engine` for where the time goes and why 10x is out of reach).
 """
 
 from __future__ import annotations
@@ -134,6 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     ]
     workers = args.workers or os.cpu_count() or 1
 
+    # Import math-verify (sympy, the LaTeX parser) before the clock starts, as the two loops
+    # do: none of the three timings includes importing the library.
+    MathVerifyGrader()
     start, cpu = time.perf_counter(), os.times()
     with GradingEngine(workers=workers, timeout=args.timeout) as engine:
         fast = engine.grade(tasks, grader_id="math_verify")

@@ -106,16 +106,37 @@ def unit_matrix(store: Store, info: UnitInfo, grader_id: str, problem_order: lis
             )
         return None
     k = info.spec.protocol.n
+    stored = {(g.problem_id, g.sample_idx) for g in store.read_generations(info.key)}
+    n_generated = len(stored)
     by_problem: dict[str, dict[int, bool]] = {}
+    orphans = 0
     for g in grades:
-        if g.sample_idx < k:
+        if stored and (g.problem_id, g.sample_idx) not in stored:
+            orphans += 1  # its generation was lost (a repaired file): the grade is of nothing stored
+        elif g.sample_idx < k:
             by_problem.setdefault(g.problem_id, {})[g.sample_idx] = g.verdict == "correct"
+    if orphans:
+        log.warning(
+            "unit %s: %d %s grades are of samples with no stored generation (lost from a damaged file); "
+            "left out. Before generating them again, move the unit's grades files aside: a grade is not "
+            "tied to its completion's text",
+            info.key,
+            orphans,
+            grader_id,
+        )
     rows = [pid for pid in problem_order if len(by_problem.get(pid, {})) == k]
     if not rows:
         return None
     correct = np.array([[by_problem[pid][i] for i in range(k)] for pid in rows], dtype=np.float64)
-    n_generated = len(store.read_generations(info.key))
     return UnitMatrix(info=info, grader_id=grader_id, problem_ids=rows, correct=correct, n_generated=n_generated)
+
+
+def grader_order(graders: list[str]) -> list[str]:
+    """Graders in one canonical order, the registry's (``math_verify`` first), then others by
+    name: the same store gives the same tables whether the graders came from a run's options or
+    from the store's listing."""
+    rank = {g: i for i, g in enumerate(GRADERS)}
+    return sorted(graders, key=lambda g: (rank.get(g, len(rank)), g))
 
 
 def same_setting(a: UnitInfo, b: UnitInfo) -> bool:
@@ -289,7 +310,7 @@ def analyse(
     keys = unit_keys if unit_keys is not None else list(by_key)
     units = [by_key[k] for k in keys if k in by_key]
     found_graders = sorted({g for u in units for g in store.graders(u.key)})
-    use_graders = [g for g in (graders or found_graders) if g in found_graders]
+    use_graders = grader_order([g for g in dict.fromkeys(graders or found_graders) if g in found_graders])
     orders: dict[str, list[str]] = {}
 
     def order(info: UnitInfo) -> list[str]:

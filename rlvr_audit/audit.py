@@ -14,6 +14,7 @@ import platform
 import secrets
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -84,6 +85,8 @@ class GradeOptions:
     """Worker processes (default: all cores)."""
     timeout: float = 10.0
     """Wall-clock limit per answer, in seconds."""
+    save_every: int = 500
+    """Store a unit's grades after every N graded samples (an interrupted pass keeps them)."""
 
 
 CI_METHODS = ("percentile", "bca")
@@ -257,10 +260,12 @@ def _check_grade_options(options: GradeOptions) -> None:
         raise UsageError("no graders given; valid graders: see `rlvr-audit ls graders`")
     for g in options.graders:
         get_grader(g)
-    if options.timeout <= 0:
-        raise UsageError(f"--timeout must be > 0 seconds, got {options.timeout}")
+    if not 0 < options.timeout < float("inf"):  # also refuses nan
+        raise UsageError(f"--timeout must be > 0 seconds (and finite), got {options.timeout}")
     if options.workers is not None and options.workers < 1:
         raise UsageError(f"--workers must be >= 1, got {options.workers}")
+    if options.save_every < 1:
+        raise UsageError(f"--grade-save-every must be >= 1, got {options.save_every}")
 
 
 def generate(
@@ -270,8 +275,11 @@ def generate(
     loc: Locations,
     *,
     progress: bool = True,
+    then: Callable[[RunResult], None] | None = None,
 ) -> RunResult:
-    """Plan and generate (no grading)."""
+    """Plan and generate (no grading). ``then(result)``, if given, runs after generation under
+    the same run manifest (``run`` grades and reports there), so the manifest says ``finished``
+    only when that is done too."""
     from .generate import generate_units
 
     units = plan_units(selection, overrides, engine, loc)
@@ -293,6 +301,8 @@ def generate(
                 progress=prog,
             )
         result.generated, result.reused = s.generated, s.reused
+        if then is not None:
+            then(result)
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -354,7 +364,13 @@ def grade(
         unit_keys = [u.key for u in select_stored(store, **(selectors or {}))]
     with make_progress(progress) as prog:
         s = grade_units(
-            store, unit_keys, graders=options.graders, workers=options.workers, timeout=options.timeout, progress=prog
+            store,
+            unit_keys,
+            graders=options.graders,
+            workers=options.workers,
+            timeout=options.timeout,
+            progress=prog,
+            save_every=options.save_every,
         )
     return RunResult(unit_keys=unit_keys, graded=s.graded, reused=s.reused)
 
@@ -378,6 +394,7 @@ def report(
     store = Store(loc.store)
     if unit_keys is None:
         unit_keys = [u.key for u in select_stored(store, **(selectors or {}))]
+    unit_keys = report_order(store, unit_keys)
     registry = load_registry(loc) if loc.registry_path.is_file() else None
     analysis = analyse(
         store,
@@ -399,6 +416,19 @@ def report(
             extra_sections, extra_tables = [section[0]], {"baseline_correction.csv": section[1]}
     grids = _cross_family_grids(analysis, registry)
     parts = _behaviour_parts(analysis, store, registry, options, progress=progress)
+    from .probe import report_part as probe_report_part
+
+    probe = probe_report_part(
+        store,
+        registry=registry,
+        graders=graders,
+        seed=options.seed,
+        n_resamples=options.n_resamples,
+        level=options.level,
+        ci_method=options.ci_method,
+    )
+    if probe is not None:  # the store holds contamination probe units
+        parts.append(probe)
     paths = write_report(
         analysis,
         store,
@@ -414,6 +444,19 @@ def report(
         html=HtmlOptions(browser=options.browser, page_size=options.browser_page_size, progress=progress),
     )
     return RunResult(unit_keys=unit_keys, report=paths.index_md)
+
+
+def report_order(store: Store, unit_keys: list[str]) -> list[str]:
+    """The units of a report in one canonical order (checkpoint, task, prompt, sampling seed,
+    key), without repeats: the same store gives the same tables whether the units came from a
+    run's plan or from the store's listing."""
+    infos = {key: store.load_unit(key) for key in dict.fromkeys(unit_keys)}
+
+    def order(key: str) -> tuple[str, str, str, int, str]:
+        spec = infos[key].spec
+        return (spec.checkpoint.checkpoint_id, spec.task, spec.template_id, spec.protocol.seed, key)
+
+    return sorted(infos, key=order)
 
 
 def _behaviour_parts(
@@ -518,9 +561,14 @@ def run(
     """Plan, generate what is missing, grade what is ungraded, and write the report."""
     _check_grade_options(grading)  # before anything is generated or written
     _check_report_options(reporting)
-    gen = generate(selection, overrides, engine, loc, progress=progress)
-    gr = grade(gen.unit_keys, grading, loc, progress=progress)
-    rep = report(gen.unit_keys, reporting, loc, graders=grading.graders, progress=progress)
+    after: list[RunResult] = []
+
+    def grade_and_report(gen: RunResult) -> None:  # under the run's manifest
+        after.append(grade(gen.unit_keys, grading, loc, progress=progress))
+        after.append(report(gen.unit_keys, reporting, loc, graders=grading.graders, progress=progress))
+
+    gen = generate(selection, overrides, engine, loc, progress=progress, then=grade_and_report)
+    gr, rep = after
     return RunResult(
         unit_keys=gen.unit_keys,
         generated=gen.generated,
@@ -627,7 +675,9 @@ def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = N
                 {
                     "task": name,
                     "name": t.settings.display_name,
-                    "dataset": t.dataset_path,
+                    "dataset": t.dataset_path
+                    if t.settings.generator is None
+                    else f"generated (arithmetic v{t.settings.generator.version}, seed {t.settings.generator.seed})",
                     "problems": str(t.settings.expected_size or "?"),
                     "protocol": f"n={p.n}, T={p.temperature:g}, {p.max_new_tokens} tokens",
                 }

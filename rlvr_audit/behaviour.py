@@ -733,7 +733,7 @@ def find_repetition(text: str) -> Repetition | None:
             if period not in checked:
                 checked.add(period)
                 if codes is None:
-                    codes = np.frombuffer(flat.encode("utf-32-le"), dtype=np.uint32)
+                    codes = np.frombuffer(flat.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
                 stretch = max(REPEAT_MIN_COPIES * period, REPEAT_MIN_SPAN)
                 run = _first_run(codes[:-period] == codes[period:], stretch - period)
                 if run is not None:

@@ -15,6 +15,8 @@ from typing import Annotated, Any, NoReturn
 import typer
 
 from .errors import AuditError, UsageError
+from .simulate import simulate_app
+from .train.cli import train_app
 
 app = typer.Typer(
     name="rlvr-audit",
@@ -89,6 +91,9 @@ MaxTokensOpt = Annotated[
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Engine batch size.")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="Device for transformers engines (cuda, cpu).")]
 SaveEveryOpt = Annotated[int, typer.Option("--save-every", help="Store samples after every N generated.")]
+GradeSaveEveryOpt = Annotated[
+    int, typer.Option("--grade-save-every", help="Store a unit's grades after every N graded samples.")
+]
 NoBasesOpt = Annotated[bool, typer.Option("--no-bases", help="Do not add each checkpoint's base model to the run.")]
 GradersOpt = Annotated[
     str, typer.Option("--graders", "-g", help="Comma-separated grader ids (see `rlvr-audit ls graders`).")
@@ -136,10 +141,9 @@ def _split(value: str | None) -> list[str] | None:
 
 
 def _fail(exc: AuditError) -> NoReturn:
-    from .ui import console
+    from .ui import fail
 
-    console.print(f"[bold red]error:[/bold red] {exc}", highlight=False, markup=True, soft_wrap=True)
-    raise typer.Exit(exc.exit_code)
+    fail(exc)
 
 
 def _locations(store: Path, data_dir: Path | None, config_dir: Path | None, registry: Path | None):  # type: ignore[no-untyped-def]
@@ -252,6 +256,7 @@ def run(
     graders: GradersOpt = "math_verify",
     workers: WorkersOpt = None,
     timeout: TimeoutOpt = 10.0,
+    grade_save_every: GradeSaveEveryOpt = 500,
     name: NameOpt = "audit",
     report_dir: ReportDirOpt = None,
     bootstrap_seed: ReportSeedOpt = 0,
@@ -313,7 +318,9 @@ def run(
             selection,
             overrides,
             engine,
-            audit.GradeOptions(graders=_split(graders) or [], workers=workers, timeout=timeout),
+            audit.GradeOptions(
+                graders=_split(graders) or [], workers=workers, timeout=timeout, save_every=grade_save_every
+            ),
             reporting,
             _locations(store, data_dir, config_dir, registry),
             progress=not quiet,
@@ -368,6 +375,7 @@ def grade(
     prompts: PromptsOpt = None,
     workers: WorkersOpt = None,
     timeout: TimeoutOpt = 10.0,
+    grade_save_every: GradeSaveEveryOpt = 500,
     store: StoreOpt = Path("rlvr-audit-store"),
     config_dir: ConfigDirOpt = None,
     quiet: QuietOpt = False,
@@ -382,7 +390,9 @@ def grade(
         "grade",
         lambda: audit.grade(
             None,
-            audit.GradeOptions(graders=_split(graders) or [], workers=workers, timeout=timeout),
+            audit.GradeOptions(
+                graders=_split(graders) or [], workers=workers, timeout=timeout, save_every=grade_save_every
+            ),
             _locations(store, None, config_dir, None),
             progress=not quiet,
             selectors={"checkpoints": _split(checkpoints), "tasks": _split(tasks), "prompts": _split(prompts)},
@@ -584,6 +594,233 @@ def validate(
     for line in lines:
         console.print(line, highlight=False)
     console.print(f"[green]all {len(lines)} files valid[/green]")
+
+
+app.add_typer(simulate_app, name="simulate")
+
+
+# ---- probe contamination, task synth -----------------------------------------------------------
+
+probe_app = typer.Typer(
+    help="Probes beyond accuracy: does a checkpoint reproduce the benchmark it is evaluated on?",
+    no_args_is_help=True,
+)
+task_app = typer.Typer(help="Benchmark tasks: generate a clean synthetic one.", no_args_is_help=True)
+
+
+def _whole_numbers(value: str, option: str) -> tuple[int, ...]:
+    """``"40,60,80"`` -> ``(40, 60, 80)``; anything else is a UsageError naming ``option``."""
+    out = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            out.append(int(part))
+        except ValueError:
+            raise UsageError(
+                f"{option} must be comma-separated whole numbers strictly between 0 and 100, got {part!r}"
+            ) from None
+    return tuple(out)
+
+
+@probe_app.command("contamination")
+def probe_contamination(
+    checkpoints: CheckpointsOpt = None,
+    tasks: Annotated[str, typer.Option("--tasks", "-t", help="Comma-separated task ids.")] = "math500",
+    prompts: Annotated[
+        str | None,
+        typer.Option(
+            "--prompts",
+            "-p",
+            help="Templates of the 'answer' probe; 'default' = each checkpoint's own (the 'completion' probe "
+            "uses no template).",
+        ),
+    ] = None,
+    percents: Annotated[
+        str, typer.Option("--percents", help="Shares of each problem shown, in % (each strictly between 0 and 100).")
+    ] = "40,60,80",
+    kinds: Annotated[
+        str,
+        typer.Option(
+            "--kinds", help="'completion' (raw prefix: does it write the rest?), 'answer' (prefix under the template)."
+        ),
+    ] = "completion,answer",
+    completion_max_new_tokens: Annotated[
+        int, typer.Option("--completion-max-new-tokens", help="New-token limit of the 'completion' probe.")
+    ] = 512,
+    max_new_tokens: Annotated[
+        int | None,
+        typer.Option("--max-new-tokens", help="New-token limit of the 'answer' probe (default: the task's)."),
+    ] = None,
+    backend: BackendOpt = "hf",
+    model_args: ModelArgsOpt = None,
+    limit: LimitOpt = None,
+    seed: SeedOpt = 0,
+    batch_size: BatchOpt = 8,
+    device: DeviceOpt = None,
+    save_every: SaveEveryOpt = 64,
+    no_bases: NoBasesOpt = False,
+    graders: GradersOpt = "math_verify",
+    workers: WorkersOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    bootstrap_seed: ReportSeedOpt = 0,
+    resamples: ResamplesOpt = 10_000,
+    level: LevelOpt = 0.95,
+    ci_method: CiMethodOpt = "percentile",
+    store: StoreOpt = Path("rlvr-audit-store"),
+    data_dir: DataDirOpt = None,
+    config_dir: ConfigDirOpt = None,
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Partial-prompt contamination probe: show each problem's first 40/60/80% and measure whether
+    the model writes the rest verbatim (exact match, ROUGE-L) and answers correctly anyway.
+
+    Greedy; stored (resumable) in the store's probes/ folder; graded with --graders; prints the
+    rates with bootstrap intervals. `rlvr-audit report` adds a section with the rates, paired
+    comparisons (vs base, across families) and a figure when the store holds probe units.
+
+    Example: rlvr-audit probe contamination --backend vllm --checkpoints
+    'qwen2.5-math-7b/base,llama-3.1-8b-instruct/base' --tasks math500,synth_arith --data-dir ../shared/data/benchmarks
+    """
+    from rich.table import Table
+
+    from . import audit, probe
+    from .backends import parse_model_args
+    from .plan import Selection
+    from .ui import console
+
+    _setup_logging()
+    try:
+        options = probe.ProbeOptions(
+            percents=_whole_numbers(percents, "--percents"),
+            kinds=tuple(_split(kinds) or ()),
+            completion_max_new_tokens=completion_max_new_tokens,
+            answer_max_new_tokens=max_new_tokens,
+            seed=seed,
+        )
+        probe.check_options(options)
+        if not _split(tasks):
+            raise UsageError("--tasks is empty; name at least one task (see `rlvr-audit ls tasks`)")
+        result = probe.run_contamination_probe(
+            Selection(
+                checkpoints=_split(checkpoints) or [],
+                tasks=_split(tasks),
+                prompts=_split(prompts),
+                include_bases=not no_bases,
+            ),
+            options,
+            audit.EngineOptions(
+                backend=backend,
+                model_args=parse_model_args(model_args),
+                batch_size=batch_size,
+                device=device,
+                limit=limit,
+                save_every=save_every,
+            ),
+            audit.GradeOptions(graders=_split(graders) or [], workers=workers, timeout=timeout),
+            audit.ReportOptions(seed=bootstrap_seed, n_resamples=resamples, level=level, ci_method=ci_method),
+            _locations(store, data_dir, config_dir, registry),
+            progress=not quiet,
+        )
+    except AuditError as exc:
+        _fail(exc)
+    except KeyboardInterrupt:
+        _interrupted()
+    header, rows = probe.rates_rows(result.analysis)
+    table = Table(title=f"Contamination probe: rates in % [{int(level * 100)}% CI]")
+    for col in header:
+        table.add_column(col.replace("`", ""), overflow="fold")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+    console.print(
+        f"[green]done:[/green] {len(result.unit_keys)} probe units; {result.generated} samples generated, "
+        f"{result.reused} reused; {result.graded} graded",
+        highlight=False,
+    )
+
+
+@task_app.command("synth")
+def task_synth(
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSON-lines file to write the problems to.")],
+    task: Annotated[
+        str, typer.Option("--task", help="Synthetic task whose generator settings to start from.")
+    ] = "synth_arith",
+    seed: Annotated[int | None, typer.Option("--seed", help="Generator seed (>= 0).")] = None,
+    n: Annotated[int | None, typer.Option("--n", help="Number of problems (1..100000).")] = None,
+    min_steps: Annotated[int | None, typer.Option("--min-steps", help="Fewest operations per problem (1..20).")] = None,
+    max_steps: Annotated[int | None, typer.Option("--max-steps", help="Most operations per problem (1..20).")] = None,
+    operand_min: Annotated[int | None, typer.Option("--operand-min", help="Smallest integer operand.")] = None,
+    operand_max: Annotated[int | None, typer.Option("--operand-max", help="Largest integer operand.")] = None,
+    max_denominator: Annotated[
+        int | None, typer.Option("--max-denominator", help="Largest denominator of fraction operands (2..1000).")
+    ] = None,
+    fraction_share: Annotated[
+        float | None, typer.Option("--fraction-share", help="Share of operands that are fractions (0..1).")
+    ] = None,
+    decimal_share: Annotated[
+        float | None, typer.Option("--decimal-share", help="Share of operands that are decimals (0..1).")
+    ] = None,
+    decimal_places: Annotated[
+        int | None, typer.Option("--decimal-places", help="Decimal places of decimal operands (1..4).")
+    ] = None,
+    write_task: Annotated[
+        str | None,
+        typer.Option("--write-task", help="Also write tasks/NAME.yaml with these settings (a new benchmark)."),
+    ] = None,
+    config_dir: ConfigDirOpt = None,
+) -> None:
+    """Write a clean synthetic arithmetic benchmark: fresh expressions with exact rational answers,
+    the same file (same SHA-256) for the same settings on every machine.
+
+    The task synth_arith generates its problems itself (no file needed to run it); this command
+    writes them out (for lm-eval or inspection) and, with --write-task, registers a variant.
+
+    Example: rlvr-audit task synth --out synth_arith.jsonl
+
+    Example: rlvr-audit task synth --seed 7 --max-steps 5 --out easy.jsonl --write-task synth_easy
+    """
+    from .configfile import default_config_dir
+    from .synthetic import synthesize
+    from .ui import console
+
+    overrides: dict[str, object] = {
+        "seed": seed,
+        "n": n,
+        "min_steps": min_steps,
+        "max_steps": max_steps,
+        "operand_min": operand_min,
+        "operand_max": operand_max,
+        "max_denominator": max_denominator,
+        "fraction_share": fraction_share,
+        "decimal_share": decimal_share,
+        "decimal_places": decimal_places,
+    }
+    try:
+        result = synthesize(
+            out=out,
+            config_dir=config_dir or default_config_dir(),
+            base_task=task,
+            overrides=overrides,
+            write_task=write_task,
+        )
+    except AuditError as exc:
+        _fail(exc)
+    console.print(
+        f"[green]wrote[/green] {result.n} problems to {result.path} (generator v{result.config.version}, "
+        f"settings {result.config.config_hash})",
+        highlight=False,
+    )
+    typer.echo(f"sha256 {result.sha256}  {result.path}")
+    if result.task_file is not None:
+        console.print(f"task file: {result.task_file}", highlight=False)
+
+
+app.add_typer(probe_app, name="probe")
+app.add_typer(task_app, name="task")
+app.add_typer(train_app, name="train")  # rlvr_audit/train/cli.py: the verl training runner
 
 
 def main() -> None:

@@ -179,7 +179,7 @@ def disagreement_frame(rows: Sequence[UnitDisagreement]) -> pd.DataFrame:
 def _cell(text: str | None) -> str:
     if text is None:
         return "–"
-    text = text.replace("|", "\\|").replace("\n", " ").replace("`", "'")
+    text = text.replace("|", "\\|").replace("\r", " ").replace("\n", " ").replace("`", "'")
     return f"`{text}`" if text else "–"
 
 

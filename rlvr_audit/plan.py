@@ -10,6 +10,8 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from .backends import SCRIPTED, check_backend, key_args
 from .errors import UnknownNameError, UsageError
 from .prompts import PromptTemplate, available_prompts, load_prompt
@@ -17,6 +19,22 @@ from .records import CheckpointRef, Problem, SamplingProtocol, UnitSpec
 from .registry import Checkpoint, Registry, has_chat_template
 from .store import UnitInfo
 from .tasks import TaskSpec, available_tasks, data_hash, load_problems, load_task
+
+_PROTOCOL_FLAGS = {
+    "n": "--samples",
+    "temperature": "--temperature",
+    "top_p": "--top-p",
+    "max_new_tokens": "--max-new-tokens",
+    "seed": "--seed",
+}
+"""The option behind each :class:`SamplingProtocol` field (for one-line error messages)."""
+_PROTOCOL_RANGES = {
+    "n": ">= 1 sample per problem",
+    "temperature": ">= 0 (0 is greedy)",
+    "top_p": "in (0, 1]",
+    "max_new_tokens": ">= 1 token",
+    "seed": "a whole number",
+}
 
 
 @dataclass(frozen=True)
@@ -45,8 +63,14 @@ class ProtocolOverrides:
                 max_new_tokens=self.max_new_tokens if self.max_new_tokens is not None else base.max_new_tokens,
                 seed=self.seed,
             )
-        except ValueError as exc:
-            raise UsageError(f"invalid sampling protocol: {exc}") from exc
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field_name = str(err["loc"][0]) if err.get("loc") else ""
+            flag = _PROTOCOL_FLAGS.get(field_name, field_name)
+            raise UsageError(
+                f"{flag} must be {_PROTOCOL_RANGES.get(field_name, 'valid')}, got {err.get('input')!r} "
+                f"(task {task.task} protocol)"
+            ) from None
 
 
 @dataclass
@@ -133,6 +157,10 @@ def plan(
 ) -> list[PlannedUnit]:
     """Build and validate the grid of units; loads task data (from ``data_dir`` or the Hub)."""
     check_backend(backend)
+    if backend == SCRIPTED:  # its arguments are checked here, before anything is written
+        from .backends.scripted import check_model_args
+
+        check_model_args(model_args)
     if not selection.checkpoints:
         raise UsageError("no checkpoints selected: pass --checkpoints (registry ids, globs or model directories)")
     checkpoints = registry.select(selection.checkpoints)

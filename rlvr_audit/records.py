@@ -354,3 +354,30 @@ class ImportSource(Record):
     """Matched items whose gold answer differs from the task file's (graded against the task file's)."""
     base_given: str | None = None
     """Base checkpoint named with ``--base`` at import; it overrides the registry's base in reports."""
+
+
+class ProbeInfo(Record):
+    """What a probe unit measures (``probe.json`` beside its ``unit.json`` in the store's
+    ``probes/`` folder; see :mod:`rlvr_audit.probe`). The probe kind and the prompt fraction also
+    enter the unit's key (through its template hash), so a probe unit never shares a key with a
+    normal unit or with a probe of another kind or fraction."""
+
+    probe: Literal["contamination"] = "contamination"
+    """Probe family: ``contamination`` (partial-prompt probe of 'Reasoning or Memorization?')."""
+    kind: Literal["completion", "answer"]
+    """``completion``: the raw first part of the problem, continued by the model (does it write the
+    rest of the problem?); ``answer``: the first part rendered with a prompt template (does the model
+    answer correctly from it?)."""
+    percent: int = Field(gt=0, lt=100)
+    """Share of the problem's words given to the model, in percent."""
+    version: int
+    """Version of the probe's cut and scoring rules."""
+    unit_key: str
+    """Key of the probe unit."""
+    source_data_hash: str
+    """Data hash of the full task the problems were cut from (its problems are in the store's
+    ``problems/`` folder)."""
+    template_id: str
+    """Prompt template of an ``answer`` probe; ``raw`` for ``completion`` (no template)."""
+    skipped: list[str] = Field(default_factory=list)
+    """Problems left out because they have fewer than two words (nothing to cut)."""

@@ -24,6 +24,8 @@ Writes::
                              per prompt template (see :mod:`rlvr_audit.sweep`)
     tables/code_*.csv, tables/behaviour_flags.csv, figures/code_steps_*.png  code reasoning,
                              transitions and behaviour flags (see :mod:`rlvr_audit.code_report`)
+    tables/contamination_*.csv, figures/contamination_*.png  only when the store holds probe units:
+                             partial-prompt contamination rates and comparisons (see :mod:`rlvr_audit.probe`)
 
 Files are written to a temporary folder and moved into place, so a failed report never leaves
 a half-written one.
@@ -32,6 +34,7 @@ a half-written one.
 from __future__ import annotations
 
 import datetime as _dt
+import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
@@ -208,7 +211,7 @@ def _protocol_label(u: UnitInfo) -> str:
 
 def _escape(text: str) -> str:
     """Make text safe inside a Markdown table cell."""
-    return text.replace("|", "\\|").replace("\n", " ")
+    return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")  # \r ends a Markdown line too
 
 
 def reproduction_table(analysis: Analysis, grader_id: str) -> str:
@@ -575,6 +578,21 @@ def write_report(
     )
 
 
+def _remove_stale_builds(out_dir: Path) -> None:
+    """Delete the temporary folders of builds of ``out_dir`` whose process is gone (a report
+    killed while being written leaves ``.<name>.build-<pid>-*``; a live process's is kept)."""
+    for path in out_dir.parent.glob(f".{out_dir.name}.build-*-*"):
+        pid = path.name[len(out_dir.name) + len(".build-") + 1 :].split("-", 1)[0]
+        if not pid.isdigit() or not path.is_dir():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(path, ignore_errors=True)
+        except OSError:  # alive but not ours to signal (another user's process): leave it
+            continue
+
+
 @contextmanager
 def building_report_dir(out_dir: Path) -> Iterator[Path]:
     """Build a report folder atomically: yields an empty temporary sibling folder to write into;
@@ -582,7 +600,8 @@ def building_report_dir(out_dir: Path) -> Iterator[Path]:
     place), on any error it is deleted and ``out_dir`` is left as it was."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
+    _remove_stale_builds(out_dir)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.build-{os.getpid()}-"))
     try:
         yield tmp
         if out_dir.exists():

@@ -12,16 +12,25 @@ Appends are one ``write`` of whole lines under a file lock, flushed and fsync'ed
 leaves at most one torn last line. Reading detects a torn last line (no trailing newline),
 moves its bytes to ``<file>.torn`` (nothing is silently dropped), truncates the file back to
 the last complete line and logs a warning; a malformed *complete* line is corruption and
-raises :class:`~rlvr_audit.errors.StoreError` naming the file and line. Duplicate records
-(the same problem and sample appended twice) keep the first.
+raises :class:`~rlvr_audit.errors.StoreError` naming the file and line, as does a record filed
+under another unit or grader than its own, and a unit folder holding records but no
+``unit.json``. Duplicate records (the same problem and sample appended twice) keep the first;
+duplicates that differ are reported with a warning.
+
+Appending is idempotent: under the file's lock, records whose key (problem, sample and, for
+grades, grader version) the file already holds are skipped, so two processes that generate or
+grade the same samples at once (two ``rlvr-audit grade`` runs on one store) store each once.
+Each :class:`Store` remembers the keys it has seen per file and reads only the bytes appended
+since (by anyone), so the check costs one pass over the file in all.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -87,6 +96,8 @@ class Store:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._seen: dict[Path, tuple[int, int, set[tuple[Any, ...]]]] = {}
+        """Per appended file: (inode, bytes read, keys of the records in those bytes)."""
 
     # ---- paths -------------------------------------------------------------------------
     def unit_dir(self, key: str) -> Path:
@@ -137,11 +148,26 @@ class Store:
         return info
 
     def unit_keys(self) -> list[str]:
-        """Keys of every unit in the store (folders with a ``unit.json``)."""
+        """Keys of every unit in the store (folders with a ``unit.json``).
+
+        A unit folder that holds generations or grades but no ``unit.json`` is corruption (the
+        file is written before any record), raised as :class:`StoreError` rather than leaving
+        the unit silently out of every report. A folder with neither (a run killed while
+        creating it) is skipped.
+        """
         units = self.root / "units"
         if not units.is_dir():
             return []
-        return sorted(p.name for p in units.iterdir() if (p / "unit.json").is_file())
+        keys = []
+        for p in sorted(units.iterdir()):
+            if (p / "unit.json").is_file():
+                keys.append(p.name)
+            elif (p / "generations.jsonl").exists() or (p / "grades").is_dir():
+                raise StoreError(
+                    f"{p / 'unit.json'}: missing, but the folder holds records of unit {p.name}; the store is "
+                    "corrupt: restore unit.json (or move the folder aside to drop the unit)"
+                )
+        return keys
 
     def units(self) -> list[UnitInfo]:
         """Every unit's info."""
@@ -165,22 +191,25 @@ class Store:
     # ---- generations and grades --------------------------------------------------------
     def read_generations(self, key: str) -> list[Generation]:
         """A unit's generations, first record kept for each (problem, sample)."""
-        return _dedupe(self._read_records(self.generations_path(key), Generation))
+        path = self.generations_path(key)
+        return _dedupe(self._read_records(path, Generation, expect={"unit_key": key}), path)
 
     def append_generations(self, key: str, generations: Iterable[Generation]) -> None:
-        """Append generations to a unit."""
-        self._append(self.generations_path(key), generations)
+        """Append generations to a unit (those of samples it already holds are skipped)."""
+        self._append(self.generations_path(key), generations, _generation_key)
 
     def read_grades(self, key: str, grader_id: str, grader_version: str | None = None) -> list[Grade]:
         """A unit's grades by one grader (only ``grader_version`` if given), deduplicated."""
-        grades = self._read_records(self.grades_path(key, grader_id), Grade)
+        path = self.grades_path(key, grader_id)
+        grades = self._read_records(path, Grade, expect={"unit_key": key, "grader_id": grader_id})
         if grader_version is not None:
             grades = [g for g in grades if g.grader_version == grader_version]
-        return _dedupe(grades)
+        return _dedupe(grades, path, version=grader_version is None)
 
     def append_grades(self, key: str, grader_id: str, grades: Iterable[Grade]) -> None:
-        """Append grades of one grader to a unit."""
-        self._append(self.grades_path(key, grader_id), grades)
+        """Append grades of one grader to a unit (those of samples graded already by the same
+        grader version are skipped)."""
+        self._append(self.grades_path(key, grader_id), grades, _grade_key)
 
     def graders(self, key: str) -> list[str]:
         """Graders that have a grades file for a unit."""
@@ -207,17 +236,57 @@ class Store:
     def _lock(self, path: Path) -> FileLock:
         return FileLock(str(path) + ".lock")
 
-    def _append(self, path: Path, records: Iterable[BaseModel]) -> None:
-        data = "".join(r.model_dump_json() + "\n" for r in records)
-        if not data:
+    def _append(self, path: Path, records: Iterable[BaseModel], key: Callable[[Any], tuple[Any, ...]]) -> None:
+        batch = list(records)
+        if not batch:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._lock(path):
             self._repair_torn_tail(path)
-            with path.open("a", encoding="utf-8") as fh:
-                fh.write(data)
+            seen = self._stored_keys(path, key)
+            fresh = []
+            for r in batch:
+                k = key(r)
+                if k not in seen:
+                    seen.add(k)
+                    fresh.append(r)
+            data = "".join(r.model_dump_json() + "\n" for r in fresh)
+            if not data:
+                return
+            with path.open("ab") as fh:
+                fh.write(data.encode("utf-8"))
                 fh.flush()
                 os.fsync(fh.fileno())
+                end = fh.tell()
+            inode = os.stat(path).st_ino
+            self._seen[path] = (inode, end, seen)
+
+    def _stored_keys(self, path: Path, key: Callable[[Any], tuple[Any, ...]]) -> set[tuple[Any, ...]]:
+        """Keys of the records ``path`` holds (caller holds the lock; the file ends in a newline).
+        Reads only what was appended since this store last looked, unless the file was replaced
+        or shrank (a torn tail repaired by another process)."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            self._seen.pop(path, None)
+            return set()
+        inode, offset, seen = self._seen.get(path, (st.st_ino, 0, set()))
+        if inode != st.st_ino or offset > st.st_size:
+            inode, offset, seen = st.st_ino, 0, set()
+        if offset < st.st_size:
+            with path.open("rb") as fh:
+                fh.seek(offset)
+                data = fh.read()
+            for raw in data.split(b"\n"):
+                if not raw.strip():
+                    continue
+                try:
+                    seen.add(key(json.loads(raw)))
+                except (ValueError, KeyError, TypeError):
+                    continue  # a corrupt line: reading the file reports it with its line number
+            offset += len(data)
+        self._seen[path] = (inode, offset, seen)
+        return seen
 
     def _repair_torn_tail(self, path: Path) -> None:
         """If ``path`` ends without a newline, move the torn tail to ``<path>.torn`` and
@@ -262,7 +331,9 @@ class Store:
             cut,
         )
 
-    def _read_records(self, path: Path, model: type[R]) -> list[R]:
+    def _read_records(self, path: Path, model: type[R], expect: dict[str, str] | None = None) -> list[R]:
+        """Every record of ``path``; ``expect``: field values every record must have (the unit
+        key and grader its file belongs to), else the file is corrupt."""
         if not path.exists():
             return []
         with path.open("rb") as fh:
@@ -277,7 +348,7 @@ class Store:
             if not raw.strip():
                 continue
             try:
-                out.append(model.model_validate_json(raw))
+                record = model.model_validate_json(raw)
             except ValidationError as exc:
                 err = exc.errors()[0]
                 what = err.get("msg", "invalid")
@@ -286,17 +357,50 @@ class Store:
                     f"{path}:{lineno}: not a valid {model.__name__} record ({loc + ': ' if loc else ''}{what}); "
                     "the store is corrupt: move the file aside or repair that line"
                 ) from exc
+            for name, value in (expect or {}).items():
+                if getattr(record, name) != value:
+                    raise StoreError(
+                        f"{path}:{lineno}: a {model.__name__} record of {name} {getattr(record, name)!r} in the "
+                        f"file of {name} {value!r}; the store is corrupt: move the file aside or repair that line"
+                    )
+            out.append(record)
         return out
 
 
-def _dedupe(records: list[Any]) -> list[Any]:
-    """Keep the first record for each (problem_id, sample_idx)."""
-    seen: set[tuple[str, int]] = set()
+def _generation_key(record: Any) -> tuple[Any, ...]:
+    """Identity of a stored generation (a record or its parsed JSON): problem and sample."""
+    if isinstance(record, dict):
+        return (record["problem_id"], record["sample_idx"])
+    return (record.problem_id, record.sample_idx)
+
+
+def _grade_key(record: Any) -> tuple[Any, ...]:
+    """Identity of a stored grade (a record or its parsed JSON): problem, sample, grader version."""
+    if isinstance(record, dict):
+        return (record["problem_id"], record["sample_idx"], record["grader_version"])
+    return (record.problem_id, record.sample_idx, record.grader_version)
+
+
+def _dedupe(records: list[Any], path: Path | None = None, *, version: bool = False) -> list[Any]:
+    """Keep the first record for each (problem_id, sample_idx); a later duplicate that differs
+    from the kept one is reported (with ``path``) rather than silently dropped. ``version``:
+    grades of several grader versions, where equal keys of different versions are not
+    duplicates worth a warning."""
+    first: dict[tuple[str, int], Any] = {}
     out = []
+    conflicts = 0
     for r in records:
         k = (r.problem_id, r.sample_idx)
-        if k in seen:
-            continue
-        seen.add(k)
-        out.append(r)
+        kept = first.get(k)
+        if kept is None:
+            first[k] = r
+            out.append(r)
+        elif kept != r and not (version and kept.grader_version != r.grader_version):
+            conflicts += 1
+    if conflicts:
+        log.warning(
+            "%s: %d records repeat a sample already stored with other content; the first stored one is used",
+            path,
+            conflicts,
+        )
     return out

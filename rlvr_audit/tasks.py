@@ -26,6 +26,7 @@ from pydantic import Field
 from .configfile import StrictModel, load_yaml_model, yaml_files
 from .errors import ConfigError, UnknownNameError, UsageError
 from .records import Problem, SamplingProtocol, stable_hash
+from .synthetic import SynthConfig, generate_rows
 
 DATA_DIR_ENV = "RLVR_AUDIT_DATA_DIR"
 """Environment variable: a directory of ``<task>.jsonl`` files used instead of the Hub."""
@@ -63,6 +64,9 @@ class TaskSettings(StrictModel):
     """Number of problems the benchmark has; a data source of another size is refused."""
     metric: str = "avg@k"
     """Headline metric of the protocol as the literature reports it (documentation only)."""
+    generator: SynthConfig | None = None
+    """For a synthetic task: the generator settings (see :mod:`rlvr_audit.synthetic`); its problems
+    are generated from them (same settings, same problems) instead of read from a file or the Hub."""
 
 
 class TaskMetadata(StrictModel):
@@ -222,9 +226,12 @@ def resolve_data_dir(data_dir: Path | None) -> Path | None:
 def load_problems(spec: TaskSpec, *, data_dir: Path | None = None) -> list[Problem]:
     """All problems of a task, in dataset order.
 
-    From ``data_dir/<task>.jsonl`` when a data directory is given (argument or
+    A synthetic task (``metadata.rlvr_audit.generator``) generates its problems. Otherwise from
+    ``data_dir/<task>.jsonl`` when a data directory is given (argument or
     ``$RLVR_AUDIT_DATA_DIR``), else from the Hugging Face Hub with ``datasets``.
     """
+    if spec.settings.generator is not None:  # synthetic: generated, never read
+        return rows_to_problems(spec, generate_rows(spec.settings.generator), f"generator of task {spec.task!r}")
     data_dir = resolve_data_dir(data_dir)
     if data_dir is not None:
         path = data_dir / f"{spec.task}.jsonl"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, NoReturn
+
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -14,7 +16,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-__all__ = ["Progress", "TaskID", "console", "make_progress"]
+__all__ = ["Progress", "TaskID", "console", "fail", "make_progress"]
+
+if TYPE_CHECKING:
+    from .errors import AuditError
 
 console = Console(stderr=True)
 """Where progress, warnings and summaries go (stdout stays for data such as ``ls`` output)."""
@@ -33,3 +38,12 @@ def make_progress(enabled: bool = True) -> Progress:
         disable=not enabled,
         transient=False,
     )
+
+
+def fail(exc: AuditError) -> NoReturn:
+    """Print an error (its text escaped, so brackets in names and values stay visible) and exit with its code."""
+    import typer
+    from rich.markup import escape
+
+    console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
+    raise typer.Exit(exc.exit_code)

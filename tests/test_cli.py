@@ -221,7 +221,7 @@ def test_grade_and_report_commands_work_from_the_store_alone(env: dict[str, Path
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
-        (["--tasks", "gsm8k"], "unknown task 'gsm8k'; valid tasks: aime24, aime25, amc, math500"),
+        (["--tasks", "gsm8k"], "unknown task 'gsm8k'; valid tasks: aime24, aime25, amc, math500, synth_arith"),
         (["--prompts", "fancy"], "unknown prompt 'fancy'; valid prompts: all, code_forcing"),
         (["--checkpoints", "toy/nope"], "unknown checkpoint 'toy/nope'; valid checkpoints: toy/base, toy/rl"),
         (["--graders", "vibes"], "unknown grader 'vibes'; valid graders: "),
@@ -230,6 +230,8 @@ def test_grade_and_report_commands_work_from_the_store_alone(env: dict[str, Path
         (["--workers", "0"], "--workers must be >= 1"),
         (["--level", "95"], "--level must be in (0, 1)"),
         (["--model-args", "dtype"], "'dtype' is not key=value"),
+        # names that look like rich markup are printed as typed, not swallowed as styles
+        (["--tasks", "[bold]math"], "unknown task '[bold]math'"),
     ],
 )
 def test_bad_names_exit_2_and_write_nothing(env: dict[str, Path], extra: list[str], message: str) -> None:
@@ -303,7 +305,7 @@ def test_help_does_not_import_torch_or_vllm() -> None:
 
 def test_validate_and_ls(env: dict[str, Path]) -> None:
     r = invoke("validate", "--config-dir", str(ROOT))
-    assert r.exit_code == 0 and "all 14 files valid" in r.output
+    assert r.exit_code == 0 and "all 15 files valid" in r.output
     for what, expect in [
         ("tasks", "math500"),
         ("prompts", "lipsum"),

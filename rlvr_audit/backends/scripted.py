@@ -34,6 +34,31 @@ def oracle_is_correct(checkpoint_id: str, problem_id: str, sample_idx: int, seed
     return h / float(1 << 48) < accuracy
 
 
+def check_model_args(model_args: dict[str, str]) -> tuple[float | None, float]:
+    """Validate the scripted backend's model arguments (before anything is written); returns
+    ``(accuracy or None, delay in seconds)``. Raises :class:`UsageError` naming the argument."""
+    unknown = set(model_args) - {"script", "accuracy", "default", "delay"}
+    if unknown:
+        raise UsageError(
+            f"scripted backend: unknown model args {sorted(unknown)}; valid: script, accuracy, default, delay"
+        )
+    accuracy: float | None = None
+    if "accuracy" in model_args:
+        try:
+            accuracy = float(model_args["accuracy"])
+        except ValueError:
+            accuracy = -1.0
+        if not 0.0 <= accuracy <= 1.0:
+            raise UsageError(f"scripted backend: accuracy must be a number in [0, 1], got {model_args['accuracy']!r}")
+    try:
+        delay = float(model_args.get("delay", 0) or 0)
+    except ValueError:
+        delay = -1.0
+    if not 0.0 <= delay < float("inf"):
+        raise UsageError(f"scripted backend: delay must be a number of seconds >= 0, got {model_args.get('delay')!r}")
+    return accuracy, delay
+
+
 class ChatMLStandIn:
     """Renders chat messages in ChatML (Qwen's format) for scripted runs of Hub checkpoints."""
 
@@ -51,25 +76,10 @@ class ScriptedEngine:
     backend = "scripted"
 
     def __init__(self, *, model: str, checkpoint_id: str, model_args: dict[str, str]) -> None:
-        unknown = set(model_args) - {"script", "accuracy", "default", "delay"}
-        if unknown:
-            raise UsageError(
-                f"scripted backend: unknown model args {sorted(unknown)}; valid: script, accuracy, default, delay"
-            )
+        self.accuracy, self.delay = check_model_args(model_args)
         self.model = model
         self.checkpoint_id = checkpoint_id
         self.default = model_args.get("default", "I could not solve this problem.")
-        self.delay = float(model_args.get("delay", 0) or 0)
-        self.accuracy: float | None = None
-        if "accuracy" in model_args:
-            try:
-                self.accuracy = float(model_args["accuracy"])
-            except ValueError:
-                self.accuracy = -1.0
-            if not 0.0 <= self.accuracy <= 1.0:
-                raise UsageError(
-                    f"scripted backend: accuracy must be a number in [0, 1], got {model_args['accuracy']!r}"
-                )
         self.script: dict[str, Any] = {}
         if "script" in model_args:
             path = Path(model_args["script"])

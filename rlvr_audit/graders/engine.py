@@ -53,23 +53,41 @@ The caches live as long as the engine: :func:`rlvr_audit.grade.grade_units` uses
 for all units and graders of a pass, so answers repeated across checkpoints of the same task
 are judged once too.
 
-What it gains (``benchmarks/grading.py``, 500 MATH-500 problems x 8 long responses, 2 cores,
-against math-verify's documented parse + parse + verify loop): about 1.2-1.3x less CPU in all
-and, with both cores free, about 2.4x the throughput (1.0-1.4x when other work holds a core),
-with identical outcomes. 2,138 of the 4,000 samples are plain integers against plain-integer
-gold answers and are decided in the parent without parsing (:meth:`~rlvr_audit.graders.
-math_verify.MathVerifyGrader.shortcut`). The 10x the plain loop that was aimed for is out of
-reach with exact outcomes: that loop already parses each distinct answer only once
-(math-verify caches recent parses, and a problem's samples come together), and what is left
-is exactly that work. In one process (CPU seconds, cold): finding the answers 1.2 s
-(3,925 completions); judging 674 distinct non-integer (answer, gold) keys 6.8 s, of which
-responses cut at the token limit 2.6 s (94 unique junk expressions, ~28 ms each), wrong
-answers 2.3 s (237 keys: tuples and intervals send the ANTLR parser into full-context
-prediction, ~45 ms each; sympy ``simplify`` on unequal expressions ~10 ms), correct
-non-integer answers 1.4 s (140), rewritten gold answers 0.4 s (124); the plain loop needs
-about 10-11 s in all. So even with perfect use of 2 cores the bound is about 2.7x.
-Warming the parser (parsing the gold answers) in the parent before the workers fork was
-measured and dropped: it saved the workers about 1.2 s of CPU but cost 2.1 s in the parent.
+What it gains (``benchmarks/grading.py``, 500 MATH-500 problems x 8 long responses, 2 cores
+shared with other work, against math-verify's documented parse + parse + verify loop, none
+of them timing the library's import): 1.5-2.0x less CPU in all and 1.3-3.4x the throughput
+(the engine needs both cores; the low figures are runs where other work held one), with
+identical outcomes. 2,138 of the 4,000 samples are plain integers against plain-integer gold
+answers and are decided in the parent without parsing (:meth:`~rlvr_audit.graders.
+math_verify.MathVerifyGrader.shortcut`); the judge step parses LaTeX with ANTLR's two-stage
+strategy (:mod:`rlvr_audit.graders._two_stage`: SLL prediction, the library's LL parse when
+that fails; the same values, about 28% less CPU for the judge step).
+
+The 10x the plain loop that was aimed for is out of reach with exact outcomes. The plain
+loop already parses each distinct answer about once (math-verify caches its last 20 parses
+and a problem's samples come together), and what is left after deduplication is that same
+work. In one process (CPU seconds, cold, machine under load): finding the answers 1.2 s
+(3,925 completions; about 0.85 s on a quiet machine); judging the 674 distinct non-integer
+(answer, gold) keys 6.2-6.5 s: parsing the answers 2.8-3.0 s, the gold answers 1.8 s,
+``verify`` 1.6 s. By kind of key: responses cut at the token limit 2.5 s (94 unique junk
+expressions: a few long ones cost 0.1-0.9 s each, the slowest failing to parse in both
+prediction modes), wrong answers 1.9 s (237: tuples, intervals, equations and polynomials
+cost 50-250 ms each in the parser's cold prediction cache and in sympy's ``simplify`` /
+``solve``), correct non-integer answers 1.2 s (140), rewritten gold answers 0.4 s (124).
+The plain loop needs 13-16 s (CPU) on the same machine. About half of the parsing time is
+ANTLR building its prediction cache (a DFA, per process: each worker builds its own), which
+no exact grader avoids: a decision's first encounter of a token sequence runs the ATN
+simulation. Even with perfect use of 2 cores the bound is therefore about
+14 / ((1.2 + 6.3) / 2), some 3.5-4x, not 10x.
+
+Dropped after measurement: warming the parser in the parent before the workers fork (it
+saved the workers about 1.2 s of CPU but cost 2.1 s in the parent); shipping a prediction
+cache (DFA) pre-built from a generic list of answer shapes (about 10% less judge CPU; one
+built from the benchmark's own answers would gain far more and measure nothing); exact
+no-parse decisions for numeric literals beyond integers (the 167 such keys cost 0.45 s in
+all: their parses are the cheap ones); a string-equality accept (a correct answer's parse
+is a cache hit of its gold answer's, which must be parsed anyway to rule out a gold that
+fails or times out).
 """
 
 from __future__ import annotations

@@ -100,6 +100,17 @@ the next group. ``verify`` then compares the gold with each element of that list
    ``tests/graders/test_engine.py`` checks verdict and ``extracted`` against :meth:`grade` on
    leading zeros, signs, huge integers and random integers.
 
+5. *The same parses, done faster.* ``decide`` parses LaTeX with
+   :func:`rlvr_audit.graders._two_stage.parse_latex`: ANTLR's SLL prediction first, the
+   library's own LL parse whenever that attempt fails; by ANTLR's contract a successful SLL
+   parse is the LL parse tree, so the value (or the failure) is ``parse_latex_cached``'s (that
+   module gives the argument). It parses the gold answer with :func:`_parse_gold_fast`, which
+   is ``parse``'s extraction loop over :class:`_Scanner`'s candidates (points 1 and 2) with
+   that parser, under the same single ``parsing_timeout``. :meth:`~MathVerifyGrader.grade`
+   calls the library unchanged. ``tests/graders/test_two_stage.py`` compares both with the
+   library on every published gold answer, on the candidates of long responses, on tricky
+   and adversarial answers and on random text.
+
 The fast path is only used with math-verify versions whose parser it mirrors
 (:data:`FAST_PATH_VERSIONS`); with any other version ``prepare`` returns ``None`` and every
 sample takes the plain call. ``tests/graders/test_engine.py`` checks the argument on a
@@ -230,6 +241,44 @@ def _parse_gold(normalized_gold: str, parsing_timeout: int) -> tuple[Any, ...]:
     return tuple(parsed)
 
 
+@functools.lru_cache(maxsize=4096)
+def _parse_gold_fast(normalized_gold: str, parsing_timeout: int) -> tuple[Any, ...]:
+    """:func:`_parse_gold` by the fast path's means: the same result, or the same exception.
+
+    ``parse(text, extraction_config=(LatexExtractionConfig(),), raise_on_error=True)`` runs
+    ``extract_target_from_pred`` under one ``parsing_timeout``: candidates in trial order, group
+    by group, each normalised and parsed, the first with a value wins, and the result is
+    ``[value, first fallback text]`` (or just the first fallback text if none has a value).
+    This does the same with :class:`_Scanner` (the same matches in the same order, module
+    docstring point 1) and :func:`_candidate_value` (the same values, point 2; LaTeX parsed by
+    :func:`rlvr_audit.graders._two_stage.parse_latex`). Exceptions are not cached.
+    """
+    from math_verify.utils import timeout
+
+    return tuple(timeout(timeout_seconds=parsing_timeout)(_extract_gold)(normalized_gold))
+
+
+def _extract_gold(text: str) -> list[Any]:
+    """``extract_target_from_pred`` for the gold configuration (``fallback_mode="first_match"``)."""
+    scanner = _gold_scanner()
+    fallbacks: list[str] = []
+    for _, matches in scanner.scan_all(text):
+        for match, pattern in matches:
+            value, fallback = _candidate_value(_candidate(match, pattern, normalize=True), pattern.target)
+            if fallback:
+                fallbacks.append(fallback)
+            if value is not None:
+                return [value, *fallbacks[:1]]
+    return fallbacks[:1]
+
+
+@functools.cache
+def _gold_scanner() -> _Scanner:
+    from math_verify import LatexExtractionConfig
+
+    return _Scanner((LatexExtractionConfig(),))
+
+
 def _extracted_text(parsed: list[Any]) -> str:
     """Human-readable form of a parse result: its matched text, else the sympy value's str."""
     for item in reversed(parsed):
@@ -346,6 +395,10 @@ class _Scanner:
     def scan(self, text: str) -> tuple[int, list[tuple[Any, _Pattern]]] | None:
         """The first priority group with a match: ``(priority, [(match, pattern), ...])`` in
         math-verify's trial order, or ``None`` if no pattern matches anywhere."""
+        return next(self.scan_all(text), None)
+
+    def scan_all(self, text: str) -> Iterator[tuple[int, list[tuple[Any, _Pattern]]]]:
+        """Every priority group with a match, in order, each as :meth:`scan` gives it (lazily)."""
         anchors: dict[str, int | None] = {}
         for priority, patterns in self.groups:
             found: list[tuple[Any, int, int, _Pattern]] = []
@@ -355,8 +408,7 @@ class _Scanner:
                 found.extend((m, m.start(), m.end(), pattern) for m in self._matches(pattern, text, anchors))
             if found:
                 found.sort(key=lambda x: (x[2], -x[1]), reverse=True)
-                return priority, [(m, pattern) for m, _, _, pattern in found]
-        return None
+                yield priority, [(m, pattern) for m, _, _, pattern in found]
 
     @staticmethod
     def _matches(pattern: _Pattern, text: str, anchors: dict[str, int | None]) -> Iterator[Any]:
@@ -456,15 +508,16 @@ def _normalize(text: str, is_boxed: bool, target: Any) -> str:
 
 @functools.lru_cache(maxsize=8192)
 def _parse_latex(text: str) -> Any:
-    """math-verify's ``parse_latex_cached`` behind a larger cache (it keeps 20 results).
+    """math-verify's ``parse_latex_cached`` behind a larger cache (it keeps 20 results), parsed
+    by :func:`rlvr_audit.graders._two_stage.parse_latex` (same results, faster).
 
     The same answer text recurs under different gold answers (``2``, ``\\frac{1}{2}``); a
     deterministic function with a bigger cache gives the same results. Exceptions (failed
     parses, timeouts) are not cached, as in math-verify.
     """
-    from math_verify.parser import parse_latex_cached
+    from ._two_stage import parse_latex
 
-    return parse_latex_cached(text)
+    return parse_latex(text)
 
 
 def _latex_value(normalized: tuple[tuple[str, bool], ...]) -> tuple[Any, str]:
@@ -702,7 +755,7 @@ class MathVerifyGrader:
         from math_verify.errors import TimeoutException
         from math_verify.utils import timeout
 
-        gold_parsed = self._gold(gold)
+        gold_parsed = self._gold(gold, fast=True)
         if isinstance(gold_parsed, GradeOutcome):
             return Decision(gold_parsed, ())
         tag = head[0]
@@ -774,12 +827,14 @@ class MathVerifyGrader:
 
     # --- shared by both paths ----------------------------------------------------------
 
-    def _gold(self, gold: str) -> tuple[Any, ...] | GradeOutcome:
-        """The parsed gold answer, or the outcome that grading stops with."""
+    def _gold(self, gold: str, *, fast: bool = False) -> tuple[Any, ...] | GradeOutcome:
+        """The parsed gold answer, or the outcome that grading stops with (``fast``: parsed by
+        :func:`_parse_gold_fast`, the same result)."""
         from math_verify.errors import TimeoutException
 
+        parse_gold = _parse_gold_fast if fast else _parse_gold
         try:
-            gold_parsed = _parse_gold(normalize_gold(gold), self.parsing_timeout)
+            gold_parsed = parse_gold(normalize_gold(gold), self.parsing_timeout)
         except TimeoutException:
             return GradeOutcome("timeout", None, f"parsing the gold answer took over {self.parsing_timeout} s")
         except Exception as exc:  # a grader reports failures as verdicts, never raises

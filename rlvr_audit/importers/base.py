@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,11 @@ from typing import Any
 
 from ..errors import UsageError
 from ..records import SourceMetric
+
+log = logging.getLogger(__name__)
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A UTF-16 surrogate left alone by a ``\\udXXX`` escape (a pair is decoded to one character)."""
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,65 @@ def decode(data: bytes, path: Path, fmt: str) -> str:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UsageError(f"{path}: not a {fmt} file: not UTF-8 text (byte {exc.start})") from None
+
+
+def parse_json(text: str, path: Path, fmt: str, where: str, expected: str) -> Any:
+    """``json.loads(text)`` for a reader: JSON it cannot hold is a usage error naming ``where``
+    (not valid JSON; an integer of over 4300 digits; nesting deeper than Python's recursion
+    limit), and strings holding a lone UTF-16 surrogate (``"\\ud800"``: a broken escape, which
+    no UTF-8 file can store) get U+FFFD in its place, with a warning naming the file."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        at = f" at line {exc.lineno}" if exc.lineno > 1 or where == "the file" else ""
+        raise wrong(path, fmt, f"{where} is not valid JSON ({exc.msg}{at})", expected) from None
+    except (ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+        raise wrong(path, fmt, f"{where} is JSON that cannot be read ({reason})", expected) from None
+    return _replace_lone_surrogates(value, path, where)
+
+
+def _replace_lone_surrogates(value: Any, path: Path, where: str) -> Any:
+    """``value`` with U+FFFD for every lone surrogate in its strings (keys included); iterative."""
+    fixed = 0
+
+    def clean(text: str) -> str:
+        nonlocal fixed
+        if _LONE_SURROGATE.search(text) is None:
+            return text
+        fixed += 1
+        return _LONE_SURROGATE.sub("\ufffd", text)
+
+    if isinstance(value, str):
+        value = clean(value)
+    stack: list[Any] = [value]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key in list(node):
+                item = node[key]
+                new_key = clean(key) if isinstance(key, str) else key
+                if new_key != key:
+                    del node[key]
+                if isinstance(item, str):
+                    item = clean(item)
+                node[new_key] = item
+                if isinstance(item, dict | list):
+                    stack.append(item)
+        elif isinstance(node, list):
+            for i, item in enumerate(node):
+                if isinstance(item, str):
+                    node[i] = clean(item)
+                elif isinstance(item, dict | list):
+                    stack.append(item)
+    if fixed:
+        log.warning(
+            "%s: %s: %d strings hold a lone UTF-16 surrogate escape (not a character); stored with U+FFFD instead",
+            path,
+            where,
+            fixed,
+        )
+    return value
 
 
 def wrong(path: Path | str, fmt: str, problem: str, expected: str) -> UsageError:

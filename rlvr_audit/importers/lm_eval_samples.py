@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import SourceMetric
-from .base import SourceFile, SourceItem, as_texts, decode, gold_text, read_bytes
+from .base import SourceFile, SourceItem, as_texts, decode, gold_text, parse_json, read_bytes
 from .base import require as _require
 from .base import wrong as _wrong
 
@@ -94,10 +94,7 @@ def read(path: Path) -> SourceFile:
         if not line.strip():
             continue
         where = f"line {lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise _wrong(path, FORMAT, f"{where} is not valid JSON ({exc.msg})", EXPECTED) from None
+        row = parse_json(line, path, FORMAT, where, EXPECTED)
         if not isinstance(row, dict):
             raise _wrong(path, FORMAT, f"{where} is a JSON {type(row).__name__}, not an object", EXPECTED)
         doc_id = require(row, "doc_id", where)

@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from ..records import SourceMetric
-from .base import SourceFile, SourceItem, as_number, as_texts, decode, fraction, gold_text, read_bytes
+from .base import SourceFile, SourceItem, as_number, as_texts, decode, fraction, gold_text, parse_json, read_bytes
 from .base import require as _require
 from .base import wrong as _wrong
 
@@ -69,7 +69,7 @@ def _read_acc(path: Path) -> tuple[float, bool] | None:
     """``acc`` of a metrics file as a fraction (and whether it was in percent), if present."""
     try:
         obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise _wrong(path, FORMAT, f"its metrics file is not readable JSON ({exc})", EXPECTED) from None
     if not isinstance(obj, dict) or "acc" not in obj:
         return None
@@ -92,10 +92,7 @@ def read(path: Path) -> SourceFile:
         if not line.strip():
             continue
         where = f"line {lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise _wrong(path, FORMAT, f"{where} is not valid JSON ({exc.msg})", EXPECTED) from None
+        row = parse_json(line, path, FORMAT, where, EXPECTED)
         if not isinstance(row, dict):
             raise _wrong(path, FORMAT, f"{where} is a JSON {type(row).__name__}, not an object", EXPECTED)
         idx = require(row, "idx", where)

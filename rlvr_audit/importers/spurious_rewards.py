@@ -24,11 +24,21 @@ top-p is vLLM's default 1.0; no seed (the store records 0).
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ..records import SourceMetric
-from .base import SourceFile, SourceItem, as_number, as_text, as_texts, decode, fraction, gold_text, read_bytes
+from .base import (
+    SourceFile,
+    SourceItem,
+    as_number,
+    as_text,
+    as_texts,
+    decode,
+    fraction,
+    gold_text,
+    parse_json,
+    read_bytes,
+)
 from .base import require as _require
 from .base import wrong as _wrong
 
@@ -45,10 +55,7 @@ def read(path: Path) -> SourceFile:
     """Read and validate one ``eval_checkpoint.py`` output file."""
     data, sha = read_bytes(path, FORMAT)
     text = decode(data, path, FORMAT)
-    try:
-        obj = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _wrong(path, FORMAT, f"not valid JSON ({exc.msg} at line {exc.lineno})", EXPECTED) from None
+    obj = parse_json(text, path, FORMAT, "the file", EXPECTED)
     if not isinstance(obj, dict):
         raise _wrong(path, FORMAT, f"the top level is a JSON {type(obj).__name__}, not an object", EXPECTED)
 

@@ -258,6 +258,18 @@ def test_engine_equals_the_plain_math_verify_loop_on_a_corpus(
         fast = engine.grade(tasks_of(items), grader_id="math_verify")
     plain = [grader.grade(completion=i.completion, gold=i.gold, truncated=i.truncated) for i in items]
     differences = [(i.kind, f, p) for i, f, p in zip(items, fast, plain, strict=True) if f != p]
+    # math-verify's alarms are wall-clock: on a heavily loaded machine a 0.2 s comparison can
+    # take over 2 s in one path and not the other. A difference where one side is a timeout is
+    # graded again, both ways; a real difference stays.
+    timing = [
+        n for n, (f, p) in enumerate(zip(fast, plain, strict=True)) if f != p and "timeout" in (f.verdict, p.verdict)
+    ]
+    if timing and len(timing) == len(differences):
+        again = [items[n] for n in timing]
+        with GradingEngine(workers=2, timeout=60) as retry:
+            fast_again = retry.grade(tasks_of(again), grader_id="math_verify")
+        plain_again = [grader.grade(completion=i.completion, gold=i.gold, truncated=i.truncated) for i in again]
+        differences = [(i.kind, f, p) for i, f, p in zip(again, fast_again, plain_again, strict=True) if f != p]
     assert not differences
     verdicts = {o.verdict for o in plain}
     assert {"correct", "incorrect", "no_answer", "truncated", "timeout"} <= verdicts
