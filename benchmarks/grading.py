@@ -43,9 +43,9 @@ that differ (must be 0). Run::
 Timings are wall-clock, on whatever else the machine is doing; run it twice before trusting
 a ratio.
 
-Figures (default corpus, 2 cores shared with other work, load average 2-3.5, seven runs):
-plain loop 14.3-21.3 s (188-280 answers/s, CPU 12.9-15.7 s), engine 4.4-12.8 s (312-903
-answers/s, CPU 7.0-10.0 s): 1.3-3.4x the plain loop's throughput, 1.5-2.0x less CPU; the
+Figures (default corpus, 2 cores shared with other work, load average 2-4.5, nine runs):
+plain loop 10.4-21.3 s (188-386 answers/s, CPU 10.2-15.7 s), engine 4.4-12.8 s (312-903
+answers/s, CPU 6.7-10.0 s): 1.3-3.4x the plain loop's throughput, 1.4-2.0x less CPU; the
 engine needs both cores, and the runs below 2x are runs where other work held one (its
 CPU then roughly equals its wall time). ``--problems 100 --samples 80``: 2.2x throughput and
 CPU. 0 verdict differences in every run. 2,138 samples are decided as plain integers; the

@@ -9,10 +9,12 @@ loaded only for checkpoints that still miss samples.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from .backends import Engine, GenRequest, create_engine
+from .errors import StoreError
 from .plan import PlannedUnit
 from .prompts import render
 from .records import Generation, Problem, Prompt
@@ -39,6 +41,19 @@ def _chunks(items: list[Problem], size: int) -> Iterator[list[Problem]]:
         yield items[i : i + size]
 
 
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def valid_text(text: str) -> str:
+    """``text`` with U+FFFD for each lone UTF-16 surrogate: an engine that decodes a JSON reply
+    (an OpenAI-compatible server cutting an emoji in two, a script file) can return one, and no
+    UTF-8 store can hold it (the append would fail and stop the run). Warns when it replaces."""
+    if _LONE_SURROGATE.search(text) is None:
+        return text
+    log.warning("an engine returned text with a lone UTF-16 surrogate; stored with U+FFFD in its place")
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
 def missing_samples(store: Store, unit: PlannedUnit, limit: int | None) -> dict[int, list[Problem]]:
     """Sample index -> problems (within ``limit``) that still lack that sample."""
     have = {(g.problem_id, g.sample_idx) for g in store.read_generations(unit.key)}
@@ -49,6 +64,24 @@ def missing_samples(store: Store, unit: PlannedUnit, limit: int | None) -> dict[
         if todo:
             out[i] = todo
     return out
+
+
+def _refuse_stale_grades(store: Store, key: str, todo: dict[int, list[Problem]]) -> None:
+    """Refuse to generate samples that are graded already: their generations were lost (a damaged
+    file, moved aside as ``.torn``), and the new completions would inherit the old text's grades
+    (a grade is keyed by problem and sample, not by text). Grading always follows generation, so
+    an intact store never has such grades."""
+    missing = {(p.problem_id, i) for i, problems in todo.items() for p in problems}
+    if not missing:
+        return
+    for grader_id in store.graders(key):
+        stale = {(g.problem_id, g.sample_idx) for g in store.read_grades(key, grader_id)} & missing
+        if stale:
+            raise StoreError(
+                f"{store.grades_path(key, grader_id)}: grades {len(stale)} samples missing from "
+                f"{store.generations_path(key)} (lost from a damaged file); generated again, they would keep "
+                f"the lost text's grades: move {store.unit_dir(key) / 'grades'} aside, then run again"
+            )
 
 
 def generate_units(
@@ -70,6 +103,7 @@ def generate_units(
         store.ensure_unit(unit.info)
         store.save_problems(unit.spec.data_hash, unit.problems)
         todo[unit.key] = missing_samples(store, unit, limit)
+        _refuse_stale_grades(store, unit.key, todo[unit.key])
         wanted = len(unit.problems[:limit] if limit is not None else unit.problems) * unit.spec.protocol.n
         missing = sum(len(v) for v in todo[unit.key].values())
         summary.reused += wanted - missing
@@ -150,7 +184,7 @@ def _generate_unit(
                         seed=seed,
                         prompt=req.prompt,
                         prompt_hash=prompts[req.problem.problem_id].prompt_hash,
-                        completion=out.text,
+                        completion=valid_text(out.text),
                         finish_reason=out.finish_reason,
                         n_tokens=out.n_tokens,
                         backend=engine.backend,

@@ -38,7 +38,7 @@ from filelock import FileLock
 from pydantic import BaseModel, ValidationError
 
 from .errors import StoreError
-from .records import SCHEMA_VERSION, Generation, Grade, ImportSource, Problem, RunManifest, UnitSpec
+from .records import SCHEMA_VERSION, Generation, Grade, ImportSource, Problem, RunManifest, UnitSpec, stable_hash
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,8 @@ class Store:
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
+        self._checked_problems: set[str] = set()
+        """Task versions whose problems file was checked against its name."""
         self._seen: dict[Path, tuple[int, int, set[tuple[Any, ...]]]] = {}
         """Per appended file: (inode, bytes read, keys of the records in those bytes)."""
 
@@ -186,7 +188,16 @@ class Store:
         path = self.problems_path(data_hash)
         if not path.exists():
             raise StoreError(f"{path}: missing (problems of task version {data_hash})")
-        return self._read_records(path, Problem)
+        problems = self._read_records(path, Problem)
+        if data_hash not in self._checked_problems:
+            self._checked_problems.add(data_hash)
+            if stable_hash([[p.problem_id, p.question, p.answer] for p in problems], len(data_hash)) != data_hash:
+                log.warning(
+                    "%s: its problems do not hash to the file's name (the task version): the file was edited or "
+                    "damaged, so its gold answers may not be the ones the units were generated for",
+                    path,
+                )
+        return problems
 
     # ---- generations and grades --------------------------------------------------------
     def read_generations(self, key: str) -> list[Generation]:

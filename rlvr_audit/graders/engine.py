@@ -55,7 +55,7 @@ are judged once too.
 
 What it gains (``benchmarks/grading.py``, 500 MATH-500 problems x 8 long responses, 2 cores
 shared with other work, against math-verify's documented parse + parse + verify loop, none
-of them timing the library's import): 1.5-2.0x less CPU in all and 1.3-3.4x the throughput
+of them timing the library's import): 1.4-2.0x less CPU in all and 1.3-3.4x the throughput
 (the engine needs both cores; the low figures are runs where other work held one), with
 identical outcomes. 2,138 of the 4,000 samples are plain integers against plain-integer gold
 answers and are decided in the parent without parsing (:meth:`~rlvr_audit.graders.
@@ -74,11 +74,12 @@ expressions: a few long ones cost 0.1-0.9 s each, the slowest failing to parse i
 prediction modes), wrong answers 1.9 s (237: tuples, intervals, equations and polynomials
 cost 50-250 ms each in the parser's cold prediction cache and in sympy's ``simplify`` /
 ``solve``), correct non-integer answers 1.2 s (140), rewritten gold answers 0.4 s (124).
-The plain loop needs 13-16 s (CPU) on the same machine. About half of the parsing time is
-ANTLR building its prediction cache (a DFA, per process: each worker builds its own), which
-no exact grader avoids: a decision's first encounter of a token sequence runs the ATN
-simulation. Even with perfect use of 2 cores the bound is therefore about
-14 / ((1.2 + 6.3) / 2), some 3.5-4x, not 10x.
+The plain loop needs 10-16 s (CPU) on the same machine. About half of the parsing time is
+ANTLR building its prediction cache (a DFA, per process: each worker builds its own, which
+costs the two workers together 0.6-0.7 s more than one process), and no exact grader avoids
+it: a decision's first encounter of a token sequence runs the ATN simulation. Even with
+perfect use of 2 cores the bound is therefore about (10 to 16) / ((1.2 + 6.3) / 2), some
+3-4x, not 10x.
 
 Dropped after measurement: warming the parser in the parent before the workers fork (it
 saved the workers about 1.2 s of CPU but cost 2.1 s in the parent); shipping a prediction

@@ -454,11 +454,15 @@ def test_responses_render_escaped(text: str) -> None:
     assert not found.scripts
 
 
+storable_text = hostile_text.map(lambda t: "".join(c for c in t if not 0xD800 <= ord(c) <= 0xDFFF))
+"""Hostile text as the store can hold it (no lone surrogates: engines and importers replace them)."""
+
+
 @_FAST
 @given(
     data=st.recursive(
-        hostile_text,
-        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(hostile_text, inner, max_size=4),
+        storable_text,
+        lambda inner: st.lists(inner, max_size=4) | st.dictionaries(storable_text, inner, max_size=4),
         max_leaves=12,
     )
 )
@@ -639,3 +643,52 @@ def test_report_pages_show_hostile_text_escaped(hostile_report: Path) -> None:
         shown |= {f"PWNED-{i}" for i in range(1, 10) if any(f"PWNED-{i}" in c for c in chunks)}
     # every payload is on some page, as text
     assert shown == {f"PWNED-{i}" for i in range(1, 10)}, shown
+
+
+@needs_data
+def test_engine_text_with_lone_surrogates_and_nul_bytes_is_stored(tmp_path: Path) -> None:
+    """An engine that decodes JSON can return a lone surrogate (here a script file; in practice a
+    server cutting an emoji in two): the run must store it (as U+FFFD), not stop at the append."""
+    write_registry(tmp_path)
+    problems = _problems(3)
+    texts = ["cut emoji \ud83d here $\\boxed{1}$", "NUL\x00inside $\\boxed{2}$", PAYLOADS[0]]
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"*": {p["id"]: t for p, t in zip(problems, texts, strict=True)}}))
+    r = CliRunner().invoke(
+        app,
+        [
+            "run",
+            "--backend",
+            "scripted",
+            "--model-args",
+            f"script={script}",
+            "--checkpoints",
+            "toy/base",
+            "--tasks",
+            "math500",
+            "--limit",
+            "3",
+            "--quiet",
+            "--no-browser",
+            "--resamples",
+            "200",
+            "--store",
+            str(tmp_path / "store"),
+            "--report-dir",
+            str(tmp_path / "report"),
+            "--config-dir",
+            str(ROOT),
+            "--registry",
+            str(tmp_path / "checkpoints.yaml"),
+            "--data-dir",
+            str(DATA),
+        ],
+        catch_exceptions=False,
+    )
+    assert r.exit_code == 0, r.output
+    assert "lone UTF-16 surrogate" in one_line(r.output)
+    store = Store(tmp_path / "store")
+    (key,) = store.unit_keys()
+    stored = {g.problem_id: g.completion for g in store.read_generations(key)}
+    assert stored[problems[0]["id"]] == "cut emoji \ufffd here $\\boxed{1}$"
+    assert stored[problems[1]["id"]] == texts[1] and stored[problems[2]["id"]] == texts[2]

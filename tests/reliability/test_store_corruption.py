@@ -111,7 +111,14 @@ def test_torn_last_generation_line_is_moved_aside_reported_and_regenerated(
     assert "grades are of samples with no stored generation" in out
     est = (tmp / "report" / "tables" / "estimates.csv").read_text()
     assert f",{LIMIT - 1},2," in est
-    # running again generates exactly the lost sample; the numbers are the pristine ones
+    # generating it again would give the new text the old text's grade: refused, naming what to do
+    r = invoke(*run_args(tmp, damaged, tmp / "report"))
+    assert r.exit_code == 1, r.output
+    grades = gens.parent / "grades"
+    assert f"{grades / 'math_verify.jsonl'}: grades 1 samples missing from {gens}" in one_line(r.output)
+    assert f"move {grades} aside" in one_line(r.output)
+    # done as told: the lost sample is generated again, everything regraded, the pristine numbers
+    shutil.move(grades, tmp / "grades-aside")
     r = invoke(*run_args(tmp, damaged, tmp / "report"))
     assert r.exit_code == 0, r.output
     assert "1 samples generated" in one_line(r.output)
@@ -294,3 +301,16 @@ def test_store_api_appends_each_sample_once(damaged: Path) -> None:
     other.append_generations(key, gens[-3:])
     assert len(path.read_bytes().splitlines()) == len(gens)
     assert [g.problem_id for g in other.read_generations(key)] == [g.problem_id for g in gens]
+
+
+def test_edited_gold_answers_are_reported(damaged: Path) -> None:
+    """The problems file is named by the hash of its contents: an edited gold answer shows."""
+    (problems,) = damaged.glob("problems/*.jsonl")
+    lines = problems.read_text(encoding="utf-8").splitlines(keepends=True)
+    record = json.loads(lines[0])
+    record["answer"] = record["answer"] + "0"
+    lines[0] = json.dumps(record) + "\n"
+    problems.write_text("".join(lines), encoding="utf-8")
+    r = invoke(*grade_args(damaged, "--graders", "boxed_strict"))
+    assert r.exit_code == 0, r.output
+    assert f"{problems}: its problems do not hash to the file's name" in one_line(r.output)
