@@ -393,9 +393,14 @@ def report(
     _check_report_options(options)
     store = Store(loc.store)
     if unit_keys is None:
-        unit_keys = [u.key for u in select_stored(store, **(selectors or {}))]
-    unit_keys = report_order(store, unit_keys)
+        from .probe import has_probe_units
+
+        if not store.unit_keys() and has_probe_units(store):
+            unit_keys = []  # a store of contamination probes only: the report is their section
+        else:
+            unit_keys = [u.key for u in select_stored(store, **(selectors or {}))]
     registry = load_registry(loc) if loc.registry_path.is_file() else None
+    unit_keys = report_order(store, unit_keys, registry)
     analysis = analyse(
         store,
         unit_keys=unit_keys,
@@ -446,15 +451,18 @@ def report(
     return RunResult(unit_keys=unit_keys, report=paths.index_md)
 
 
-def report_order(store: Store, unit_keys: list[str]) -> list[str]:
+def report_order(store: Store, unit_keys: list[str], registry: Registry | None = None) -> list[str]:
     """The units of a report in one canonical order (checkpoint, task, prompt, sampling seed,
     key), without repeats: the same store gives the same tables whether the units came from a
-    run's plan or from the store's listing."""
+    run's plan or from the store's listing. Checkpoints follow the registry's order (families
+    and their checkpoints as ``checkpoints.yaml`` lists them), then the others by id."""
     infos = {key: store.load_unit(key) for key in dict.fromkeys(unit_keys)}
+    rank = {cid: i for i, cid in enumerate(registry.checkpoints)} if registry is not None else {}
 
-    def order(key: str) -> tuple[str, str, str, int, str]:
+    def order(key: str) -> tuple[int, str, str, str, int, str]:
         spec = infos[key].spec
-        return (spec.checkpoint.checkpoint_id, spec.task, spec.template_id, spec.protocol.seed, key)
+        cid = spec.checkpoint.checkpoint_id
+        return (rank.get(cid, len(rank)), cid, spec.task, spec.template_id, spec.protocol.seed, key)
 
     return sorted(infos, key=order)
 

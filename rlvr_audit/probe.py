@@ -1062,6 +1062,11 @@ def probe_part(analysis: ProbeAnalysis) -> ReportPart | None:
     )
 
 
+def has_probe_units(store: Store) -> bool:
+    """Whether the store holds contamination probe units (in its ``probes/`` folder)."""
+    return (store.root / PROBE_DIR / "units").is_dir()
+
+
 def report_part(
     store: Store,
     *,
@@ -1073,7 +1078,7 @@ def report_part(
     ci_method: str,
 ) -> ReportPart | None:
     """The contamination part of a report when the store holds probe units, else ``None``."""
-    if not (store.root / PROBE_DIR / "units").is_dir():
+    if not has_probe_units(store):
         return None
     analysis = analyse_probes(
         store, registry=registry, graders=graders, seed=seed, n_resamples=n_resamples, level=level, ci_method=ci_method

@@ -460,7 +460,12 @@ def render_markdown(
         parts.append(f"## Reproduction table: grader `{gid}`\n")
         parts.append(MEASURED_HOOK + "\n")
         parts.append(reproduction_table(analysis, gid))
-    if not analysis.graders:
+    if not analysis.units:
+        parts.append(
+            "## Reproduction table\n\n_No evaluation units in this report (the store holds only the probes "
+            "below): evaluate checkpoints with `rlvr-audit run`._\n"
+        )
+    elif not analysis.graders:
         parts.append("## Reproduction table\n\n_Nothing graded yet: run `rlvr-audit grade`._\n")
     imported = imported_section(analysis)
     if imported:

@@ -354,6 +354,21 @@ def test_report_has_the_probe_section_and_figure(env: dict[str, Any]) -> None:
     assert "Contamination probe" in html and "data:image/png;base64" in html
 
 
+@needs_data
+def test_a_store_of_probes_only_reports_them(env: dict[str, Any]) -> None:
+    assert invoke(*probe_args(env, "--percents", "60")).exit_code == 0
+    r = invoke(
+        "report", "--store", str(env["tmp"] / "store"), "--registry", str(env["tmp"] / "checkpoints.yaml"),
+        "--config-dir", str(ROOT), "--resamples", "200", "--no-browser", "--quiet",
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    md = (env["tmp"] / "reports" / "audit" / "index.md").read_text()
+    assert "## Contamination probe: partial prompts" in md
+    assert "No evaluation units in this report" in md and "Nothing graded yet" not in md
+    rates = pd.read_csv(env["tmp"] / "reports" / "audit" / "tables" / "contamination_rates.csv")
+    assert set(rates.percent) == {60} and len(rates) == 3 * 4
+
+
 def test_no_probe_units_no_section(tmp_path: Path) -> None:
     store = Store(tmp_path / "store")
     assert (
