@@ -12,30 +12,14 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from testbed import DATA, ROOT
+from testbed import TOY_REGISTRY as REGISTRY
 from typer.testing import CliRunner
 
 from rlvr_audit.cli import app
 from rlvr_audit.store import Store
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "benchmarks"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/benchmarks is not beside the project")
-
-REGISTRY = """\
-families:
-  toy:
-    display_name: Toy
-    checkpoints:
-      base:
-        model: org/toy-base
-        prompt: no_template
-      rl:
-        model: org/toy-rl
-        base: toy/base
-        reward: random
-        step: 50
-        prompt: no_template
-"""
 
 
 def first_ids(task: str, n: int) -> list[tuple[str, str]]:

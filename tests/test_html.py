@@ -26,6 +26,8 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from testbed import DATA, ROOT, needs_data
+from testbed import TOY_REGISTRY as REGISTRY
 from typer.testing import CliRunner
 
 from rlvr_audit.analyse import Analysis
@@ -55,10 +57,6 @@ from rlvr_audit.html import (
 from rlvr_audit.records import CheckpointRef, Generation, Grade, Problem, SamplingProtocol, UnitSpec
 from rlvr_audit.store import Store, UnitInfo
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "benchmarks"
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/benchmarks is not beside the project")
-
 PAYLOAD = (
     'Look: <script>document.title="PWNED";window.pwned=1</script></textarea>'
     '<img src=x onerror="window.pwned=2"> [click](javascript:window.pwned=3) '
@@ -72,22 +70,6 @@ CODE_RESPONSE = (
     "Let me compute it with code.\n```python\nimport math\nprint(math.sqrt(16))  # </script>\n```\n"
     "The output is 4, and \\frac{{8}}{{2}} = 4. So the answer is $\\boxed{{{answer}}}$."
 )
-
-REGISTRY = """\
-families:
-  toy:
-    display_name: Toy
-    checkpoints:
-      base:
-        model: org/toy-base
-        prompt: no_template
-      rl:
-        model: org/toy-rl
-        base: toy/base
-        reward: random
-        step: 50
-        prompt: no_template
-"""
 
 
 # --------------------------------------------------------------------------------------

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from testbed import DATA, ROOT
+from testbed import TOY_REGISTRY as REGISTRY
 from typer.testing import CliRunner
 
 from rlvr_audit.analyse import analyse
@@ -14,25 +16,8 @@ from rlvr_audit.cli import app
 from rlvr_audit.store import Store
 from rlvr_audit.sweep import GAIN_COLUMNS, SPREAD_COLUMNS, SWEEP_COLUMNS, build_sweep, sweep_part
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "benchmarks"
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/benchmarks is not beside the project")
 
-REGISTRY = """\
-families:
-  toy:
-    display_name: Toy
-    checkpoints:
-      base:
-        model: org/toy-base
-        prompt: no_template
-      rl:
-        model: org/toy-rl
-        base: toy/base
-        reward: random
-        step: 50
-        prompt: no_template
-"""
 
 # Per template, per checkpoint, the four MATH-500 problems: R right (boxed gold), W wrong (boxed
 # 999999), N no answer at all (nothing to extract).

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from testbed import DATA, ROOT
+from testbed import TOY_REGISTRY as REGISTRY
 from typer.testing import CliRunner
 
 from rlvr_audit import synthetic
@@ -20,9 +22,6 @@ from rlvr_audit.errors import UsageError
 from rlvr_audit.graders import GRADERS, get_grader
 from rlvr_audit.synthetic import SynthConfig, generate_rows, gold_answer, jsonl_bytes, make_config
 from rlvr_audit.tasks import data_hash, load_problems, load_task
-
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "benchmarks"
 
 SYNTH_ARITH_SHA256 = "cbf388c86ebec739e167a5920b46d7a51d59ac66108d17a364b1d4d7b7b4156f"
 """SHA-256 of the file of tasks/synth_arith.yaml (generator v1). If a change to the generator moves
@@ -202,23 +201,6 @@ def test_write_task_registers_a_variant(tmp_path: Path) -> None:
         "task", "synth", "--out", str(tmp_path / "x.jsonl"), "--write-task", "synth_easy", "--config-dir", str(tmp_path)
     )
     assert again.exit_code == 2 and "exists" in again.output
-
-
-REGISTRY = """\
-families:
-  toy:
-    display_name: Toy
-    checkpoints:
-      base:
-        model: org/toy-base
-        prompt: no_template
-      rl:
-        model: org/toy-rl
-        base: toy/base
-        reward: random
-        step: 50
-        prompt: no_template
-"""
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/benchmarks is not beside the project")

@@ -14,31 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-"""The project root (config dir: ``tasks/``, ``prompts/``)."""
-DATA = ROOT.parent / "shared" / "data" / "benchmarks"
-"""The shared benchmark files, read in place."""
-
-needs_data = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/benchmarks is not beside the project")
-
-REGISTRY = """\
-families:
-  toy:
-    display_name: Toy
-    checkpoints:
-      base:
-        model: org/toy-base
-        prompt: no_template
-      rl:
-        model: org/toy-rl
-        base: toy/base
-        reward: random
-        step: 50
-        prompt: no_template
-"""
-"""A two-checkpoint registry: ``toy/rl`` and its base ``toy/base`` (added to runs automatically)."""
+from testbed import DATA, ROOT, needs_data  # noqa: F401  (re-exported for the reliability tests)
+from testbed import TOY_REGISTRY as REGISTRY
 
 
 def write_registry(folder: Path) -> Path:
