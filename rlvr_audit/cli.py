@@ -421,7 +421,7 @@ def report(
     registry: RegistryOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
-    """Write reports/<name>/index.md and tables/*.csv from the stored grades.
+    """Write reports/<name>/ from the stored grades: index.md, index.html, tables, figures, sample pages.
 
     Example: rlvr-audit report --name qwen-math --checkpoints 'qwen2.5-math-7b/*'
     """

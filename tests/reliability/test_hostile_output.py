@@ -133,9 +133,27 @@ def test_code_detector_and_flags_take_any_text(text: str) -> None:
     _check_behaviour(text)
 
 
+# what the detector and flags must still say about a megabyte response (None: no expectation)
+BIG_EXPECTED: dict[str, tuple[bool | None, bool | None]] = {  # name -> (code_lines, repetition)
+    "repetition": (False, True),
+    "unclosed_fence": (True, True),
+    "html": (False, True),
+    "nul_bytes": (False, None),
+    "one_long_line": (False, None),
+}
+
+
 @pytest.mark.parametrize("name", list(big_inputs()))
 def test_code_detector_and_flags_finish_on_megabyte_responses(name: str) -> None:
-    _check_behaviour(big_inputs()[name])
+    text = big_inputs()[name]
+    _check_behaviour(text)
+    code, repetition = BIG_EXPECTED.get(name, (None, None))
+    flags = behaviour.flag_completion(text, finish_reason="length", n_tokens=len(text))
+    assert flags.truncated and not flags.empty and flags.boxed_nothing
+    if code is not None:
+        assert behaviour.is_code_reasoning(text, "code_lines") is code
+    if repetition is not None:
+        assert flags.repetition is repetition
 
 
 # ---- graders: inputs the graders' own property tests do not try -------------------------------
