@@ -233,6 +233,10 @@ def test_killed_runs_end_with_the_uninterrupted_store_and_report(
     # every run is on record; a killed one stays "running" (it never got to say otherwise)
     statuses = [m.status for m in Store(store).manifests()]
     assert statuses[-1] == "finished" and set(statuses) <= {"running", "finished"}, statuses
-    assert statuses.count("finished") == 1 + sum(": finished" in entry for entry in log), (statuses, log)
+    # a kill can land after the run wrote "finished" (its last act) but before it exited: such a
+    # run did finish, so it may count as finished too, but no run that finished may count as running
+    finished = 1 + sum(": finished" in entry for entry in log)
+    late = sum(": killed at" in entry for entry in log)
+    assert finished <= statuses.count("finished") <= finished + late, (statuses, log)
     leftovers = [p.name for p in report.parent.iterdir() if p.name.startswith(f".{report.name}.")]
     assert not leftovers, f"half-built report folders left behind: {leftovers}"
