@@ -1,6 +1,6 @@
 """Benchmark: the grading engine against the plain math-verify loop, on realistic responses.
 
-Corpus: :func:`rlvr_audit.graders.corpus.build_corpus` over the MATH-500 problems
+Corpus: :func:`rlvr_audit.grading.corpus.build_corpus` over the MATH-500 problems
 (``../shared/data/benchmarks/math500.jsonl``): per problem ``--samples`` responses of a few
 thousand characters (long reasoning borrowed from other solutions, Python code blocks,
 second thoughts), ending in the gold answer (sometimes written differently), in recurring
@@ -16,14 +16,14 @@ goes, in each process):
       pred = parse(response, extraction_config=[LatexExtractionConfig(), ExprExtractionConfig()])
       verify(gold, pred)
 
-  (the gold answer wrapped in ``$...$`` as :func:`~rlvr_audit.graders.math_verify.normalize_gold`
+  (the gold answer wrapped in ``$...$`` as :func:`~rlvr_audit.grading.math_verify.normalize_gold`
   does; math-verify's defaults otherwise). Its ``True`` is checked to be exactly the grader
   loop's ``correct``;
 - **grader loop** (secondary, for transparency): ``MathVerifyGrader().grade`` on every
   response, one after the other; the same parse and verify, but each gold answer parsed once
   (cached) and verdicts for errors/timeouts. It is the reference the engine's outcomes are
   compared with;
-- **engine**: :class:`rlvr_audit.graders.engine.GradingEngine` with ``--workers`` processes
+- **engine**: :class:`rlvr_audit.grading.engine.GradingEngine` with ``--workers`` processes
   (prepare each distinct completion, decide plain-integer answers against plain-integer gold
   answers without parsing, judge each other distinct (answer, gold) once, fan out).
 
@@ -50,7 +50,7 @@ engine needs both cores, and the runs below 2x are runs where other work held on
 CPU then roughly equals its wall time). ``--problems 100 --samples 80``: 2.2x throughput and
 CPU. 0 verdict differences in every run. 2,138 samples are decided as plain integers; the
 rest is the distinct answers' parsing and comparison, which no exact grader avoids (see
-:mod:`rlvr_audit.graders.engine` for where the time goes and why 10x is out of reach).
+:mod:`rlvr_audit.grading.engine` for where the time goes and why 10x is out of reach).
 """
 
 from __future__ import annotations
@@ -65,10 +65,10 @@ from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from rlvr_audit.graders.corpus import CorpusItem, build_corpus, load_problems
-from rlvr_audit.graders.engine import GradingEngine
-from rlvr_audit.graders.math_verify import MathVerifyGrader
-from rlvr_audit.graders.pool import GradeTask
+from rlvr_audit.grading.corpus import CorpusItem, build_corpus, load_problems
+from rlvr_audit.grading.engine import GradingEngine
+from rlvr_audit.grading.math_verify import MathVerifyGrader
+from rlvr_audit.grading.pool import GradeTask
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "benchmarks" / "math500.jsonl"
 

@@ -7,7 +7,7 @@ problem (8): 25 x 10 x 500 x 8 = 1,000,000 generations, each graded by ``math_ve
 Responses are a mix of prose, code reasoning, truncated and degenerate ones (about 700
 characters on average), so every report section has work to do. The store is written
 directly as JSON lines (the records' own schema; a sample of it is read back through
-:class:`rlvr_audit.store.Store` first).
+:class:`rlvr_audit.core.store.Store` first).
 
 Then runs ``rlvr-audit report`` on it in a child process and prints its wall time and its peak
 memory: ``ru_maxrss`` of the child and its worker processes (``resource.getrusage
@@ -37,15 +37,15 @@ from pathlib import Path
 
 import psutil
 
-from rlvr_audit.records import CheckpointRef, Problem, SamplingProtocol, UnitSpec, stable_hash
-from rlvr_audit.store import Store, UnitInfo
+from rlvr_audit.core.records import CheckpointRef, Problem, SamplingProtocol, UnitSpec, stable_hash
+from rlvr_audit.core.store import Store, UnitInfo
 
 GRADER = "math_verify"
 REWARDS = ("ground_truth", "random", "incorrect", "format", "one_shot", "entropy", "majority")
 
 
 def grader_version() -> str:
-    from rlvr_audit.graders import get_grader
+    from rlvr_audit.grading import get_grader
 
     return get_grader(GRADER).version
 

@@ -4,7 +4,7 @@ The table: ``--bases`` base models and ``--units`` RLVR units (each unit belongs
 round robin), ``--problems`` problems, ``--samples`` samples per problem. Cells: one avg@k
 interval per unit and per base, and one paired interval of ``unit - base`` per unit.
 
-- rlvr-audit: one :class:`rlvr_audit.stats.ResamplingPlan` for the table, one vectorised pass
+- rlvr-audit: one :class:`rlvr_audit.analysis.stats.ResamplingPlan` for the table, one vectorised pass
   (``counts @ scores``) for every unit and pair.
 - baseline: ``scipy.stats.bootstrap`` called once per cell (``paired=True`` for the
   comparisons), the same number of resamples, method and level.
@@ -32,7 +32,7 @@ from statistics import NormalDist
 import numpy as np
 import scipy.stats
 
-from rlvr_audit import stats
+from rlvr_audit.analysis import stats
 
 
 @dataclass

@@ -14,8 +14,8 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from .errors import AuditError, UsageError
-from .simulate import simulate_app
+from .core.errors import AuditError, UsageError
+from .simulation.clipping import simulate_app
 from .train.cli import train_app
 
 app = typer.Typer(
@@ -119,7 +119,7 @@ BrowserPageSizeOpt = Annotated[
 
 def _report_options(opts: dict[str, Any]) -> Any:
     """``audit.ReportOptions`` from a command's report options (its ``locals()``)."""
-    from . import audit
+    from . import api as audit
 
     return audit.ReportOptions(
         name=opts["name"],
@@ -141,14 +141,14 @@ def _split(value: str | None) -> list[str] | None:
 
 
 def _fail(exc: AuditError) -> NoReturn:
-    from .ui import fail
+    from .core.ui import fail
 
     fail(exc)
 
 
 def _locations(store: Path, data_dir: Path | None, config_dir: Path | None, registry: Path | None):  # type: ignore[no-untyped-def]
-    from .audit import Locations
-    from .configfile import default_config_dir
+    from .api import Locations
+    from .core.configfile import default_config_dir
 
     return Locations(config_dir=config_dir or default_config_dir(), registry=registry, store=store, data_dir=data_dir)
 
@@ -156,14 +156,14 @@ def _locations(store: Path, data_dir: Path | None, config_dir: Path | None, regi
 def _setup_logging() -> None:
     from rich.logging import RichHandler
 
-    from .ui import console
+    from .core.ui import console
 
     handler = RichHandler(console=console, show_path=False, show_time=False)
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
 
 
 def _summary(result, what: str) -> None:  # type: ignore[no-untyped-def]
-    from .ui import console
+    from .core.ui import console
 
     parts = [f"{len(result.unit_keys)} units"]
     if what == "claims":
@@ -182,7 +182,7 @@ def _summary(result, what: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def _interrupted() -> NoReturn:
-    from .ui import console
+    from .core.ui import console
 
     console.print(
         "[yellow]interrupted:[/yellow] what was generated or graded is stored; run the same command again to resume."
@@ -192,9 +192,9 @@ def _interrupted() -> NoReturn:
 
 def _generation_inputs(opts: dict[str, Any]) -> tuple[Any, Any, Any]:
     """Selection, protocol overrides and engine options from a command's options."""
-    from .audit import EngineOptions
-    from .backends import parse_model_args
-    from .plan import ProtocolOverrides, Selection
+    from .api import EngineOptions
+    from .generation.engines import parse_model_args
+    from .generation.plan import ProtocolOverrides, Selection
 
     selection = Selection(
         checkpoints=_split(opts["checkpoints"]) or [],
@@ -291,7 +291,7 @@ def run(
 
     Example: rlvr-audit run --claims-only --name claims
     """
-    from . import audit
+    from . import api as audit
 
     if claims_only:
         opts = dict(locals())
@@ -356,7 +356,7 @@ def generate(
     Example: rlvr-audit generate --backend vllm --model-args tensor_parallel_size=2
     --checkpoints 'qwen2.5-math-7b/*' --tasks math500,aime24
     """
-    from . import audit
+    from . import api as audit
 
     selection, overrides, engine = _generation_inputs(locals())
     _execute(
@@ -384,7 +384,7 @@ def grade(
 
     Example: rlvr-audit grade --graders math_verify --checkpoints 'qwen2.5-math-7b/*'
     """
-    from . import audit
+    from . import api as audit
 
     _execute(
         "grade",
@@ -425,7 +425,7 @@ def report(
 
     Example: rlvr-audit report --name qwen-math --checkpoints 'qwen2.5-math-7b/*'
     """
-    from . import audit
+    from . import api as audit
 
     reporting = _report_options(locals())
     _execute(
@@ -492,7 +492,7 @@ def import_(
     Example: rlvr-audit import spurious-rewards-json out/Qwen2.5-Math-7B_MATH-500.json
     --checkpoint qwen2.5-math-7b/base --data-dir ../shared/data/benchmarks
     """
-    from . import audit
+    from . import api as audit
 
     _execute(
         "import",
@@ -542,7 +542,7 @@ def ls(
     from rich.console import Console
     from rich.table import Table
 
-    from . import audit
+    from . import api as audit
 
     try:
         if fmt not in ("table", "tsv", "json"):
@@ -584,8 +584,8 @@ def validate(
 
     Example: rlvr-audit validate --config-dir .
     """
-    from . import audit
-    from .ui import console
+    from . import api as audit
+    from .core.ui import console
 
     try:
         lines = audit.validate(_locations(Path("rlvr-audit-store"), None, config_dir, registry))
@@ -686,10 +686,11 @@ def probe_contamination(
     """
     from rich.table import Table
 
-    from . import audit, probe
-    from .backends import parse_model_args
-    from .plan import Selection
-    from .ui import console
+    from . import api as audit
+    from .analysis import contamination as probe
+    from .core.ui import console
+    from .generation.engines import parse_model_args
+    from .generation.plan import Selection
 
     _setup_logging()
     try:
@@ -782,9 +783,9 @@ def task_synth(
 
     Example: rlvr-audit task synth --seed 7 --max-steps 5 --out easy.jsonl --write-task synth_easy
     """
-    from .configfile import default_config_dir
-    from .synthetic import synthesize
-    from .ui import console
+    from .core.configfile import default_config_dir
+    from .core.synthetic import synthesize
+    from .core.ui import console
 
     overrides: dict[str, object] = {
         "seed": seed,

@@ -1,4 +1,4 @@
-"""rlvr_audit.analyse: one resampling plan per table, the test by k, adjusted p-values, shared problems."""
+"""rlvr_audit.analysis.estimates: one resampling plan per table, the test by k, adjusted p-values, shared problems."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlvr_audit.analyse import analyse, grader_version, plan_for
-from rlvr_audit.records import CheckpointRef, Grade, Problem, SamplingProtocol, UnitSpec
-from rlvr_audit.store import Store, UnitInfo
+from rlvr_audit.analysis.estimates import analyse, grader_version, plan_for
+from rlvr_audit.core.records import CheckpointRef, Grade, Problem, SamplingProtocol, UnitSpec
+from rlvr_audit.core.store import Store, UnitInfo
 
 DATA_HASH = "ab" * 8
 N = 40
@@ -141,7 +141,7 @@ def test_units_sharing_no_problem_give_no_comparison_and_a_warning(
 ) -> None:
     make_unit(store, "base", outcomes(8, 0.4, n=10), base=None, problems=PIDS[:10])
     make_unit(store, "rl", outcomes(9, 0.6, n=10), base="base", problems=PIDS[10:20])
-    with caplog.at_level(logging.WARNING, logger="rlvr_audit.analyse"):
+    with caplog.at_level(logging.WARNING, logger="rlvr_audit.analysis.estimates"):
         a = analyse(store, n_resamples=200)
     assert a.comparisons == []
     assert len(a.estimates) == 2

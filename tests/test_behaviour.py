@@ -1,4 +1,4 @@
-"""Tests of rlvr_audit.behaviour: the code-reasoning detector on hand-labelled responses, the
+"""Tests of rlvr_audit.analysis.behaviour: the code-reasoning detector on hand-labelled responses, the
 behaviour flags, the per-unit summary and the strategy-transition table (the paper's Table 2)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import yaml
 
-from rlvr_audit import behaviour
-from rlvr_audit.behaviour import (
+from rlvr_audit.analysis import behaviour
+from rlvr_audit.analysis.behaviour import (
     CODE_DEFINITIONS,
     CODE_LINE_RULES,
     DEFAULT_DEFINITION,
@@ -31,8 +31,8 @@ from rlvr_audit.behaviour import (
     summarize_unit,
     transition_table,
 )
-from rlvr_audit.errors import UnknownNameError, UsageError
-from rlvr_audit.records import Generation, Grade
+from rlvr_audit.core.errors import UnknownNameError, UsageError
+from rlvr_audit.core.records import Generation, Grade
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES_PATH = Path(__file__).with_name("behaviour_cases.json")

@@ -12,12 +12,12 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from rlvr_audit import claims as cl
-from rlvr_audit import stats
-from rlvr_audit.audit import Locations, load_registry
+from rlvr_audit.analysis import claims as cl
+from rlvr_audit.analysis import stats
+from rlvr_audit.api import Locations, load_registry
 from rlvr_audit.cli import app
-from rlvr_audit.errors import AuditError, ConfigError, UnknownNameError
-from rlvr_audit.registry import Registry
+from rlvr_audit.core.errors import AuditError, ConfigError, UnknownNameError
+from rlvr_audit.core.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -467,9 +467,9 @@ def test_measured_baselines_from_the_store_appear_beside_cited_ones(
 
 
 def test_only_the_family_base_checkpoint_is_a_measured_baseline(ledger: cl.Ledger) -> None:
-    from rlvr_audit.analyse import Analysis
-    from rlvr_audit.records import CheckpointRef, Estimate, SamplingProtocol, UnitSpec
-    from rlvr_audit.store import UnitInfo
+    from rlvr_audit.analysis.estimates import Analysis
+    from rlvr_audit.core.records import CheckpointRef, Estimate, SamplingProtocol, UnitSpec
+    from rlvr_audit.core.store import UnitInfo
 
     def unit(cid: str, model: str) -> UnitInfo:
         spec = UnitSpec(

@@ -17,7 +17,7 @@ from testbed import TOY_REGISTRY as REGISTRY
 from typer.testing import CliRunner
 
 from rlvr_audit.cli import app
-from rlvr_audit.store import Store
+from rlvr_audit.core.store import Store
 
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/benchmarks is not beside the project")
 

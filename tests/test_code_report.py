@@ -10,20 +10,21 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from rlvr_audit import behaviour, code_report
-from rlvr_audit.analyse import analyse
-from rlvr_audit.behaviour import BehaviourFlags, ResponseBehaviour, summarize_unit
-from rlvr_audit.cli import app
-from rlvr_audit.code_report import (
+from rlvr_audit.analysis import behaviour
+from rlvr_audit.analysis import code_reasoning as code_report
+from rlvr_audit.analysis.behaviour import BehaviourFlags, ResponseBehaviour, summarize_unit
+from rlvr_audit.analysis.code_reasoning import (
     CODE_COLUMNS,
     FLAG_COLUMNS,
     STEP_COLUMNS,
     TRANSITION_COLUMNS,
     build_code_report,
 )
-from rlvr_audit.errors import UnknownNameError
-from rlvr_audit.records import Generation
-from rlvr_audit.store import Store
+from rlvr_audit.analysis.estimates import analyse
+from rlvr_audit.cli import app
+from rlvr_audit.core.errors import UnknownNameError
+from rlvr_audit.core.records import Generation
+from rlvr_audit.core.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "benchmarks"

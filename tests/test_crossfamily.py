@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from rlvr_audit.analyse import Analysis
-from rlvr_audit.crossfamily import ClaimedGain, build_grids, figure_name, grid_frame, grid_markdown, heatmap
-from rlvr_audit.records import CheckpointRef, Comparison, SamplingProtocol, UnitSpec
-from rlvr_audit.store import UnitInfo
+from rlvr_audit.analysis.crossfamily import ClaimedGain, build_grids, figure_name, grid_frame, grid_markdown, heatmap
+from rlvr_audit.analysis.estimates import Analysis
+from rlvr_audit.core.records import CheckpointRef, Comparison, SamplingProtocol, UnitSpec
+from rlvr_audit.core.store import UnitInfo
 
 
 def _unit(

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from rlvr_audit.analyse import grader_version
-from rlvr_audit.disagreement import disagreement_frame, disagreement_section, grader_disagreements
-from rlvr_audit.records import CheckpointRef, Generation, Grade, Problem, SamplingProtocol, UnitSpec
-from rlvr_audit.store import Store, UnitInfo
+from rlvr_audit.analysis.disagreement import disagreement_frame, disagreement_section, grader_disagreements
+from rlvr_audit.analysis.estimates import grader_version
+from rlvr_audit.core.records import CheckpointRef, Generation, Grade, Problem, SamplingProtocol, UnitSpec
+from rlvr_audit.core.store import Store, UnitInfo
 
 PROBLEMS = [Problem(task="math500", problem_id=f"p{i}", question=f"q{i}", answer=str(i)) for i in range(4)]
 

@@ -8,11 +8,11 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from rlvr_audit.backends import GenRequest
-from rlvr_audit.backends.lmeval import LMEvalEngine
 from rlvr_audit.cli import app
-from rlvr_audit.records import Problem, SamplingProtocol
-from rlvr_audit.store import Store
+from rlvr_audit.core.records import Problem, SamplingProtocol
+from rlvr_audit.core.store import Store
+from rlvr_audit.generation.engines import GenRequest
+from rlvr_audit.generation.engines.lmeval import LMEvalEngine
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "benchmarks"
@@ -62,7 +62,7 @@ def test_greedy_is_deterministic_and_sampling_follows_the_seed(engine: LMEvalEng
 
 
 def test_model_directory_that_does_not_load(tmp_path: Path) -> None:
-    from rlvr_audit.errors import ModelLoadError
+    from rlvr_audit.core.errors import ModelLoadError
 
     (tmp_path / "config.json").write_text('{"model_type": "qwen2"}')
     with pytest.raises(ModelLoadError, match=str(tmp_path)):

@@ -30,8 +30,12 @@ from testbed import DATA, ROOT, needs_data
 from testbed import TOY_REGISTRY as REGISTRY
 from typer.testing import CliRunner
 
-from rlvr_audit.analyse import Analysis
-from rlvr_audit.browser import (
+from rlvr_audit.analysis.estimates import Analysis
+from rlvr_audit.cli import app
+from rlvr_audit.core.errors import UsageError
+from rlvr_audit.core.records import CheckpointRef, Generation, Grade, Problem, SamplingProtocol, UnitSpec
+from rlvr_audit.core.store import Store, UnitInfo
+from rlvr_audit.report.browser import (
     collect_samples,
     flip_code,
     page_file,
@@ -41,9 +45,7 @@ from rlvr_audit.browser import (
     split_fences,
     write_browser,
 )
-from rlvr_audit.cli import app
-from rlvr_audit.errors import UsageError
-from rlvr_audit.html import (
+from rlvr_audit.report.html import (
     CITED_HOOK,
     CSP,
     MEASURED_HOOK,
@@ -54,8 +56,6 @@ from rlvr_audit.html import (
     markdown_to_html,
     write_html,
 )
-from rlvr_audit.records import CheckpointRef, Generation, Grade, Problem, SamplingProtocol, UnitSpec
-from rlvr_audit.store import Store, UnitInfo
 
 PAYLOAD = (
     'Look: <script>document.title="PWNED";window.pwned=1</script></textarea>'

@@ -16,11 +16,11 @@ import pytest
 from typer.testing import CliRunner
 
 from rlvr_audit.cli import app
-from rlvr_audit.graders import GRADERS
+from rlvr_audit.core.records import Problem
+from rlvr_audit.core.store import Store, UnitInfo
+from rlvr_audit.grading import GRADERS
 from rlvr_audit.importers import FORMATS
 from rlvr_audit.importers.matching import ProblemIndex, normalise, same_gold
-from rlvr_audit.records import Problem
-from rlvr_audit.store import Store, UnitInfo
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "benchmarks"

@@ -12,14 +12,14 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from rlvr_audit import generate as generate_module
-from rlvr_audit import probe
-from rlvr_audit.backends import GenOutput, GenRequest
-from rlvr_audit.backends.scripted import ChatMLStandIn
+from rlvr_audit.analysis import contamination as probe
 from rlvr_audit.cli import app
-from rlvr_audit.errors import UsageError
-from rlvr_audit.records import SamplingProtocol
-from rlvr_audit.store import Store
+from rlvr_audit.core.errors import UsageError
+from rlvr_audit.core.records import SamplingProtocol
+from rlvr_audit.core.store import Store
+from rlvr_audit.generation import runner as generate_module
+from rlvr_audit.generation.engines import GenOutput, GenRequest
+from rlvr_audit.generation.engines.scripted import ChatMLStandIn
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "benchmarks"

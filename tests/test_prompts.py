@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlvr_audit.errors import ConfigError, UnknownNameError, UsageError
-from rlvr_audit.prompts import available_prompts, load_prompt, render
-from rlvr_audit.records import Problem
+from rlvr_audit.core.errors import ConfigError, UnknownNameError, UsageError
+from rlvr_audit.core.prompts import available_prompts, load_prompt, render
+from rlvr_audit.core.records import Problem
 
 ROOT = Path(__file__).resolve().parents[1]
 CLAIMS = ROOT.parent / "shared" / "reference" / "claims.yaml"

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from rlvr_audit.errors import ConfigError, UnknownNameError, UsageError
-from rlvr_audit.prompts import available_prompts
-from rlvr_audit.registry import Registry
+from rlvr_audit.core.errors import ConfigError, UnknownNameError, UsageError
+from rlvr_audit.core.prompts import available_prompts
+from rlvr_audit.core.registry import Registry
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = {

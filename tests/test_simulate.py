@@ -11,8 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from rlvr_audit.cli import app
-from rlvr_audit.errors import UsageError
-from rlvr_audit.simulate import (
+from rlvr_audit.core.errors import UsageError
+from rlvr_audit.simulation.clipping import (
     ARMS,
     ClippingConfig,
     clipping_curve,

@@ -1,4 +1,4 @@
-"""Tests of rlvr_audit.stats: against brute force, theory, scipy, and by simulated coverage."""
+"""Tests of rlvr_audit.analysis.stats: against brute force, theory, scipy, and by simulated coverage."""
 
 from __future__ import annotations
 
@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from rlvr_audit.records import Grade, Verdict
-from rlvr_audit.stats import (
+from rlvr_audit.analysis.stats import (
     EXACT_PERMUTATION_MAX,
     Interval,
     avg_at_k,
@@ -23,6 +22,7 @@ from rlvr_audit.stats import (
     pass_at_k_matrix,
     per_problem_matrix,
 )
+from rlvr_audit.core.records import Grade, Verdict
 
 
 def rng(seed: int = 0) -> np.random.Generator:
@@ -206,7 +206,7 @@ def test_bootstrap_seeded_reproducibility() -> None:
 
 def test_bootstrap_in_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     """Large inputs are resampled in blocks of replicates; the result is still a bootstrap."""
-    from rlvr_audit import stats
+    from rlvr_audit.analysis import stats
 
     correct = heterogeneous(rng(9), n=64, k=2)
     monkeypatch.setattr(stats, "_CHUNK_ELEMENTS", 64 * 7)  # blocks of 7 replicates

@@ -1,4 +1,4 @@
-"""rlvr_audit.stats against theory: multiplicity, McNemar, power, BCa, the shared resampling plan.
+"""rlvr_audit.analysis.stats against theory: multiplicity, McNemar, power, BCa, the shared resampling plan.
 
 Reference values are hand-computed or come from scipy; simulation checks are seeded, so they
 are deterministic, and sized to run in seconds.
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from rlvr_audit import stats
-from rlvr_audit.stats import (
+from rlvr_audit.analysis import stats
+from rlvr_audit.analysis.stats import (
     Interval,
     ResamplingPlan,
     align_problems,

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rlvr_audit.errors import StoreError
-from rlvr_audit.records import CheckpointRef, Generation, Grade, SamplingProtocol, UnitSpec
-from rlvr_audit.store import Store, UnitInfo
+from rlvr_audit.core.errors import StoreError
+from rlvr_audit.core.records import CheckpointRef, Generation, Grade, SamplingProtocol, UnitSpec
+from rlvr_audit.core.store import Store, UnitInfo
 
 
 def spec(**changes: object) -> UnitSpec:
@@ -65,7 +65,7 @@ def test_unit_key_covers_everything_that_changes_generations() -> None:
 
 
 def test_engine_only_args_do_not_change_the_key() -> None:
-    from rlvr_audit.backends import key_args
+    from rlvr_audit.generation.engines import key_args
 
     assert key_args({"batch_size": "16", "dtype": "bfloat16", "device": "cuda"}) == {"dtype": "bfloat16"}
 

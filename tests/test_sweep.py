@@ -11,10 +11,10 @@ from testbed import DATA, ROOT
 from testbed import TOY_REGISTRY as REGISTRY
 from typer.testing import CliRunner
 
-from rlvr_audit.analyse import analyse
+from rlvr_audit.analysis.estimates import analyse
+from rlvr_audit.analysis.sweep import GAIN_COLUMNS, SPREAD_COLUMNS, SWEEP_COLUMNS, build_sweep, sweep_part
 from rlvr_audit.cli import app
-from rlvr_audit.store import Store
-from rlvr_audit.sweep import GAIN_COLUMNS, SPREAD_COLUMNS, SWEEP_COLUMNS, build_sweep, sweep_part
+from rlvr_audit.core.store import Store
 
 pytestmark = pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/benchmarks is not beside the project")
 

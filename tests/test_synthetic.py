@@ -16,12 +16,12 @@ from testbed import DATA, ROOT
 from testbed import TOY_REGISTRY as REGISTRY
 from typer.testing import CliRunner
 
-from rlvr_audit import synthetic
 from rlvr_audit.cli import app
-from rlvr_audit.errors import UsageError
-from rlvr_audit.graders import GRADERS, get_grader
-from rlvr_audit.synthetic import SynthConfig, generate_rows, gold_answer, jsonl_bytes, make_config
-from rlvr_audit.tasks import data_hash, load_problems, load_task
+from rlvr_audit.core import synthetic
+from rlvr_audit.core.errors import UsageError
+from rlvr_audit.core.synthetic import SynthConfig, generate_rows, gold_answer, jsonl_bytes, make_config
+from rlvr_audit.core.tasks import data_hash, load_problems, load_task
+from rlvr_audit.grading import GRADERS, get_grader
 
 SYNTH_ARITH_SHA256 = "cbf388c86ebec739e167a5920b46d7a51d59ac66108d17a364b1d4d7b7b4156f"
 """SHA-256 of the file of tasks/synth_arith.yaml (generator v1). If a change to the generator moves

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from rlvr_audit.errors import ConfigError, UnknownNameError, UsageError
-from rlvr_audit.tasks import DATA_DIR_ENV, available_tasks, data_hash, load_problems, load_task
+from rlvr_audit.core.errors import ConfigError, UnknownNameError, UsageError
+from rlvr_audit.core.tasks import DATA_DIR_ENV, available_tasks, data_hash, load_problems, load_task
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "benchmarks"

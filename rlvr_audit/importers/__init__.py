@@ -16,7 +16,7 @@ Formats:
 
 from __future__ import annotations
 
-from ..errors import UnknownNameError
+from ..core.errors import UnknownNameError
 from . import lm_eval_samples, qwen_math, spurious_rewards
 from .base import ImportFormat, SourceFile, SourceItem
 from .core import ImportedUnit, ImportOptions, ImportPlan, ImportResult, PlannedImport, plan_import, write_import

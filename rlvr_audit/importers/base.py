@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
-from ..records import SourceMetric
+from ..core.errors import UsageError
+from ..core.records import SourceMetric
 
 log = logging.getLogger(__name__)
 

@@ -46,8 +46,8 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from ..errors import UnknownNameError, UsageError
-from ..records import (
+from ..core.errors import UnknownNameError, UsageError
+from ..core.records import (
     CheckpointRef,
     Generation,
     ImportSource,
@@ -57,10 +57,10 @@ from ..records import (
     UnitSpec,
     stable_hash,
 )
-from ..registry import Registry
-from ..store import Store, UnitInfo
-from ..tasks import TaskSpec, available_tasks, data_hash, load_problems, load_task
-from ..ui import Progress
+from ..core.registry import Registry
+from ..core.store import Store, UnitInfo
+from ..core.tasks import TaskSpec, available_tasks, data_hash, load_problems, load_task
+from ..core.ui import Progress
 from .base import ImportFormat, SourceFile, SourceItem
 from .matching import MatchOutcome, ProblemIndex, normalise, same_gold
 

@@ -37,7 +37,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..records import SourceMetric
+from ..core.records import SourceMetric
 from .base import SourceFile, SourceItem, as_texts, decode, gold_text, parse_json, read_bytes
 from .base import require as _require
 from .base import wrong as _wrong

@@ -25,7 +25,7 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Literal
 
-from ..records import Problem
+from ..core.records import Problem
 
 ANCHOR_CHARS = 32
 """Length of the question prefix used to index problems (shorter questions use their length)."""

@@ -35,7 +35,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..records import SourceMetric
+from ..core.records import SourceMetric
 from .base import SourceFile, SourceItem, as_number, as_texts, decode, fraction, gold_text, parse_json, read_bytes
 from .base import require as _require
 from .base import wrong as _wrong

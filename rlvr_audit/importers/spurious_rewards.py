@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..records import SourceMetric
+from ..core.records import SourceMetric
 from .base import (
     SourceFile,
     SourceItem,

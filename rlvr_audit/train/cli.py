@@ -13,7 +13,7 @@ from typing import Annotated, Any, NoReturn
 
 import typer
 
-from ..errors import AuditError
+from ..core.errors import AuditError
 
 train_app = typer.Typer(
     name="train",
@@ -33,7 +33,7 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress displ
 
 
 def _fail(exc: AuditError) -> NoReturn:
-    from ..ui import fail
+    from ..core.ui import fail
 
     fail(exc)
 
@@ -68,7 +68,7 @@ def plan_cmd(
 
     Example: rlvr-audit train plan experiments/qwen2.5-math-7b-random.yaml --run-dir runs/random
     """
-    from ..ui import console
+    from ..core.ui import console
     from .plan import plan
 
     result = _call(lambda: plan(spec, run_dir, config_dir=config_dir, registry=registry, progress=not quiet))
@@ -103,7 +103,7 @@ def validate_cmd(
     """
     from rich.table import Table
 
-    from ..ui import console
+    from ..core.ui import console
     from .validate import validate_run
 
     result = _call(lambda: validate_run(run, tokenizer=tokenizer, progress=not quiet))
@@ -133,7 +133,7 @@ def launch_cmd(
 
     Example: rlvr-audit train launch runs/random --dry-run
     """
-    from ..ui import console
+    from ..core.ui import console
     from .launch import launch
 
     result = _call(lambda: launch(run, ray_address=ray_address, dry_run=dry_run, detach=detach, progress=not quiet))
@@ -169,7 +169,7 @@ def register_cmd(
 
     Example: rlvr-audit train register runs/random
     """
-    from ..ui import console
+    from ..core.ui import console
     from .register import register_into, register_run
 
     if into is not None:
@@ -205,7 +205,7 @@ def merge_cmd(
 
     Example: rlvr-audit train merge runs/random --step 150
     """
-    from ..ui import console
+    from ..core.ui import console
     from .register import merge_run
 
     merged = _call(lambda: merge_run(run, steps=step, force=force, progress=not quiet))

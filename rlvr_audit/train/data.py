@@ -13,8 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, UsageError
-from ..prompts import PromptTemplate
+from ..core.errors import ConfigError, UsageError
+from ..core.prompts import PromptTemplate
 from .spec import DataSpec, EvalSpec, ExperimentSpec, resolve_path
 
 Row = dict[str, Any]
@@ -156,7 +156,7 @@ def eval_problems(spec: ExperimentSpec, spec_file: Path) -> list[Row]:
 
 
 def _paper_equal(label: str, gold: str) -> bool:
-    from ..graders.paper import PaperGrader
+    from ..grading.paper import PaperGrader
 
     outcome = PaperGrader().judge(extracted=label, gold=gold)
     return outcome.verdict == "correct"

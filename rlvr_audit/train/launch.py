@@ -27,7 +27,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import AuditError, UsageError
+from ..core.errors import AuditError, UsageError
 from .plan import load_run_spec, local_command
 
 LAUNCHES_FILE = "launches.jsonl"
@@ -137,7 +137,7 @@ def launch(
 
 def _follow(child: subprocess.Popen[bytes], log: Path, progress: bool) -> int:
     """Wait for the local run, showing its latest log line; Ctrl-C stops its process group."""
-    from ..ui import console
+    from ..core.ui import console
 
     try:
         with console.status("starting verl", spinner="dots") as status:

@@ -31,9 +31,9 @@ from typing import Any
 
 import yaml
 
-from ..configfile import default_config_dir, read_yaml
-from ..errors import ConfigError, UsageError
-from ..prompts import load_prompt
+from ..core.configfile import default_config_dir, read_yaml
+from ..core.errors import ConfigError, UsageError
+from ..core.prompts import load_prompt
 from . import data as train_data
 from .spec import (
     KNOWN_CONTEXT_LENGTHS,
@@ -216,7 +216,7 @@ def plan(
         ConfigError: The spec is invalid (names the key).
         UsageError: ``run_dir`` holds a different spec.
     """
-    from ..ui import console
+    from ..core.ui import console
 
     spec = load_spec(spec_file)
     template, base = check_spec(spec, spec_file, config_dir=config_dir, registry=registry)

@@ -33,8 +33,8 @@ from typing import Any
 
 import yaml
 
-from ..errors import AuditError, UsageError
-from ..registry import Registry
+from ..core.errors import AuditError, UsageError
+from ..core.registry import Registry
 from .plan import base_entry, load_run_spec
 from .spec import describe_reward
 
@@ -106,7 +106,7 @@ def register_run(run_dir: Path, *, registry: Path | None = None) -> RegisterResu
     ``registry``: the registry the base entry is copied from (default: the copy ``plan`` took
     of it, so that verl's callback needs no project checkout on the training nodes).
     """
-    from ..configfile import default_config_dir
+    from ..core.configfile import default_config_dir
 
     run_dir = run_dir.expanduser().resolve()
     spec, plan = load_run_spec(run_dir)
@@ -273,7 +273,7 @@ def merge_run(
 ) -> list[int]:
     """Merge the FSDP shards of ``steps`` (default: every saved step that has no HF weights yet)
     with verl's model merger, then re-register. Returns the merged steps."""
-    from ..ui import make_progress
+    from ..core.ui import make_progress
     from .verl_config import require_verl
 
     run_dir = run_dir.expanduser().resolve()

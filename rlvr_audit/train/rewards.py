@@ -113,8 +113,8 @@ def build_reward(spec_json: str) -> RewardFn:
     """
     from pydantic import TypeAdapter, ValidationError
 
-    from ..configfile import describe_validation_error
-    from ..errors import ConfigError
+    from ..core.configfile import describe_validation_error
+    from ..core.errors import ConfigError
     from .spec import RewardSpec
 
     try:
@@ -160,7 +160,7 @@ def _compound(sample: Sample, *, parts: list[RewardFn], combine: Callable[[Any],
 
 def format_reward(sample: Sample) -> float:
     """1 if the last ``\\boxed{}`` closes and holds something other than spaces."""
-    from ..graders._latex import last_boxed
+    from ..grading._latex import last_boxed
 
     content = last_boxed(sample.response)
     return 1.0 if content is not None and content.strip() else 0.0
@@ -173,7 +173,7 @@ def python_reward(sample: Sample) -> float:
 
 def no_repetition_reward(sample: Sample) -> float:
     """0 if :func:`rlvr_audit.behaviour.find_repetition` finds a degenerate repetition, else 1."""
-    from ..behaviour import find_repetition
+    from ..analysis.behaviour import find_repetition
 
     return 0.0 if find_repetition(sample.response) is not None else 1.0
 
@@ -198,7 +198,7 @@ def label_reward(sample: Sample, *, grader: str, timeout: float) -> float:
     """1 if the response's answer matches the label under ``grader``, else 0 (also 0 when the
     check fails or runs past ``timeout`` seconds)."""
     if grader == "boxed_strict":
-        from ..graders.boxed_strict import BoxedStrictGrader
+        from ..grading.boxed_strict import BoxedStrictGrader
 
         outcome = BoxedStrictGrader().grade(completion=sample.response, gold=sample.label, truncated=False)
         return 1.0 if outcome.verdict == "correct" else 0.0
@@ -211,8 +211,8 @@ def label_reward(sample: Sample, *, grader: str, timeout: float) -> float:
 
 def _paper_reward(sample: Sample, timeout: float) -> float:
     """The paper's verifier: extraction and string rules here; sympy, when needed, in a worker."""
-    from ..graders._latex import too_long
-    from ..graders.paper import _NeedsMainThread, _refuse_sympy, extract_answer, grade_answer
+    from ..grading._latex import too_long
+    from ..grading.paper import _NeedsMainThread, _refuse_sympy, extract_answer, grade_answer
 
     try:
         extracted = extract_answer(sample.response)
@@ -283,10 +283,10 @@ def _worker_task(task: str, first: str, second: str, timeout: float) -> float:
 @functools.lru_cache(maxsize=8)
 def _worker_grader(grader_id: str, timeout: float) -> Any:
     if grader_id == "paper":
-        from ..graders.paper import PaperGrader
+        from ..grading.paper import PaperGrader
 
         return PaperGrader(sympy_timeout=timeout)
-    from ..graders.math_verify import MathVerifyGrader
+    from ..grading.math_verify import MathVerifyGrader
 
     seconds = max(1, int(timeout))
     return MathVerifyGrader(parsing_timeout=seconds, verify_timeout=seconds)

@@ -23,9 +23,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, model_validator
 
-from ..configfile import StrictModel, load_yaml_model
-from ..errors import ConfigError
-from ..records import stable_hash
+from ..core.configfile import StrictModel, load_yaml_model
+from ..core.errors import ConfigError
+from ..core.records import stable_hash
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 """Experiment names: lower case, digits, ``.``, ``_``, ``-`` (they become registry family ids)."""

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, ModelLoadError, UsageError
+from ..core.errors import ConfigError, ModelLoadError, UsageError
 from .plan import OVERRIDES_FILE, check_context, load_run_spec
 from .spec import NO_CLIP_RATIO, ExperimentSpec, check_batches
 from .verl_config import compose, require_verl, verl_validate
@@ -61,7 +61,7 @@ def validate_run(run_dir: Path, *, tokenizer: str | None = None, progress: bool 
     """Validate a planned run (see the module docstring). Raises :class:`UsageError` (exit 2) on
     the first failing check, naming the key or file and what was expected (a tokenizer that
     cannot be loaded is :class:`ModelLoadError`)."""
-    from ..ui import console
+    from ..core.ui import console
 
     run_dir = run_dir.expanduser().resolve()
     spec, plan = load_run_spec(run_dir)

@@ -16,7 +16,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..core.errors import UsageError
 from .rewards import REWARD_KWARG
 from .spec import NO_CLIP_RATIO, ExperimentSpec
 

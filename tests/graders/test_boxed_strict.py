@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from rlvr_audit.graders import GRADERS, GradeOutcome, get_grader
-from rlvr_audit.graders._latex import MAX_ANSWER_CHARS, clip_answer, last_boxed, matching_brace, too_long
-from rlvr_audit.graders.boxed_strict import BoxedStrictGrader, normalize
-from rlvr_audit.records import VERDICTS
+from rlvr_audit.core.records import VERDICTS
+from rlvr_audit.grading import GRADERS, GradeOutcome, get_grader
+from rlvr_audit.grading._latex import MAX_ANSWER_CHARS, clip_answer, last_boxed, matching_brace, too_long
+from rlvr_audit.grading.boxed_strict import BoxedStrictGrader, normalize
 
 HERE = Path(__file__).resolve().parent
 CASES: list[dict[str, Any]] = json.loads((HERE / "boxed_strict_cases.json").read_text(encoding="utf-8"))
@@ -107,7 +107,7 @@ def test_judge(grader: BoxedStrictGrader, answer: str, gold: str, correct: bool)
     assert grader.judge(extracted=answer, gold=gold).verdict == ("correct" if correct else "incorrect")
 
 
-# --- box extraction (rlvr_audit.graders._latex) ----------------------------------------
+# --- box extraction (rlvr_audit.grading._latex) ----------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -166,7 +166,7 @@ def test_works_off_the_main_thread(grader: BoxedStrictGrader) -> None:
 def test_failure_inside_the_grader_is_an_error_verdict(
     grader: BoxedStrictGrader, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from rlvr_audit.graders import boxed_strict
+    from rlvr_audit.grading import boxed_strict
 
     def broken(answer: str) -> str:
         raise RuntimeError("bug")

@@ -1,6 +1,6 @@
 """The grading engine: same outcomes as the plain calls, deduplication, shared timeouts.
 
-The exactness claims of :mod:`rlvr_audit.graders.math_verify` are checked three ways: the
+The exactness claims of :mod:`rlvr_audit.grading.math_verify` are checked three ways: the
 candidate scan against math-verify's own matching (corpus and random text), the fast path's
 outcome against ``MathVerifyGrader.grade`` (random text, in-process), and the whole engine
 against the plain loop on a corpus of long, realistic and hostile responses.
@@ -20,13 +20,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rlvr_audit.errors import UnknownNameError
-from rlvr_audit.graders import GRADERS, GradeOutcome, get_grader
-from rlvr_audit.graders import math_verify as mv
-from rlvr_audit.graders.corpus import CorpusItem, build_corpus, load_problems
-from rlvr_audit.graders.engine import GradingEngine
-from rlvr_audit.graders.math_verify import MathVerifyGrader
-from rlvr_audit.graders.pool import GradeTask
+from rlvr_audit.core.errors import UnknownNameError
+from rlvr_audit.grading import GRADERS, GradeOutcome, get_grader
+from rlvr_audit.grading import math_verify as mv
+from rlvr_audit.grading.corpus import CorpusItem, build_corpus, load_problems
+from rlvr_audit.grading.engine import GradingEngine
+from rlvr_audit.grading.math_verify import MathVerifyGrader
+from rlvr_audit.grading.pool import GradeTask
 
 MATH500 = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "benchmarks" / "math500.jsonl"
 

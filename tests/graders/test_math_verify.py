@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from rlvr_audit.errors import UnknownNameError
-from rlvr_audit.graders import GRADERS, GradeOutcome, get_grader
-from rlvr_audit.graders.math_verify import MathVerifyGrader, normalize_gold
-from rlvr_audit.records import VERDICTS
+from rlvr_audit.core.errors import UnknownNameError
+from rlvr_audit.core.records import VERDICTS
+from rlvr_audit.grading import GRADERS, GradeOutcome, get_grader
+from rlvr_audit.grading.math_verify import MathVerifyGrader, normalize_gold
 
 HERE = Path(__file__).resolve().parent
 CASES: list[dict[str, Any]] = json.loads((HERE / "cases.json").read_text(encoding="utf-8"))
@@ -166,13 +166,13 @@ def test_grade_outcome_rejects_unknown_verdicts() -> None:
 
 
 def test_importing_graders_does_not_import_math_verify() -> None:
-    code = "import sys, rlvr_audit.graders.pool; print(sorted(m for m in ('math_verify', 'sympy') if m in sys.modules))"
+    code = "import sys, rlvr_audit.grading.pool; print(sorted(m for m in ('math_verify', 'sympy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
 
 def test_grader_module_can_be_imported_first() -> None:
-    code = "from rlvr_audit.graders.math_verify import MathVerifyGrader; print(MathVerifyGrader.grader_id)"
+    code = "from rlvr_audit.grading.math_verify import MathVerifyGrader; print(MathVerifyGrader.grader_id)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "math_verify"
 

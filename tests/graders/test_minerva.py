@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from rlvr_audit.errors import AuditError
-from rlvr_audit.graders import GRADERS, GradeOutcome, get_grader
-from rlvr_audit.graders import minerva as minerva_module
-from rlvr_audit.graders.minerva import INVALID_ANSWER, MinervaGrader, load_lm_eval_minerva, sympy_equivalent
-from rlvr_audit.records import VERDICTS
+from rlvr_audit.core.errors import AuditError
+from rlvr_audit.core.records import VERDICTS
+from rlvr_audit.grading import GRADERS, GradeOutcome, get_grader
+from rlvr_audit.grading import minerva as minerva_module
+from rlvr_audit.grading.minerva import INVALID_ANSWER, MinervaGrader, load_lm_eval_minerva, sympy_equivalent
 
 HERE = Path(__file__).resolve().parent
 CASES: list[dict[str, Any]] = json.loads((HERE / "minerva_cases.json").read_text(encoding="utf-8"))

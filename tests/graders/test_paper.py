@@ -12,10 +12,11 @@ from typing import Any
 
 import pytest
 
-from rlvr_audit.graders import GRADERS, GradeOutcome, get_grader
-from rlvr_audit.graders import paper as paper_module
-from rlvr_audit.graders._timeout import NotMainThreadError, TimeLimitExceeded, time_limit
-from rlvr_audit.graders.paper import (
+from rlvr_audit.core.records import VERDICTS
+from rlvr_audit.grading import GRADERS, GradeOutcome, get_grader
+from rlvr_audit.grading import paper as paper_module
+from rlvr_audit.grading._timeout import NotMainThreadError, TimeLimitExceeded, time_limit
+from rlvr_audit.grading.paper import (
     PaperGrader,
     extract_answer,
     grade_answer,
@@ -26,7 +27,6 @@ from rlvr_audit.graders.paper import (
     strip_string,
     sympy_equal,
 )
-from rlvr_audit.records import VERDICTS
 
 HERE = Path(__file__).resolve().parent
 CASES: list[dict[str, Any]] = json.loads((HERE / "paper_cases.json").read_text(encoding="utf-8"))
@@ -306,7 +306,7 @@ def test_version_and_registry(grader: PaperGrader) -> None:
         PaperGrader(sympy_timeout=0)
 
 
-# --- the in-process time limit (rlvr_audit.graders._timeout) ------------------------------
+# --- the in-process time limit (rlvr_audit.grading._timeout) ------------------------------
 
 
 def test_time_limit_interrupts_and_restores() -> None:

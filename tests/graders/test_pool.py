@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from rlvr_audit.errors import UnknownNameError
-from rlvr_audit.graders import GRADERS, GradeOutcome
-from rlvr_audit.graders.math_verify import MathVerifyGrader
-from rlvr_audit.graders.pool import ChunkPool, GradeTask, ItemFailure, grade_many
+from rlvr_audit.core.errors import UnknownNameError
+from rlvr_audit.grading import GRADERS, GradeOutcome
+from rlvr_audit.grading.math_verify import MathVerifyGrader
+from rlvr_audit.grading.pool import ChunkPool, GradeTask, ItemFailure, grade_many
 
 BENCHMARKS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "benchmarks"
 

@@ -1,7 +1,7 @@
 """The fast path's parsing equals math-verify's: two-stage LaTeX parsing and the gold answers.
 
-:mod:`rlvr_audit.graders._two_stage` parses with ANTLR's SLL prediction first and falls back
-to the library's own LL parse; :func:`rlvr_audit.graders.math_verify._parse_gold_fast` extracts
+:mod:`rlvr_audit.grading._two_stage` parses with ANTLR's SLL prediction first and falls back
+to the library's own LL parse; :func:`rlvr_audit.grading.math_verify._parse_gold_fast` extracts
 the gold answer with the fast path's scanner. Both must give exactly what the library gives
 (the same sympy value, structurally, or a failure where it fails), on real answers, on the
 candidates of long responses and on random LaTeX-like text.
@@ -17,9 +17,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rlvr_audit.graders import _two_stage
-from rlvr_audit.graders import math_verify as mv
-from rlvr_audit.graders.corpus import build_corpus, load_problems
+from rlvr_audit.grading import _two_stage
+from rlvr_audit.grading import math_verify as mv
+from rlvr_audit.grading.corpus import build_corpus, load_problems
 
 BENCHMARKS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "benchmarks"
 

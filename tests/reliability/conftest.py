@@ -11,7 +11,7 @@ import pytest
 def wide_console() -> Iterator[None]:
     """In-process CLI calls print warnings through rich at 80 columns, wrapping file paths;
     widen the shared console so a message that names a file keeps the name in one piece."""
-    from rlvr_audit.ui import console
+    from rlvr_audit.core.ui import console
 
     saved = console._width
     console.width = 1000

@@ -82,7 +82,7 @@ def _jsonl(path: Path) -> list[dict[str, Any]]:
 
 
 def snapshot(store: Path) -> StoreSnapshot:
-    """Read every file of a store directly (not through :class:`rlvr_audit.store.Store`)."""
+    """Read every file of a store directly (not through :class:`rlvr_audit.core.store.Store`)."""
     snap = StoreSnapshot()
     for unit_json in sorted(store.glob("units/*/unit.json")):
         key = unit_json.parent.name

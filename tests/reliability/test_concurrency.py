@@ -3,7 +3,7 @@ runs with other graders or the same grader, two generation runs of the same unit
 exactly as one process after the other would: every record once, none torn, same numbers.
 
 Appends hold a per-file lock and skip records whose key the file already holds (see
-:mod:`rlvr_audit.store`), so the second writer of a sample stores nothing.
+:mod:`rlvr_audit.core.store`), so the second writer of a sample stores nothing.
 """
 
 from __future__ import annotations

@@ -34,7 +34,7 @@ from reliability_helpers import (
     write_registry,
 )
 
-from rlvr_audit.store import Store
+from rlvr_audit.core.store import Store
 
 pytestmark = needs_data
 

@@ -151,7 +151,7 @@ def test_classifying_in_worker_processes_gives_the_same_tables(
     built: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The code-reasoning and behaviour tables, computed in one process and in two workers."""
-    import rlvr_audit.code_report as code_report
+    import rlvr_audit.analysis.code_reasoning as code_report
 
     monkeypatch.setattr(code_report, "PARALLEL_MIN_BYTES", 0)
     out: dict[int, dict[str, bytes]] = {}

@@ -26,17 +26,17 @@ from hypothesis import strategies as st
 from reliability_helpers import DATA, ROOT, needs_data, one_line, write_registry
 from typer.testing import CliRunner
 
-from rlvr_audit import behaviour
-from rlvr_audit.browser import render_response
+from rlvr_audit.analysis import behaviour
+from rlvr_audit.analysis.disagreement import _cell as disagreement_cell
 from rlvr_audit.cli import app
-from rlvr_audit.disagreement import _cell as disagreement_cell
-from rlvr_audit.graders import GRADERS
-from rlvr_audit.graders.paper import should_allow_eval
-from rlvr_audit.graders.pool import GradeTask, grade_many
-from rlvr_audit.html import json_script, markdown_to_html
-from rlvr_audit.records import VERDICTS
-from rlvr_audit.report import _escape as report_escape
-from rlvr_audit.store import Store
+from rlvr_audit.core.records import VERDICTS
+from rlvr_audit.core.store import Store
+from rlvr_audit.grading import GRADERS
+from rlvr_audit.grading.paper import should_allow_eval
+from rlvr_audit.grading.pool import GradeTask, grade_many
+from rlvr_audit.report.browser import render_response
+from rlvr_audit.report.html import json_script, markdown_to_html
+from rlvr_audit.report.writer import _escape as report_escape
 
 MB = 1 << 20
 
@@ -197,17 +197,17 @@ FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__", "sympify", "parse_ex
 """Callees (plain names or attribute names) that can run or evaluate text as code."""
 
 ALLOWED: dict[tuple[str, str, str], str] = {
-    ("rlvr_audit/graders/minerva.py", "load_lm_eval_minerva", "compile"): (
+    ("rlvr_audit/grading/minerva.py", "load_lm_eval_minerva", "compile"): (
         "compiles function definitions taken from lm-eval's installed source file (trusted package "
         "code, selected by name from its AST); no model text"
     ),
-    ("rlvr_audit/graders/minerva.py", "load_lm_eval_minerva", "exec"): (
+    ("rlvr_audit/grading/minerva.py", "load_lm_eval_minerva", "exec"): (
         "runs those compiled lm-eval definitions once to define them; no model text"
     ),
-    ("rlvr_audit/graders/paper.py", "_sympy_namespace", "exec"): (
+    ("rlvr_audit/grading/paper.py", "_sympy_namespace", "exec"): (
         "the constant statement 'from sympy import *' (builds the allowed-name table); no model text"
     ),
-    ("rlvr_audit/graders/paper.py", "sympy_equal", "parse_expr"): (
+    ("rlvr_audit/grading/paper.py", "sympy_equal", "parse_expr"): (
         "the paper's PRM800K grader hands normalised answers to sympy's parse_expr, as the original "
         "does; only behind should_allow_eval, whose tokenizer check admits numbers, lower-case names of "
         "at most two distinct letters and + - * / ^ ( ) , (no attribute, subscript, string or keyword), "

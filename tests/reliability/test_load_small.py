@@ -11,7 +11,7 @@ from types import ModuleType
 import pandas as pd
 from reliability_helpers import ROOT
 
-from rlvr_audit.store import Store
+from rlvr_audit.core.store import Store
 
 
 def load_benchmark() -> ModuleType:

@@ -16,7 +16,7 @@ from reliability_helpers import DATA, ROOT, needs_data, one_line, snapshot, tabl
 from typer.testing import CliRunner, Result
 
 from rlvr_audit.cli import app
-from rlvr_audit.store import Store
+from rlvr_audit.core.store import Store
 
 pytestmark = needs_data
 

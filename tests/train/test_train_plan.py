@@ -13,7 +13,7 @@ from conftest import EXPERIMENTS, INCORRECT
 from typer.testing import CliRunner
 
 from rlvr_audit.cli import app
-from rlvr_audit.errors import ConfigError, UsageError
+from rlvr_audit.core.errors import ConfigError, UsageError
 from rlvr_audit.train.launch import LAUNCHES_FILE, launch
 from rlvr_audit.train.plan import plan
 
@@ -171,7 +171,7 @@ def test_validate_without_verl_says_how_to_install_it(
 def test_local_launch_logs_and_records(tmp_path: Path, make_spec, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     """The launch mechanics with a stand-in for verl (a real run needs GPUs)."""
     import rlvr_audit.train.launch as launch_module
-    from rlvr_audit.errors import AuditError
+    from rlvr_audit.core.errors import AuditError
 
     run = tmp_path / "run"
     plan(make_spec(), run, progress=False)

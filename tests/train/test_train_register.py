@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from rlvr_audit.errors import UsageError
-from rlvr_audit.registry import Registry
+from rlvr_audit.core.errors import UsageError
+from rlvr_audit.core.registry import Registry
 from rlvr_audit.train.callback import RegisterCheckpoints
 from rlvr_audit.train.plan import plan
 from rlvr_audit.train.register import merge_command, register_run

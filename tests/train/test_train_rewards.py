@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from rlvr_audit.errors import ConfigError
+from rlvr_audit.core.errors import ConfigError
 from rlvr_audit.train.rewards import compute_score, random_draw
 
 GOOD = "We add them. So the final answer is $\\boxed{\\frac{1}{2}}$."

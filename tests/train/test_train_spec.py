@@ -8,7 +8,7 @@ import pytest
 import yaml
 from conftest import EXPERIMENTS, base_spec
 
-from rlvr_audit.errors import ConfigError
+from rlvr_audit.core.errors import ConfigError
 from rlvr_audit.train.plan import check_spec
 from rlvr_audit.train.spec import NO_CLIP_RATIO, ExperimentSpec, load_spec
 

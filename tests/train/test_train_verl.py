@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from conftest import EXPERIMENTS, INCORRECT, MATH500
 
-from rlvr_audit.errors import ConfigError, UsageError
+from rlvr_audit.core.errors import ConfigError, UsageError
 from rlvr_audit.train.plan import plan
 from rlvr_audit.train.spec import NO_CLIP_RATIO
 from rlvr_audit.train.validate import validate_run

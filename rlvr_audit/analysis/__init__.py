@@ -1,0 +1,1 @@
+"""Analysis stage: statistics, estimates, comparisons and the report's analyses."""

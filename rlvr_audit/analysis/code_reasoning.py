@@ -1,0 +1,931 @@
+"""Report sections on what the responses *do*: code reasoning, strategy transitions, behaviour flags.
+
+Detection lives in :mod:`rlvr_audit.behaviour` (what counts as code reasoning, truncation,
+degenerate repetition, a missing boxed answer; nothing is ever executed). This module applies it
+to the stored generations of a report and renders the results; it reads only the store and the
+report's :class:`~rlvr_audit.analyse.Analysis`.
+
+Each stored response is classified once per report (:func:`~rlvr_audit.behaviour.response_behaviour`,
+every code definition at once); the per-unit summaries, transition tables and step series all
+reuse that classification. Intervals are problem-clustered percentile bootstraps
+(:func:`~rlvr_audit.behaviour.summarize_unit`) with ``n_resamples`` replicates at ``level``,
+seeded from the report seed, the task version and the set of problems summarised, so every
+summary over the same problems (of any unit, grader or definition) resamples the same problems.
+
+What is computed:
+
+- **Behaviour flags** per unit, over all its stored responses (no grader involved): truncation
+  rate (generation stopped at the token limit), degenerate repetition rate, empty-response
+  rate, boxed-nothing rate (no non-blank final ``\\boxed{}``), each with its interval, and the
+  mean response length in tokens (over responses whose token count is known).
+- **Code reasoning** per unit, grader and code definition, over the problems the unit has
+  complete under that grader (the problems of its reproduction-table estimate): code
+  frequency, accuracy, accuracy given code, accuracy given language and their difference,
+  with intervals (:class:`~rlvr_audit.behaviour.UnitBehaviour` defines each).
+- **Strategy transitions** for every RLVR-vs-base comparison of the analysis (same task,
+  template, protocol and grader; the problems both units have complete): the paper's Table 2
+  (:func:`~rlvr_audit.behaviour.transition_table`): per cell Code->Code, Code->Lang, Lang->Code,
+  Lang->Lang the number of problems, accuracy before and after, and its contribution to and
+  share of the gain.
+- **Across training steps**: when one run has several steps registered (RLVR checkpoints of
+  one family and reward with two or more distinct ``step`` values, in one task, template,
+  protocol and grader), code frequency and accuracy against step, with the base model at its
+  registered step (0 when none) from the comparisons; a figure and a table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..core.records import Comparison, Generation
+from ..core.store import Store, UnitInfo
+from ..core.ui import Progress
+from ..report.writer import ReportPart
+from . import stats
+from .behaviour import (
+    CODE_DEFINITIONS,
+    DEFAULT_DEFINITION,
+    ResponseBehaviour,
+    TransitionTable,
+    UnitBehaviour,
+    get_definition,
+    response_behaviour,
+    summarize_unit,
+    transition_table,
+)
+from .estimates import Analysis
+from .sweep import protocol_label
+
+log = logging.getLogger(__name__)
+
+FLAG_COLUMNS = [
+    "checkpoint",
+    "task",
+    "prompt",
+    "protocol",
+    "n_problems",
+    "n_responses",
+    "truncation_rate",
+    "truncation_ci_low",
+    "truncation_ci_high",
+    "repetition_rate",
+    "repetition_ci_low",
+    "repetition_ci_high",
+    "empty_rate",
+    "empty_ci_low",
+    "empty_ci_high",
+    "boxed_nothing_rate",
+    "boxed_nothing_ci_low",
+    "boxed_nothing_ci_high",
+    "mean_tokens",
+    "n_tokens_known",
+    "level",
+    "method",
+    "unit_key",
+]
+"""Columns of ``tables/behaviour_flags.csv``: one row per unit (rates as fractions)."""
+
+CODE_COLUMNS = [
+    "checkpoint",
+    "task",
+    "prompt",
+    "protocol",
+    "grader",
+    "definition",
+    "n_problems",
+    "n_responses",
+    "n_code",
+    "n_language",
+    "code_frequency",
+    "code_ci_low",
+    "code_ci_high",
+    "accuracy",
+    "accuracy_ci_low",
+    "accuracy_ci_high",
+    "accuracy_code",
+    "accuracy_code_ci_low",
+    "accuracy_code_ci_high",
+    "accuracy_language",
+    "accuracy_language_ci_low",
+    "accuracy_language_ci_high",
+    "code_minus_language",
+    "code_minus_language_ci_low",
+    "code_minus_language_ci_high",
+    "level",
+    "method",
+    "unit_key",
+]
+"""Columns of ``tables/code_reasoning.csv``: one row per unit, grader and code definition."""
+
+TRANSITION_COLUMNS = [
+    "checkpoint",
+    "base",
+    "task",
+    "prompt",
+    "grader",
+    "definition",
+    "n_problems",
+    "acc_before",
+    "acc_after",
+    "gain",
+    "transition",
+    "cell_problems",
+    "cell_acc_before",
+    "cell_acc_after",
+    "contribution",
+    "share",
+    "treatment_unit",
+    "baseline_unit",
+]
+"""Columns of ``tables/code_transitions.csv``: four rows (cells) per comparison and definition."""
+
+STEP_COLUMNS = [
+    "family",
+    "reward",
+    "task",
+    "prompt",
+    "protocol",
+    "grader",
+    "definition",
+    "step",
+    "checkpoint",
+    "code_frequency",
+    "code_ci_low",
+    "code_ci_high",
+    "accuracy",
+    "accuracy_ci_low",
+    "accuracy_ci_high",
+    "unit_key",
+]
+"""Columns of ``tables/code_steps.csv``: one row per training step of each run."""
+
+
+@dataclass(frozen=True)
+class UnitCode:
+    """Code reasoning of one unit under one grader and one code definition."""
+
+    info: UnitInfo
+    """The unit."""
+    grader_id: str
+    """Grader whose verdicts give the accuracies."""
+    summary: UnitBehaviour
+    """Rates and intervals over the unit's complete problems under that grader."""
+
+    @property
+    def definition(self) -> str:
+        """The code definition."""
+        return self.summary.definition
+
+
+@dataclass(frozen=True)
+class UnitFlags:
+    """Behaviour flags of one unit over all its stored responses."""
+
+    info: UnitInfo
+    """The unit."""
+    summary: UnitBehaviour
+    """Its summary without correctness (flag rates, mean tokens)."""
+
+
+@dataclass(frozen=True)
+class Transition:
+    """The strategy-transition table of one Analysis comparison under one code definition."""
+
+    comparison: Comparison
+    """The RLVR-vs-base comparison (units, task, template, grader)."""
+    table: TransitionTable
+    """Its transition table."""
+
+
+@dataclass(frozen=True)
+class StepPoint:
+    """One training step of a run."""
+
+    step: int
+    """Training step (the base model's registered step, 0 when none)."""
+    checkpoint_id: str
+    """Checkpoint at that step."""
+    unit_key: str
+    """Its unit."""
+    code_frequency: stats.Interval
+    """Share of code-reasoning responses."""
+    accuracy: stats.Interval
+    """Share of responses graded correct (avg@k)."""
+
+
+@dataclass
+class StepSeries:
+    """Code frequency and accuracy against training step for one run in one setting."""
+
+    family: str
+    """Family id."""
+    family_display: str
+    """Family display name."""
+    reward: str
+    """RLVR reward of the run."""
+    task: str
+    """Task id."""
+    task_display: str
+    """Benchmark display name."""
+    template_id: str
+    """Prompt template."""
+    protocol: str
+    """Sampling protocol, in words."""
+    grader_id: str
+    """Grader of the accuracies."""
+    definition: str
+    """Code definition."""
+    points: list[StepPoint] = field(default_factory=list)
+    """By increasing step; the base first when it was evaluated in the same setting."""
+
+    @property
+    def title(self) -> str:
+        """A heading for the series."""
+        return (
+            f"{self.family_display}, reward {self.reward}: {self.task_display}, `{self.template_id}`, "
+            f"grader `{self.grader_id}`"
+        )
+
+
+@dataclass
+class CodeReport:
+    """Everything the code-reasoning and behaviour-flag sections show."""
+
+    flags: list[UnitFlags]
+    """Per analysed unit."""
+    code: list[UnitCode]
+    """Per analysed unit, grader and definition."""
+    transitions: list[Transition]
+    """Per comparison and definition."""
+    steps: list[StepSeries]
+    """Runs with several registered steps (default definition)."""
+    level: float
+    """Confidence level."""
+    n_resamples: int
+    """Bootstrap replicates."""
+
+
+def _rng(seed: int, data_hash: str, generations: Sequence[Generation]) -> np.random.Generator:
+    """The bootstrap generator of a summary: seeded from the report seed, the task version and
+    the set of problems summarised, so every summary over the same problems (any unit, grader
+    or definition) resamples the same problems."""
+    problems = "\n".join(sorted({g.problem_id for g in generations}))
+    digest = hashlib.sha256(f"code_report\n{data_hash}\n{problems}".encode()).hexdigest()
+    return np.random.default_rng(np.random.SeedSequence([seed, int(digest[:12], 16), int(digest[12:24], 16)]))
+
+
+PARALLEL_MIN_BYTES = 4 << 20
+"""Classify in worker processes only when the generation files to read exceed this many bytes
+(below it, starting processes costs more than it saves)."""
+
+
+@dataclass(frozen=True)
+class _Graded:
+    """One grader's verdicts of a unit: the complete problems and their 0/1 matrix."""
+
+    grader_id: str
+    problem_ids: tuple[str, ...]
+    correct: np.ndarray
+
+
+@dataclass(frozen=True)
+class _UnitJob:
+    """Everything one unit's work needs (picklable: it may run in a worker process)."""
+
+    store_root: Path
+    info: UnitInfo
+    selected: bool
+    keep: bool
+    graded: tuple[_Graded, ...]
+    definitions: tuple[str, ...]
+    seed: int
+    n_resamples: int
+    level: float
+
+
+@dataclass
+class _UnitResult:
+    """What one unit's work gives back."""
+
+    key: str
+    flags: UnitBehaviour | None = None
+    code: dict[tuple[str, str], UnitBehaviour] = field(default_factory=dict)
+    generations: list[Generation] = field(default_factory=list)
+    """Without their texts; only for units in a comparison."""
+    behaviours: dict[tuple[str, int], ResponseBehaviour] = field(default_factory=dict)
+    """Only for units in a comparison."""
+
+
+def _light(g: Generation) -> Generation:
+    """The record without its texts (the classification is already done)."""
+    return g.model_copy(update={"completion": "", "prompt": ""})
+
+
+def _restricted(generations: list[Generation], graded: _Graded) -> tuple[list[Generation], dict[tuple[str, int], bool]]:
+    """The generations of the graded (complete) problems and their correctness."""
+    rows = {pid: i for i, pid in enumerate(graded.problem_ids)}
+    gens = [g for g in generations if g.problem_id in rows]
+    correct = {(g.problem_id, g.sample_idx): bool(graded.correct[rows[g.problem_id], g.sample_idx]) for g in gens}
+    return gens, correct
+
+
+def _unit_work(job: _UnitJob) -> _UnitResult:
+    """Read one unit's generations, classify each once, and summarise them (flags over all
+    responses; code reasoning per grader and definition over the complete problems)."""
+    info = job.info
+    k = info.spec.protocol.n
+    gens = [g for g in Store(job.store_root).read_generations(info.key) if g.sample_idx < k]
+    result = _UnitResult(info.key)
+    if not gens:
+        return result
+    behaviours = {(g.problem_id, g.sample_idx): response_behaviour(g) for g in gens}
+
+    def summary(
+        some: list[Generation], correct: dict[tuple[str, int], bool] | None = None, definition: str = DEFAULT_DEFINITION
+    ) -> UnitBehaviour:
+        return summarize_unit(
+            some,
+            rng=_rng(job.seed, info.spec.data_hash, some),
+            correct=correct,
+            definition=definition,
+            n_resamples=job.n_resamples,
+            level=job.level,
+            behaviours=behaviours,
+        )
+
+    for graded in job.graded:
+        sub, correct = _restricted(gens, graded)
+        if sub:
+            for d in job.definitions:
+                result.code[(graded.grader_id, d)] = summary(sub, correct, d)
+    if job.selected:
+        # a summary over every response already holds the flags (same problems, same resampling)
+        full = [s for s in result.code.values() if s.n_responses == len(gens)]
+        result.flags = full[0] if full else summary(gens)
+    if job.keep:
+        result.generations = [_light(g) for g in gens]
+        result.behaviours = behaviours
+    return result
+
+
+def _run_jobs(jobs: list[_UnitJob], workers: int, progress: Progress | None) -> dict[str, _UnitResult]:
+    """Run the jobs, in worker processes when it pays (see :data:`PARALLEL_MIN_BYTES`)."""
+    task = progress.add_task("classifying responses", total=len(jobs)) if progress is not None else None
+
+    def done(job: _UnitJob) -> None:
+        if progress is not None and task is not None:
+            s = job.info.spec
+            progress.update(task, description=f"classified {s.checkpoint.checkpoint_id} · {s.task} · {s.template_id}")
+            progress.advance(task)
+
+    size = 0
+    for job in jobs:
+        path = Store(job.store_root).generations_path(job.info.key)
+        size += path.stat().st_size if path.exists() else 0
+    results: dict[str, _UnitResult] = {}
+    n = min(workers, len(jobs))
+    if n <= 1 or size < PARALLEL_MIN_BYTES:
+        for job in jobs:
+            results[job.info.key] = _unit_work(job)
+            done(job)
+        return results
+    pool = ProcessPoolExecutor(max_workers=n)
+    try:
+        futures = {pool.submit(_unit_work, job): job for job in jobs}
+        for future in as_completed(futures):
+            results[futures[future].info.key] = future.result()
+            done(futures[future])
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return results
+
+
+def build_code_report(
+    analysis: Analysis,
+    store: Store,
+    *,
+    seed: int = 0,
+    n_resamples: int = 10_000,
+    level: float = 0.95,
+    definitions: Sequence[str] = tuple(CODE_DEFINITIONS),
+    workers: int | None = None,
+    progress: Progress | None = None,
+) -> CodeReport:
+    """Classify every stored response of the analysed units (and of the bases they are compared
+    with) once, and summarise them (see the module docstring).
+
+    Args:
+        analysis: The report's analysis.
+        store: The store it read.
+        seed: Report seed.
+        n_resamples: Bootstrap replicates.
+        level: Confidence level.
+        definitions: Code definitions to summarise (keys of
+            :data:`~rlvr_audit.behaviour.CODE_DEFINITIONS`); the first drives the step series.
+        workers: Processes that classify and summarise units in parallel (``None``: one per
+            CPU; 1: none). Small stores (:data:`PARALLEL_MIN_BYTES`) are done in this process.
+            The results do not depend on it.
+        progress: A rich progress display to show the work on (one step per unit).
+
+    Raises:
+        UnknownNameError: an unknown definition (naming the valid ones).
+        ValueError: bad ``n_resamples``, ``level`` or ``workers``, or no definition.
+    """
+    if not definitions:
+        raise ValueError(f"definitions is empty; valid: {', '.join(CODE_DEFINITIONS)}")
+    for d in definitions:
+        get_definition(d)
+    stats.check_bootstrap_options(n_resamples=n_resamples, level=level, method="percentile")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
+        raise ValueError(f"workers must be a positive integer or None; got {workers!r}")
+    selected = [u.key for u in analysis.units]
+    selected_set = set(selected)
+    infos = {u.key: u for u in analysis.units}
+    for m in analysis.matrices.values():
+        infos.setdefault(m.info.key, m.info)
+    in_comparisons = {k for c in analysis.comparisons for k in (c.baseline_unit, c.treatment_unit)}
+    keys = selected + sorted(k for k in in_comparisons if k not in selected_set)
+    graded: dict[str, list[_Graded]] = {}
+    for (key, grader), m in sorted(analysis.matrices.items()):
+        graded.setdefault(key, []).append(_Graded(grader, tuple(m.problem_ids), m.correct))
+    jobs = [
+        _UnitJob(
+            store_root=store.root,
+            info=infos[key],
+            selected=key in selected_set,
+            keep=key in in_comparisons,
+            graded=tuple(graded.get(key, ())),
+            definitions=tuple(definitions),
+            seed=seed,
+            n_resamples=n_resamples,
+            level=level,
+        )
+        for key in keys
+    ]
+    results = _run_jobs(jobs, workers or os.cpu_count() or 1, progress)
+    code: dict[tuple[str, str, str], UnitCode] = {}
+    flags: list[UnitFlags] = []
+    for key in keys:
+        r = results[key]
+        if r.flags is not None:
+            flags.append(UnitFlags(infos[key], r.flags))
+        for (grader, d), summary in r.code.items():
+            code[(key, grader, d)] = UnitCode(infos[key], grader, summary)
+    return CodeReport(
+        flags=flags,
+        code=[c for (key, _, _), c in code.items() if key in selected_set],
+        transitions=_transitions(analysis, results, definitions),
+        steps=_step_series(analysis, code, definitions[0]),
+        level=level,
+        n_resamples=n_resamples,
+    )
+
+
+def _transitions(analysis: Analysis, results: dict[str, _UnitResult], definitions: Sequence[str]) -> list[Transition]:
+    out = []
+    for c in analysis.comparisons:
+        base, rlvr = results.get(c.baseline_unit), results.get(c.treatment_unit)
+        mb = analysis.matrices.get((c.baseline_unit, c.grader_id))
+        mt = analysis.matrices.get((c.treatment_unit, c.grader_id))
+        if base is None or rlvr is None or mb is None or mt is None:
+            continue
+        base_gens, base_ok = _restricted(base.generations, _Graded(c.grader_id, tuple(mb.problem_ids), mb.correct))
+        rlvr_gens, rlvr_ok = _restricted(rlvr.generations, _Graded(c.grader_id, tuple(mt.problem_ids), mt.correct))
+        if not base_gens or not rlvr_gens:
+            continue
+        for d in definitions:
+            try:
+                table = transition_table(
+                    base_gens,
+                    rlvr_gens,
+                    base_correct=base_ok,
+                    rlvr_correct=rlvr_ok,
+                    definition=d,
+                    base_behaviours=base.behaviours,
+                    rlvr_behaviours=rlvr.behaviours,
+                )
+            except ValueError as exc:  # no shared problem: the comparison would not exist either
+                log.warning("no transition table for %s vs %s: %s", c.treatment, c.baseline, exc)
+                break
+            out.append(Transition(c, table))
+    return out
+
+
+def _step_series(analysis: Analysis, code: dict[tuple[str, str, str], UnitCode], definition: str) -> list[StepSeries]:
+    """Runs (family, reward) with two or more registered steps in one setting, plus their base."""
+    base_of = {(c.treatment_unit, c.grader_id): c.baseline_unit for c in analysis.comparisons}
+    selected = {u.key for u in analysis.units}
+    groups: dict[tuple[str, ...], list[UnitCode]] = {}
+    for (_key, grader_id, d), uc in code.items():
+        u = uc.info
+        if d != definition or not u.reward or u.step is None or u.key not in selected:
+            continue
+        s = u.spec
+        gkey = (u.family, u.reward, s.task, s.data_hash, s.template_id, s.protocol.model_dump_json(), grader_id)
+        groups.setdefault(gkey, []).append(uc)
+    out = []
+    for (*_, grader), members in sorted(groups.items()):
+        by_step: dict[int, UnitCode] = {}
+        for uc in sorted(members, key=lambda x: (x.info.spec.checkpoint.checkpoint_id, x.info.key)):
+            assert uc.info.step is not None
+            by_step.setdefault(uc.info.step, uc)
+        if len(by_step) < 2:
+            continue
+        first = members[0].info
+        series = StepSeries(
+            family=first.family,
+            family_display=first.family_display,
+            reward=first.reward or "",
+            task=first.spec.task,
+            task_display=first.task_display or first.spec.task,
+            template_id=first.spec.template_id,
+            protocol=protocol_label(first.spec.protocol),
+            grader_id=grader,
+            definition=definition,
+        )
+        points = dict(by_step)
+        for uc in members:
+            base_key = base_of.get((uc.info.key, grader))
+            base = code.get((base_key, grader, definition)) if base_key else None
+            if base is not None:
+                points.setdefault(base.info.step or 0, base)
+                break
+        for step, uc in sorted(points.items()):
+            acc = uc.summary.accuracy
+            assert acc is not None  # summaries with a grader always have correctness
+            series.points.append(
+                StepPoint(step, uc.info.spec.checkpoint.checkpoint_id, uc.info.key, uc.summary.code_frequency, acc)
+            )
+        out.append(series)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------
+
+
+def _iv(name: str, iv: stats.Interval | None, ci: str | None = None) -> dict[str, float | None]:
+    """``{name: value, <ci>_ci_low: ..., <ci>_ci_high: ...}`` (``ci`` defaults to ``name``; ``None``s
+    for a missing interval)."""
+    ci = ci or name
+    if iv is None:
+        return {name: None, f"{ci}_ci_low": None, f"{ci}_ci_high": None}
+    return {name: iv.value, f"{ci}_ci_low": iv.ci_low, f"{ci}_ci_high": iv.ci_high}
+
+
+def flags_frame(report: CodeReport) -> pd.DataFrame:
+    """One row per unit (:data:`FLAG_COLUMNS`, rates as fractions)."""
+    rows = []
+    for f in report.flags:
+        s, spec = f.summary, f.info.spec
+        rows.append(
+            {
+                "checkpoint": spec.checkpoint.checkpoint_id,
+                "task": spec.task,
+                "prompt": spec.template_id,
+                "protocol": protocol_label(spec.protocol),
+                "n_problems": s.n_problems,
+                "n_responses": s.n_responses,
+                **_iv("truncation_rate", s.truncation_rate, "truncation"),
+                **_iv("repetition_rate", s.repetition_rate, "repetition"),
+                **_iv("empty_rate", s.empty_rate, "empty"),
+                **_iv("boxed_nothing_rate", s.boxed_nothing_rate, "boxed_nothing"),
+                "mean_tokens": s.mean_tokens,
+                "n_tokens_known": s.n_tokens_known,
+                "level": s.truncation_rate.level,
+                "method": s.truncation_rate.method,
+                "unit_key": f.info.key,
+            }
+        )
+    return pd.DataFrame(rows, columns=FLAG_COLUMNS)
+
+
+def code_frame(report: CodeReport) -> pd.DataFrame:
+    """One row per unit, grader and definition (:data:`CODE_COLUMNS`, fractions)."""
+    rows = []
+    for c in report.code:
+        s, spec = c.summary, c.info.spec
+        rows.append(
+            {
+                "checkpoint": spec.checkpoint.checkpoint_id,
+                "task": spec.task,
+                "prompt": spec.template_id,
+                "protocol": protocol_label(spec.protocol),
+                "grader": c.grader_id,
+                "definition": s.definition,
+                "n_problems": s.n_problems,
+                "n_responses": s.n_responses,
+                "n_code": s.n_code,
+                "n_language": s.n_language,
+                **_iv("code_frequency", s.code_frequency, "code"),
+                **_iv("accuracy", s.accuracy),
+                **_iv("accuracy_code", s.accuracy_code),
+                **_iv("accuracy_language", s.accuracy_language),
+                **_iv("code_minus_language", s.code_minus_language),
+                "level": s.code_frequency.level,
+                "method": s.code_frequency.method,
+                "unit_key": c.info.key,
+            }
+        )
+    return pd.DataFrame(rows, columns=CODE_COLUMNS)
+
+
+def transitions_frame(report: CodeReport) -> pd.DataFrame:
+    """Four rows per comparison and definition (:data:`TRANSITION_COLUMNS`, fractions)."""
+    rows = []
+    for t in report.transitions:
+        c, tab = t.comparison, t.table
+        for cell in tab.cells:
+            rows.append(
+                {
+                    "checkpoint": c.treatment,
+                    "base": c.baseline,
+                    "task": c.task,
+                    "prompt": c.template_id,
+                    "grader": c.grader_id,
+                    "definition": tab.definition,
+                    "n_problems": tab.n_problems,
+                    "acc_before": tab.acc_before,
+                    "acc_after": tab.acc_after,
+                    "gain": tab.gain,
+                    "transition": cell.label,
+                    "cell_problems": cell.n_problems,
+                    "cell_acc_before": cell.acc_before,
+                    "cell_acc_after": cell.acc_after,
+                    "contribution": cell.contribution,
+                    "share": cell.share,
+                    "treatment_unit": c.treatment_unit,
+                    "baseline_unit": c.baseline_unit,
+                }
+            )
+    return pd.DataFrame(rows, columns=TRANSITION_COLUMNS)
+
+
+def steps_frame(report: CodeReport) -> pd.DataFrame:
+    """One row per step of each series (:data:`STEP_COLUMNS`, fractions)."""
+    rows = [
+        {
+            "family": s.family,
+            "reward": s.reward,
+            "task": s.task,
+            "prompt": s.template_id,
+            "protocol": s.protocol,
+            "grader": s.grader_id,
+            "definition": s.definition,
+            "step": p.step,
+            "checkpoint": p.checkpoint_id,
+            "code_frequency": p.code_frequency.value,
+            "code_ci_low": p.code_frequency.ci_low,
+            "code_ci_high": p.code_frequency.ci_high,
+            "accuracy": p.accuracy.value,
+            "accuracy_ci_low": p.accuracy.ci_low,
+            "accuracy_ci_high": p.accuracy.ci_high,
+            "unit_key": p.unit_key,
+        }
+        for s in report.steps
+        for p in s.points
+    ]
+    return pd.DataFrame(rows, columns=STEP_COLUMNS)
+
+
+# --------------------------------------------------------------------------------------
+# Markdown and figures
+# --------------------------------------------------------------------------------------
+
+
+def _pct(x: float | None) -> str:
+    return "–" if x is None else f"{100 * x:.1f}"
+
+
+def _cell(iv: stats.Interval | None, signed: bool = False) -> str:
+    if iv is None:
+        return "–"
+    if signed:
+        return f"{100 * iv.value:+.1f} [{100 * iv.ci_low:+.1f}, {100 * iv.ci_high:+.1f}]"
+    return f"{100 * iv.value:.1f} [{100 * iv.ci_low:.1f}, {100 * iv.ci_high:.1f}]"
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
+
+
+def step_figure_names(series: Sequence[StepSeries]) -> list[str]:
+    """File name of each series' figure: ``code_steps_<family>_<reward>_<task>_<template>_<grader>.png``,
+    numbered ``_2``, ``_3`` ... when the same name recurs (another task version or protocol)."""
+    seen: Counter[str] = Counter()
+    out = []
+    for s in series:
+        stem = "_".join(_safe(x) for x in ("code_steps", s.family, s.reward, s.task, s.template_id, s.grader_id))
+        seen[stem] += 1
+        out.append(f"{stem}{'' if seen[stem] == 1 else '_' + str(seen[stem])}.png")
+    return out
+
+
+def code_section(report: CodeReport, figures_dir: str = "figures") -> str:
+    """The report's "Code reasoning" section (``""`` when no unit has graded responses)."""
+    default = DEFAULT_DEFINITION
+    rows = [c for c in report.code if c.definition == default]
+    if not rows:
+        return ""
+    level = round(100 * report.level)
+    parts = [
+        "## Code reasoning\n",
+        "Responses that reason in (unexecuted) code versus in language only, as in the Spurious Rewards "
+        "paper's analysis. *Code*: "
+        + CODE_DEFINITIONS[default].description
+        + ". *Mentions Python*: "
+        + CODE_DEFINITIONS["mentions_python"].description
+        + ". Model output is never executed. Rates are shares of responses over the problems the unit has "
+        f"graded completely, with {level}% bootstrap intervals (problems resampled with their samples, "
+        f"{report.n_resamples} resamples); accuracy given code is the accuracy of the code responses "
+        "(`–`: no such response).\n",
+    ]
+    graders = sorted({c.grader_id for c in rows})
+    python = {(c.info.key, c.grader_id): c.summary for c in report.code if c.definition == "mentions_python"}
+    for grader in graders:
+        if len(graders) > 1:
+            parts.append(f"### Per unit, grader `{grader}`\n")
+        lines = [
+            "| Checkpoint | Task | Prompt | Responses | Code (%) | Mentions Python (%) | Accuracy (%) "
+            "| Accuracy given code (%) | Accuracy given language (%) | Code - language (points) |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for c in rows:
+            if c.grader_id != grader:
+                continue
+            s, spec = c.summary, c.info.spec
+            py = python.get((c.info.key, grader))
+            lines.append(
+                f"| {spec.checkpoint.checkpoint_id} | {spec.task} | `{spec.template_id}` | {s.n_responses} | "
+                f"{_cell(s.code_frequency)} | {_cell(py.code_frequency) if py else '–'} | {_cell(s.accuracy)} | "
+                f"{_cell(s.accuracy_code)} (n={s.n_code}) | {_cell(s.accuracy_language)} (n={s.n_language}) | "
+                f"{_cell(s.code_minus_language, signed=True)} |"
+            )
+        parts.append("\n".join(lines) + "\n")
+    transitions = [t for t in report.transitions if t.table.definition == default]
+    if transitions:
+        parts.append("### Strategy transitions: RLVR checkpoint vs base\n")
+        parts.append(
+            "Per problem, the strategy in each unit (code when more than half of its samples are code) and its "
+            "accuracy (share of samples correct); each cell's *contribution* is (its problems / all problems) x "
+            "(accuracy after - accuracy before), and the contributions add up to the gain. *Share*: contribution "
+            "/ gain (the paper's Table 2; shares can be negative or above 100%).\n"
+        )
+        for t in transitions:
+            comp, tab = t.comparison, t.table
+            parts.append(
+                f"**{comp.treatment}** vs {comp.baseline} · {comp.task} · `{comp.template_id}` · "
+                f"grader `{comp.grader_id}`: "
+                f"{_pct(tab.acc_before)} -> {_pct(tab.acc_after)} ({100 * tab.gain:+.1f} points over "
+                f"{tab.n_problems} problems)\n"
+            )
+            lines = [
+                "| Transition | Problems | Accuracy before (%) | Accuracy after (%) | Contribution (points) "
+                "| Share of gain (%) |",
+                "|---|---|---|---|---|---|",
+            ]
+            for cell in tab.cells:
+                share = "–" if cell.share is None else f"{100 * cell.share:.1f}"
+                lines.append(
+                    f"| {cell.label} | {cell.n_problems} | {_pct(cell.acc_before)} | {_pct(cell.acc_after)} | "
+                    f"{100 * cell.contribution:+.1f} | {share} |"
+                )
+            parts.append("\n".join(lines) + "\n")
+    if report.steps:
+        parts.append("### Across training steps\n")
+        for series, name in zip(report.steps, step_figure_names(report.steps), strict=True):
+            parts.append(f"**{series.title}**\n")
+            lines = ["| Step | Checkpoint | Code (%) | Accuracy (%) |", "|---|---|---|---|"]
+            for p in series.points:
+                lines.append(f"| {p.step} | {p.checkpoint_id} | {_cell(p.code_frequency)} | {_cell(p.accuracy)} |")
+            parts.append("\n".join(lines) + "\n")
+            parts.append(f"![{series.title.replace('`', '')}]({figures_dir}/{name})\n")
+    parts.append(
+        "Tables: [`tables/code_reasoning.csv`](tables/code_reasoning.csv) (every definition and grader), "
+        "[`tables/code_transitions.csv`](tables/code_transitions.csv)"
+        + (", [`tables/code_steps.csv`](tables/code_steps.csv)" if report.steps else "")
+        + " (fractions).\n"
+    )
+    return "\n".join(parts)
+
+
+def flags_section(report: CodeReport) -> str:
+    """The report's "Behaviour flags" section (``""`` without units)."""
+    if not report.flags:
+        return ""
+    level = round(100 * report.level)
+    lines = [
+        "## Behaviour flags\n",
+        "Per unit, over all its stored responses: *truncated*: generation stopped at the token limit; "
+        "*repetition*: a stretch of text repeated more than 10 times in a row (at least 100 characters); "
+        "*empty*: a blank response; *no boxed answer*: no non-blank final `\\boxed{}`. Rates in % with "
+        f"{level}% bootstrap intervals (problems resampled). A base model that runs out of tokens or never "
+        "boxes its answer loses accuracy for reasons a reward can fix without teaching any mathematics.\n",
+        "| Checkpoint | Task | Prompt | Responses | Truncated (%) | Repetition (%) | Empty (%) "
+        "| No boxed answer (%) | Mean tokens |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for f in report.flags:
+        s, spec = f.summary, f.info.spec
+        tokens = "–" if s.mean_tokens is None else f"{s.mean_tokens:.0f}"
+        if s.mean_tokens is not None and s.n_tokens_known < s.n_responses:
+            tokens += f" (n={s.n_tokens_known})"
+        lines.append(
+            f"| {spec.checkpoint.checkpoint_id} | {spec.task} | `{spec.template_id}` | {s.n_responses} | "
+            f"{_cell(s.truncation_rate)} | {_cell(s.repetition_rate)} | {_cell(s.empty_rate)} | "
+            f"{_cell(s.boxed_nothing_rate)} | {tokens} |"
+        )
+    lines.append("")
+    lines.append("Table: [`tables/behaviour_flags.csv`](tables/behaviour_flags.csv) (fractions).\n")
+    return "\n".join(lines)
+
+
+def step_figure(series: StepSeries, path: Path) -> Path:
+    """Code frequency (left) and accuracy (right) against training step, with interval bars."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    steps = [p.step for p in series.points]
+    fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.4), sharex=True)
+    for ax, what, label in (
+        (axes[0], "code_frequency", "code reasoning (% of responses)"),
+        (axes[1], "accuracy", "accuracy (%)"),
+    ):
+        ivs: list[stats.Interval] = [getattr(p, what) for p in series.points]
+        ys = [100 * iv.value for iv in ivs]
+        err = [[100 * (iv.value - iv.ci_low) for iv in ivs], [100 * (iv.ci_high - iv.value) for iv in ivs]]
+        ax.errorbar(steps, ys, yerr=err, fmt="o-", capsize=3, ms=5)
+        ax.set_xlabel("training step")
+        ax.set_ylabel(label)
+        ax.set_ylim(-2, 102)
+        ax.grid(alpha=0.3)
+    fig.suptitle(series.title.replace("`", ""), fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def _drawer(series: StepSeries) -> Callable[[Path], object]:
+    def draw(path: Path) -> Path:
+        return step_figure(series, path)
+
+    return draw
+
+
+def code_parts(report: CodeReport) -> list[ReportPart]:
+    """The code-reasoning part (section, ``code_reasoning.csv``, ``code_transitions.csv``,
+    ``code_steps.csv`` and the step figures) and the behaviour-flags part (section,
+    ``behaviour_flags.csv``); parts with nothing to show are left out."""
+    parts = []
+    section = code_section(report)
+    if section:
+        tables = {"code_reasoning.csv": code_frame(report), "code_transitions.csv": transitions_frame(report)}
+        if report.steps:
+            tables["code_steps.csv"] = steps_frame(report)
+        figures = {name: _drawer(s) for s, name in zip(report.steps, step_figure_names(report.steps), strict=True)}
+        parts.append(ReportPart(section=section, tables=tables, figures=figures))
+    flags = flags_section(report)
+    if flags:
+        parts.append(ReportPart(section=flags, tables={"behaviour_flags.csv": flags_frame(report)}))
+    return parts
+
+
+__all__ = [
+    "CODE_COLUMNS",
+    "FLAG_COLUMNS",
+    "STEP_COLUMNS",
+    "TRANSITION_COLUMNS",
+    "CodeReport",
+    "StepPoint",
+    "StepSeries",
+    "Transition",
+    "UnitCode",
+    "UnitFlags",
+    "build_code_report",
+    "code_frame",
+    "code_parts",
+    "code_section",
+    "flags_frame",
+    "flags_section",
+    "step_figure",
+    "step_figure_names",
+    "steps_frame",
+    "transitions_frame",
+]

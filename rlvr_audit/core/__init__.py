@@ -1,0 +1,1 @@
+"""The core layer: records, errors, configuration files, the store, registry, tasks, prompts, progress."""

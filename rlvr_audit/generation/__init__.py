@@ -1,0 +1,1 @@
+"""Generation stage: plan the grid of units and generate with an engine."""

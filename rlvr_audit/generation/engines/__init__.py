@@ -1,0 +1,162 @@
+"""Generation engines.
+
+rlvr-audit does not write generation loops: every real engine is a model type of
+lm-evaluation-harness's model layer (``hf``, ``vllm``, ``local-completions`` for any
+OpenAI-compatible server, ``sglang``, ...), driven through :mod:`.lmeval`. The ``scripted``
+engine (:mod:`.scripted`) answers from a script or a seeded oracle, for tests and demos.
+
+An engine receives fully rendered prompt strings (rlvr-audit renders them itself) and returns,
+per request, the completion, its token count and why it ended.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from ...core.errors import UnknownNameError, UsageError
+from ...core.records import FinishReason, Problem, SamplingProtocol
+
+SCRIPTED = "scripted"
+"""Name of the scripted test backend."""
+
+ENGINE_ONLY_ARGS = frozenset(
+    {
+        "batch_size",
+        "max_batch_size",
+        "device",
+        "gpu_memory_utilization",
+        "data_parallel_size",
+        "max_num_seqs",
+        "num_concurrent",
+        "max_retries",
+        "timeout",
+        "base_url",
+        "tokenized_requests",
+        "delay",
+    }
+)
+"""Model arguments that change speed or placement but not the generations; they are left out
+of unit keys, so e.g. a different batch size reuses stored generations."""
+
+
+@dataclass(frozen=True)
+class GenRequest:
+    """One sample to generate."""
+
+    prompt: str
+    """The exact prompt string."""
+    problem: Problem
+    """The problem (scripted engines answer by problem; real engines only see the prompt)."""
+    sample_idx: int
+    """Sample index within the problem."""
+
+
+@dataclass(frozen=True)
+class GenOutput:
+    """What an engine returns for one request."""
+
+    text: str
+    """The completion."""
+    n_tokens: int | None
+    """Generated tokens, if known."""
+    finish_reason: FinishReason
+    """``stop``, ``length`` or ``unknown``."""
+
+
+class Engine(Protocol):
+    """A loaded model that generates completions for prompt strings."""
+
+    backend: str
+    """Backend name (lm-eval model type or ``scripted``)."""
+
+    @property
+    def tokenizer(self) -> Any | None:
+        """A Hugging Face tokenizer for chat-template rendering, or ``None``."""
+        ...
+
+    def generate(
+        self,
+        requests: list[GenRequest],
+        *,
+        protocol: SamplingProtocol,
+        seed: int,
+        stop: list[str],
+        keep_stop: bool = False,
+    ) -> list[GenOutput]:
+        """Generate one completion per request, all with ``seed`` (one sample round); with
+        ``keep_stop`` the stop string that ended a completion stays on it."""
+        ...
+
+    def close(self) -> None:
+        """Release the model."""
+        ...
+
+
+def available_backends() -> list[str]:
+    """Every backend name: lm-eval's model types (listed without importing them) and ``scripted``."""
+    import lm_eval.api.registry as registry
+    import lm_eval.models  # noqa: F401  (registers names lazily; no torch import)
+
+    return sorted({*registry.model_registry.keys(), SCRIPTED})
+
+
+def check_backend(name: str) -> None:
+    """Raise :class:`UnknownNameError` unless ``name`` is a backend."""
+    if name == SCRIPTED:
+        return
+    valid = available_backends()
+    if name not in valid:
+        raise UnknownNameError("backend", name, valid)
+
+
+def parse_model_args(text: str | None) -> dict[str, str]:
+    """Parse ``key=value,key=value`` (lm-eval's ``--model_args`` syntax)."""
+    out: dict[str, str] = {}
+    if not text:
+        return out
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if "=" not in part:
+            raise UsageError(
+                f"--model-args: {part!r} is not key=value (expected e.g. 'dtype=bfloat16,max_length=4096')"
+            )
+        k, v = part.split("=", 1)
+        out[k.strip()] = v.strip()
+    if "pretrained" in out:
+        raise UsageError("--model-args: 'pretrained' comes from --checkpoints; do not set it in --model-args")
+    return out
+
+
+def key_args(model_args: dict[str, str]) -> dict[str, str]:
+    """The model arguments that enter a unit key (see :data:`ENGINE_ONLY_ARGS`)."""
+    return {k: v for k, v in sorted(model_args.items()) if k not in ENGINE_ONLY_ARGS}
+
+
+def create_engine(
+    backend: str,
+    *,
+    model: str,
+    revision: str | None,
+    model_args: dict[str, str],
+    batch_size: int,
+    device: str | None,
+    checkpoint_id: str,
+) -> Engine:
+    """Load ``model`` with ``backend``; errors name the model and the loader's reason."""
+    if backend == SCRIPTED:
+        from .scripted import ScriptedEngine
+
+        return ScriptedEngine(model=model, checkpoint_id=checkpoint_id, model_args=model_args)
+    from .lmeval import LMEvalEngine
+
+    return LMEvalEngine(
+        backend,
+        model=model,
+        revision=revision,
+        model_args=model_args,
+        batch_size=batch_size,
+        device=device,
+    )

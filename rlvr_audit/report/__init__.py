@@ -1,0 +1,1 @@
+"""Report stage: render analyses to Markdown, HTML, CSV, figures and the sample browser."""

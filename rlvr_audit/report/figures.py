@@ -1,0 +1,197 @@
+"""Report figures from an analysis: accuracy with its interval, gains over base with theirs.
+
+Two kinds of PNG, one per grader, each with one panel per benchmark (task):
+
+- ``figures/accuracy_<grader>.png``: every unit's ``avg@k`` as a point with its bootstrap
+  confidence interval as a horizontal bar, rows = checkpoint x prompt template, base models
+  grey and RLVR checkpoints coloured by family.
+- ``figures/gains_<grader>.png``: every paired comparison's gain over the base model in points
+  with its paired interval, rows grouped by family (then reward and step), a line at zero.
+
+The numbers are exactly those of the reproduction table and the gains table of the same report
+(:class:`~rlvr_audit.analyse.Analysis`); the figures only draw them. :func:`figures_section`
+returns the Markdown that places them in ``index.md`` (the HTML report embeds the same PNGs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+from ..analysis.estimates import Analysis
+from ..core.records import Comparison, Estimate
+from ..core.store import UnitInfo
+
+__all__ = ["accuracy_figure", "figure_file", "figures_section", "gains_figure", "write_figures"]
+
+_PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
+_BASE_COLOUR = "#555555"
+
+
+def figure_file(kind: str, grader_id: str) -> str:
+    """File name (under ``figures/``) of a figure: ``<kind>_<grader>.png`` with the grader id
+    reduced to letters, digits, ``_`` and ``-``."""
+    safe = re.sub(r"[^A-Za-z0-9_-]+", "_", grader_id) or "grader"
+    return f"{kind}_{safe}.png"
+
+
+def _unit_label(u: UnitInfo) -> str:
+    cid = u.spec.checkpoint.checkpoint_id
+    extras = [x for x in (u.reward, f"step {u.step}" if u.step else None) if x]
+    label = cid + (f" ({', '.join(extras)})" if extras else "")
+    return f"{label} · {u.spec.template_id}"
+
+
+def _pyplot():  # type: ignore[no-untyped-def]
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _panels(n_tasks: int, n_rows: int):  # type: ignore[no-untyped-def]
+    plt = _pyplot()
+    width = max(6.0, 4.2 * n_tasks + 2.5)
+    height = max(2.2, 0.32 * n_rows + 1.4)
+    fig, axes = plt.subplots(1, n_tasks, figsize=(width, height), sharey=True, squeeze=False)
+    return plt, fig, axes[0]
+
+
+def accuracy_figure(analysis: Analysis, grader_id: str, path: Path) -> Path | None:
+    """Draw the accuracy figure of one grader at ``path``; ``None`` (nothing written) when the
+    grader has no ``avg@k`` estimate.
+
+    One panel per task; one row per checkpoint x prompt template (in the order of
+    ``analysis.units``); a point at ``avg@k`` in % and a bar over its confidence interval.
+    """
+    units = {u.key: u for u in analysis.units}
+    est: list[tuple[UnitInfo, Estimate]] = [
+        (units[e.unit_key], e)
+        for e in analysis.estimates
+        if e.grader_id == grader_id and e.unit_key in units and e.metric == f"avg@{e.n_samples}"
+    ]
+    if not est:
+        return None
+    tasks = list(dict.fromkeys(e.task for _, e in est))
+    rows = list(dict.fromkeys(_unit_label(u) for u, _ in est))
+    families = list(dict.fromkeys(u.family for u, _ in est))
+    plt, fig, axes = _panels(len(tasks), len(rows))
+    for ax, task in zip(axes, tasks, strict=True):
+        for u, e in est:
+            if e.task != task:
+                continue
+            y = rows.index(_unit_label(u))
+            colour = _BASE_COLOUR if u.base is None else _PALETTE[families.index(u.family) % len(_PALETTE)]
+            lo, hi = e.ci_low, e.ci_high
+            if lo is not None and hi is not None:
+                ax.plot([100 * lo, 100 * hi], [y, y], color=colour, lw=2, solid_capstyle="butt")
+            ax.plot([100 * e.value], [y], "o", color=colour, ms=5)
+        display = next((u.task_display for u, e in est if e.task == task and u.task_display), task)
+        k = next(e.n_samples for _, e in est if e.task == task)
+        ax.set_title(f"{display} (avg@{k})", fontsize=9)
+        ax.set_xlim(-2, 102)
+        ax.set_xlabel("accuracy (%)", fontsize=8)
+        ax.grid(axis="x", color="#dddddd", lw=0.6)
+        ax.tick_params(labelsize=7)
+    axes[0].set_yticks(range(len(rows)), rows)
+    axes[0].set_ylim(len(rows) - 0.4, -0.6)  # first row on top
+    level = round(100 * est[0][1].level)
+    fig.suptitle(f"Accuracy with {level}% bootstrap interval, grader {grader_id} (grey: base models)", fontsize=9)
+    return _save(plt, fig, path)
+
+
+def _gain_rows(comparisons: Sequence[Comparison], units: dict[str, UnitInfo]) -> list[str]:
+    def order(c: Comparison) -> tuple[str, str, int, str]:
+        u = units.get(c.treatment_unit)
+        return (u.family if u else "", (u.reward or "") if u else "", (u.step or 0) if u else 0, c.treatment)
+
+    labels = []
+    for c in sorted(comparisons, key=order):
+        u = units.get(c.treatment_unit)
+        labels.append(_unit_label(u) if u else f"{c.treatment} · {c.template_id}")
+    return list(dict.fromkeys(labels))
+
+
+def gains_figure(analysis: Analysis, grader_id: str, path: Path) -> Path | None:
+    """Draw the gains figure of one grader at ``path``; ``None`` (nothing written) when the
+    grader has no comparison.
+
+    One panel per task; one row per RLVR checkpoint x prompt template, grouped by family, then
+    reward and step; a point at the gain over the base model in points and a bar over its paired
+    confidence interval; colour = family; a vertical line at zero (no gain).
+    """
+    comps = [c for c in analysis.comparisons if c.grader_id == grader_id]
+    if not comps:
+        return None
+    units = {u.key: u for u in analysis.units}
+    rows = _gain_rows(comps, units)
+    tasks = list(dict.fromkeys(c.task for c in comps))
+    families = list(dict.fromkeys(u.family for u in analysis.units))
+    plt, fig, axes = _panels(len(tasks), len(rows))
+    span = max(5.0, *(100 * max(abs(c.ci_low), abs(c.ci_high)) for c in comps))
+    for ax, task in zip(axes, tasks, strict=True):
+        ax.axvline(0, color="#333333", lw=0.8)
+        for c in comps:
+            if c.task != task:
+                continue
+            u = units.get(c.treatment_unit)
+            label = _unit_label(u) if u else f"{c.treatment} · {c.template_id}"
+            y = rows.index(label)
+            fam = u.family if u else ""
+            colour = _PALETTE[families.index(fam) % len(_PALETTE)] if fam in families else _BASE_COLOUR
+            ax.plot([100 * c.ci_low, 100 * c.ci_high], [y, y], color=colour, lw=2, solid_capstyle="butt")
+            ax.plot([100 * c.delta], [y], "o", color=colour, ms=5)
+        display = next((u.task_display for u in analysis.units if u.spec.task == task and u.task_display), task)
+        ax.set_title(display, fontsize=9)
+        ax.set_xlim(-1.05 * span, 1.05 * span)
+        ax.set_xlabel("gain over base (points)", fontsize=8)
+        ax.grid(axis="x", color="#dddddd", lw=0.6)
+        ax.tick_params(labelsize=7)
+    axes[0].set_yticks(range(len(rows)), rows)
+    axes[0].set_ylim(len(rows) - 0.4, -0.6)  # first row on top
+    level = round(100 * comps[0].level)
+    fig.suptitle(f"Gain over base with paired {level}% interval, grader {grader_id}", fontsize=9)
+    return _save(plt, fig, path)
+
+
+def _save(plt, fig, path: Path) -> Path:  # type: ignore[no-untyped-def]
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def write_figures(analysis: Analysis, folder: Path) -> dict[str, list[Path]]:
+    """Write the accuracy and gains figures of every grader into ``folder``; returns
+    ``{"accuracy": [...], "gains": [...]}`` (the paths written, in grader order)."""
+    out: dict[str, list[Path]] = {"accuracy": [], "gains": []}
+    for gid in analysis.graders:
+        acc = accuracy_figure(analysis, gid, Path(folder) / figure_file("accuracy", gid))
+        if acc is not None:
+            out["accuracy"].append(acc)
+        gain = gains_figure(analysis, gid, Path(folder) / figure_file("gains", gid))
+        if gain is not None:
+            out["gains"].append(gain)
+    return out
+
+
+def figures_section(analysis: Analysis, folder: Path, figures_dir: str = "figures") -> str:
+    """Write the figures (:func:`write_figures`) and return their Markdown section ("" when there
+    is nothing to draw). Image links are relative to the report folder (``figures_dir``)."""
+    written = write_figures(analysis, folder)
+    if not written["accuracy"] and not written["gains"]:
+        return ""
+    lines = [
+        "## Figures\n",
+        "Accuracy of every unit with its bootstrap interval, and every RLVR checkpoint's gain over its base "
+        "with the paired interval: the numbers of the tables above, drawn. All **measured**.\n",
+    ]
+    for kind, title in (("accuracy", "Accuracy"), ("gains", "Gain over base")):
+        for path in written[kind]:
+            grader = path.stem.split("_", 1)[1]
+            lines.append(f"![{title}, grader {grader}]({figures_dir}/{path.name})\n")
+    return "\n".join(lines)

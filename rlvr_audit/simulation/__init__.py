@@ -1,0 +1,1 @@
+"""Simulations: the GRPO clipping-bias simulator."""
