@@ -7,32 +7,92 @@ reporting never needs a GPU.
 
 from __future__ import annotations
 
-import datetime as _dt
 import fnmatch
-import os
-import platform
-import secrets
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from .analysis.behaviour import is_code_reasoning
+from .analysis.claims import claims_document, listing_rows, measured_correction_section
+from .analysis.code_reasoning import build_code_report, code_sections
+from .analysis.contamination import ProbeAnalysis, analyse_probes, rates_rows, stored_probe_section
+from .analysis.crossfamily import build_grids, claimed_from_ledger, cross_family_section
+from .analysis.disagreement import disagreement_section, grader_disagreements
+from .analysis.estimates import Analysis, analyse, apply_registry, grader_version
+from .analysis.figures import figures_section
+from .analysis.reproduction import (
+    gains_section,
+    imported_section,
+    intro,
+    manifest_section,
+    reproduction_sections,
+    seed_spread_section,
+    settings_section,
+)
+from .analysis.sweep import build_sweep, sweep_section
+from .core.claims import ledger_path, task_catalog
 from .core.configfile import default_config_dir
-from .core.errors import UsageError
-from .core.records import RunManifest
+from .core.errors import UnknownNameError, UsageError
+from .core.manifest import ManifestWriter
+from .core.prompts import available_prompts, load_prompt
 from .core.registry import Registry
+from .core.section import Code, Document, Inline, table_links
 from .core.store import DEFAULT_STORE, Store, UnitInfo
+from .core.tasks import available_tasks, load_task
 from .core.ui import make_progress
+from .generation.engines import available_backends, parse_model_args
 from .generation.plan import PlannedUnit, ProtocolOverrides, Selection, plan
-from .importers import ImportOptions
+from .generation.probes import (
+    ProbeOptions,
+    has_probe_units,
+    plan_probes,
+    probe_overrides,
+    probe_store,
+    write_probe_info,
+)
+from .generation.probes import check_options as check_probe_options
+from .generation.runner import generate_units
+from .grading import GRADERS, get_grader
+from .grading.runner import grade_units
+from .importers import FORMATS, ImportOptions, plan_import, write_import
+from .report.browser import BrowserSource
+from .report.html import HtmlOptions
+from .report.writer import write_report
+from .simulation.synthetic import synthesize
 
-if TYPE_CHECKING:
-    from .analysis.crossfamily import Grid
-    from .analysis.estimates import Analysis
-    from .report.writer import ReportPart
+__all__ = [
+    "CI_METHODS",
+    "DEFAULT_GRADERS",
+    "LISTABLE",
+    "EngineOptions",
+    "GradeOptions",
+    "Locations",
+    "ProbeOptions",
+    "ProbeResult",
+    "ProtocolOverrides",
+    "ReportOptions",
+    "RunResult",
+    "Selection",
+    "check_probe_options",
+    "claims_report",
+    "default_config_dir",
+    "generate",
+    "grade",
+    "import_generations",
+    "listing",
+    "load_registry",
+    "parse_model_args",
+    "plan_units",
+    "rates_rows",
+    "report",
+    "report_document",
+    "report_order",
+    "run",
+    "run_contamination_probe",
+    "select_stored",
+    "synthesize",
+    "validate",
+]
 
 DEFAULT_GRADERS = ["math_verify"]
 """Graders used when none are named."""
@@ -88,6 +148,20 @@ class GradeOptions:
     save_every: int = 500
     """Store a unit's grades after every N graded samples (an interrupted pass keeps them)."""
 
+    def check(self) -> None:
+        """Raise :class:`~rlvr_audit.core.errors.UsageError` naming the first invalid option
+        (an unknown grader lists the valid ones)."""
+        if not self.graders:
+            raise UsageError("no graders given; valid graders: see `rlvr-audit ls graders`")
+        for g in self.graders:
+            get_grader(g)
+        if not 0 < self.timeout < float("inf"):  # also refuses nan
+            raise UsageError(f"--timeout must be > 0 seconds (and finite), got {self.timeout}")
+        if self.workers is not None and self.workers < 1:
+            raise UsageError(f"--workers must be >= 1, got {self.workers}")
+        if self.save_every < 1:
+            raise UsageError(f"--grade-save-every must be >= 1, got {self.save_every}")
+
 
 CI_METHODS = ("percentile", "bca")
 """Valid ``--ci-method`` values (see :func:`rlvr_audit.stats.bootstrap_ci`)."""
@@ -119,6 +193,17 @@ class ReportOptions:
         """The report folder in use."""
         return self.report_dir or Path("reports") / self.name
 
+    def check(self) -> None:
+        """Raise :class:`~rlvr_audit.core.errors.UsageError` naming the first invalid option."""
+        if not 0 < self.level < 1:
+            raise UsageError(f"--level must be in (0, 1), got {self.level}")
+        if self.n_resamples < 100:
+            raise UsageError(f"--resamples must be >= 100, got {self.n_resamples}")
+        if self.ci_method not in CI_METHODS:
+            raise UsageError(f"unknown --ci-method {self.ci_method!r}; valid: {', '.join(CI_METHODS)}")
+        if self.browser_page_size < 1:
+            raise UsageError(f"--browser-page-size must be >= 1 samples per page, got {self.browser_page_size}")
+
 
 @dataclass
 class RunResult:
@@ -143,82 +228,12 @@ class RunResult:
 def load_registry(loc: Locations) -> Registry:
     """The checkpoint registry, with default prompts checked against ``prompts/`` and the claims
     ledger's benchmarks and prompts against ``tasks/`` and ``prompts/``."""
-    from .analysis.claims import task_catalog
-    from .core.prompts import available_prompts
-
     reg = Registry.load(loc.registry_path)
     prompts = set(available_prompts(loc.config_dir))
     reg.check_prompts(prompts)
     if len(reg.ledger):
         reg.ledger.check_config(task_catalog(loc.config_dir), prompts)
     return reg
-
-
-def _package_versions() -> dict[str, str]:
-    out: dict[str, str] = {}
-    for name in ("rlvr-audit", "lm-eval", "math-verify", "transformers", "torch", "vllm", "numpy", "scipy", "pandas"):
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return out
-
-
-def _git_commit() -> str | None:
-    root = Path(__file__).resolve().parent.parent
-    if not (root / ".git").exists():
-        return None
-    try:
-        res = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return res.stdout.strip() or None if res.returncode == 0 else None
-
-
-def _hardware() -> dict[str, str]:
-    hw = {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu_count": str(os.cpu_count()),
-        "machine": platform.machine(),
-    }
-    torch = sys.modules.get("torch")  # only if a stage already imported it
-    if torch is not None:
-        try:
-            if torch.cuda.is_available():
-                hw["cuda_devices"] = ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
-        except Exception:  # a broken CUDA setup must not fail the manifest
-            hw["cuda_devices"] = "unavailable"
-    return hw
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-class _Manifest:
-    """Writes the run manifest at start and updates it when the run ends."""
-
-    def __init__(self, store: Store, units: list[str], backend: str | None) -> None:
-        self.store = store
-        run_id = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
-        self.manifest = RunManifest(
-            run_id=run_id,
-            command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-            started_at=_now(),
-            units=units,
-            backend=backend,
-            packages=_package_versions(),
-            git_commit=_git_commit(),
-            hardware=_hardware(),
-        )
-        store.write_manifest(self.manifest)
-
-    def finish(self, status: str) -> None:
-        self.manifest = self.manifest.model_copy(
-            update={"status": status, "finished_at": _now(), "hardware": _hardware()}
-        )
-        self.store.write_manifest(self.manifest)
 
 
 def plan_units(
@@ -242,32 +257,6 @@ def plan_units(
     )
 
 
-def _check_report_options(options: ReportOptions) -> None:
-    if not 0 < options.level < 1:
-        raise UsageError(f"--level must be in (0, 1), got {options.level}")
-    if options.n_resamples < 100:
-        raise UsageError(f"--resamples must be >= 100, got {options.n_resamples}")
-    if options.ci_method not in CI_METHODS:
-        raise UsageError(f"unknown --ci-method {options.ci_method!r}; valid: {', '.join(CI_METHODS)}")
-    if options.browser_page_size < 1:
-        raise UsageError(f"--browser-page-size must be >= 1 samples per page, got {options.browser_page_size}")
-
-
-def _check_grade_options(options: GradeOptions) -> None:
-    from .grading import get_grader
-
-    if not options.graders:
-        raise UsageError("no graders given; valid graders: see `rlvr-audit ls graders`")
-    for g in options.graders:
-        get_grader(g)
-    if not 0 < options.timeout < float("inf"):  # also refuses nan
-        raise UsageError(f"--timeout must be > 0 seconds (and finite), got {options.timeout}")
-    if options.workers is not None and options.workers < 1:
-        raise UsageError(f"--workers must be >= 1, got {options.workers}")
-    if options.save_every < 1:
-        raise UsageError(f"--grade-save-every must be >= 1, got {options.save_every}")
-
-
 def generate(
     selection: Selection,
     overrides: ProtocolOverrides,
@@ -280,11 +269,9 @@ def generate(
     """Plan and generate (no grading). ``then(result)``, if given, runs after generation under
     the same run manifest (``run`` grades and reports there), so the manifest says ``finished``
     only when that is done too."""
-    from .generation.runner import generate_units
-
     units = plan_units(selection, overrides, engine, loc)
     store = Store(loc.store)
-    manifest = _Manifest(store, [u.key for u in units], engine.backend)
+    manifest = ManifestWriter(store, [u.key for u in units], engine.backend)
     result = RunResult(unit_keys=[u.key for u in units], run_id=manifest.manifest.run_id)
     status = "failed"
     try:
@@ -356,9 +343,7 @@ def grade(
     selectors: dict[str, list[str] | None] | None = None,
 ) -> RunResult:
     """Grade stored generations (all units, or those selected) with ``options.graders``."""
-    from .grading.runner import grade_units
-
-    _check_grade_options(options)
+    options.check()
     store = Store(loc.store)
     if unit_keys is None:
         unit_keys = [u.key for u in select_stored(store, **(selectors or {}))]
@@ -386,15 +371,9 @@ def report(
 ) -> RunResult:
     """Analyse stored grades and write the report folder (``progress``: show progress bars for
     the longer steps: classifying responses, the per-sample browser)."""
-    from .analysis.estimates import analyse
-    from .report.html import HtmlOptions
-    from .report.writer import write_report
-
-    _check_report_options(options)
+    options.check()
     store = Store(loc.store)
     if unit_keys is None:
-        from .analysis.contamination import has_probe_units
-
         if not store.unit_keys() and has_probe_units(store):
             unit_keys = []  # a store of contamination probes only: the report is their section
         else:
@@ -411,19 +390,71 @@ def report(
         level=options.level,
         ci_method=options.ci_method,
     )
-    extra_sections, extra_tables = None, None
-    if registry is not None and len(registry.ledger):
-        from .analysis.claims import report_section, task_catalog
+    doc = report_document(analysis, store, registry, options, loc, graders=graders, progress=progress)
+    paths = write_report(
+        doc,
+        options.out_dir,
+        html=HtmlOptions(browser=options.browser, page_size=options.browser_page_size, progress=progress),
+        browser=BrowserSource(store, analysis, grader_version=grader_version, is_code=is_code_reasoning),
+    )
+    return RunResult(unit_keys=unit_keys, report=paths.index_md)
 
-        catalog = registry.ledger.catalog(task_catalog(loc.config_dir))
-        section = report_section(registry.ledger, catalog, analysis, level=options.level)
-        if section is not None:  # the store measured base models that claims are about
-            extra_sections, extra_tables = [section[0]], {"baseline_correction.csv": section[1]}
-    grids = _cross_family_grids(analysis, registry)
-    parts = _behaviour_parts(analysis, store, registry, options, progress=progress)
-    from .analysis.contamination import report_part as probe_report_part
 
-    probe = probe_report_part(
+def report_document(
+    analysis: Analysis,
+    store: Store,
+    registry: Registry | None,
+    options: ReportOptions,
+    loc: Locations,
+    *,
+    graders: list[str] | None = None,
+    progress: bool = True,
+) -> Document:
+    """The report of ``analysis``: every analysis's section, in the report's order (reproduction
+    tables, imported numbers, grader disagreement, gains, figures, cross-family gains, seed spread,
+    baseline correction, prompt sensitivity, code reasoning, behaviour flags, contamination probe,
+    settings, run manifests)."""
+    sections = reproduction_sections(analysis)
+    doc = Document(
+        ["rlvr-audit report: ", options.name],
+        intro=list(intro(analysis, store, level=options.level, n_resamples=options.n_resamples, seed=options.seed)),
+    )
+    disagreement = disagreement_section(grader_disagreements(store, analysis.units, analysis.graders))
+    if len(analysis.graders) < 2:  # no section, but the (empty) table is written all the same
+        doc.tables.update(disagreement.tables)
+    ledger = registry.ledger if registry is not None else None
+    grids = [
+        g
+        for g in build_grids(
+            analysis,
+            claimed=claimed_from_ledger(ledger) if ledger is not None else (),
+            family_order=list(registry.families) if registry is not None else (),
+            family_display=dict(registry.families) if registry is not None else None,
+            default_prompt=dict(ledger.family_prompts) if ledger is not None else None,
+        )
+        if g.measured  # grids with nothing measured are left to the claims report
+    ]
+    correction = None
+    if ledger is not None and len(ledger):
+        catalog = ledger.catalog(task_catalog(loc.config_dir))
+        correction = measured_correction_section(ledger, catalog, analysis, level=options.level)
+    defaults = {cid: ck.prompt for cid, ck in registry.checkpoints.items()} if registry is not None else {}
+    sweep = sweep_section(
+        build_sweep(
+            analysis,
+            store,
+            seed=options.seed,
+            n_resamples=options.n_resamples,
+            level=options.level,
+            ci_method=options.ci_method,
+            default_prompt=defaults,
+        )
+    )
+    with make_progress(progress) as prog:
+        code = build_code_report(
+            analysis, store, seed=options.seed, n_resamples=options.n_resamples, level=options.level, progress=prog
+        )
+    probe = stored_probe_section(
         store,
         registry=registry,
         graders=graders,
@@ -432,23 +463,34 @@ def report(
         level=options.level,
         ci_method=options.ci_method,
     )
-    if probe is not None:  # the store holds contamination probe units
-        parts.append(probe)
-    paths = write_report(
-        analysis,
-        store,
-        options.out_dir,
-        name=options.name,
-        level=options.level,
-        n_resamples=options.n_resamples,
-        seed=options.seed,
-        extra_sections=extra_sections,
-        extra_tables=extra_tables,
-        cross_family=grids,
-        parts=parts,
-        html=HtmlOptions(browser=options.browser, page_size=options.browser_page_size, progress=progress),
+    sections += [
+        s
+        for s in (
+            imported_section(analysis),
+            disagreement if len(analysis.graders) > 1 else None,
+            gains_section(analysis),
+            figures_section(analysis),
+            cross_family_section(grids) if grids else None,
+            seed_spread_section(analysis),
+            correction,
+            sweep,
+            *code_sections(code),
+            probe,
+        )
+        if s is not None
+    ]
+    sections += [
+        settings_section(analysis, store),
+        manifest_section(store.manifests(), {u.key for u in analysis.units}),
+    ]
+    doc.sections = sections
+    doc.outro.append(
+        table_links(
+            [("estimates.csv", ""), ("comparisons.csv", ""), ("grader_disagreement.csv", "(accuracies as fractions)")],
+            lead="Machine-readable tables: ",
+        )
     )
-    return RunResult(unit_keys=unit_keys, report=paths.index_md)
+    return doc
 
 
 def report_order(store: Store, unit_keys: list[str], registry: Registry | None = None) -> list[str]:
@@ -467,50 +509,6 @@ def report_order(store: Store, unit_keys: list[str], registry: Registry | None =
     return sorted(infos, key=order)
 
 
-def _behaviour_parts(
-    analysis: Analysis, store: Store, registry: Registry | None, options: ReportOptions, *, progress: bool
-) -> list[ReportPart]:
-    """The prompt-sensitivity part (when some checkpoint was run under two or more templates),
-    then the code-reasoning and behaviour-flag parts (see :mod:`rlvr_audit.sweep` and
-    :mod:`rlvr_audit.code_report`)."""
-    from .analysis.code_reasoning import build_code_report, code_parts
-    from .analysis.sweep import build_sweep, sweep_part
-
-    defaults = {cid: ck.prompt for cid, ck in registry.checkpoints.items()} if registry is not None else {}
-    sweep = sweep_part(
-        build_sweep(
-            analysis,
-            store,
-            seed=options.seed,
-            n_resamples=options.n_resamples,
-            level=options.level,
-            ci_method=options.ci_method,
-            default_prompt=defaults,
-        )
-    )
-    with make_progress(progress) as prog:
-        code = build_code_report(
-            analysis, store, seed=options.seed, n_resamples=options.n_resamples, level=options.level, progress=prog
-        )
-    return ([sweep] if sweep is not None else []) + code_parts(code)
-
-
-def _cross_family_grids(analysis: Analysis, registry: Registry | None) -> list[Grid]:
-    """Family x reward grids of the measured gains, with the ledger's claimed gains beside them
-    (grids with nothing measured are left to the claims report)."""
-    from .analysis.crossfamily import build_grids, claimed_from_ledger
-
-    ledger = registry.ledger if registry is not None else None
-    grids = build_grids(
-        analysis,
-        claimed=claimed_from_ledger(ledger) if ledger is not None else (),
-        family_order=list(registry.families) if registry is not None else (),
-        family_display=dict(registry.families) if registry is not None else None,
-        default_prompt=dict(ledger.family_prompts) if ledger is not None else None,
-    )
-    return [g for g in grids if g.measured]
-
-
 def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
     """Audit the claims ledger without a model (``rlvr-audit run --claims-only``).
 
@@ -520,19 +518,20 @@ def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
     our estimates of their base models are added as measured baselines (and our paired gains
     of the claimed checkpoints, where measured). ``RunResult.unit_keys``: the units used.
     """
-    from .analysis.claims import task_catalog, write_claims_report
-    from .analysis.estimates import analyse, apply_registry
-
-    _check_report_options(options)
+    options.check()
     registry = load_registry(loc)
     ledger = registry.ledger
     if not len(ledger):
-        raise UsageError(f"{loc.registry_path} has no claims: the ledger is its 'claims' section")
+        raise UsageError(
+            f"{loc.registry_path} has no claims: the ledger is {ledger_path(loc.registry_path).name} beside it"
+        )
     catalog = ledger.catalog(task_catalog(loc.config_dir))
     keys: list[str] = []
     analysis = None
+    store_text = Code(str(loc.store))
+    note: list[Inline]
     if not (loc.store / "units").is_dir():
-        note = f"No store at `{loc.store}`: every baseline below is cited, none measured."
+        note = ["No store at ", store_text, ": every baseline below is cited, none measured."]
     else:
         store = Store(loc.store)
         families = {getattr(c, "model", None) for c in ledger.claims if c.kind == "rlvr_gain"}
@@ -547,12 +546,11 @@ def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
                 level=options.level,
                 ci_method=options.ci_method,
             )
-            note = f"Measured baselines come from the store `{loc.store}` ({len(keys)} units of claimed models)."
+            note = ["Measured baselines come from the store ", store_text, f" ({len(keys)} units of claimed models)."]
         else:
-            note = f"The store `{loc.store}` holds no unit of a claimed model: every baseline below is cited."
-    paths = write_claims_report(
-        ledger, catalog, options.out_dir, name=options.name, level=options.level, analysis=analysis, store_note=note
-    )
+            note = ["The store ", store_text, " holds no unit of a claimed model: every baseline below is cited."]
+    doc = claims_document(ledger, catalog, name=options.name, level=options.level, analysis=analysis, store_note=note)
+    paths = write_report(doc, options.out_dir)
     return RunResult(unit_keys=keys, report=paths.index_md)
 
 
@@ -567,8 +565,8 @@ def run(
     progress: bool = True,
 ) -> RunResult:
     """Plan, generate what is missing, grade what is ungraded, and write the report."""
-    _check_grade_options(grading)  # before anything is generated or written
-    _check_report_options(reporting)
+    grading.check()  # before anything is generated or written
+    reporting.check()
     after: list[RunResult] = []
 
     def grade_and_report(gen: RunResult) -> None:  # under the run's manifest
@@ -597,8 +595,6 @@ def import_generations(
     sample not stored yet are written and a run manifest records the import. Re-importing the
     same files stores nothing new. Grade and report the units like generated ones.
     """
-    from .importers import plan_import, write_import
-
     registry = load_registry(loc)
     store = Store(loc.store)
     with make_progress(progress) as prog:
@@ -613,7 +609,7 @@ def import_generations(
             progress=prog,
         )
         keys = [u.key for u in planned.units]
-        manifest = _Manifest(store, keys, f"import:{fmt}")
+        manifest = ManifestWriter(store, keys, f"import:{fmt}")
         status = "failed"
         try:
             done = write_import(planned, store, progress=prog)
@@ -632,11 +628,96 @@ def import_generations(
     )
 
 
+@dataclass
+class ProbeResult:
+    """What ``rlvr-audit probe contamination`` did."""
+
+    unit_keys: list[str]
+    """Probe units planned."""
+    generated: int
+    """Samples generated now."""
+    reused: int
+    """Samples already stored."""
+    graded: int
+    """Samples graded now."""
+    analysis: ProbeAnalysis
+    """Rates and comparisons of the planned units."""
+    run_id: str
+    """Run manifest id (in the store's ``runs/``)."""
+
+
+def run_contamination_probe(
+    selection: Selection,
+    options: ProbeOptions,
+    engine: EngineOptions,
+    grading: GradeOptions,
+    reporting: ReportOptions,
+    loc: Locations,
+    *,
+    progress: bool = True,
+) -> ProbeResult:
+    """Plan, generate what is missing, grade what is ungraded and analyse the probe units.
+
+    Everything is validated (options, checkpoints, tasks, templates, graders, bootstrap settings)
+    before anything is written; then the probe units go to the store's ``probes/`` folder and a
+    run manifest to its ``runs/``."""
+    grading.check()
+    reporting.check()
+    planned = plan_probes(plan_units(selection, probe_overrides(options), engine, loc), options)
+    store = Store(loc.store)
+    pstore = probe_store(store)
+    keys = [p.unit.key for p in planned]
+    manifest = ManifestWriter(store, keys, engine.backend)
+    status = "failed"
+    try:
+        for p in planned:
+            pstore.ensure_unit(p.unit.info)
+            write_probe_info(pstore, p.probe)
+            store.save_problems(p.probe.source_data_hash, p.source)
+        with make_progress(progress) as prog:
+            gen = generate_units(
+                pstore,
+                [p.unit for p in planned],
+                backend=engine.backend,
+                model_args=engine.model_args,
+                batch_size=engine.batch_size,
+                device=engine.device,
+                limit=engine.limit,
+                save_every=engine.save_every,
+                progress=prog,
+            )
+            graded = grade_units(
+                pstore, keys, graders=grading.graders, workers=grading.workers, timeout=grading.timeout, progress=prog
+            )
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        manifest.finish(status)
+    registry = load_registry(loc) if loc.registry_path.is_file() else None
+    analysis = analyse_probes(
+        store,
+        registry=registry,
+        keys=keys,
+        graders=grading.graders,
+        seed=reporting.seed,
+        n_resamples=reporting.n_resamples,
+        level=reporting.level,
+        ci_method=reporting.ci_method,
+    )
+    return ProbeResult(
+        unit_keys=keys,
+        generated=gen.generated,
+        reused=gen.reused,
+        graded=graded.graded,
+        analysis=analysis,
+        run_id=manifest.manifest.run_id,
+    )
+
+
 def validate(loc: Locations) -> list[str]:
     """Load and validate every task, prompt and the registry; return a line per file checked."""
-    from .core.prompts import available_prompts, load_prompt
-    from .core.tasks import available_tasks, load_task
-
     lines = []
     for name in available_tasks(loc.config_dir):
         load_task(name, loc.config_dir)
@@ -663,13 +744,8 @@ LISTABLE = ("tasks", "prompts", "checkpoints", "units", "graders", "backends", "
 def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = None) -> list[dict[str, str]]:
     """Rows describing the tasks, prompts, checkpoints, stored units, graders, backends, import
     formats or claims. ``filters`` (claims only): ``kind``, ``model``, ``benchmark``, ``source``."""
-    from .core.prompts import available_prompts, load_prompt
-    from .core.tasks import available_tasks, load_task
-
     given = {k: v for k, v in (filters or {}).items() if v is not None}
     if kind == "claims":
-        from .analysis.claims import listing_rows
-
         return listing_rows(load_registry(loc).ledger, **given)
     if given:
         raise UsageError(f"--{', --'.join(given)} only filter `ls claims`, not `ls {kind}`")
@@ -737,8 +813,6 @@ def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = N
             )
         return rows
     if kind == "graders":
-        from .grading import GRADERS, get_grader
-
         return [
             {
                 "grader": g,
@@ -748,16 +822,10 @@ def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = N
             for g in GRADERS
         ]
     if kind == "backends":
-        from .generation.engines import available_backends
-
         return [{"backend": b} for b in available_backends()]
     if kind == "formats":
-        from .importers import FORMATS
-
         return [
             {"format": f.name, "default max new tokens": str(f.default_max_new_tokens), "description": f.description}
             for f in FORMATS.values()
         ]
-    from .core.errors import UnknownNameError
-
     raise UnknownNameError("listing", kind, LISTABLE)

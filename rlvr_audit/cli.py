@@ -1,7 +1,7 @@
 """The ``rlvr-audit`` command line: parses arguments and calls one library function per command.
 
-Heavy modules (torch, lm-eval's engines, math-verify) are imported only inside the commands
-that need them, so ``rlvr-audit --help`` is instant.
+The library API (:mod:`rlvr_audit.api`, which imports every stage) is imported once, by
+:func:`_api`, when a command runs, so ``rlvr-audit --help`` and argument errors are instant.
 """
 
 from __future__ import annotations
@@ -10,13 +10,28 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
 
 from .core.errors import AuditError, UsageError
+from .core.ui import console, fail
 from .simulation.clipping import simulate_app
 from .train.cli import train_app
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+
+def _api() -> ModuleType:
+    """The library API module."""
+    from . import api  # imports every stage (pandas, numpy, pydantic models: seconds): only when a command runs
+
+    return api
+
 
 app = typer.Typer(
     name="rlvr-audit",
@@ -118,8 +133,8 @@ BrowserPageSizeOpt = Annotated[
 
 
 def _report_options(opts: dict[str, Any]) -> Any:
-    """``audit.ReportOptions`` from a command's report options (its ``locals()``)."""
-    from . import api as audit
+    """``api.ReportOptions`` from a command's report options (its ``locals()``)."""
+    audit = _api()
 
     return audit.ReportOptions(
         name=opts["name"],
@@ -141,29 +156,24 @@ def _split(value: str | None) -> list[str] | None:
 
 
 def _fail(exc: AuditError) -> NoReturn:
-    from .core.ui import fail
 
     fail(exc)
 
 
 def _locations(store: Path, data_dir: Path | None, config_dir: Path | None, registry: Path | None):  # type: ignore[no-untyped-def]
-    from .api import Locations
-    from .core.configfile import default_config_dir
-
-    return Locations(config_dir=config_dir or default_config_dir(), registry=registry, store=store, data_dir=data_dir)
+    api = _api()
+    return api.Locations(
+        config_dir=config_dir or api.default_config_dir(), registry=registry, store=store, data_dir=data_dir
+    )
 
 
 def _setup_logging() -> None:
-    from rich.logging import RichHandler
-
-    from .core.ui import console
 
     handler = RichHandler(console=console, show_path=False, show_time=False)
     logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
 
 
 def _summary(result, what: str) -> None:  # type: ignore[no-untyped-def]
-    from .core.ui import console
 
     parts = [f"{len(result.unit_keys)} units"]
     if what == "claims":
@@ -182,7 +192,6 @@ def _summary(result, what: str) -> None:  # type: ignore[no-untyped-def]
 
 
 def _interrupted() -> NoReturn:
-    from .core.ui import console
 
     console.print(
         "[yellow]interrupted:[/yellow] what was generated or graded is stored; run the same command again to resume."
@@ -192,9 +201,9 @@ def _interrupted() -> NoReturn:
 
 def _generation_inputs(opts: dict[str, Any]) -> tuple[Any, Any, Any]:
     """Selection, protocol overrides and engine options from a command's options."""
-    from .api import EngineOptions
-    from .generation.engines import parse_model_args
-    from .generation.plan import ProtocolOverrides, Selection
+    api = _api()
+    EngineOptions, ProtocolOverrides, Selection = api.EngineOptions, api.ProtocolOverrides, api.Selection
+    parse_model_args = api.parse_model_args
 
     selection = Selection(
         checkpoints=_split(opts["checkpoints"]) or [],
@@ -291,7 +300,7 @@ def run(
 
     Example: rlvr-audit run --claims-only --name claims
     """
-    from . import api as audit
+    audit = _api()
 
     if claims_only:
         opts = dict(locals())
@@ -300,7 +309,7 @@ def run(
         flags |= {"temperature": "--temperature", "top_p": "--top-p", "max_new_tokens": "--max-new-tokens"}
         given = [flag for key, flag in flags.items() if opts[key] is not None]
 
-        def claims_call() -> audit.RunResult:
+        def claims_call() -> Any:
             if given:
                 raise UsageError(f"--claims-only runs no model; drop {', '.join(given)}")
             return audit.claims_report(
@@ -356,7 +365,7 @@ def generate(
     Example: rlvr-audit generate --backend vllm --model-args tensor_parallel_size=2
     --checkpoints 'qwen2.5-math-7b/*' --tasks math500,aime24
     """
-    from . import api as audit
+    audit = _api()
 
     selection, overrides, engine = _generation_inputs(locals())
     _execute(
@@ -384,7 +393,7 @@ def grade(
 
     Example: rlvr-audit grade --graders math_verify --checkpoints 'qwen2.5-math-7b/*'
     """
-    from . import api as audit
+    audit = _api()
 
     _execute(
         "grade",
@@ -425,7 +434,7 @@ def report(
 
     Example: rlvr-audit report --name qwen-math --checkpoints 'qwen2.5-math-7b/*'
     """
-    from . import api as audit
+    audit = _api()
 
     reporting = _report_options(locals())
     _execute(
@@ -492,7 +501,7 @@ def import_(
     Example: rlvr-audit import spurious-rewards-json out/Qwen2.5-Math-7B_MATH-500.json
     --checkpoint qwen2.5-math-7b/base --data-dir ../shared/data/benchmarks
     """
-    from . import api as audit
+    audit = _api()
 
     _execute(
         "import",
@@ -539,10 +548,7 @@ def ls(
 
     Example: rlvr-audit ls claims --model qwen2.5-math-7b --benchmark math500
     """
-    from rich.console import Console
-    from rich.table import Table
-
-    from . import api as audit
+    audit = _api()
 
     try:
         if fmt not in ("table", "tsv", "json"):
@@ -584,8 +590,7 @@ def validate(
 
     Example: rlvr-audit validate --config-dir .
     """
-    from . import api as audit
-    from .core.ui import console
+    audit = _api()
 
     try:
         lines = audit.validate(_locations(Path("rlvr-audit-store"), None, config_dir, registry))
@@ -684,28 +689,22 @@ def probe_contamination(
     Example: rlvr-audit probe contamination --backend vllm --checkpoints
     'qwen2.5-math-7b/base,llama-3.1-8b-instruct/base' --tasks math500,synth_arith --data-dir ../shared/data/benchmarks
     """
-    from rich.table import Table
-
-    from . import api as audit
-    from .analysis import contamination as probe
-    from .core.ui import console
-    from .generation.engines import parse_model_args
-    from .generation.plan import Selection
+    audit = _api()
 
     _setup_logging()
     try:
-        options = probe.ProbeOptions(
+        options = audit.ProbeOptions(
             percents=_whole_numbers(percents, "--percents"),
             kinds=tuple(_split(kinds) or ()),
             completion_max_new_tokens=completion_max_new_tokens,
             answer_max_new_tokens=max_new_tokens,
             seed=seed,
         )
-        probe.check_options(options)
+        audit.check_probe_options(options)
         if not _split(tasks):
             raise UsageError("--tasks is empty; name at least one task (see `rlvr-audit ls tasks`)")
-        result = probe.run_contamination_probe(
-            Selection(
+        result = audit.run_contamination_probe(
+            audit.Selection(
                 checkpoints=_split(checkpoints) or [],
                 tasks=_split(tasks),
                 prompts=_split(prompts),
@@ -714,7 +713,7 @@ def probe_contamination(
             options,
             audit.EngineOptions(
                 backend=backend,
-                model_args=parse_model_args(model_args),
+                model_args=audit.parse_model_args(model_args),
                 batch_size=batch_size,
                 device=device,
                 limit=limit,
@@ -729,7 +728,7 @@ def probe_contamination(
         _fail(exc)
     except KeyboardInterrupt:
         _interrupted()
-    header, rows = probe.rates_rows(result.analysis)
+    header, rows = audit.rates_rows(result.analysis)
     table = Table(title=f"Contamination probe: rates in % [{int(level * 100)}% CI]")
     for col in header:
         table.add_column(col.replace("`", ""), overflow="fold")
@@ -783,9 +782,7 @@ def task_synth(
 
     Example: rlvr-audit task synth --seed 7 --max-steps 5 --out easy.jsonl --write-task synth_easy
     """
-    from .core.configfile import default_config_dir
-    from .core.synthetic import synthesize
-    from .core.ui import console
+    audit = _api()
 
     overrides: dict[str, object] = {
         "seed": seed,
@@ -800,9 +797,9 @@ def task_synth(
         "decimal_places": decimal_places,
     }
     try:
-        result = synthesize(
+        result = audit.synthesize(
             out=out,
-            config_dir=config_dir or default_config_dir(),
+            config_dir=config_dir or audit.default_config_dir(),
             base_task=task,
             overrides=overrides,
             write_task=write_task,

@@ -16,8 +16,10 @@ from rlvr_audit.analysis import claims as cl
 from rlvr_audit.analysis import stats
 from rlvr_audit.api import Locations, load_registry
 from rlvr_audit.cli import app
+from rlvr_audit.core import claims as schema
 from rlvr_audit.core.errors import AuditError, ConfigError, UnknownNameError
 from rlvr_audit.core.registry import Registry
+from rlvr_audit.report import writer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -38,13 +40,13 @@ def registry() -> Registry:
 
 
 @pytest.fixture(scope="module")
-def ledger(registry: Registry) -> cl.Ledger:
+def ledger(registry: Registry) -> schema.Ledger:
     return registry.ledger
 
 
 @pytest.fixture(scope="module")
-def catalog(ledger: cl.Ledger) -> dict[str, cl.BenchmarkInfo]:
-    return ledger.catalog(cl.task_catalog(ROOT))
+def catalog(ledger: schema.Ledger) -> dict[str, schema.BenchmarkInfo]:
+    return ledger.catalog(schema.task_catalog(ROOT))
 
 
 @pytest.fixture(scope="module")
@@ -57,9 +59,9 @@ def reference() -> dict[str, dict]:
 # ---------------------------------------------------------------------------------- the ledger
 
 
-def test_ledger_loads_typed_with_every_kind(ledger: cl.Ledger) -> None:
+def test_ledger_loads_typed_with_every_kind(ledger: schema.Ledger) -> None:
     assert len(ledger) >= 131  # the reference's 131 entries, some split (one per model, reward or version)
-    assert {c.kind for c in ledger.claims} == set(cl.KINDS)
+    assert {c.kind for c in ledger.claims} == set(schema.KINDS)
     assert len({c.id for c in ledger.claims}) == len(ledger)
     for c in ledger.claims:  # every reference resolves
         assert c.source in ledger.sources
@@ -69,7 +71,7 @@ def test_ledger_loads_typed_with_every_kind(ledger: cl.Ledger) -> None:
             assert ledger.protocol(c) is not None
 
 
-def test_figure1_gains_match_the_reference_per_version(ledger: cl.Ledger, reference: dict[str, dict]) -> None:
+def test_figure1_gains_match_the_reference_per_version(ledger: schema.Ledger, reference: dict[str, dict]) -> None:
     """Every Figure 1 / abstract gain of the reference is in the ledger with the same numbers,
     under its own paper version and step (versions are never mixed)."""
     checked = 0
@@ -83,16 +85,16 @@ def test_figure1_gains_match_the_reference_per_version(ledger: cl.Ledger, refere
         ]
         assert len(matches) == 1, rid
         (c,) = matches
-        assert isinstance(c, cl.RlvrGain)
+        assert isinstance(c, schema.RlvrGain)
         assert (c.baseline, c.value, c.gain) == (ref["baseline"], ref["after_rlvr"], ref["gain"]), rid
         checked += 1
     assert checked == 46
 
 
-def test_independent_evaluations_match_the_reference(ledger: cl.Ledger, reference: dict[str, dict]) -> None:
+def test_independent_evaluations_match_the_reference(ledger: schema.Ledger, reference: dict[str, dict]) -> None:
     def value(entry_id: str) -> float:
         e = ledger.get(entry_id)
-        assert isinstance(e, cl.Evaluation)
+        assert isinstance(e, schema.Evaluation)
         return e.value
 
     assert value("critique.qwen2.5-math-7b") == reference["crit.Qwen2.5-Math-7B"]["critique_corrected_baseline"]
@@ -107,8 +109,10 @@ def test_independent_evaluations_match_the_reference(ledger: cl.Ledger, referenc
     assert ledger.get("sober.table3.qwen2.5-math-7b.amc23").benchmark == "amc23"  # 40 problems, not task amc
 
 
-def test_public_checkpoints_are_linked_to_their_claims(ledger: cl.Ledger) -> None:
-    linked = {c.id: c.checkpoint for c in ledger.query(kind="rlvr_gain") if isinstance(c, cl.RlvrGain) and c.checkpoint}
+def test_public_checkpoints_are_linked_to_their_claims(ledger: schema.Ledger) -> None:
+    linked = {
+        c.id: c.checkpoint for c in ledger.query(kind="rlvr_gain") if isinstance(c, schema.RlvrGain) and c.checkpoint
+    }
     assert linked == {
         "pre.fig1.qwen2.5-math-7b.ground_truth": "qwen2.5-math-7b/ground_truth-step150",
         "pre.fig1.qwen2.5-math-7b.incorrect": "qwen2.5-math-7b/incorrect-step150",
@@ -196,7 +200,7 @@ def test_a_good_small_ledger_loads_and_a_registry_without_claims_has_an_empty_on
     path.write_text(HEAD + "  - " + GAIN + ", mismatch_note: printed as is}\n")
     reg = load_registry(Locations(config_dir=ROOT, registry=path))
     (c,) = reg.ledger.claims
-    assert isinstance(c, cl.RlvrGain) and c.value == 50 and reg.ledger.prompt(c) == "no_template"
+    assert isinstance(c, schema.RlvrGain) and c.value == 50 and reg.ledger.prompt(c) == "no_template"
     path.write_text(HEAD.split("sources:")[0])
     assert len(Registry.load(path).ledger) == 0
     with pytest.raises(UnknownNameError, match="valid claims: "):
@@ -233,7 +237,7 @@ def _group(groups: list[cl.CorrectionGroup], model: str, source: str, step: int 
 
 
 def test_qwen_math_500_corrected_from_49_4_to_64_3_per_reward_and_version(
-    ledger: cl.Ledger, catalog: dict[str, cl.BenchmarkInfo]
+    ledger: schema.Ledger, catalog: dict[str, schema.BenchmarkInfo]
 ) -> None:
     groups = cl.baseline_correction(ledger, catalog)
     assert all(len({c.source for c in g.claims}) == 1 for g in groups)  # versions never mixed
@@ -263,16 +267,16 @@ def test_qwen_math_500_corrected_from_49_4_to_64_3_per_reward_and_version(
     assert mde == pytest.approx(100 * stats.minimum_detectable_effect(n_problems=500, k=1, accuracy=0.643), abs=1e-3)
 
 
-def test_pass_at_8_is_never_a_corrected_baseline_for_avg_at_8(ledger: cl.Ledger) -> None:
-    assert cl.metrics_compatible("pass@1", "avg@3") and cl.metrics_compatible("avg@8", "avg@16")
-    assert not cl.metrics_compatible("avg@8", "pass@8")
+def test_pass_at_8_is_never_a_corrected_baseline_for_avg_at_8(ledger: schema.Ledger) -> None:
+    assert schema.metrics_compatible("pass@1", "avg@3") and schema.metrics_compatible("avg@8", "avg@16")
+    assert not schema.metrics_compatible("avg@8", "pass@8")
     repro = [e.id for e in cl._cited_baselines(ledger, "qwen2.5-math-7b", "aime24", "avg@8")]
     assert "alphaxiv.qwen2.5-math-7b.base.aime24" in repro
     assert "alphaxiv.qwen2.5-math-7b.base.aime24.pass8" not in repro
 
 
 def test_aime_claims_are_flagged_below_the_minimum_detectable_effect(
-    ledger: cl.Ledger, catalog: dict[str, cl.BenchmarkInfo]
+    ledger: schema.Ledger, catalog: dict[str, schema.BenchmarkInfo]
 ) -> None:
     rows = {r.claim.id: r for r in cl.resolution(ledger, catalog)}
     aime24 = {cid: r for cid, r in rows.items() if r.claim.benchmark == "aime24"}
@@ -394,7 +398,7 @@ def test_claims_only_refuses_model_options_and_keeps_old_report_on_failure(
     def broken(*args: object, **kwargs: object) -> str:
         raise AuditError("disk full")
 
-    monkeypatch.setattr(cl, "render_claims_report", broken)
+    monkeypatch.setattr(writer, "render_document", broken)
     assert invoke("run", "--claims-only", "--config-dir", str(ROOT)).exit_code == 1
     assert index.read_text() == before
     assert [p.name for p in (tmp_path / "reports").iterdir()] == ["audit"]
@@ -466,7 +470,7 @@ def test_measured_baselines_from_the_store_appear_beside_cited_ones(
     assert set(corr[corr.baseline_source != "store"].baseline_kind) == {"cited"}
 
 
-def test_only_the_family_base_checkpoint_is_a_measured_baseline(ledger: cl.Ledger) -> None:
+def test_only_the_family_base_checkpoint_is_a_measured_baseline(ledger: schema.Ledger) -> None:
     from rlvr_audit.analysis.estimates import Analysis
     from rlvr_audit.core.records import CheckpointRef, Estimate, SamplingProtocol, UnitSpec
     from rlvr_audit.core.store import UnitInfo
@@ -509,7 +513,7 @@ def test_only_the_family_base_checkpoint_is_a_measured_baseline(ledger: cl.Ledge
         for u in units
     ]
     analysis = Analysis(units=units, matrices={}, estimates=estimates, comparisons=[], graders=["math_verify"])
-    catalog = ledger.catalog(cl.task_catalog(ROOT))
+    catalog = ledger.catalog(schema.task_catalog(ROOT))
     found = cl.measured_baselines(
         analysis, "qwen2.5-math-7b", "math500", catalog, base=ledger.family_bases["qwen2.5-math-7b"]
     )

@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from rlvr_audit.analysis.crossfamily import ClaimedGain, build_grids, figure_name, grid_frame, grid_markdown, heatmap
+from rlvr_audit.analysis.crossfamily import ClaimedGain, build_grids, figure_name, grid_blocks, grid_frame, heatmap
 from rlvr_audit.analysis.estimates import Analysis
 from rlvr_audit.core.records import CheckpointRef, Comparison, SamplingProtocol, UnitSpec
 from rlvr_audit.core.store import UnitInfo
+from rlvr_audit.report.markdown import render_blocks
 
 
 def _unit(
@@ -105,8 +106,8 @@ def test_grid_cells_holm_and_claims(analysis: Analysis, tmp_path: Path) -> None:
     assert all(m.significant for m in grid.measured.values())
     assert {g.version for g in grid.claimed[("qwen", "random")]} == {"SR-v1", "SR-preprint"}
 
-    md = grid_markdown(grid)
-    assert "| QWEN | **+25.0** [+21.0, +29.0] * | **+20.0** [+16.0, +24.0] *<br>_claimed +24.6 (SR-preprint" in md
+    md = render_blocks(grid_blocks(grid))
+    assert "| QWEN | **+25.0** [+21.0, +29.0] \\* | **+20.0** [+16.0, +24.0] \\*<br>_claimed +24.6 (SR-preprint" in md  # * escaped
     assert "+21.4 (SR-v1, step 300)" in md
     assert "| olmo | – | _claimed -1.2 (SR-v1, step 300)_ |" in md
 

@@ -10,6 +10,7 @@ from rlvr_audit.analysis.disagreement import disagreement_frame, disagreement_se
 from rlvr_audit.analysis.estimates import grader_version
 from rlvr_audit.core.records import CheckpointRef, Generation, Grade, Problem, SamplingProtocol, UnitSpec
 from rlvr_audit.core.store import Store, UnitInfo
+from rlvr_audit.report.markdown import render_section
 
 PROBLEMS = [Problem(task="math500", problem_id=f"p{i}", question=f"q{i}", answer=str(i)) for i in range(4)]
 
@@ -99,7 +100,7 @@ def test_counts_accuracies_pairs_and_examples(store: tuple[Store, UnitInfo]) -> 
     assert ex.extracted["math_verify"] == "math_verify-p1-1"
     assert ex.response_tail.startswith("…") and ex.response_tail.endswith("\\boxed{1}")
 
-    md = disagreement_section([d])
+    md = render_section(disagreement_section([d]))
     assert "| f/rl | math500 | `qwen_math_default` | 100.0 | 75.0 | 8 | 2 (25.0%) |" in md
     assert "`lenient` only 2, `math_verify` only 0" in md
     assert "p3 #0" in md
@@ -121,4 +122,4 @@ def test_only_common_samples_and_single_grader_units(store: tuple[Store, UnitInf
     [d] = grader_disagreements(st, [info], ["math_verify", "lenient"], max_examples=0)
     assert d.n_common == 3
     assert d.n_disagree == 1 and d.examples == []
-    assert "one grader only" in disagreement_section([])
+    assert "one grader only" in render_section(disagreement_section([]))

@@ -54,8 +54,8 @@ from rlvr_audit.report.html import (
     document,
     json_script,
     markdown_to_html,
-    write_html,
 )
+from rlvr_audit.report.writer import write_html
 
 PAYLOAD = (
     'Look: <script>document.title="PWNED";window.pwned=1</script></textarea>'

@@ -17,6 +17,7 @@ from rlvr_audit.cli import app
 from rlvr_audit.core.errors import UsageError
 from rlvr_audit.core.records import SamplingProtocol
 from rlvr_audit.core.store import Store
+from rlvr_audit.generation import probes
 from rlvr_audit.generation import runner as generate_module
 from rlvr_audit.generation.engines import GenOutput, GenRequest
 from rlvr_audit.generation.engines.scripted import ChatMLStandIn
@@ -46,21 +47,21 @@ CUTS = [
 
 @pytest.mark.parametrize(("text", "percent", "prefix", "remainder"), CUTS)
 def test_cut(text: str, percent: int, prefix: str, remainder: str) -> None:
-    cut = probe.cut_problem(text, percent)
+    cut = probes.cut_problem(text, percent)
     assert cut is not None
     assert (cut.prefix, cut.remainder) == (prefix, remainder)
     assert cut.prefix + cut.remainder == text
 
 
 def test_a_one_word_problem_cannot_be_cut() -> None:
-    assert probe.cut_problem("42", 60) is None
-    assert probe.cut_problem("   ", 60) is None
+    assert probes.cut_problem("42", 60) is None
+    assert probes.cut_problem("   ", 60) is None
 
 
 @pytest.mark.parametrize("bad", [0, 100, -5, 150, 60.5, True, "60"])
 def test_percent_must_be_a_whole_number_strictly_between_0_and_100(bad: object) -> None:
     with pytest.raises(UsageError, match="--percents must be"):
-        probe.check_percent(bad)
+        probes.check_percent(bad)
 
 
 QUESTION = "Let $x = 2$. What is $x^2 + 1$?"
@@ -80,7 +81,7 @@ SCORES = [
 
 @pytest.mark.parametrize(("continuation", "em", "rouge"), SCORES)
 def test_scores(continuation: str, em: bool, rouge: float) -> None:
-    cut = probe.cut_problem(QUESTION, 60)
+    cut = probes.cut_problem(QUESTION, 60)
     assert cut is not None and cut.prefix == PREFIX
     assert probe.exact_match(QUESTION, cut.prefix, continuation) is em
     assert probe.rouge_l(cut.remainder, continuation) == pytest.approx(rouge)
@@ -275,7 +276,7 @@ def test_probe_units_resume_and_never_collide(env: dict[str, Any]) -> None:
     first = invoke(*probe_args(env, "--percents", "60"))
     assert first.exit_code == 0, first.output
     store = Store(env["tmp"] / "store")
-    pstore = probe.probe_store(store)
+    pstore = probes.probe_store(store)
     keys = pstore.unit_keys()
     assert len(keys) == 6  # 3 checkpoints x (completion, answer)
     env["engines"].clear()
@@ -284,9 +285,9 @@ def test_probe_units_resume_and_never_collide(env: dict[str, Any]) -> None:
     assert env["engines"] == {}  # nothing missing: no model loaded
     more = invoke(*probe_args(env, "--percents", "60,80"))
     assert "60 samples generated, 60 reused" in " ".join(more.output.split())
-    infos = {k: probe.read_probe_info(pstore, k) for k in pstore.unit_keys()}
+    infos = {k: probes.read_probe_info(pstore, k) for k in pstore.unit_keys()}
     assert len(infos) == 12
-    assert {(i.kind, i.percent) for i in infos.values()} == {(k, p) for k in probe.KINDS for p in (60, 80)}
+    assert {(i.kind, i.percent) for i in infos.values()} == {(k, p) for k in probes.KINDS for p in (60, 80)}
     for key, info in infos.items():
         spec = pstore.load_unit(key).spec
         assert info.unit_key == key and spec.template_id.startswith(f"contamination/{info.kind}/p{info.percent}/")
@@ -295,7 +296,7 @@ def test_probe_units_resume_and_never_collide(env: dict[str, Any]) -> None:
         if info.kind == "completion":
             assert info.template_id == "raw"
             assert all(g.prompt == p.question for g, p in zip(gens, pstore.load_problems(spec.data_hash), strict=False))
-            assert spec.protocol.max_new_tokens == probe.DEFAULT_COMPLETION_TOKENS
+            assert spec.protocol.max_new_tokens == probes.DEFAULT_COMPLETION_TOKENS
         else:
             assert spec.protocol.max_new_tokens == 3072  # the task's
     # a normal evaluation of the same checkpoint and task has another key
@@ -372,12 +373,12 @@ def test_a_store_of_probes_only_reports_them(env: dict[str, Any]) -> None:
 def test_no_probe_units_no_section(tmp_path: Path) -> None:
     store = Store(tmp_path / "store")
     assert (
-        probe.report_part(
+        probe.stored_probe_section(
             store, registry=None, graders=None, seed=0, n_resamples=100, level=0.95, ci_method="percentile"
         )
         is None
     )
-    assert probe.probe_part(probe.ProbeAnalysis()) is None
+    assert probe.probe_section(probe.ProbeAnalysis()) is None
 
 
 @needs_data
@@ -461,8 +462,8 @@ def test_short_problems_are_skipped_and_listed(env: dict[str, Any]) -> None:
     env["engines"].clear()
     r = invoke(*args)
     assert r.exit_code == 0, r.output
-    pstore = probe.probe_store(Store(env["tmp"] / "store"))
-    infos = [probe.read_probe_info(pstore, k) for k in pstore.unit_keys()]
+    pstore = probes.probe_store(Store(env["tmp"] / "store"))
+    infos = [probes.read_probe_info(pstore, k) for k in pstore.unit_keys()]
     assert infos and all(i.skipped == ["a"] for i in infos)
     assert all([g.problem_id for g in pstore.read_generations(i.unit_key)] == ["b"] for i in infos)
 
@@ -510,17 +511,17 @@ def test_probe_end_to_end_with_hf(tiny_model_dir: Path, tmp_path: Path, monkeypa
     assert r.exit_code == 0, r.output
     assert "4 probe units; 8 samples generated, 0 reused; 8 graded" in " ".join(r.output.split())
     store = Store(tmp_path / "rlvr-audit-store")
-    pstore = probe.probe_store(store)
+    pstore = probes.probe_store(store)
     problems = {
         p.problem_id: p
-        for p in store.load_problems(probe.read_probe_info(pstore, pstore.unit_keys()[0]).source_data_hash)
+        for p in store.load_problems(probes.read_probe_info(pstore, pstore.unit_keys()[0]).source_data_hash)
     }
     for key in pstore.unit_keys():
-        info = probe.read_probe_info(pstore, key)
+        info = probes.read_probe_info(pstore, key)
         gens = pstore.read_generations(key)
         assert len(gens) == 2 and all(g.backend == "hf" and g.n_tokens is not None and g.n_tokens <= 6 for g in gens)
         for g in gens:
-            cut = probe.cut_problem(problems[g.problem_id].question, info.percent)
+            cut = probes.cut_problem(problems[g.problem_id].question, info.percent)
             assert cut is not None
             if info.kind == "completion":
                 assert g.prompt == cut.prefix  # raw: no chat markers, no instruction

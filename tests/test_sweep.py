@@ -12,7 +12,7 @@ from testbed import TOY_REGISTRY as REGISTRY
 from typer.testing import CliRunner
 
 from rlvr_audit.analysis.estimates import analyse
-from rlvr_audit.analysis.sweep import GAIN_COLUMNS, SPREAD_COLUMNS, SWEEP_COLUMNS, build_sweep, sweep_part
+from rlvr_audit.analysis.sweep import GAIN_COLUMNS, SPREAD_COLUMNS, SWEEP_COLUMNS, build_sweep, sweep_section
 from rlvr_audit.cli import app
 from rlvr_audit.core.store import Store
 
@@ -249,7 +249,7 @@ def test_no_section_without_two_templates(env: dict[str, Path]) -> None:
     assert not (out / "tables" / "prompt_sweep.csv").exists()
     store = Store(env["store"])
     groups = build_sweep(analyse(store, n_resamples=200), store, n_resamples=200)
-    assert [g.n_templates for g in groups] == [1, 1] and sweep_part(groups) is None
+    assert [g.n_templates for g in groups] == [1, 1] and sweep_section(groups) is None
     with pytest.raises(ValueError, match="method"):
         build_sweep(analyse(store, n_resamples=200), store, ci_method="studentized")
 

@@ -39,18 +39,32 @@ import hashlib
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..core.records import Comparison, Generation
+from ..core.section import (
+    Block,
+    Code,
+    Emph,
+    Figure,
+    Heading,
+    Link,
+    Paragraph,
+    Section,
+    Strong,
+    Table,
+    Text,
+    table_links,
+)
 from ..core.store import Store, UnitInfo
 from ..core.ui import Progress
-from ..report.writer import ReportPart
 from . import stats
 from .behaviour import (
     CODE_DEFINITIONS,
@@ -64,6 +78,7 @@ from .behaviour import (
     transition_table,
 )
 from .estimates import Analysis
+from .figures import pyplot
 from .sweep import protocol_label
 
 log = logging.getLogger(__name__)
@@ -250,11 +265,21 @@ class StepSeries:
 
     @property
     def title(self) -> str:
-        """A heading for the series."""
+        """A title for the series (plain text)."""
         return (
-            f"{self.family_display}, reward {self.reward}: {self.task_display}, `{self.template_id}`, "
-            f"grader `{self.grader_id}`"
+            f"{self.family_display}, reward {self.reward}: {self.task_display}, {self.template_id}, "
+            f"grader {self.grader_id}"
         )
+
+    @property
+    def heading(self) -> Text:
+        """A heading for the series (ids as code)."""
+        return [
+            f"{self.family_display}, reward {self.reward}: {self.task_display}, ",
+            Code(self.template_id),
+            ", grader ",
+            Code(self.grader_id),
+        ]
 
 
 @dataclass
@@ -734,132 +759,183 @@ def step_figure_names(series: Sequence[StepSeries]) -> list[str]:
     return out
 
 
-def code_section(report: CodeReport, figures_dir: str = "figures") -> str:
-    """The report's "Code reasoning" section (``""`` when no unit has graded responses)."""
+def code_section(report: CodeReport) -> Section | None:
+    """The report's "Code reasoning" section with its tables and step figures (``None`` when no
+    unit has graded responses)."""
     default = DEFAULT_DEFINITION
     rows = [c for c in report.code if c.definition == default]
     if not rows:
-        return ""
+        return None
     level = round(100 * report.level)
-    parts = [
-        "## Code reasoning\n",
-        "Responses that reason in (unexecuted) code versus in language only, as in the Spurious Rewards "
-        "paper's analysis. *Code*: "
-        + CODE_DEFINITIONS[default].description
-        + ". *Mentions Python*: "
-        + CODE_DEFINITIONS["mentions_python"].description
-        + ". Model output is never executed. Rates are shares of responses over the problems the unit has "
-        f"graded completely, with {level}% bootstrap intervals (problems resampled with their samples, "
-        f"{report.n_resamples} resamples); accuracy given code is the accuracy of the code responses "
-        "(`–`: no such response).\n",
+    blocks: list[Block] = [
+        Paragraph(
+            [
+                "Responses that reason in (unexecuted) code versus in language only, as in the Spurious Rewards "
+                "paper's analysis. ",
+                Emph("Code"),
+                ": " + CODE_DEFINITIONS[default].description + ". ",
+                Emph("Mentions Python"),
+                ": " + CODE_DEFINITIONS["mentions_python"].description + ". Model output is never executed. Rates "
+                "are shares of responses over the problems the unit has graded completely, with "
+                f"{level}% bootstrap intervals (problems resampled with their samples, {report.n_resamples} "
+                "resamples); accuracy given code is the accuracy of the code responses (",
+                Code("–"),
+                ": no such response).",
+            ]
+        )
     ]
     graders = sorted({c.grader_id for c in rows})
     python = {(c.info.key, c.grader_id): c.summary for c in report.code if c.definition == "mentions_python"}
+    header: list[Text] = ["Checkpoint", "Task", "Prompt", "Responses", "Code (%)", "Mentions Python (%)"]
+    header += ["Accuracy (%)", "Accuracy given code (%)", "Accuracy given language (%)", "Code - language (points)"]
     for grader in graders:
         if len(graders) > 1:
-            parts.append(f"### Per unit, grader `{grader}`\n")
-        lines = [
-            "| Checkpoint | Task | Prompt | Responses | Code (%) | Mentions Python (%) | Accuracy (%) "
-            "| Accuracy given code (%) | Accuracy given language (%) | Code - language (points) |",
-            "|---|---|---|---|---|---|---|---|---|---|",
-        ]
+            blocks.append(Heading(["Per unit, grader ", Code(grader)]))
+        table: list[list[Text]] = []
         for c in rows:
             if c.grader_id != grader:
                 continue
             s, spec = c.summary, c.info.spec
             py = python.get((c.info.key, grader))
-            lines.append(
-                f"| {spec.checkpoint.checkpoint_id} | {spec.task} | `{spec.template_id}` | {s.n_responses} | "
-                f"{_cell(s.code_frequency)} | {_cell(py.code_frequency) if py else '–'} | {_cell(s.accuracy)} | "
-                f"{_cell(s.accuracy_code)} (n={s.n_code}) | {_cell(s.accuracy_language)} (n={s.n_language}) | "
-                f"{_cell(s.code_minus_language, signed=True)} |"
+            table.append(
+                [
+                    spec.checkpoint.checkpoint_id,
+                    spec.task,
+                    Code(spec.template_id),
+                    str(s.n_responses),
+                    _cell(s.code_frequency),
+                    _cell(py.code_frequency) if py else "–",
+                    _cell(s.accuracy),
+                    f"{_cell(s.accuracy_code)} (n={s.n_code})",
+                    f"{_cell(s.accuracy_language)} (n={s.n_language})",
+                    _cell(s.code_minus_language, signed=True),
+                ]
             )
-        parts.append("\n".join(lines) + "\n")
+        blocks.append(Table(header, table))
     transitions = [t for t in report.transitions if t.table.definition == default]
     if transitions:
-        parts.append("### Strategy transitions: RLVR checkpoint vs base\n")
-        parts.append(
-            "Per problem, the strategy in each unit (code when more than half of its samples are code) and its "
-            "accuracy (share of samples correct); each cell's *contribution* is (its problems / all problems) x "
-            "(accuracy after - accuracy before), and the contributions add up to the gain. *Share*: contribution "
-            "/ gain (the paper's Table 2; shares can be negative or above 100%).\n"
+        blocks.append(Heading("Strategy transitions: RLVR checkpoint vs base"))
+        blocks.append(
+            Paragraph(
+                [
+                    "Per problem, the strategy in each unit (code when more than half of its samples are code) and "
+                    "its accuracy (share of samples correct); each cell's ",
+                    Emph("contribution"),
+                    " is (its problems / all problems) x (accuracy after - accuracy before), and the contributions "
+                    "add up to the gain. ",
+                    Emph("Share"),
+                    ": contribution / gain (the paper's Table 2; shares can be negative or above 100%).",
+                ]
+            )
         )
+        header = ["Transition", "Problems", "Accuracy before (%)", "Accuracy after (%)", "Contribution (points)"]
         for t in transitions:
             comp, tab = t.comparison, t.table
-            parts.append(
-                f"**{comp.treatment}** vs {comp.baseline} · {comp.task} · `{comp.template_id}` · "
-                f"grader `{comp.grader_id}`: "
-                f"{_pct(tab.acc_before)} -> {_pct(tab.acc_after)} ({100 * tab.gain:+.1f} points over "
-                f"{tab.n_problems} problems)\n"
+            blocks.append(
+                Paragraph(
+                    [
+                        Strong(comp.treatment),
+                        f" vs {comp.baseline} · {comp.task} · ",
+                        Code(comp.template_id),
+                        " · grader ",
+                        Code(comp.grader_id),
+                        f": {_pct(tab.acc_before)} -> {_pct(tab.acc_after)} ({100 * tab.gain:+.1f} points over "
+                        f"{tab.n_problems} problems)",
+                    ]
+                )
             )
-            lines = [
-                "| Transition | Problems | Accuracy before (%) | Accuracy after (%) | Contribution (points) "
-                "| Share of gain (%) |",
-                "|---|---|---|---|---|---|",
-            ]
+            cells: list[list[Text]] = []
             for cell in tab.cells:
                 share = "–" if cell.share is None else f"{100 * cell.share:.1f}"
-                lines.append(
-                    f"| {cell.label} | {cell.n_problems} | {_pct(cell.acc_before)} | {_pct(cell.acc_after)} | "
-                    f"{100 * cell.contribution:+.1f} | {share} |"
+                cells.append(
+                    [
+                        cell.label,
+                        str(cell.n_problems),
+                        _pct(cell.acc_before),
+                        _pct(cell.acc_after),
+                        f"{100 * cell.contribution:+.1f}",
+                        share,
+                    ]
                 )
-            parts.append("\n".join(lines) + "\n")
+            blocks.append(Table([*header, "Share of gain (%)"], cells))
     if report.steps:
-        parts.append("### Across training steps\n")
+        blocks.append(Heading("Across training steps"))
         for series, name in zip(report.steps, step_figure_names(report.steps), strict=True):
-            parts.append(f"**{series.title}**\n")
-            lines = ["| Step | Checkpoint | Code (%) | Accuracy (%) |", "|---|---|---|---|"]
-            for p in series.points:
-                lines.append(f"| {p.step} | {p.checkpoint_id} | {_cell(p.code_frequency)} | {_cell(p.accuracy)} |")
-            parts.append("\n".join(lines) + "\n")
-            parts.append(f"![{series.title.replace('`', '')}]({figures_dir}/{name})\n")
-    parts.append(
-        "Tables: [`tables/code_reasoning.csv`](tables/code_reasoning.csv) (every definition and grader), "
-        "[`tables/code_transitions.csv`](tables/code_transitions.csv)"
-        + (", [`tables/code_steps.csv`](tables/code_steps.csv)" if report.steps else "")
-        + " (fractions).\n"
-    )
-    return "\n".join(parts)
+            blocks.append(Paragraph(Strong(series.heading)))
+            points: list[list[Text]] = [
+                [str(p.step), p.checkpoint_id, _cell(p.code_frequency), _cell(p.accuracy)] for p in series.points
+            ]
+            blocks.append(Table(["Step", "Checkpoint", "Code (%)", "Accuracy (%)"], points))
+            blocks.append(Figure(name, series.title, partial(step_figure, series)))
+    links = [("code_reasoning.csv", "(every definition and grader)"), ("code_transitions.csv", "")]
+    if report.steps:
+        links.append(("code_steps.csv", ""))
+    blocks.append(table_links(links, tail=" (fractions)."))
+    tables = {"code_reasoning.csv": code_frame(report), "code_transitions.csv": transitions_frame(report)}
+    if report.steps:
+        tables["code_steps.csv"] = steps_frame(report)
+    return Section("Code reasoning", blocks, tables=tables)
 
 
-def flags_section(report: CodeReport) -> str:
-    """The report's "Behaviour flags" section (``""`` without units)."""
+def flags_section(report: CodeReport) -> Section | None:
+    """The report's "Behaviour flags" section with ``behaviour_flags.csv`` (``None`` without units)."""
     if not report.flags:
-        return ""
+        return None
     level = round(100 * report.level)
-    lines = [
-        "## Behaviour flags\n",
-        "Per unit, over all its stored responses: *truncated*: generation stopped at the token limit; "
-        "*repetition*: a stretch of text repeated more than 10 times in a row (at least 100 characters); "
-        "*empty*: a blank response; *no boxed answer*: no non-blank final `\\boxed{}`. Rates in % with "
-        f"{level}% bootstrap intervals (problems resampled). A base model that runs out of tokens or never "
-        "boxes its answer loses accuracy for reasons a reward can fix without teaching any mathematics.\n",
-        "| Checkpoint | Task | Prompt | Responses | Truncated (%) | Repetition (%) | Empty (%) "
-        "| No boxed answer (%) | Mean tokens |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    note = Paragraph(
+        [
+            "Per unit, over all its stored responses: ",
+            Emph("truncated"),
+            ": generation stopped at the token limit; ",
+            Emph("repetition"),
+            ": a stretch of text repeated more than 10 times in a row (at least 100 characters); ",
+            Emph("empty"),
+            ": a blank response; ",
+            Emph("no boxed answer"),
+            ": no non-blank final ",
+            Code("\\boxed{}"),
+            f". Rates in % with {level}% bootstrap intervals (problems resampled). A base model that runs out of "
+            "tokens or never boxes its answer loses accuracy for reasons a reward can fix without teaching any "
+            "mathematics.",
+        ]
+    )
+    header: list[Text] = ["Checkpoint", "Task", "Prompt", "Responses", "Truncated (%)", "Repetition (%)", "Empty (%)"]
+    header += ["No boxed answer (%)", "Mean tokens"]
+    rows: list[list[Text]] = []
     for f in report.flags:
         s, spec = f.summary, f.info.spec
         tokens = "–" if s.mean_tokens is None else f"{s.mean_tokens:.0f}"
         if s.mean_tokens is not None and s.n_tokens_known < s.n_responses:
             tokens += f" (n={s.n_tokens_known})"
-        lines.append(
-            f"| {spec.checkpoint.checkpoint_id} | {spec.task} | `{spec.template_id}` | {s.n_responses} | "
-            f"{_cell(s.truncation_rate)} | {_cell(s.repetition_rate)} | {_cell(s.empty_rate)} | "
-            f"{_cell(s.boxed_nothing_rate)} | {tokens} |"
+        rows.append(
+            [
+                spec.checkpoint.checkpoint_id,
+                spec.task,
+                Code(spec.template_id),
+                str(s.n_responses),
+                _cell(s.truncation_rate),
+                _cell(s.repetition_rate),
+                _cell(s.empty_rate),
+                _cell(s.boxed_nothing_rate),
+                tokens,
+            ]
         )
-    lines.append("")
-    lines.append("Table: [`tables/behaviour_flags.csv`](tables/behaviour_flags.csv) (fractions).\n")
-    return "\n".join(lines)
+    footer = Paragraph(
+        ["Table: ", Link(Code("tables/behaviour_flags.csv"), "tables/behaviour_flags.csv"), " (fractions)."]
+    )
+    return Section(
+        "Behaviour flags", [note, Table(header, rows), footer], tables={"behaviour_flags.csv": flags_frame(report)}
+    )
+
+
+def code_sections(report: CodeReport) -> list[Section]:
+    """The code-reasoning and behaviour-flag sections that have something to show."""
+    return [s for s in (code_section(report), flags_section(report)) if s is not None]
 
 
 def step_figure(series: StepSeries, path: Path) -> Path:
     """Code frequency (left) and accuracy (right) against training step, with interval bars."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     steps = [p.step for p in series.points]
     fig, axes = plt.subplots(1, 2, figsize=(8.5, 3.4), sharex=True)
     for ax, what, label in (
@@ -874,37 +950,12 @@ def step_figure(series: StepSeries, path: Path) -> Path:
         ax.set_ylabel(label)
         ax.set_ylim(-2, 102)
         ax.grid(alpha=0.3)
-    fig.suptitle(series.title.replace("`", ""), fontsize=9)
+    fig.suptitle(series.title, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=130)
     plt.close(fig)
     return path
-
-
-def _drawer(series: StepSeries) -> Callable[[Path], object]:
-    def draw(path: Path) -> Path:
-        return step_figure(series, path)
-
-    return draw
-
-
-def code_parts(report: CodeReport) -> list[ReportPart]:
-    """The code-reasoning part (section, ``code_reasoning.csv``, ``code_transitions.csv``,
-    ``code_steps.csv`` and the step figures) and the behaviour-flags part (section,
-    ``behaviour_flags.csv``); parts with nothing to show are left out."""
-    parts = []
-    section = code_section(report)
-    if section:
-        tables = {"code_reasoning.csv": code_frame(report), "code_transitions.csv": transitions_frame(report)}
-        if report.steps:
-            tables["code_steps.csv"] = steps_frame(report)
-        figures = {name: _drawer(s) for s, name in zip(report.steps, step_figure_names(report.steps), strict=True)}
-        parts.append(ReportPart(section=section, tables=tables, figures=figures))
-    flags = flags_section(report)
-    if flags:
-        parts.append(ReportPart(section=flags, tables={"behaviour_flags.csv": flags_frame(report)}))
-    return parts
 
 
 __all__ = [
@@ -920,8 +971,8 @@ __all__ = [
     "UnitFlags",
     "build_code_report",
     "code_frame",
-    "code_parts",
     "code_section",
+    "code_sections",
     "flags_frame",
     "flags_section",
     "step_figure",

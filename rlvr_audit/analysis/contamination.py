@@ -1,4 +1,4 @@
-"""Partial-prompt contamination probe (``rlvr-audit probe contamination``).
+"""Partial-prompt contamination probe: scores, rates, comparisons and the report section.
 
 "Reasoning or Memorization?" (arXiv 2507.10532) gives a model only the first part of a benchmark
 problem and looks at what it writes: a model that has memorised the benchmark writes the rest of
@@ -44,13 +44,13 @@ get McNemar's exact test and Holm-adjusted p-values over the comparisons of the 
 grader. ROUGE-L comparisons get an interval only (the exact tests of :mod:`rlvr_audit.stats` are
 for 0/1 outcomes).
 
-Storage. Probe units live in the store's ``probes/`` folder, laid out like the store itself
+Planning and storage are in :mod:`rlvr_audit.generation.probes`; the command is
+:func:`rlvr_audit.api.run_contamination_probe`. Probe units live in the store's ``probes/`` folder,
+laid out like the store itself
 (``probes/units/<key>/unit.json``, ``probe.json``, ``generations.jsonl``, ``grades/<grader>.jsonl``,
 ``probes/problems/<data hash>.jsonl``), so normal reports, listings and analyses never mistake them
-for evaluations. Their key is a normal :class:`~rlvr_audit.records.UnitSpec` key whose template id
-and hash include the probe kind, the fraction, the probe version and the full task's data hash.
-Generation and grading are :func:`rlvr_audit.generate.generate_units` and
-:func:`rlvr_audit.grade.grade_units`: resumable (a re-run generates and grades only what is
+for evaluations. Generation and grading are :func:`rlvr_audit.generation.runner.generate_units` and
+:func:`rlvr_audit.grading.runner.grade_units`: resumable (a re-run generates and grades only what is
 missing), chunked, with progress bars.
 
 Known issues: the probe is only as sharp as the fraction: at 80% the remainder can be a few words
@@ -63,42 +63,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from functools import lru_cache
+from dataclasses import dataclass, field, replace
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..core.errors import StoreError, UsageError
-from ..core.records import ProbeInfo, Problem, SamplingProtocol, UnitSpec, stable_hash
-from ..core.store import Store, UnitInfo, _atomic_write
+from ..core.records import ProbeInfo
+from ..core.registry import Registry
+from ..core.section import Block, Code, Figure, Paragraph, Section, Strong, Table, Text, table_links
+from ..core.store import Store, UnitInfo
+from ..generation.probes import cut_problem, has_probe_units, probe_store, read_probe_info
 from . import stats
-
-if TYPE_CHECKING:
-    from ..api import EngineOptions, GradeOptions, Locations, ReportOptions
-    from ..core.registry import Registry
-    from ..generation.plan import PlannedUnit, Selection
-    from ..report.writer import ReportPart
-
-PROBE_VERSION = 1
-"""Version of the cut and scoring rules; part of every probe unit's key."""
-
-DEFAULT_PERCENTS = (40, 60, 80)
-"""Fractions of each problem given to the model, in percent."""
-
-KINDS: tuple[str, ...] = ("completion", "answer")
-"""Probe kinds (see the module docstring)."""
-
-PROBE_DIR = "probes"
-"""Folder of the probe units inside a store."""
-
-RAW = "raw"
-"""Template id recorded for ``completion`` probes (the prefix is sent as it is)."""
-
-DEFAULT_COMPLETION_TOKENS = 512
-"""New-token limit of ``completion`` probes."""
+from .estimates import apply_registry, grader_version, plan_for, rng_for
+from .figures import pyplot
 
 METRICS: dict[str, str] = {
     "exact_match": "Exact match of the rest",
@@ -118,42 +98,6 @@ _WORD = re.compile(r"\S+")
 _SPACE = re.compile(r"\s+")
 
 
-@dataclass(frozen=True)
-class Cut:
-    """A problem cut at a fraction of its words."""
-
-    prefix: str
-    """The first ``words_kept`` words, as in the original text, without trailing whitespace."""
-    remainder: str
-    """The rest of the text (starts with the whitespace that followed the prefix)."""
-    words_kept: int
-    """Words in the prefix."""
-    words_total: int
-    """Words in the problem."""
-
-
-def check_percent(percent: object) -> int:
-    """``percent`` as an int in 1..99, or a :class:`UsageError` naming ``--percents`` and the range."""
-    if isinstance(percent, bool) or not isinstance(percent, (int, np.integer)):
-        raise UsageError(f"--percents must be whole numbers strictly between 0 and 100, got {percent!r}")
-    if not 0 < int(percent) < 100:
-        raise UsageError(f"--percents must be strictly between 0 and 100 (exclusive), got {percent}")
-    return int(percent)
-
-
-def cut_problem(text: str, percent: int) -> Cut | None:
-    """Cut ``text`` after ``floor(n * percent / 100)`` of its ``n`` words (clamped to
-    ``[1, n - 1]``); ``None`` for a text of fewer than two words."""
-    p = check_percent(percent)
-    words = list(_WORD.finditer(text))
-    n = len(words)
-    if n < 2:
-        return None
-    k = min(max(n * p // 100, 1), n - 1)
-    end = words[k - 1].end()
-    return Cut(prefix=text[:end], remainder=text[end:], words_kept=k, words_total=n)
-
-
 def normalise(text: str) -> str:
     """Whitespace normalisation of the exact-match rule: runs of whitespace -> one space, ends stripped."""
     return _SPACE.sub(" ", text).strip()
@@ -166,7 +110,7 @@ def exact_match(question: str, prefix: str, continuation: str) -> bool:
 
 @lru_cache(maxsize=1)
 def _rouge_scorer() -> Any:
-    from rouge_score import rouge_scorer
+    from rouge_score import rouge_scorer  # heavy (pulls in nltk and scipy.stats, seconds): only when scoring
 
     return rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
 
@@ -178,218 +122,6 @@ def rouge_l(remainder: str, continuation: str) -> float:
         return 0.0
     cut = " ".join(continuation.split()[:n])
     return float(_rouge_scorer().score(remainder, cut)["rougeL"].fmeasure)
-
-
-# ---- planning ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ProbeOptions:
-    """What to probe."""
-
-    percents: tuple[int, ...] = DEFAULT_PERCENTS
-    """Fractions of each problem, in percent (each in 1..99)."""
-    kinds: tuple[str, ...] = KINDS
-    """Probe kinds to run (``completion``, ``answer``)."""
-    completion_max_new_tokens: int = DEFAULT_COMPLETION_TOKENS
-    """New-token limit of ``completion`` probes."""
-    answer_max_new_tokens: int | None = None
-    """New-token limit of ``answer`` probes (``None``: the task's)."""
-    seed: int = 0
-    """Base sampling seed (greedy decoding does not use it; it is part of the key all the same)."""
-
-
-def check_options(options: ProbeOptions) -> None:
-    """Validate probe options before anything is loaded or written."""
-    if not options.percents:
-        raise UsageError("--percents is empty; give fractions strictly between 0 and 100, e.g. 40,60,80")
-    seen: set[int] = set()
-    for p in options.percents:
-        if check_percent(p) in seen:
-            raise UsageError(f"--percents lists {p} twice")
-        seen.add(int(p))
-    if not options.kinds:
-        raise UsageError(f"--kinds is empty; valid kinds: {', '.join(KINDS)}")
-    for kind in options.kinds:
-        if kind not in KINDS:
-            raise UsageError(f"unknown probe kind {kind!r}; valid kinds: {', '.join(KINDS)}")
-    if options.completion_max_new_tokens < 1:
-        raise UsageError(f"--completion-max-new-tokens must be >= 1, got {options.completion_max_new_tokens}")
-    if options.answer_max_new_tokens is not None and options.answer_max_new_tokens < 1:
-        raise UsageError(f"--max-new-tokens must be >= 1, got {options.answer_max_new_tokens}")
-
-
-@dataclass
-class PlannedProbe:
-    """A planned probe unit: the unit to generate and what it probes."""
-
-    unit: PlannedUnit
-    """The unit (its problems are the cut problems)."""
-    probe: ProbeInfo
-    """Kind, fraction, source task version."""
-    source: list[Problem] = field(repr=False)
-    """The full problems of the task, before the cut (stored for scoring)."""
-
-
-def _raw_template() -> Any:
-    from ..core.prompts import PromptTemplate
-
-    return PromptTemplate(
-        description="Partial-prompt probe: the first part of the problem, sent as it is.",
-        chat=False,
-        text="{question}",
-    )
-
-
-def cut_problems(problems: Sequence[Problem], percent: int) -> tuple[list[Problem], list[str]]:
-    """The problems cut at ``percent`` (question = prefix; the remainder in ``metadata``) and the
-    ids of those too short to cut."""
-    out: list[Problem] = []
-    skipped: list[str] = []
-    for p in problems:
-        cut = cut_problem(p.question, percent)
-        if cut is None:
-            skipped.append(p.problem_id)
-            continue
-        meta = {
-            **p.metadata,
-            "probe_percent": percent,
-            "probe_remainder": cut.remainder,
-            "probe_words": [cut.words_kept, cut.words_total],
-        }
-        out.append(p.model_copy(update={"question": cut.prefix, "metadata": meta}))
-    return out, skipped
-
-
-def plan_probes(
-    selection: Selection,
-    options: ProbeOptions,
-    engine: EngineOptions,
-    loc: Locations,
-) -> list[PlannedProbe]:
-    """Validate everything and plan the probe units (no model is loaded, nothing is written).
-
-    The grid of :func:`rlvr_audit.plan.plan` (checkpoints with their bases, tasks, answer
-    templates) gives each checkpoint x task one ``completion`` unit per fraction and each
-    checkpoint x task x template one ``answer`` unit per fraction."""
-    from ..api import plan_units
-    from ..generation.plan import PlannedUnit, ProtocolOverrides
-
-    check_options(options)
-    overrides = ProtocolOverrides(
-        samples=1, temperature=0.0, max_new_tokens=options.answer_max_new_tokens, seed=options.seed
-    )
-    grid = plan_units(selection, overrides, engine, loc)
-    raw = _raw_template()
-    out: list[PlannedProbe] = []
-    cuts: dict[tuple[str, int], tuple[list[Problem], list[str]]] = {}
-    done_completion: set[tuple[str, str]] = set()
-    for unit in grid:
-        source_hash = unit.spec.data_hash
-        for percent in options.percents:
-            key = (source_hash, percent)
-            if key not in cuts:
-                cuts[key] = cut_problems(unit.problems, percent)
-                if not cuts[key][0]:
-                    raise UsageError(
-                        f"task {unit.task.task!r} has no problem of two or more words to cut at {percent}%"
-                    )
-            problems, skipped = cuts[key]
-            for kind in options.kinds:
-                if kind == "completion":
-                    pair = (unit.checkpoint.checkpoint_id, f"{source_hash}/{percent}")
-                    if pair in done_completion:
-                        continue  # one completion unit per checkpoint, task and fraction
-                    done_completion.add(pair)
-                    template, template_id = raw, RAW
-                    protocol = unit.spec.protocol.model_copy(
-                        update={"max_new_tokens": options.completion_max_new_tokens}
-                    )
-                else:
-                    template, template_id = unit.template, unit.spec.template_id
-                    protocol = unit.spec.protocol
-                spec = _probe_spec(unit.spec, kind, percent, template_id, template.template_hash, problems, protocol)
-                info = unit.info.model_copy(update={"key": spec.key, "spec": spec, "n_problems_total": len(problems)})
-                probe = ProbeInfo(
-                    kind=kind,  # type: ignore[arg-type]  # validated by check_options
-                    percent=percent,
-                    version=PROBE_VERSION,
-                    unit_key=spec.key,
-                    source_data_hash=source_hash,
-                    template_id=template_id,
-                    skipped=skipped,
-                )
-                planned = PlannedUnit(
-                    info=info, checkpoint=unit.checkpoint, task=unit.task, template=template, problems=problems
-                )
-                out.append(PlannedProbe(unit=planned, probe=probe, source=unit.problems))
-    return out
-
-
-def probe_template_id(kind: str, percent: int, template_id: str) -> str:
-    """The template id a probe unit is stored under, e.g. ``contamination/completion/p60/raw``."""
-    return f"contamination/{kind}/p{percent}/{template_id}"
-
-
-def _probe_spec(
-    base: UnitSpec,
-    kind: str,
-    percent: int,
-    template_id: str,
-    template_hash: str,
-    problems: list[Problem],
-    protocol: SamplingProtocol,
-) -> UnitSpec:
-    from ..core.tasks import data_hash
-
-    return base.model_copy(
-        update={
-            "data_hash": data_hash(problems),
-            "template_id": probe_template_id(kind, percent, template_id),
-            "template_hash": stable_hash(
-                {
-                    "probe": "contamination",
-                    "version": PROBE_VERSION,
-                    "kind": kind,
-                    "percent": percent,
-                    "template_hash": template_hash,
-                    "source_data_hash": base.data_hash,
-                }
-            ),
-            "protocol": protocol,
-        }
-    )
-
-
-# ---- the probe store --------------------------------------------------------------------------
-
-
-def probe_store(store: Store) -> Store:
-    """The store of probe units inside ``store`` (its ``probes/`` folder)."""
-    return Store(store.root / PROBE_DIR)
-
-
-def write_probe_info(pstore: Store, probe: ProbeInfo) -> None:
-    """Write ``probe.json`` of a probe unit (atomically; an existing one must agree)."""
-    path = pstore.unit_dir(probe.unit_key) / "probe.json"
-    if path.exists():
-        current = read_probe_info(pstore, probe.unit_key)
-        if current == probe:
-            return
-        if current.model_copy(update={"skipped": probe.skipped}) != probe:
-            raise StoreError(f"{path}: describes another probe than key {probe.unit_key}; the store is inconsistent")
-    _atomic_write(path, probe.model_dump_json(indent=2) + "\n")
-
-
-def read_probe_info(pstore: Store, key: str) -> ProbeInfo:
-    """Read ``probe.json`` of a probe unit."""
-    path = pstore.unit_dir(key) / "probe.json"
-    try:
-        return ProbeInfo.model_validate_json(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as exc:
-        raise StoreError(f"{path}: missing (probe unit {key} has no probe.json)") from exc
-    except ValueError as exc:
-        raise StoreError(f"{path}: not a valid probe file: {exc}") from exc
 
 
 @dataclass
@@ -406,8 +138,6 @@ def stored_probes(
     store: Store, registry: Registry | None = None, keys: Sequence[str] | None = None
 ) -> list[StoredProbe]:
     """Every probe unit of ``store`` (or those of ``keys``) that has a ``probe.json``."""
-    from .estimates import apply_registry
-
     pstore = probe_store(store)
     wanted = set(keys) if keys is not None else None
     out = []
@@ -560,8 +290,6 @@ class ProbeAnalysis:
 def unit_scores(store: Store, unit: StoredProbe, graders: Sequence[str]) -> list[ProbeScores]:
     """Per-problem scores of one probe unit: exact match and ROUGE-L (``completion``) and, per
     grader with grades of its current version, correctness of the answer."""
-    from .estimates import grader_version
-
     pstore = probe_store(store)
     key = unit.info.key
     gens = {g.problem_id: g for g in pstore.read_generations(key) if g.sample_idx == 0}
@@ -615,8 +343,6 @@ def analyse_probes(
     """Rates with intervals and paired comparisons of the probe units (see the module docstring).
 
     ``graders``: graders whose grades enter (default: every grader that graded a probe unit)."""
-    from .estimates import _rng, plan_for
-
     stats.check_bootstrap_options(n_resamples=n_resamples, level=level, method=ci_method)
     units = stored_probes(store, registry, keys)
     pstore = probe_store(store)
@@ -671,7 +397,7 @@ def analyse_probes(
                 relation = "cross-family" if a.unit.info.family != b.unit.info.family else "same family"
                 pairs.append((a, b, relation))
         for b, t, relation in pairs:
-            comparisons.append(_compare(b, t, relation, plan, _rng, seed, n_resamples, level, ci_method))
+            comparisons.append(_compare(b, t, relation, plan, rng_for, seed, n_resamples, level, ci_method))
     result.comparisons = _holm(comparisons)
     return result
 
@@ -745,8 +471,6 @@ def _compare(
 
 def _holm(comparisons: list[ProbeComparison]) -> list[ProbeComparison]:
     """Holm-adjust the p-values over the comparisons of the same metric and grader."""
-    from dataclasses import replace
-
     out = list(comparisons)
     families: dict[tuple[str, str], list[int]] = {}
     for i, c in enumerate(out):
@@ -924,32 +648,43 @@ def rates_rows(analysis: ProbeAnalysis) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def rates_table(analysis: ProbeAnalysis) -> str:
-    """Markdown of :func:`rates_rows`."""
+def rates_table(analysis: ProbeAnalysis) -> Table:
+    """The table of :func:`rates_rows` (templates as code)."""
     header, rows = rates_rows(analysis)
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join([*r[:3], f"`{r[3]}`" if r[3] != "-" else "-", *r[4:]]) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    cells: list[list[Text]] = [[*r[:3], Code(r[3]) if r[3] != "-" else "-", *r[4:]] for r in rows]
+    return Table([_label_text(h) for h in header], cells, kind="measured")
 
 
-def comparisons_table(analysis: ProbeAnalysis) -> str:
-    """Markdown: every paired comparison."""
-    lines = [
-        "| Treatment | Baseline | Relation | Task | Shown | Prompt | Metric | Difference (points) | p | p (Holm) "
-        "| Problems |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+def _label_text(label: str) -> Text:
+    """A column label of :func:`_column_label` with the grader id as code."""
+    if label.endswith(")") and " (`" in label:
+        name, grader = label[:-2].split(" (`", 1)
+        return [f"{name} (", Code(grader), ")"]
+    return label
+
+
+def comparisons_table(analysis: ProbeAnalysis) -> Table:
+    """Every paired comparison."""
+    header: list[Text] = ["Treatment", "Baseline", "Relation", "Task", "Shown", "Prompt", "Metric"]
+    header += ["Difference (points)", "p", "p (Holm)", "Problems"]
+    rows: list[list[Text]] = []
     for c in analysis.comparisons:
-        label = _column_label((c.metric, c.grader_id))
-        diff = f"{100 * c.delta:+.1f} [{100 * c.ci_low:+.1f}, {100 * c.ci_high:+.1f}]"
-        p = "-" if c.p_value is None else f"{c.p_value:.3g}"
-        p_holm = "-" if c.p_holm is None else f"{c.p_holm:.3g}"
-        lines.append(
-            f"| {c.treatment} | {c.baseline} | {c.relation} | {c.task} | {c.percent}% | `{c.template_id}` | {label} | "
-            f"{diff} | "
-            f"{p} | {p_holm} | {c.n_problems} |"
+        rows.append(
+            [
+                c.treatment,
+                c.baseline,
+                c.relation,
+                c.task,
+                f"{c.percent}%",
+                Code(c.template_id),
+                _label_text(_column_label((c.metric, c.grader_id))),
+                f"{100 * c.delta:+.1f} [{100 * c.ci_low:+.1f}, {100 * c.ci_high:+.1f}]",
+                "-" if c.p_value is None else f"{c.p_value:.3g}",
+                "-" if c.p_holm is None else f"{c.p_holm:.3g}",
+                str(c.n_problems),
+            ]
         )
-    return "\n".join(lines) + "\n"
+    return Table(header, rows, kind="measured")
 
 
 def figure_name(task: str) -> str:
@@ -960,13 +695,11 @@ def figure_name(task: str) -> str:
 def probe_figure(analysis: ProbeAnalysis, task: str, path: Path) -> Path | None:
     """Rates against the fraction shown, one panel per metric column, one line per checkpoint
     (points at the estimates, bars over their intervals); ``None`` when the task has no rates."""
-    from ..report.figures import _pyplot
-
     est = [e for e in analysis.estimates if e.task == task]
     if not est:
         return None
     cols = [c for c in _columns(analysis) if any(_col_of(e) == c for e in est)]
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(cols), figsize=(max(5.0, 3.8 * len(cols)), 3.4), squeeze=False)
     checkpoints = list(dict.fromkeys(e.checkpoint_id for e in est))
     palette = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
@@ -1003,71 +736,59 @@ def _col_of(e: ProbeEstimate) -> tuple[str, str]:
     return (e.metric, e.grader_id)
 
 
-def probe_section(analysis: ProbeAnalysis, figures_dir: str = "figures") -> str:
-    """The report's contamination section (Markdown with its ``##`` heading)."""
-    from ..report.html import MEASURED_HOOK
-
+def probe_section(analysis: ProbeAnalysis) -> Section | None:
+    """The report's contamination section (rates, comparisons, a figure per task and two tables);
+    ``None`` without probe rates."""
+    if not analysis.estimates:
+        return None
     lvl = round(analysis.level * 100)
-    parts = [
-        "## Contamination probe: partial prompts\n",
-        "Each problem cut after the given share of its words and given to the model (greedy). "
-        "**Exact match of the rest**: the raw first part, continued by the model, reproduces the rest of "
-        "the problem word for word (whitespace runs collapsed; case, punctuation and LaTeX exact). "
-        "**ROUGE-L of the rest**: overlap of that continuation (cut to the rest's length in words) with "
-        "the rest. **Correct answer in the continuation**: that same continuation graded. **Correct answer "
-        "when asked**: the first part under the prompt template, graded. A model that has not seen the "
-        "benchmark rarely reproduces the rest, and rarely answers a problem it was only partly shown "
-        f"(see 'Reasoning or Memorization?', arXiv 2507.10532). Rates in % with {lvl}% cluster bootstrap "
-        f"intervals ({analysis.n_resamples} resamples, seed {analysis.seed}).\n",
-        MEASURED_HOOK + "\n",
+    blocks: list[Block] = [
+        Paragraph(
+            [
+                "Each problem cut after the given share of its words and given to the model (greedy). ",
+                Strong("Exact match of the rest"),
+                ": the raw first part, continued by the model, reproduces the rest of the problem word for word "
+                "(whitespace runs collapsed; case, punctuation and LaTeX exact). ",
+                Strong("ROUGE-L of the rest"),
+                ": overlap of that continuation (cut to the rest's length in words) with the rest. ",
+                Strong("Correct answer in the continuation"),
+                ": that same continuation graded. ",
+                Strong("Correct answer when asked"),
+                ": the first part under the prompt template, graded. A model that has not seen the benchmark rarely "
+                "reproduces the rest, and rarely answers a problem it was only partly shown (see 'Reasoning or "
+                f"Memorization?', arXiv 2507.10532). Rates in % with {lvl}% cluster bootstrap intervals "
+                f"({analysis.n_resamples} resamples, seed {analysis.seed}).",
+            ]
+        ),
         rates_table(analysis),
     ]
     for task in dict.fromkeys(e.task for e in analysis.estimates):
         display = next(e.task_display for e in analysis.estimates if e.task == task)
-        parts.append(f"![Contamination probe, {display}]({figures_dir}/{figure_name(task)})\n")
-    if analysis.comparisons:
-        parts.append(
-            "Paired comparisons over the problems both sides scored: each RLVR checkpoint against its base, "
-            "every two reference checkpoints against each other (across families). Difference in points "
-            "with a paired bootstrap interval; p: McNemar's exact test (0/1 metrics only), Holm-adjusted over "
-            "the comparisons of the same metric and grader.\n"
+        blocks.append(
+            Figure(figure_name(task), f"Contamination probe, {display}", partial(probe_figure, analysis, task))
         )
-        parts.append(MEASURED_HOOK + "\n")
-        parts.append(comparisons_table(analysis))
-    parts.append(
-        "Tables: [`tables/contamination_rates.csv`](tables/contamination_rates.csv), "
-        "[`tables/contamination_comparisons.csv`](tables/contamination_comparisons.csv).\n"
-    )
-    return "\n".join(parts)
-
-
-def probe_part(analysis: ProbeAnalysis) -> ReportPart | None:
-    """The report part (section, two tables, one figure per task); ``None`` without probe rates."""
-    from ..report.writer import ReportPart
-
-    if not analysis.estimates:
-        return None
-
-    def drawer(task: str) -> Callable[[Path], object]:
-        return lambda path: probe_figure(analysis, task, path)
-
-    tasks = list(dict.fromkeys(e.task for e in analysis.estimates))
-    return ReportPart(
-        section=probe_section(analysis),
+    if analysis.comparisons:
+        blocks.append(
+            Paragraph(
+                "Paired comparisons over the problems both sides scored: each RLVR checkpoint against its base, every "
+                "two reference checkpoints against each other (across families). Difference in points with a paired "
+                "bootstrap interval; p: McNemar's exact test (0/1 metrics only), Holm-adjusted over the comparisons "
+                "of the same metric and grader."
+            )
+        )
+        blocks.append(comparisons_table(analysis))
+    blocks.append(table_links([("contamination_rates.csv", ""), ("contamination_comparisons.csv", "")]))
+    return Section(
+        "Contamination probe: partial prompts",
+        blocks,
         tables={
             "contamination_rates.csv": rates_frame(analysis),
             "contamination_comparisons.csv": comparisons_frame(analysis),
         },
-        figures={figure_name(t): drawer(t) for t in tasks},
     )
 
 
-def has_probe_units(store: Store) -> bool:
-    """Whether the store holds contamination probe units (in its ``probes/`` folder)."""
-    return (store.root / PROBE_DIR / "units").is_dir()
-
-
-def report_part(
+def stored_probe_section(
     store: Store,
     *,
     registry: Registry | None,
@@ -1076,138 +797,30 @@ def report_part(
     n_resamples: int,
     level: float,
     ci_method: str,
-) -> ReportPart | None:
-    """The contamination part of a report when the store holds probe units, else ``None``."""
+) -> Section | None:
+    """The contamination section of a report when the store holds probe units, else ``None``."""
     if not has_probe_units(store):
         return None
     analysis = analyse_probes(
         store, registry=registry, graders=graders, seed=seed, n_resamples=n_resamples, level=level, ci_method=ci_method
     )
-    return probe_part(analysis)
-
-
-# ---- the command ------------------------------------------------------------------------------
-
-
-@dataclass
-class ProbeResult:
-    """What ``rlvr-audit probe contamination`` did."""
-
-    unit_keys: list[str]
-    """Probe units planned."""
-    generated: int
-    """Samples generated now."""
-    reused: int
-    """Samples already stored."""
-    graded: int
-    """Samples graded now."""
-    analysis: ProbeAnalysis
-    """Rates and comparisons of the planned units."""
-    run_id: str
-    """Run manifest id (in the store's ``runs/``)."""
-
-
-def run_contamination_probe(
-    selection: Selection,
-    options: ProbeOptions,
-    engine: EngineOptions,
-    grading: GradeOptions,
-    reporting: ReportOptions,
-    loc: Locations,
-    *,
-    progress: bool = True,
-) -> ProbeResult:
-    """Plan, generate what is missing, grade what is ungraded and analyse the probe units.
-
-    Everything is validated (options, checkpoints, tasks, templates, graders, bootstrap settings)
-    before anything is written; then the probe units go to the store's ``probes/`` folder and a
-    run manifest to its ``runs/``."""
-    from ..api import _check_grade_options, _check_report_options, _Manifest, load_registry
-    from ..core.ui import make_progress
-    from ..generation.runner import generate_units
-    from ..grading.runner import grade_units
-
-    _check_grade_options(grading)
-    _check_report_options(reporting)
-    planned = plan_probes(selection, options, engine, loc)
-    store = Store(loc.store)
-    pstore = probe_store(store)
-    keys = [p.unit.key for p in planned]
-    manifest = _Manifest(store, keys, engine.backend)
-    status = "failed"
-    try:
-        for p in planned:
-            pstore.ensure_unit(p.unit.info)
-            write_probe_info(pstore, p.probe)
-            store.save_problems(p.probe.source_data_hash, p.source)
-        with make_progress(progress) as prog:
-            gen = generate_units(
-                pstore,
-                [p.unit for p in planned],
-                backend=engine.backend,
-                model_args=engine.model_args,
-                batch_size=engine.batch_size,
-                device=engine.device,
-                limit=engine.limit,
-                save_every=engine.save_every,
-                progress=prog,
-            )
-            graded = grade_units(
-                pstore, keys, graders=grading.graders, workers=grading.workers, timeout=grading.timeout, progress=prog
-            )
-        status = "finished"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        manifest.finish(status)
-    registry = load_registry(loc) if loc.registry_path.is_file() else None
-    analysis = analyse_probes(
-        store,
-        registry=registry,
-        keys=keys,
-        graders=grading.graders,
-        seed=reporting.seed,
-        n_resamples=reporting.n_resamples,
-        level=reporting.level,
-        ci_method=reporting.ci_method,
-    )
-    return ProbeResult(
-        unit_keys=keys,
-        generated=gen.generated,
-        reused=gen.reused,
-        graded=graded.graded,
-        analysis=analysis,
-        run_id=manifest.manifest.run_id,
-    )
+    return probe_section(analysis)
 
 
 __all__ = [
-    "DEFAULT_PERCENTS",
-    "KINDS",
     "METRICS",
-    "PROBE_VERSION",
-    "Cut",
-    "PlannedProbe",
     "ProbeAnalysis",
     "ProbeComparison",
     "ProbeEstimate",
-    "ProbeOptions",
-    "ProbeResult",
+    "StoredProbe",
     "analyse_probes",
     "comparisons_frame",
-    "cut_problem",
-    "cut_problems",
     "exact_match",
     "normalise",
-    "plan_probes",
-    "probe_part",
     "probe_section",
-    "probe_store",
     "rates_frame",
     "rates_rows",
-    "report_part",
     "rouge_l",
-    "run_contamination_probe",
+    "stored_probe_section",
     "stored_probes",
 ]

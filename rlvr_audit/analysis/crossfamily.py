@@ -30,6 +30,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,9 +38,11 @@ import numpy as np
 import pandas as pd
 
 from ..core.records import Comparison
+from ..core.section import BREAK, Block, Code, Emph, Figure, Heading, Inline, Paragraph, Section, Strong, Table, Text
 from ..core.store import UnitInfo
 from . import stats
 from .estimates import Analysis
+from .figures import pyplot
 
 if TYPE_CHECKING:
     from .claims import Ledger
@@ -275,40 +278,50 @@ def _claimed_text(claims: list[ClaimedGain], sep: str, *, with_version: bool = T
     return sep.join(f"{g.gain:+.1f}{label(g)}" for g in sorted(claims, key=lambda g: (g.version, g.step or 0)))
 
 
-def grid_title(grid: Grid) -> str:
+def grid_title(grid: Grid) -> Text:
     """A heading for the grid."""
     if grid.grader:
-        return f"{grid.task_display}: gain over base ({grid.metric}, grader `{grid.grader}`)"
+        return [f"{grid.task_display}: gain over base ({grid.metric}, grader ", Code(grid.grader), ")"]
     return f"{grid.task_display}: gains over base claimed in {grid.version} (cited, not measured)"
 
 
-def grid_markdown(grid: Grid) -> str:
-    """The grid as a Markdown table: measured gain [CI] (``*`` significant after Holm) and, under
-    it, the claimed gains with their paper versions (in *italics*: cited, not measured)."""
-    header = ["Family", *grid.rewards]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+def _plain_title(grid: Grid) -> str:
+    if grid.grader:
+        return f"{grid.task_display}: gain over base ({grid.metric}, grader {grid.grader})"
+    return str(grid_title(grid))
+
+
+def grid_blocks(grid: Grid) -> list[Block]:
+    """The grid as a table: measured gain [CI] (``*`` significant after Holm) and, under it, the
+    claimed gains with their paper versions (in *italics*: cited, not measured), and its note."""
+    rows: list[list[Text]] = []
     for fam in grid.families:
-        row = [grid.family_display.get(fam, fam)]
+        row: list[Text] = [grid.family_display.get(fam, fam)]
         for reward in grid.rewards:
-            parts = []
+            parts: list[Inline] = []
             m = grid.measured.get((fam, reward))
             if m is not None:
                 c = m.comparison
                 star = " *" if m.significant else ""
-                parts.append(f"**{_pts(c.delta)}** [{_pts(c.ci_low)}, {_pts(c.ci_high)}]{star}")
+                parts += [Strong(_pts(c.delta)), f" [{_pts(c.ci_low)}, {_pts(c.ci_high)}]{star}"]
             claims = grid.claimed.get((fam, reward))
             if claims:
-                parts.append("_claimed " + _claimed_text(claims, ", ", with_version=not grid.version) + "_")
-            row.append("<br>".join(parts) if parts else "–")
-        lines.append("| " + " | ".join(row) + " |")
-    note = (
-        f"Bold: measured gain in points with its paired {int(100 * _level(grid))}% interval; `*`: significant "
-        f"after Holm correction over the {len(grid.measured)} measured cells (alpha {ALPHA}). "
-        "Italics: gains printed in the papers (cited, with the paper version)."
+                if parts:
+                    parts.append(BREAK)
+                parts.append(Emph("claimed " + _claimed_text(claims, ", ", with_version=not grid.version)))
+            row.append(parts or "–")
+        rows.append(row)
+    note: Text = (
+        [
+            f"Bold: measured gain in points with its paired {int(100 * _level(grid))}% interval; ",
+            Code("*"),
+            f": significant after Holm correction over the {len(grid.measured)} measured cells (alpha {ALPHA}). "
+            "Italics: gains printed in the papers (cited, with the paper version).",
+        ]
         if grid.measured
         else f"Italics: gains printed in {grid.version} (cited, with the training step); nothing measured."
     )
-    return "\n".join(lines) + "\n\n" + note + "\n"
+    return [Table(["Family", *grid.rewards], rows), Paragraph(note)]
 
 
 def _level(grid: Grid) -> float:
@@ -374,12 +387,9 @@ def grid_frame(grids: Sequence[Grid]) -> pd.DataFrame:
 def heatmap(grid: Grid, path: Path) -> Path:
     """Draw the grid as a heatmap PNG at ``path``: colour = measured gain (claimed gain where
     nothing was measured, hatched), text = gain, interval, ``*`` and the claimed gains."""
-    import matplotlib
+    from matplotlib.colors import TwoSlopeNorm  # heavy: only when a figure is drawn (see figures.pyplot)
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-    from matplotlib.colors import TwoSlopeNorm
-
+    plt = pyplot()
     n_rows, n_cols = len(grid.families), len(grid.rewards)
     values = np.full((n_rows, n_cols), np.nan)
     cited_only = np.zeros((n_rows, n_cols), dtype=bool)
@@ -417,7 +427,7 @@ def heatmap(grid: Grid, path: Path) -> Path:
             ax.text(j, i, texts[i][j], ha="center", va="center", fontsize=7, color="white" if dark else "black")
     ax.set_xticks(range(n_cols), grid.rewards, rotation=30, ha="right")
     ax.set_yticks(range(n_rows), [grid.family_display.get(f, f) for f in grid.families])
-    ax.set_title(grid_title(grid).replace("`", ""), fontsize=9)
+    ax.set_title(_plain_title(grid), fontsize=9)
     fig.text(
         0.01,
         0.01,
@@ -437,21 +447,18 @@ def figure_name(grid: Grid) -> str:
     return "_".join(["cross_family", grid.task, *what]) + ".png"
 
 
-def cross_family_section(grids: Sequence[Grid], figures_dir: str = "figures") -> str:
-    """Markdown for all grids: a heading, the table and a link to the heatmap of each."""
+def cross_family_section(grids: Sequence[Grid], *, title: str = "Cross-family gains") -> Section:
+    """The section of all grids: a heading, the table and the heatmap of each, and
+    ``cross_family.csv``."""
+    section = Section(title, tables={"cross_family.csv": grid_frame(grids)})
     if not grids:
-        return "_No RLVR checkpoint with a base in this report: nothing to compare across families._\n"
-    parts = []
+        section.blocks.append(
+            Paragraph(Emph("No RLVR checkpoint with a base in this report: nothing to compare across families."))
+        )
     for grid in grids:
-        parts.append(f"### {grid_title(grid)}\n")
-        parts.append(grid_markdown(grid))
-        parts.append(f"![{grid_title(grid).replace('`', '')}]({figures_dir}/{figure_name(grid)})\n")
-    return "\n".join(parts)
-
-
-def write_cross_family(grids: Sequence[Grid], folder: Path) -> list[Path]:
-    """Write every grid's heatmap into ``folder`` (created if needed); returns the paths."""
-    return [heatmap(grid, Path(folder) / figure_name(grid)) for grid in grids]
+        section.blocks += [Heading(grid_title(grid)), *grid_blocks(grid)]
+        section.blocks.append(Figure(figure_name(grid), _plain_title(grid), partial(heatmap, grid)))
+    return section
 
 
 __all__ = [
@@ -464,9 +471,8 @@ __all__ = [
     "claimed_from_ledger",
     "cross_family_section",
     "figure_name",
+    "grid_blocks",
     "grid_frame",
-    "grid_markdown",
     "grid_title",
     "heatmap",
-    "write_cross_family",
 ]

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from ..core.records import Grade
+from ..core.section import BulletList, Code, Emph, Inline, Paragraph, Section, Table, Text
 from ..core.store import Store, UnitInfo
 from .estimates import grader_version
 
@@ -176,59 +177,77 @@ def disagreement_frame(rows: Sequence[UnitDisagreement]) -> pd.DataFrame:
     return pd.DataFrame(records, columns=DISAGREEMENT_COLUMNS)
 
 
-def _cell(text: str | None) -> str:
-    if text is None:
+def _cell(text: str | None) -> Inline:
+    if not text:
         return "–"
-    text = text.replace("|", "\\|").replace("\r", " ").replace("\n", " ").replace("`", "'")
-    return f"`{text}`" if text else "–"
+    return Code(text)
 
 
-def disagreement_section(rows: Sequence[UnitDisagreement]) -> str:
-    """The report's "Grader disagreement" section (Markdown)."""
+def disagreement_section(rows: Sequence[UnitDisagreement]) -> Section:
+    """The report's "Grader disagreement" section, with ``grader_disagreement.csv``."""
+    section = Section("Grader disagreement", tables={"grader_disagreement.csv": disagreement_frame(rows)})
     if not rows:
-        return "_Each unit was graded by one grader only: run `rlvr-audit grade --graders a,b,...` to compare._\n"
+        section.blocks.append(
+            Paragraph(
+                Emph(
+                    [
+                        "Each unit was graded by one grader only: run ",
+                        Code("rlvr-audit grade --graders a,b,..."),
+                        " to compare.",
+                    ]
+                )
+            )
+        )
+        return section
     all_graders = sorted({g for d in rows for g in d.graders})
-    header = ["Checkpoint", "Task", "Prompt", *(f"`{g}`" for g in all_graders), "Samples", "Disagree"]
-    lines = [
-        "Accuracy (%) of each unit under each grader, over the samples every grader of the unit graded; "
-        "*Disagree* counts the samples the graders do not all grade the same way (correct or not).\n",
-        "| " + " | ".join(header) + " |",
-        "|" + "---|" * len(header),
-    ]
+    header: list[Text] = ["Checkpoint", "Task", "Prompt", *(Code(g) for g in all_graders), "Samples", "Disagree"]
+    table: list[list[Text]] = []
     for d in rows:
         s = d.info.spec
-        accs = [f"{100 * d.accuracy[g]:.1f}" if g in d.accuracy else "" for g in all_graders]
+        accs: list[Text] = [f"{100 * d.accuracy[g]:.1f}" if g in d.accuracy else "" for g in all_graders]
         share = f" ({100 * d.n_disagree / d.n_common:.1f}%)" if d.n_common else ""
-        lines.append(
-            f"| {s.checkpoint.checkpoint_id} | {s.task} | `{s.template_id}` | "
-            + " | ".join(accs)
-            + f" | {d.n_common} | {d.n_disagree}{share} |"
+        table.append(
+            [s.checkpoint.checkpoint_id, s.task, Code(s.template_id), *accs, str(d.n_common), f"{d.n_disagree}{share}"]
         )
-    lines.append("")
-    pair_lines = []
+    section.blocks += [
+        Paragraph(
+            [
+                "Accuracy (%) of each unit under each grader, over the samples every grader of the unit graded; ",
+                Emph("Disagree"),
+                " counts the samples the graders do not all grade the same way (correct or not).",
+            ]
+        ),
+        Table(header, table),
+    ]
+    pair_items: list[Text] = []
     for d in rows:
-        moved = [f"`{a}` only {x}, `{b}` only {y}" for (a, b), (x, y) in d.pairwise.items() if x or y]
+        moved: list[Inline] = []
+        for (a, b), (x, y) in d.pairwise.items():
+            if x or y:
+                moved += [*(["; "] if moved else []), Code(a), f" only {x}, ", Code(b), f" only {y}"]
         if moved:
-            pair_lines.append(f"- {d.info.spec.checkpoint.checkpoint_id} · {d.info.spec.task}: " + "; ".join(moved))
-    if pair_lines:
-        lines.append("Correct under one grader of a pair but not the other:\n")
-        lines.extend(pair_lines)
-        lines.append("")
+            pair_items.append([f"{d.info.spec.checkpoint.checkpoint_id} · {d.info.spec.task}: ", *moved])
+    if pair_items:
+        section.blocks += [Paragraph("Correct under one grader of a pair but not the other:"), BulletList(pair_items)]
     examples = [(d, ex) for d in rows for ex in d.examples]
     if examples:
-        lines.append("Examples (first disagreements in task order):\n")
-        grader_cols = " | ".join(f"`{g}`" for g in all_graders)
-        lines.append(f"| Checkpoint | Problem | Gold | {grader_cols} | Response tail |")
-        lines.append("|" + "---|" * (4 + len(all_graders)))
+        header = ["Checkpoint", "Problem", "Gold", *(Code(g) for g in all_graders), "Response tail"]
+        table = []
         for d, ex in examples:
-            per = [f"{ex.verdicts[g]}: {_cell(ex.extracted[g])}" if g in ex.verdicts else "" for g in all_graders]
-            lines.append(
-                f"| {d.info.spec.checkpoint.checkpoint_id} | {ex.problem_id} #{ex.sample_idx} | {_cell(ex.gold)} | "
-                + " | ".join(per)
-                + f" | {_cell(ex.response_tail)} |"
+            per: list[Text] = [
+                [f"{ex.verdicts[g]}: ", _cell(ex.extracted[g])] if g in ex.verdicts else "" for g in all_graders
+            ]
+            table.append(
+                [
+                    d.info.spec.checkpoint.checkpoint_id,
+                    f"{ex.problem_id} #{ex.sample_idx}",
+                    _cell(ex.gold),
+                    *per,
+                    _cell(ex.response_tail),
+                ]
             )
-        lines.append("")
-    return "\n".join(lines)
+        section.blocks += [Paragraph("Examples (first disagreements in task order):"), Table(header, table)]
+    return section
 
 
 __all__ = [

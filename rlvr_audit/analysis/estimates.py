@@ -65,7 +65,7 @@ class UnitMatrix:
     """Samples stored for the unit."""
 
 
-def _rng(seed: int, *keys: str) -> np.random.Generator:
+def rng_for(seed: int, *keys: str) -> np.random.Generator:
     """A generator seeded from the user seed and hex keys (unit keys, hashes)."""
     return np.random.default_rng(np.random.SeedSequence([seed, *(int(k[:12], 16) for k in keys)]))
 
@@ -82,7 +82,9 @@ def plan_for(seed: int, data_hash: str, problem_ids: tuple[str, ...], n_resample
     does not depend on which other units are analysed with it.
     """
     seed_key = hashlib.sha256(data_hash.encode("utf-8")).hexdigest()
-    return stats.ResamplingPlan(len(problem_ids), n_resamples, rng=_rng(seed, seed_key, _problem_set_hash(problem_ids)))
+    return stats.ResamplingPlan(
+        len(problem_ids), n_resamples, rng=rng_for(seed, seed_key, _problem_set_hash(problem_ids))
+    )
 
 
 def grader_version(grader_id: str) -> str | None:
@@ -390,7 +392,9 @@ def analyse(
     for r in pair_requests:
         iv = results[r.table].pairs[r.pair]
         b, t = r.base.correct[r.rows_base], r.treat.correct[r.rows_treat]
-        test = stats.paired_test(b, t, rng=_rng(seed + 1, r.base.info.key, r.treat.info.key), n_resamples=n_resamples)
+        test = stats.paired_test(
+            b, t, rng=rng_for(seed + 1, r.base.info.key, r.treat.info.key), n_resamples=n_resamples
+        )
         k = r.treat.info.spec.protocol.n
         comparisons.append(
             Comparison(

@@ -59,18 +59,33 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..core.records import Comparison, SamplingProtocol
+from ..core.section import (
+    BREAK,
+    Block,
+    Code,
+    Emph,
+    Figure,
+    Heading,
+    Paragraph,
+    Section,
+    Strong,
+    Table,
+    Text,
+    table_links,
+)
 from ..core.store import Store, UnitInfo
-from ..report.writer import ReportPart
 from . import stats
 from .estimates import Analysis, UnitMatrix, grader_version, plan_for, unit_matrix
+from .figures import pyplot
 
 log = logging.getLogger(__name__)
 
@@ -681,97 +696,132 @@ def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)
 
 
-def _heading(gs: Sequence[SweepGroup], several_protocols: bool) -> str:
+def _heading(gs: Sequence[SweepGroup], several_protocols: bool) -> Heading:
     g = gs[0]
     extra = f", {protocol_label(g.protocol)}" if several_protocols else ""
-    return f"### {g.task_display}: accuracy per prompt ({g.metric}, grader `{g.grader_id}`{extra})\n"
+    return Heading([f"{g.task_display}: accuracy per prompt ({g.metric}, grader ", Code(g.grader_id), f"{extra})"])
 
 
-def sweep_section(groups: Sequence[SweepGroup], figures_dir: str = "figures") -> str:
-    """The report's "Prompt sensitivity" section (``""`` when no group is swept)."""
+def _setting_blocks(gs: Sequence[SweepGroup], figure: str, several_protocols: bool) -> list[Block]:
+    """One setting's heading, accuracy table, parse-rate table, gains table and dot plot."""
+    templates = sorted({t for g in gs for t in g.templates})
+    header: list[Text] = ["Checkpoint", *(Code(t) for t in templates), "Spread (points)", "Default rank"]
+    rows: list[list[Text]] = []
+    parse_rows: list[list[Text]] = []
+    for g in gs:
+        by_t = {s.template_id: s for s in g.scores}
+        cells: list[Text] = []
+        parse_cells: list[Text] = []
+        for t in templates:
+            s = by_t.get(t)
+            if s is None:
+                cells.append("–")
+                parse_cells.append("–")
+                continue
+            text = f"{_interval(s.accuracy)} (#{s.rank})"
+            cells.append(Strong(text) if s.is_default else text)
+            parse_cells.append(_interval(s.parse_rate))
+        spread: Text = (
+            [_interval(g.spread, signed=True), BREAK, Code(g.best), " - ", Code(g.worst)] if g.spread else "–"
+        )
+        rank = "–" if g.default_rank is None else f"{g.default_rank} of {g.n_templates}"
+        rows.append([g.checkpoint_id, *cells, spread, rank])
+        parse_rows.append([g.checkpoint_id, *parse_cells])
+    n_problems = sorted({len(g.problem_ids) for g in gs})
+    blocks: list[Block] = [
+        _heading(gs, several_protocols),
+        Table(header, rows),
+        Paragraph(f"Problems: {', '.join(map(str, n_problems))} per checkpoint (common to its templates)."),
+        Paragraph("Parse rate (%):"),
+        Table(["Checkpoint", *(Code(t) for t in templates)], parse_rows),
+    ]
+    gain_rows = [(g, gain) for g in gs for gain in g.gains]
+    if gain_rows:
+        blocks.append(
+            Paragraph(
+                [
+                    "Gain of each RLVR checkpoint over its base, in points: under the same template (paired over the "
+                    "problems both have graded, as in ",
+                    Emph("Gains over base"),
+                    "), and over the base under its ",
+                    Strong("best"),
+                    " template (the ",
+                    Emph("best-prompted base"),
+                    "). The best base template is picked on the same data, which favours the base: the gain over it "
+                    "is biased downward, and its interval ignores that choice.",
+                ]
+            )
+        )
+        table: list[list[Text]] = []
+        for g, gain in gain_rows:
+            c, o = gain.same_prompt, gain.over_best
+            same: Text = f"{_pts(c.delta)} [{_pts(c.ci_low)}, {_pts(c.ci_high)}]" if c else Emph("base not run so")
+            best: Text = Code(gain.base_best_template) if gain.base_best_template else Emph("base not swept")
+            over = _interval(o, signed=True) if o else "–"
+            prompt: Text = Strong(Code(gain.template_id)) if gain.is_default else Code(gain.template_id)
+            n = gain.over_best_n_problems if o else (c.n_problems if c else "–")
+            table.append([g.checkpoint_id, prompt, same, best, over, str(n)])
+        header = ["Checkpoint", "Prompt", "Gain, same prompt", "Base's best prompt", "Gain over best-prompted base"]
+        blocks.append(Table([*header, "Problems"], table))
+    blocks.append(Figure(figure, f"{gs[0].task_display} accuracy per prompt", partial(dot_plot, gs)))
+    return blocks
+
+
+def sweep_section(groups: Sequence[SweepGroup]) -> Section | None:
+    """The report's "Prompt sensitivity" section with its tables and figures; ``None`` when no
+    checkpoint x task x protocol x grader has two or more templates."""
     settings = _settings(groups)
     if not settings:
-        return ""
+        return None
     names = figure_names(groups)
     level = groups[0].scores[0].accuracy.level
     per_task = Counter((gs[0].task, gs[0].grader_id) for gs in settings)
-    parts = [
-        "## Prompt sensitivity\n",
-        "Each checkpoint under several prompt templates, everything else equal, on the problems every "
-        f"template has graded. Accuracy in % with its {round(100 * level)}% bootstrap interval (problems "
-        "resampled); rank 1 is the best template (ties share a rank); **bold**: the checkpoint's default template. "
-        "*Spread*: best minus worst template, with the paired interval of that difference; best and worst are "
-        "picked on the same data, so the spread is biased upward. *Parse rate*: share of answers from which the "
-        "grader extracted a final answer (not `no_answer`, not `truncated`).\n",
+    blocks: list[Block] = [
+        Paragraph(
+            [
+                "Each checkpoint under several prompt templates, everything else equal, on the problems every "
+                f"template has graded. Accuracy in % with its {round(100 * level)}% bootstrap interval (problems "
+                "resampled); rank 1 is the best template (ties share a rank); ",
+                Strong("bold"),
+                ": the checkpoint's default template. ",
+                Emph("Spread"),
+                ": best minus worst template, with the paired interval of that difference; best and worst are "
+                "picked on the same data, so the spread is biased upward. ",
+                Emph("Parse rate"),
+                ": share of answers from which the grader extracted a final answer (not ",
+                Code("no_answer"),
+                ", not ",
+                Code("truncated"),
+                ").",
+            ]
+        )
     ]
     for gs in settings:
-        templates = sorted({t for g in gs for t in g.templates})
-        parts.append(_heading(gs, per_task[(gs[0].task, gs[0].grader_id)] > 1))
-        header = ["Checkpoint", *(f"`{t}`" for t in templates), "Spread (points)", "Default rank"]
-        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        parse_lines = ["| Checkpoint | " + " | ".join(f"`{t}`" for t in templates) + " |"]
-        parse_lines.append("|" + "---|" * (len(templates) + 1))
-        for g in gs:
-            by_t = {s.template_id: s for s in g.scores}
-            cells, parse_cells = [], []
-            for t in templates:
-                s = by_t.get(t)
-                if s is None:
-                    cells.append("–")
-                    parse_cells.append("–")
-                    continue
-                text = f"{_interval(s.accuracy)} (#{s.rank})"
-                cells.append(f"**{text}**" if s.is_default else text)
-                parse_cells.append(_interval(s.parse_rate))
-            spread = _interval(g.spread, signed=True) + f"<br>`{g.best}` - `{g.worst}`" if g.spread else "–"
-            rank = "–" if g.default_rank is None else f"{g.default_rank} of {g.n_templates}"
-            lines.append(f"| {g.checkpoint_id} | " + " | ".join(cells) + f" | {spread} | {rank} |")
-            parse_lines.append(f"| {g.checkpoint_id} | " + " | ".join(parse_cells) + " |")
-        n_problems = sorted({len(g.problem_ids) for g in gs})
-        parts.append("\n".join(lines) + "\n")
-        parts.append(f"Problems: {', '.join(map(str, n_problems))} per checkpoint (common to its templates).\n")
-        parts.append("Parse rate (%):\n")
-        parts.append("\n".join(parse_lines) + "\n")
-        gain_rows = [(g, gain) for g in gs for gain in g.gains]
-        if gain_rows:
-            parts.append(
-                "Gain of each RLVR checkpoint over its base, in points: under the same template (paired over the "
-                "problems both have graded, as in *Gains over base*), and over the base under its **best** template "
-                "(the *best-prompted base*). The best base template is picked on the same data, which favours the "
-                "base: the gain over it is biased downward, and its interval ignores that choice.\n"
-            )
-            lines = [
-                "| Checkpoint | Prompt | Gain, same prompt | Base's best prompt | Gain over best-prompted base | "
-                "Problems |",
-                "|---|---|---|---|---|---|",
+        blocks += _setting_blocks(gs, names[gs[0].setting], per_task[(gs[0].task, gs[0].grader_id)] > 1)
+    blocks.append(
+        table_links(
+            [
+                ("prompt_sweep.csv", "(accuracy and parse rate per template)"),
+                ("prompt_sweep_spread.csv", ""),
+                ("prompt_sweep_gains.csv", "(fractions)"),
             ]
-            for g, gain in gain_rows:
-                c, o = gain.same_prompt, gain.over_best
-                same = f"{_pts(c.delta)} [{_pts(c.ci_low)}, {_pts(c.ci_high)}]" if c else "_base not run so_"
-                best = f"`{gain.base_best_template}`" if gain.base_best_template else "_base not swept_"
-                over = _interval(o, signed=True) if o else "–"
-                prompt = f"**`{gain.template_id}`**" if gain.is_default else f"`{gain.template_id}`"
-                n = gain.over_best_n_problems if o else (c.n_problems if c else "–")
-                lines.append(f"| {g.checkpoint_id} | {prompt} | {same} | {best} | {over} | {n} |")
-            parts.append("\n".join(lines) + "\n")
-        name = names[gs[0].setting]
-        parts.append(f"![{gs[0].task_display} accuracy per prompt]({figures_dir}/{name})\n")
-    parts.append(
-        "Tables: [`tables/prompt_sweep.csv`](tables/prompt_sweep.csv) (accuracy and parse rate per template), "
-        "[`tables/prompt_sweep_spread.csv`](tables/prompt_sweep_spread.csv), "
-        "[`tables/prompt_sweep_gains.csv`](tables/prompt_sweep_gains.csv) (fractions).\n"
+        )
     )
-    return "\n".join(parts)
+    return Section(
+        "Prompt sensitivity",
+        blocks,
+        tables={
+            "prompt_sweep.csv": sweep_frame(groups),
+            "prompt_sweep_spread.csv": spread_frame(groups),
+            "prompt_sweep_gains.csv": gains_frame(groups),
+        },
+    )
 
 
 def dot_plot(groups: Sequence[SweepGroup], path: Path) -> Path:
     """Templates (x) by checkpoints (one colour each): accuracy dots with interval bars; the
     default template of a checkpoint is a larger diamond. ``groups``: one setting's groups."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     templates = sorted({t for g in groups for t in g.templates})
     n = len(groups)
     width = 0.7
@@ -816,32 +866,6 @@ def dot_plot(groups: Sequence[SweepGroup], path: Path) -> Path:
     return path
 
 
-def sweep_part(groups: Sequence[SweepGroup]) -> ReportPart | None:
-    """The report's prompt-sensitivity section, tables and figures; ``None`` when no checkpoint x
-    task x protocol x grader has two or more templates."""
-    settings = _settings(groups)
-    if not settings:
-        return None
-    names = figure_names(groups)
-    figures = {names[gs[0].setting]: _drawer(gs) for gs in settings}
-    return ReportPart(
-        section=sweep_section(groups),
-        tables={
-            "prompt_sweep.csv": sweep_frame(groups),
-            "prompt_sweep_spread.csv": spread_frame(groups),
-            "prompt_sweep_gains.csv": gains_frame(groups),
-        },
-        figures=figures,
-    )
-
-
-def _drawer(groups: Sequence[SweepGroup]) -> Callable[[Path], object]:
-    def draw(path: Path) -> Path:
-        return dot_plot(groups, path)
-
-    return draw
-
-
 __all__ = [
     "GAIN_COLUMNS",
     "NO_PARSE_VERDICTS",
@@ -858,6 +882,5 @@ __all__ = [
     "protocol_label",
     "spread_frame",
     "sweep_frame",
-    "sweep_part",
     "sweep_section",
 ]

@@ -3,7 +3,8 @@
 Every checkpoint has an id ``<family>/<variant>``. A checkpoint with a ``base`` is compared
 against that base in reports (paired over the same problems, task, prompt and grader). A
 local model directory given on the command line is an ad-hoc checkpoint ``local/<name>``
-with no base.
+with no base. The claims ledger about the registry's families is ``claims.yaml`` beside it
+(:mod:`rlvr_audit.core.claims`), loaded and checked against the registry with it.
 """
 
 from __future__ import annotations
@@ -13,12 +14,11 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import Field
 
-from ..analysis.claims import BenchmarkSpec, Ledger, ProtocolSpec, Source, build_ledger
-from .configfile import StrictModel, load_yaml_model
+from .claims import LEDGER_SECTIONS, Ledger, ledger_path, load_ledger, read_ledger_file
+from .configfile import StrictModel, read_yaml, validate
 from .errors import ConfigError, UnknownNameError, UsageError
 from .records import CheckpointRef
 
@@ -53,20 +53,10 @@ class Family(StrictModel):
 
 
 class RegistryFile(StrictModel):
-    """The whole ``checkpoints.yaml``: the families and the claims ledger about them
-    (see :mod:`rlvr_audit.claims`)."""
+    """The whole ``checkpoints.yaml``: the model families."""
 
     families: dict[str, Family]
     """Family id -> family."""
-    sources: dict[str, Source] = Field(default_factory=dict)
-    """Ledger: source id -> publication the claims come from."""
-    protocols: dict[str, ProtocolSpec] = Field(default_factory=dict)
-    """Ledger: named evaluation protocols claims refer to."""
-    benchmarks: dict[str, BenchmarkSpec] = Field(default_factory=dict)
-    """Ledger: benchmarks claims mention that are not tasks."""
-    claims: list[Any] = Field(default_factory=list)
-    """Ledger entries; validated one by one by :func:`rlvr_audit.claims.build_ledger` so that
-    every error names the entry."""
 
 
 @dataclass(frozen=True)
@@ -143,10 +133,15 @@ class Registry:
 
     @classmethod
     def load(cls, path: Path) -> Registry:
-        """Load and validate ``checkpoints.yaml`` (bases and prompts must exist)."""
+        """Load and validate ``checkpoints.yaml`` (bases must exist) and the claims ledger in
+        ``claims.yaml`` beside it, if there is one (checked against the registry's ids). An old
+        single-file registry with the ledger's sections inside still loads; a ledger in both
+        places is refused."""
         if not path.is_file():
             raise UsageError(f"checkpoint registry {path} does not exist")
-        data = load_yaml_model(path, RegistryFile)
+        raw = read_yaml(path)
+        legacy = {k: raw.pop(k) for k in LEDGER_SECTIONS if isinstance(raw, dict) and k in raw}
+        data = validate(RegistryFile, raw, path)
         out: dict[str, Checkpoint] = {}
         for fam_id, fam in data.families.items():
             for variant, entry in fam.checkpoints.items():
@@ -174,15 +169,18 @@ class Registry:
                     key=f"families.{ck.family}.checkpoints.{cid.split('/', 1)[1]}.base",
                 )
         families = {fam_id: fam.display_name for fam_id, fam in data.families.items()}
-        ledger = build_ledger(
-            data.claims,
-            sources=data.sources,
-            protocols=data.protocols,
-            benchmarks=data.benchmarks,
-            families=families,
-            checkpoints=out,
-            path=path,
-        )
+        claims_file = ledger_path(path)
+        if claims_file.is_file() and legacy:
+            raise ConfigError(
+                path,
+                f"the claims ledger is in {claims_file.name} beside this file; remove the sections "
+                f"{', '.join(legacy)} from here (they belong in {claims_file.name})",
+                key=next(iter(legacy)),
+            )
+        if claims_file.is_file():
+            ledger = load_ledger(read_ledger_file(claims_file), claims_file, families=families, checkpoints=out)
+        else:  # an old single-file registry, or no claims (the ledger still knows each family's base)
+            ledger = load_ledger(legacy, path, families=families, checkpoints=out)
         return cls(out, path, families=families, ledger=ledger)
 
     def check_prompts(self, valid_prompts: set[str]) -> None:

@@ -76,7 +76,7 @@ class UnitInfo(BaseModel):
     """For imported units: source files, the source's own reported metrics, match counts."""
 
 
-def _atomic_write(path: Path, data: str) -> None:
+def atomic_write(path: Path, data: str) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -129,7 +129,7 @@ class Store:
                 raise StoreError(f"{path}: holds a different spec for key {info.key}; the store is inconsistent")
             if current == info:
                 return
-        _atomic_write(path, info.model_dump_json(indent=2) + "\n")
+        atomic_write(path, info.model_dump_json(indent=2) + "\n")
 
     def load_unit(self, key: str) -> UnitInfo:
         """Read ``unit.json`` of a unit."""
@@ -181,7 +181,7 @@ class Store:
         path = self.problems_path(data_hash)
         if path.exists():
             return
-        _atomic_write(path, "".join(p.model_dump_json() + "\n" for p in problems))
+        atomic_write(path, "".join(p.model_dump_json() + "\n" for p in problems))
 
     def load_problems(self, data_hash: str) -> list[Problem]:
         """The stored problems of a task version."""
@@ -230,7 +230,7 @@ class Store:
     # ---- runs --------------------------------------------------------------------------
     def write_manifest(self, manifest: RunManifest) -> None:
         """Write (or replace) a run manifest atomically."""
-        _atomic_write(self.root / "runs" / f"{manifest.run_id}.json", manifest.model_dump_json(indent=2) + "\n")
+        atomic_write(self.root / "runs" / f"{manifest.run_id}.json", manifest.model_dump_json(indent=2) + "\n")
 
     def manifests(self) -> list[RunManifest]:
         """All run manifests, oldest first; unreadable ones are skipped with a warning."""

@@ -24,8 +24,8 @@ carried by the page links), each under the grader chosen in the filter bar:
   of correct samples is above (*gained*), below (*lost*) or equal to (*same*) the base's, under
   the chosen grader; *changed* = gained or lost. With one sample per problem this is exactly
   "the base's verdict differs". Problems the base did not grade are *unknown*;
-- reasoning: *code* or *language* (:func:`rlvr_audit.behaviour.is_code_reasoning`, default
-  definition);
+- reasoning: *code* or *language* (the classifier the report passes in:
+  :func:`rlvr_audit.analysis.behaviour.is_code_reasoning`, default definition);
 - truncated: the engine stopped at the token limit (``finish_reason == "length"``) or a grader
   said ``truncated``;
 - search: a case-insensitive substring of the problem text or the problem id.
@@ -43,18 +43,18 @@ from __future__ import annotations
 import html
 import math
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..core.errors import StoreError, UsageError
-from ..core.records import Generation, Grade, Problem
+from ..core.records import Comparison, Estimate, Generation, Grade, Problem
 from ..core.store import Store, UnitInfo
+from .html import document, json_script
 
 if TYPE_CHECKING:
-    from ..analysis.estimates import Analysis
     from ..core.ui import Progress
 
 __all__ = [
@@ -98,6 +98,37 @@ SNIPPET_CHARS = 160
 # --------------------------------------------------------------------------------------
 # Data
 # --------------------------------------------------------------------------------------
+
+
+class Results(Protocol):
+    """What the browser shows of a report's analysis (an :class:`rlvr_audit.analysis.estimates.Analysis`)."""
+
+    units: list[UnitInfo]
+    estimates: list[Estimate]
+    comparisons: list[Comparison]
+    graders: list[str]
+
+
+def _every_version(grader_id: str) -> str | None:
+    return None
+
+
+def _not_classified(text: str) -> bool:
+    return False
+
+
+@dataclass(frozen=True)
+class BrowserSource:
+    """Everything the per-sample browser reads: the store, the report's results, and how to tell
+    a grader's current version and a code-reasoning response (passed in by the report's caller,
+    so the report package needs no analysis)."""
+
+    store: Store
+    results: Results
+    grader_version: Callable[[str], str | None] = field(default=_every_version)
+    """A grader's current version (grades of other versions are not shown); ``None``: any."""
+    is_code: Callable[[str], bool] = field(default=_not_classified)
+    """Whether a response reasons in code."""
 
 
 @dataclass(frozen=True)
@@ -200,20 +231,19 @@ def flip_code(treatment: float | None, base: float | None) -> str:
     return "+" if treatment > base else "-"
 
 
-def _current_grades(store: Store, key: str, grader_id: str) -> list[Grade]:
-    """A unit's grades by the grader's current version (as the report counts them)."""
-    from ..analysis.estimates import grader_version
-
-    return store.read_grades(key, grader_id, grader_version(grader_id))
-
-
-def problem_scores(store: Store, info: UnitInfo, graders: Sequence[str]) -> dict[str, dict[str, float]]:
-    """Per grader, per problem: the fraction of the problem's graded samples graded ``correct``."""
+def problem_scores(
+    store: Store,
+    info: UnitInfo,
+    graders: Sequence[str],
+    grader_version: Callable[[str], str | None] = _every_version,
+) -> dict[str, dict[str, float]]:
+    """Per grader, per problem: the fraction of the problem's graded samples graded ``correct``
+    (grades of the grader's current version, as the report counts them)."""
     out: dict[str, dict[str, float]] = {}
     k = info.spec.protocol.n
     for g in graders:
         counts: dict[str, list[int]] = {}
-        for grade in _current_grades(store, info.key, g):
+        for grade in store.read_grades(info.key, g, grader_version(g)):
             if grade.sample_idx >= k:
                 continue
             c = counts.setdefault(grade.problem_id, [0, 0])
@@ -235,20 +265,22 @@ def collect_samples(
     *,
     problems: Sequence[Problem] | None = None,
     base: UnitInfo | None = None,
+    grader_version: Callable[[str], str | None] = _every_version,
+    is_code: Callable[[str], bool] = _not_classified,
 ) -> list[SampleView]:
     """Every stored sample of a unit in browser order, with its grades under ``graders`` (current
     versions), code-reasoning flag and, when ``base`` is given, flips against the base unit.
 
     ``problems``: the unit's task problems in task order (read from the store when omitted)."""
-    from ..analysis.behaviour import is_code_reasoning
-
     if problems is None:
         problems = store.load_problems(info.spec.data_hash)
     index = {p.problem_id: i for i, p in enumerate(problems)}
     by_id = {p.problem_id: p for p in problems}
-    grades = {g: {(r.problem_id, r.sample_idx): r for r in _current_grades(store, info.key, g)} for g in graders}
-    mine = problem_scores(store, info, graders) if base is not None else {}
-    theirs = problem_scores(store, base, graders) if base is not None else {}
+    grades = {
+        g: {(r.problem_id, r.sample_idx): r for r in store.read_grades(info.key, g, grader_version(g))} for g in graders
+    }
+    mine = problem_scores(store, info, graders, grader_version) if base is not None else {}
+    theirs = problem_scores(store, base, graders, grader_version) if base is not None else {}
     extra: dict[str, int] = {}
     out = []
     for ordinal, gen in enumerate(_order(store.read_generations(info.key), index)):
@@ -272,7 +304,7 @@ def collect_samples(
                 finish_reason=gen.finish_reason,
                 n_tokens=gen.n_tokens,
                 grades=tuple(grades[g].get((pid, gen.sample_idx)) for g in graders),
-                code=is_code_reasoning(gen.completion),
+                code=is_code(gen.completion),
                 flips=flips,
             )
         )
@@ -530,8 +562,6 @@ def render_page(
     base_links: dict[str, str] | None = None,
 ) -> str:
     """One browser page of a unit (``samples``: this page's samples)."""
-    from .html import document
-
     first = samples[0].ordinal + 1 if samples else 0
     last = samples[-1].ordinal + 1 if samples else 0
     links = base_links or {}
@@ -553,7 +583,7 @@ def render_page(
     return document(f"{_unit_title(info)} · page {page + 1}", body, style=_browser_style(), script=FILTER_SCRIPT)
 
 
-def _estimates_table(info: UnitInfo, analysis: Analysis | None) -> str:
+def _estimates_table(info: UnitInfo, analysis: Results | None) -> str:
     if analysis is None:
         return ""
     rows = []
@@ -590,12 +620,10 @@ def render_index(
     *,
     page_size: int,
     base: UnitInfo | None,
-    analysis: Analysis | None = None,
+    analysis: Results | None = None,
 ) -> str:
     """A unit's ``index.html``: description, estimates, filters, and a searchable JSON index of
     every sample with links into the pages."""
-    from .html import document, json_script
-
     n_pages = len(paginate(len(samples), page_size))
     spec = info.spec
     model = spec.checkpoint.model + (f"@{spec.checkpoint.revision}" if spec.checkpoint.revision else "")
@@ -899,7 +927,7 @@ FILTER_SCRIPT = r"""
 # --------------------------------------------------------------------------------------
 
 
-def _base_units(store: Store, analysis: Analysis) -> dict[str, UnitInfo]:
+def _base_units(store: Store, analysis: Results) -> dict[str, UnitInfo]:
     """Treatment unit key -> its base unit (that of the report's first comparison of it)."""
     known = {u.key: u for u in analysis.units}
     out: dict[str, UnitInfo] = {}
@@ -925,11 +953,13 @@ def _graders_of(store: Store, info: UnitInfo, report_graders: Sequence[str]) -> 
 
 def write_browser(
     store: Store,
-    analysis: Analysis,
+    analysis: Results,
     out_dir: Path,
     *,
     page_size: int = 500,
     progress: Progress | None = None,
+    grader_version: Callable[[str], str | None] = _every_version,
+    is_code: Callable[[str], bool] = _not_classified,
 ) -> list[UnitPages]:
     """Write the browser of every unit in ``analysis`` (and of every base unit they are compared
     with) under ``out_dir/<unit key>/``; returns what was written, report units first.
@@ -977,7 +1007,15 @@ def write_browser(
     for info in units:
         graders = _graders_of(store, info, analysis.graders)
         base = bases.get(info.key)
-        samples = collect_samples(store, info, graders, problems=problems_of(info), base=base)
+        samples = collect_samples(
+            store,
+            info,
+            graders,
+            problems=problems_of(info),
+            base=base,
+            grader_version=grader_version,
+            is_code=is_code,
+        )
         pages = paginate(len(samples), page_size)
         folder = out_dir / info.key
         folder.mkdir(parents=True, exist_ok=True)
@@ -1015,3 +1053,34 @@ def write_browser(
         if progress is not None and task is not None:
             progress.advance(task)
     return written
+
+
+def browser_section(units: Sequence[UnitPages], folder: str = "samples") -> str:
+    """HTML of the report's "Per-sample browser" section: one row per unit with its sample count and
+    a link to ``<folder>/<unit key>/index.html`` (``units``: what :func:`write_browser` wrote)."""
+    if not units:
+        return ""
+    rows = []
+    for u in units:
+        info = u.unit
+        link = f"{folder}/{info.key}/index.html"
+        rows.append(
+            "<tr>"
+            f"<td>{html.escape(info.spec.checkpoint.checkpoint_id)}</td>"
+            f"<td>{html.escape(info.task_display or info.spec.task)}</td>"
+            f"<td><code>{html.escape(info.spec.template_id)}</code></td>"
+            f"<td>{u.n_samples}</td><td>{u.n_pages}</td>"
+            f"<td>{html.escape(', '.join(u.graders)) or '-'}</td>"
+            f'<td><a class="browse" href="{html.escape(link)}">browse samples</a></td>'
+            "</tr>"
+        )
+    return (
+        '<h2 id="per-sample-browser">Per-sample browser</h2>\n'
+        "<p>Every stored sample of every unit: problem, gold answer, rendered prompt, full response, and each "
+        "grader's extracted answer and verdict; filter by verdict, grader disagreement, change against the base "
+        "model, code or language reasoning and truncation, or search the problem text.</p>\n"
+        '<div class="table-wrap"><table class="sortable browser-units"><thead><tr><th>Checkpoint</th><th>Task</th>'
+        "<th>Prompt</th><th>Samples</th><th>Pages</th><th>Graders</th><th>Browser</th></tr></thead>\n<tbody>"
+        + "\n".join(rows)
+        + "</tbody></table></div>\n"
+    )

@@ -1,22 +1,24 @@
 """The self-contained HTML report: ``index.html`` rendered from ``index.md``.
 
-``index.md`` is the single source of the report's sections (every stage that adds a section adds
-Markdown); :func:`write_html` renders it with markdown-it (CommonMark + tables) and
-post-processes the result into one file that opens from disk with no network:
+``index.md`` is the single source of the report's sections (rendered from the sections by
+:mod:`rlvr_audit.report.markdown`); :func:`render_report` renders it with markdown-it (CommonMark
++ tables) and post-processes the result into one file that opens from disk with no network:
 
 - figures linked as ``![..](figures/x.png)`` are embedded as ``data:`` URIs (a figure outside the
   report folder, or missing, becomes a visible note, never a remote fetch);
 - every table is sortable (click a header; numbers sort as numbers, family rows such as
   ``**Qwen2.5-Math**`` keep their block together);
-- measured and cited numbers look different: rows marked ``**measured**`` / ```cited``` (the
-  claims tables), bold (measured) and italic ``_claimed ..._`` (cited) cells of the cross-family
-  grids, and whole tables preceded by :data:`MEASURED_HOOK` / :data:`CITED_HOOK` (an HTML comment,
-  invisible in Markdown viewers) get the ``measured`` / ``cited`` classes and a legend;
-- the settings and manifest stay last; the per-sample browser (:mod:`rlvr_audit.browser`) is
+- measured and cited numbers look different: rows marked ``**measured**`` / ``_cited_`` (a
+  :class:`~rlvr_audit.core.section.Mark`, e.g. in the claims tables; a cell reading ``cited``),
+  bold (measured) and italic ``_claimed ..._`` (cited) cells of the cross-family grids, and whole
+  tables preceded by :data:`MEASURED_HOOK` / :data:`CITED_HOOK` (an HTML comment, invisible in
+  Markdown viewers) get the ``measured`` / ``cited`` classes and a legend;
+- the settings and manifest stay last; the per-sample browser (:mod:`rlvr_audit.report.browser`) is
   linked from a section inserted just before the settings.
 
 Safety. Markdown sections carry names that came from files (checkpoint ids, imported model
-names, run commands, response tails of the grader-disagreement examples). Raw HTML in the
+names, run commands, response tails of the grader-disagreement examples); the Markdown renderer
+(:mod:`rlvr_audit.report.markdown`) escapes all of it, so it is text here too. Raw HTML in the
 Markdown is escaped and shown as text, except the line break ``<br>`` the tables use, the two
 hooks above and other HTML comments (dropped, as Markdown viewers hide them); link targets go
 through markdown-it's link validation (no ``javascript:``, ``vbscript:``, ``file:`` or
@@ -29,21 +31,24 @@ their SHA-256 hashes, so even a script that slipped past the escaping would not 
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote
+
+from markdown_it import MarkdownIt
 
 from ..core.errors import UsageError
+from .markdown import CITED_HOOK, MEASURED_HOOK
 
 if TYPE_CHECKING:
-    from markdown_it import MarkdownIt
     from markdown_it.token import Token
 
-    from ..analysis.estimates import Analysis
-    from ..core.store import Store
 
 __all__ = [
     "CITED_HOOK",
@@ -55,7 +60,7 @@ __all__ = [
     "document",
     "json_script",
     "markdown_to_html",
-    "write_html",
+    "render_report",
 ]
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
@@ -69,8 +74,6 @@ def content_security_policy(scripts: Sequence[str] = ()) -> str:
     """:data:`CSP` plus ``script-src`` allowing exactly the inline ``scripts`` (by the SHA-256 of
     their UTF-8 text, as browsers hash an inline script's content); no script at all when empty.
     Injected inline scripts and event-handler attributes are refused by the browser."""
-    import hashlib
-
     if not scripts:
         return CSP + "; script-src 'none'"
     hashes = " ".join(
@@ -78,13 +81,6 @@ def content_security_policy(scripts: Sequence[str] = ()) -> str:
     )
     return f"{CSP}; script-src {hashes}"
 
-
-MEASURED_HOOK = "<!-- rlvr-audit: measured -->"
-"""Put on its own line (with a blank line after it) before a Markdown table whose numbers were all
-measured by rlvr-audit: the HTML report marks the table ``measured``."""
-
-CITED_HOOK = "<!-- rlvr-audit: cited -->"
-"""Like :data:`MEASURED_HOOK`, for a table whose numbers are all cited from publications."""
 
 DEFAULT_PAGE_SIZE = 500
 """Samples per page of the per-sample browser."""
@@ -134,8 +130,6 @@ def _inline_text(token: Token) -> str:
 
 def _markdown(root: Path | None) -> MarkdownIt:
     """A markdown-it renderer with the report's rules (see the module docstring)."""
-    from markdown_it import MarkdownIt
-
     md = MarkdownIt("commonmark", {"html": True}).enable("table")
 
     def html_inline(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
@@ -194,8 +188,6 @@ def _embed(root: Path | None, src: str) -> str | None:
     a relative path to an existing figure file inside ``root``."""
     if root is None or not src or re.match(r"^[a-z][a-z0-9+.-]*:", src, re.IGNORECASE) or src.startswith("/"):
         return None
-    from urllib.parse import unquote
-
     try:
         base = root.resolve()
         path = (base / unquote(src)).resolve()
@@ -209,7 +201,7 @@ def _embed(root: Path | None, src: str) -> str | None:
 
 
 _MEASURED_WORD = re.compile(r"<strong>measured</strong>")
-_CITED_WORD = re.compile(r"<code>cited</code>|(?<=<td>)cited(?=</td>)")
+_CITED_WORD = re.compile(r"<em>cited</em>|(?<=<td>)cited(?=</td>)")
 _CLAIMED = re.compile(r"<em>(~?claimed\b)")
 _ROW = re.compile(r"<tr>(.*?)</tr>", re.DOTALL)
 
@@ -353,8 +345,6 @@ def json_script(element_id: str, data: Any) -> str:
     """``<script type="application/json">`` holding ``data``, safe to embed in HTML: ``<``, ``>``
     and ``&`` are written as ``\\u003c`` ``\\u003e`` ``\\u0026`` (so ``</script>`` and ``<!--``
     in the data cannot end or change the element); read it with ``JSON.parse(el.textContent)``."""
-    import json
-
     text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
     text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
     text = text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
@@ -421,69 +411,3 @@ def render_report(markdown_text: str, *, root: Path | None, extra_section: str =
     else:
         body = LEGEND + body
     return document(_title(markdown_text), body, script=SORT_SCRIPT)
-
-
-def browser_section(units: Sequence[Any], folder: str = "samples") -> str:
-    """HTML of the report's "Per-sample browser" section: one row per unit with its sample count and
-    a link to ``<folder>/<unit key>/index.html`` (``units``: :class:`rlvr_audit.browser.UnitPages`)."""
-    if not units:
-        return ""
-    rows = []
-    for u in units:
-        info = u.unit
-        link = f"{folder}/{info.key}/index.html"
-        rows.append(
-            "<tr>"
-            f"<td>{html.escape(info.spec.checkpoint.checkpoint_id)}</td>"
-            f"<td>{html.escape(info.task_display or info.spec.task)}</td>"
-            f"<td><code>{html.escape(info.spec.template_id)}</code></td>"
-            f"<td>{u.n_samples}</td><td>{u.n_pages}</td>"
-            f"<td>{html.escape(', '.join(u.graders)) or '-'}</td>"
-            f'<td><a class="browse" href="{html.escape(link)}">browse samples</a></td>'
-            "</tr>"
-        )
-    return (
-        '<h2 id="per-sample-browser">Per-sample browser</h2>\n'
-        "<p>Every stored sample of every unit: problem, gold answer, rendered prompt, full response, and each "
-        "grader's extracted answer and verdict; filter by verdict, grader disagreement, change against the base "
-        "model, code or language reasoning and truncation, or search the problem text.</p>\n"
-        '<div class="table-wrap"><table class="sortable browser-units"><thead><tr><th>Checkpoint</th><th>Task</th>'
-        "<th>Prompt</th><th>Samples</th><th>Pages</th><th>Graders</th><th>Browser</th></tr></thead>\n<tbody>"
-        + "\n".join(rows)
-        + "</tbody></table></div>\n"
-    )
-
-
-def write_html(
-    report_dir: Path,
-    *,
-    store: Store | None = None,
-    analysis: Analysis | None = None,
-    options: HtmlOptions | None = None,
-) -> Path:
-    """Write ``report_dir/index.html`` from ``report_dir/index.md`` (and, with ``store`` and
-    ``analysis`` and ``options.browser``, the per-sample browser under ``report_dir/samples/``,
-    linked from the report). Returns the path of ``index.html``.
-
-    Meant to run inside the report's temporary build folder (see
-    :func:`rlvr_audit.report.building_report_dir`), after ``index.md`` and the figures are written.
-    Raises :class:`~rlvr_audit.errors.UsageError` for a bad page size, FileNotFoundError when
-    ``index.md`` is missing.
-    """
-    options = options or HtmlOptions()
-    options.check()
-    report_dir = Path(report_dir)
-    markdown_text = (report_dir / "index.md").read_text(encoding="utf-8")
-    section = ""
-    if options.browser and store is not None and analysis is not None:
-        from ..core.ui import make_progress
-        from .browser import write_browser
-
-        with make_progress(options.progress) as progress:
-            units = write_browser(
-                store, analysis, report_dir / "samples", page_size=options.page_size, progress=progress
-            )
-        section = browser_section(units)
-    out = report_dir / "index.html"
-    out.write_text(render_report(markdown_text, root=report_dir, extra_section=section), encoding="utf-8")
-    return out

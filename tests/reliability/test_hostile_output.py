@@ -27,7 +27,6 @@ from reliability_helpers import DATA, ROOT, needs_data, one_line, write_registry
 from typer.testing import CliRunner
 
 from rlvr_audit.analysis import behaviour
-from rlvr_audit.analysis.disagreement import _cell as disagreement_cell
 from rlvr_audit.cli import app
 from rlvr_audit.core.records import VERDICTS
 from rlvr_audit.core.store import Store
@@ -36,7 +35,7 @@ from rlvr_audit.grading.paper import should_allow_eval
 from rlvr_audit.grading.pool import GradeTask, grade_many
 from rlvr_audit.report.browser import render_response
 from rlvr_audit.report.html import json_script, markdown_to_html
-from rlvr_audit.report.writer import _escape as report_escape
+from rlvr_audit.report.markdown import code_span, escape
 
 MB = 1 << 20
 
@@ -435,7 +434,7 @@ def _no_active_content(found: _Scan, allowed_tags: set[str]) -> None:
 @given(text=hostile_text)
 def test_model_text_in_markdown_cells_renders_as_text(text: str) -> None:
     """Report Markdown quotes response tails and answers in table cells; none of it becomes markup."""
-    row = f"| {report_escape(text)} | {disagreement_cell(text)} | x<br>y |"
+    row = f"| {escape(text)} | {code_span(text, in_table=True)} | x<br>y |"
     body, _ = markdown_to_html(f"## Examples\n\n| response | answer | n |\n|---|---|---|\n{row}\n")
     found = scan(body)
     _no_active_content(

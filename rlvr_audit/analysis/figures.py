@@ -9,21 +9,25 @@ Two kinds of PNG, one per grader, each with one panel per benchmark (task):
   with its paired interval, rows grouped by family (then reward and step), a line at zero.
 
 The numbers are exactly those of the reproduction table and the gains table of the same report
-(:class:`~rlvr_audit.analyse.Analysis`); the figures only draw them. :func:`figures_section`
-returns the Markdown that places them in ``index.md`` (the HTML report embeds the same PNGs).
+(:class:`~rlvr_audit.analysis.estimates.Analysis`); the figures only draw them.
+:func:`figures_section` returns the report section that places them (each figure with the
+function that draws it, called by the report writer). :func:`pyplot` is the one way every
+report figure gets matplotlib.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
-from ..analysis.estimates import Analysis
 from ..core.records import Comparison, Estimate
+from ..core.section import Figure, Paragraph, Section, Strong
 from ..core.store import UnitInfo
+from .estimates import Analysis
 
-__all__ = ["accuracy_figure", "figure_file", "figures_section", "gains_figure", "write_figures"]
+__all__ = ["accuracy_figure", "figure_file", "figures_section", "gains_figure", "pyplot"]
 
 _PALETTE = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
 _BASE_COLOUR = "#555555"
@@ -43,17 +47,18 @@ def _unit_label(u: UnitInfo) -> str:
     return f"{label} · {u.spec.template_id}"
 
 
-def _pyplot():  # type: ignore[no-untyped-def]
-    import matplotlib
+def pyplot():  # type: ignore[no-untyped-def]
+    """matplotlib's ``pyplot`` on the file-only ``Agg`` backend (every report figure draws with it)."""
+    import matplotlib  # heavy (about 0.5 s): imported only when a figure is drawn
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy, as above
 
     return plt
 
 
 def _panels(n_tasks: int, n_rows: int):  # type: ignore[no-untyped-def]
-    plt = _pyplot()
+    plt = pyplot()
     width = max(6.0, 4.2 * n_tasks + 2.5)
     height = max(2.2, 0.32 * n_rows + 1.4)
     fig, axes = plt.subplots(1, n_tasks, figsize=(width, height), sharey=True, squeeze=False)
@@ -165,33 +170,36 @@ def _save(plt, fig, path: Path) -> Path:  # type: ignore[no-untyped-def]
     return path
 
 
-def write_figures(analysis: Analysis, folder: Path) -> dict[str, list[Path]]:
-    """Write the accuracy and gains figures of every grader into ``folder``; returns
-    ``{"accuracy": [...], "gains": [...]}`` (the paths written, in grader order)."""
-    out: dict[str, list[Path]] = {"accuracy": [], "gains": []}
-    for gid in analysis.graders:
-        acc = accuracy_figure(analysis, gid, Path(folder) / figure_file("accuracy", gid))
-        if acc is not None:
-            out["accuracy"].append(acc)
-        gain = gains_figure(analysis, gid, Path(folder) / figure_file("gains", gid))
-        if gain is not None:
-            out["gains"].append(gain)
-    return out
+def _has_accuracy(analysis: Analysis, grader_id: str) -> bool:
+    units = {u.key for u in analysis.units}
+    return any(
+        e.grader_id == grader_id and e.unit_key in units and e.metric == f"avg@{e.n_samples}"
+        for e in analysis.estimates
+    )
 
 
-def figures_section(analysis: Analysis, folder: Path, figures_dir: str = "figures") -> str:
-    """Write the figures (:func:`write_figures`) and return their Markdown section ("" when there
-    is nothing to draw). Image links are relative to the report folder (``figures_dir``)."""
-    written = write_figures(analysis, folder)
-    if not written["accuracy"] and not written["gains"]:
-        return ""
-    lines = [
-        "## Figures\n",
-        "Accuracy of every unit with its bootstrap interval, and every RLVR checkpoint's gain over its base "
-        "with the paired interval: the numbers of the tables above, drawn. All **measured**.\n",
-    ]
-    for kind, title in (("accuracy", "Accuracy"), ("gains", "Gain over base")):
-        for path in written[kind]:
-            grader = path.stem.split("_", 1)[1]
-            lines.append(f"![{title}, grader {grader}]({figures_dir}/{path.name})\n")
-    return "\n".join(lines)
+def figures_section(analysis: Analysis) -> Section | None:
+    """The "Figures" section: the accuracy and gains figure of every grader that has something to
+    draw (``None`` when none has)."""
+    figures: list[Figure] = []
+    for kind, title, has in (
+        ("accuracy", "Accuracy", _has_accuracy),
+        ("gains", "Gain over base", lambda a, g: any(c.grader_id == g for c in a.comparisons)),
+    ):
+        draw_figure = accuracy_figure if kind == "accuracy" else gains_figure
+        for gid in analysis.graders:
+            if has(analysis, gid):
+                figures.append(
+                    Figure(figure_file(kind, gid), f"{title}, grader {gid}", partial(draw_figure, analysis, gid))
+                )
+    if not figures:
+        return None
+    note = Paragraph(
+        [
+            "Accuracy of every unit with its bootstrap interval, and every RLVR checkpoint's gain over its base "
+            "with the paired interval: the numbers of the tables above, drawn. All ",
+            Strong("measured"),
+            ".",
+        ]
+    )
+    return Section("Figures", [note, *figures])
