@@ -58,6 +58,7 @@ from .importers import FORMATS, ImportOptions, plan_import, write_import
 from .report.browser import BrowserSource
 from .report.html import HtmlOptions
 from .report.writer import write_report
+from .simulation.clipping import run_clipping
 from .simulation.synthetic import synthesize
 
 __all__ = [
@@ -88,6 +89,7 @@ __all__ = [
     "report_document",
     "report_order",
     "run",
+    "run_clipping",
     "run_contamination_probe",
     "select_stored",
     "synthesize",

@@ -107,7 +107,8 @@ def test_grid_cells_holm_and_claims(analysis: Analysis, tmp_path: Path) -> None:
     assert {g.version for g in grid.claimed[("qwen", "random")]} == {"SR-v1", "SR-preprint"}
 
     md = render_blocks(grid_blocks(grid))
-    assert "| QWEN | **+25.0** [+21.0, +29.0] \\* | **+20.0** [+16.0, +24.0] \\*<br>_claimed +24.6 (SR-preprint" in md  # * escaped
+    # the significance star is escaped text in the Markdown
+    assert "| QWEN | **+25.0** [+21.0, +29.0] \\* | **+20.0** [+16.0, +24.0] \\*<br>_claimed +24.6 (SR-preprint" in md
     assert "+21.4 (SR-v1, step 300)" in md
     assert "| olmo | – | _claimed -1.2 (SR-v1, step 300)_ |" in md
 

@@ -100,7 +100,7 @@ import numpy.typing as npt
 
 from ..core.errors import UnknownNameError
 from ..core.records import Generation, Grade
-from ..grading._latex import last_boxed
+from ..grading.latex import last_boxed
 from . import stats
 
 __all__ = [

@@ -473,8 +473,6 @@ def resolution(
     accuracy of :func:`_resolution_accuracy`. A gain whose size is below the MDE cannot be told
     apart from no gain by a paired test at that power: it is flagged ``below resolution``.
     """
-    from . import stats
-
     rows = []
     for c in ledger.claims:
         if not isinstance(c, RlvrGain | PromptGain):

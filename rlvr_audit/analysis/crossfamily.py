@@ -32,20 +32,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from ..core.claims import Ledger, RlvrGain, claimed_gain
 from ..core.records import Comparison
 from ..core.section import BREAK, Block, Code, Emph, Figure, Heading, Inline, Paragraph, Section, Strong, Table, Text
 from ..core.store import UnitInfo
 from . import stats
 from .estimates import Analysis
 from .figures import pyplot
-
-if TYPE_CHECKING:
-    from .claims import Ledger
 
 ALPHA = 0.05
 """Family-wise error rate of the Holm correction over a grid's measured cells."""
@@ -150,8 +147,6 @@ def claimed_from_ledger(ledger: Ledger) -> list[ClaimedGain]:
     """The ledger's RLVR gains that fit a grid cell: one reward, a benchmark that is a task id,
     a printed (or value - baseline) gain. Several rewards in one number, gain ranges and prompt
     gains are left out."""
-    from .claims import RlvrGain, claimed_gain
-
     out = []
     for c in ledger.claims:
         if not isinstance(c, RlvrGain) or c.reward is None:

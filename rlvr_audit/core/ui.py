@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, NoReturn
 
+import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -42,8 +44,5 @@ def make_progress(enabled: bool = True) -> Progress:
 
 def fail(exc: AuditError) -> NoReturn:
     """Print an error (its text escaped, so brackets in names and values stay visible) and exit with its code."""
-    import typer
-    from rich.markup import escape
-
     console.print(f"[bold red]error:[/bold red] {escape(str(exc))}", highlight=False, markup=True, soft_wrap=True)
     raise typer.Exit(exc.exit_code)

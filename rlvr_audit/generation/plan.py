@@ -19,6 +19,7 @@ from ..core.registry import Checkpoint, Registry, has_chat_template
 from ..core.store import UnitInfo
 from ..core.tasks import TaskSpec, available_tasks, data_hash, load_problems, load_task
 from .engines import SCRIPTED, check_backend, key_args
+from .engines.scripted import check_model_args
 
 _PROTOCOL_FLAGS = {
     "n": "--samples",
@@ -158,8 +159,6 @@ def plan(
     """Build and validate the grid of units; loads task data (from ``data_dir`` or the Hub)."""
     check_backend(backend)
     if backend == SCRIPTED:  # its arguments are checked here, before anything is written
-        from .engines.scripted import check_model_args
-
         check_model_args(model_args)
     if not selection.checkpoints:
         raise UsageError("no checkpoints selected: pass --checkpoints (registry ids, globs or model directories)")

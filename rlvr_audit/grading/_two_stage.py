@@ -39,6 +39,7 @@ library unchanged. When the library internals it relies on are missing (:func:`a
 from __future__ import annotations
 
 import functools
+import inspect
 import signal
 import threading
 import time
@@ -51,6 +52,8 @@ def _converter_class() -> Any:
     try:
         from antlr4.atn.PredictionMode import PredictionMode  # type: ignore[import-untyped]
         from antlr4.error.ErrorStrategy import BailErrorStrategy  # type: ignore[import-untyped]
+
+        # heavy (sympy and the ANTLR parser): only when grading
         from latex2sympy2_extended.latex2sympy2 import _Latex2Sympy
     except ImportError:
         return None
@@ -101,9 +104,10 @@ def _extend_alarm(seconds: float) -> None:
 @functools.cache
 def _defaults() -> tuple[Any, Any]:
     """``latex2sympy``'s default ``conversion_config`` and math-verify's ``should_treat_as_complex``."""
-    import inspect
 
-    from latex2sympy2_extended.latex2sympy2 import latex2sympy
+    from latex2sympy2_extended.latex2sympy2 import latex2sympy  # heavy (sympy and the ANTLR parser): only when grading
+
+    # heavy (sympy and the ANTLR parser, about a second): only when grading
     from math_verify.grader import should_treat_as_complex
 
     return inspect.signature(latex2sympy).parameters["conversion_config"].default, should_treat_as_complex
@@ -128,10 +132,11 @@ def parse_latex(latex: str) -> Any:
     equation chain (``get_last_eq``), parse its last part instead, else re-raise.
     """
     if _converter_class() is None:
+        # heavy (sympy and the ANTLR parser, about a second): only when grading
         from math_verify.parser import parse_latex_cached
 
         return parse_latex_cached(latex)
-    from math_verify.parser import get_last_eq
+    from math_verify.parser import get_last_eq  # heavy (sympy and the ANTLR parser, about a second): only when grading
 
     try:
         return _latex2sympy(latex)

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 
-from . import GradeOutcome
-from ._latex import clip_answer, describe, last_boxed, matching_brace, too_long
+from .base import GradeOutcome
+from .latex import clip_answer, describe, last_boxed, matching_brace, too_long
 
 IMPLEMENTATION_VERSION = "1"
 """Version of this grader's logic; bump it whenever a verdict could change."""
@@ -136,7 +136,7 @@ class BoxedStrictGrader:
       is no box, when the last box never closes, or when it is empty.
     - :meth:`judge`: ``correct`` iff :func:`normalize` gives the same string for the extracted
       answer and the gold answer, else ``incorrect``; ``error`` for an answer over
-      :data:`~rlvr_audit.graders._latex.MAX_ANSWER_CHARS` characters.
+      :data:`~rlvr_audit.grading.latex.MAX_ANSWER_CHARS` characters.
 
     :meth:`grade` runs both: ``truncated`` (cut at the token limit) or ``no_answer`` when
     nothing is extracted. No sympy, no timeouts: every step is linear in the input.

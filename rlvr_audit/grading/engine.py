@@ -572,3 +572,40 @@ class _Run:
         self.full_done[key] = outcome
         for index in self.full_waiters.pop(key):
             self._finish(index, outcome, keyed=False)
+
+
+def grade_many(
+    tasks: Sequence[GradeTask],
+    *,
+    grader_id: str,
+    workers: int | None = None,
+    timeout: float = 10.0,
+    on_result: Callable[[GradeTask, GradeOutcome], None] | None = None,
+) -> list[GradeOutcome]:
+    """Grade ``tasks`` with the grader ``grader_id``; outcomes come back in input order.
+
+    Runs :class:`rlvr_audit.graders.engine.GradingEngine` (fast path with a cache for graders
+    that support it, one plain ``grade`` call per distinct sample otherwise) and shuts its
+    worker processes down afterwards.
+
+    Args:
+        tasks: The samples to grade.
+        grader_id: A key of :data:`rlvr_audit.graders.GRADERS`; an unknown id raises
+            :class:`~rlvr_audit.errors.UnknownNameError` before any work starts.
+        workers: Worker processes (``None``: ``os.cpu_count()``; never more than tasks).
+        timeout: Wall-clock seconds one step of grading one sample may take in its worker
+            (counted from when the worker starts it). Past it the worker is killed and the
+            sample is graded ``timeout``. Keep it above the grader's own timeouts
+            (math-verify: about 3 x 2 s at worst) so that those, which cost no worker restart,
+            fire first.
+        on_result: Called in the calling thread with each task and its outcome as soon as it
+            is known (completion order, not input order), e.g. to append to the store. An
+            exception it raises stops the pool and propagates.
+
+    Returns:
+        One :class:`~rlvr_audit.graders.GradeOutcome` per task, in the order of ``tasks``.
+        A worker that dies (other than by the timeout) gives ``error`` for its sample.
+    """
+    get_grader(grader_id)  # validates the id first, even with no tasks
+    with GradingEngine(workers=workers, timeout=timeout) as engine:
+        return engine.grade(tasks, grader_id=grader_id, on_result=on_result)

@@ -136,11 +136,12 @@ import itertools
 import re
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import metadata
 from typing import Any, NamedTuple
 
-from . import GradeOutcome
+from ._two_stage import parse_latex
+from .base import GradeOutcome
 
 IMPLEMENTATION_VERSION = "1"
 """Version of this grader's own logic; bump it whenever a verdict could change."""
@@ -230,6 +231,7 @@ def _parse_gold(normalized_gold: str, parsing_timeout: int) -> tuple[Any, ...]:
 
     Raises what math-verify raises (timeouts included); exceptions are not cached.
     """
+    # heavy (sympy and the ANTLR parser, about a second): only when grading
     from math_verify import LatexExtractionConfig, parse
 
     parsed = parse(
@@ -253,7 +255,7 @@ def _parse_gold_fast(normalized_gold: str, parsing_timeout: int) -> tuple[Any, .
     docstring point 1) and :func:`_candidate_value` (the same values, point 2; LaTeX parsed by
     :func:`rlvr_audit.graders._two_stage.parse_latex`). Exceptions are not cached.
     """
-    from math_verify.utils import timeout
+    from math_verify.utils import timeout  # heavy (sympy and the ANTLR parser, about a second): only when grading
 
     return tuple(timeout(timeout_seconds=parsing_timeout)(_extract_gold)(normalized_gold))
 
@@ -274,6 +276,7 @@ def _extract_gold(text: str) -> list[Any]:
 
 @functools.cache
 def _gold_scanner() -> _Scanner:
+    # heavy (sympy and the ANTLR parser, about a second): only when grading
     from math_verify import LatexExtractionConfig
 
     return _Scanner((LatexExtractionConfig(),))
@@ -352,9 +355,11 @@ class _Scanner:
     """math-verify's pattern groups for the prediction configs, classified for :meth:`scan`."""
 
     def __init__(self, configs: Sequence[Any]) -> None:
-        import re
 
+        # heavy (sympy and the ANTLR parser, about a second): only when grading
         from math_verify import LatexExtractionConfig
+
+        # heavy (sympy and the ANTLR parser, about a second): only when grading
         from math_verify.parser import get_extraction_regexes
 
         flat: list[tuple[int, _Pattern]] = []
@@ -496,8 +501,8 @@ def _candidate(match: Any, pattern: _Pattern, *, normalize: bool) -> Candidate:
 
 def _normalize(text: str, is_boxed: bool, target: Any) -> str:
     """``normalize_latex`` with the config ``extract_latex`` uses for this group."""
-    from dataclasses import replace
 
+    # heavy (sympy and the ANTLR parser): only when grading
     from latex2sympy2_extended.latex2sympy2 import normalize_latex
 
     config = target.normalization_config
@@ -509,19 +514,18 @@ def _normalize(text: str, is_boxed: bool, target: Any) -> str:
 @functools.lru_cache(maxsize=8192)
 def _parse_latex(text: str) -> Any:
     """math-verify's ``parse_latex_cached`` behind a larger cache (it keeps 20 results), parsed
-    by :func:`rlvr_audit.graders._two_stage.parse_latex` (same results, faster).
+    by :func:`rlvr_audit.grading._two_stage.parse_latex` (same results, faster).
 
     The same answer text recurs under different gold answers (``2``, ``\\frac{1}{2}``); a
     deterministic function with a bigger cache gives the same results. Exceptions (failed
     parses, timeouts) are not cached, as in math-verify.
     """
-    from ._two_stage import parse_latex
-
     return parse_latex(text)
 
 
 def _latex_value(normalized: tuple[tuple[str, bool], ...]) -> tuple[Any, str]:
     """The tail of ``extract_latex`` after normalisation: parse each group, join several."""
+    # heavy (sympy and the ANTLR parser, about a second): only when grading
     from math_verify.parser import FiniteSet, convert_to_pct
 
     exprs: list[Any] = []
@@ -556,6 +560,7 @@ def _candidate_value(candidate: Candidate, latex_target: Any) -> tuple[Any, str]
     if tag == "latex_raw":
         return _latex_value(tuple((_normalize(val, boxed, latex_target), pct) for val, boxed, pct in candidate[1]))
     if tag == "expr":
+        # heavy (sympy and the ANTLR parser, about a second): only when grading
         from math_verify.parser import extract_expr
 
         _, integer, decimal, is_percentage, expr = candidate
@@ -627,7 +632,7 @@ class MathVerifyGrader:
     Timeouts are Math-Verify's ``signal.alarm`` timeouts (whole seconds, main thread only):
     ``parsing_timeout`` for each parse and ``verify_timeout`` for each comparison. Called
     off the main thread, :meth:`grade` returns ``error``; use
-    :func:`rlvr_audit.graders.pool.grade_many`, which also enforces a hard wall-clock limit
+    :func:`rlvr_audit.grading.engine.grade_many`, which also enforces a hard wall-clock limit
     (a signal cannot interrupt code stuck in C, such as a huge integer power).
 
     Known issues (all inherited from Math-Verify 0.9.0 and latex2sympy2_extended 1.11):
@@ -660,6 +665,7 @@ class MathVerifyGrader:
         """Import Math-Verify and fix the timeouts (whole seconds, at least 1)."""
         if parsing_timeout < 1 or verify_timeout < 1:
             raise ValueError("math-verify timeouts are whole seconds, at least 1")
+        # heavy (sympy and the ANTLR parser, about a second): only when grading
         from math_verify import ExprExtractionConfig, LatexExtractionConfig
 
         self.parsing_timeout = int(parsing_timeout)
@@ -681,7 +687,9 @@ class MathVerifyGrader:
         """Grade one completion; see the class docstring for the verdicts."""
         if not _in_main_thread():
             return _OFF_MAIN_THREAD
-        from math_verify import parse
+        from math_verify import parse  # heavy (sympy and the ANTLR parser, about a second): only when grading
+
+        # heavy (sympy and the ANTLR parser, about a second): only when grading
         from math_verify.errors import TimeoutException
 
         gold_parsed = self._gold(gold)
@@ -714,8 +722,9 @@ class MathVerifyGrader:
             return None
         if not _in_main_thread():
             return Prepared(("thread",), _NO_TAIL)
+        # heavy (sympy and the ANTLR parser, about a second): only when grading
         from math_verify.errors import TimeoutException
-        from math_verify.utils import timeout
+        from math_verify.utils import timeout  # heavy (sympy and the ANTLR parser, about a second): only when grading
 
         try:
             prepared: Prepared = timeout(timeout_seconds=self.parsing_timeout)(self._prepare)(completion)
@@ -752,8 +761,9 @@ class MathVerifyGrader:
         quick = self.shortcut(head, gold)
         if quick is not None:
             return Decision(quick, ())
+        # heavy (sympy and the ANTLR parser, about a second): only when grading
         from math_verify.errors import TimeoutException
-        from math_verify.utils import timeout
+        from math_verify.utils import timeout  # heavy (sympy and the ANTLR parser, about a second): only when grading
 
         gold_parsed = self._gold(gold, fast=True)
         if isinstance(gold_parsed, GradeOutcome):
@@ -830,6 +840,7 @@ class MathVerifyGrader:
     def _gold(self, gold: str, *, fast: bool = False) -> tuple[Any, ...] | GradeOutcome:
         """The parsed gold answer, or the outcome that grading stops with (``fast``: parsed by
         :func:`_parse_gold_fast`, the same result)."""
+        # heavy (sympy and the ANTLR parser, about a second): only when grading
         from math_verify.errors import TimeoutException
 
         parse_gold = _parse_gold_fast if fast else _parse_gold
@@ -852,7 +863,9 @@ class MathVerifyGrader:
 
     def _compare(self, gold_parsed: tuple[Any, ...], pred: list[Any], *, truncated: bool) -> GradeOutcome:
         """Compare a parse result with the parsed gold answer, pair by pair."""
-        from math_verify import verify
+        from math_verify import verify  # heavy (sympy and the ANTLR parser, about a second): only when grading
+
+        # heavy (sympy and the ANTLR parser, about a second): only when grading
         from math_verify.errors import TimeoutException
 
         if not pred:

@@ -27,9 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import AuditError
-from . import GradeOutcome
-from ._latex import MAX_ANSWER_CHARS, clip_answer, describe, too_long
 from ._timeout import TimeLimitExceeded, in_main_thread, time_limit
+from .base import GradeOutcome
+from .latex import MAX_ANSWER_CHARS, clip_answer, describe, too_long
 
 IMPLEMENTATION_VERSION = "1"
 """Version of this grader's own logic; bump it whenever a verdict could change."""
@@ -139,7 +139,7 @@ def _check(lm: LmEvalMinerva) -> None:
 @functools.lru_cache(maxsize=4096)
 def _parse(latex: str) -> Any:
     """``latex`` parsed by latex2sympy2_extended (cached: gold answers repeat); raises on failure."""
-    from latex2sympy2_extended import latex2sympy
+    from latex2sympy2_extended import latex2sympy  # heavy (sympy and the ANTLR parser): only when grading
 
     return latex2sympy(latex)
 
@@ -151,7 +151,7 @@ def sympy_equivalent(x1: str, x2: str) -> bool:
     As in lm-eval, any failure to parse, subtract or simplify means "not equivalent". Must run
     under a time limit.
     """
-    import sympy
+    import sympy  # heavy (about a second): only when an answer needs symbolic comparison
 
     try:
         difference = _parse(x1) - _parse(x2)

@@ -24,9 +24,9 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
-from . import GradeOutcome
-from ._latex import MAX_ANSWER_CHARS, clip_answer, describe, too_long
 from ._timeout import TimeLimitExceeded, in_main_thread, time_limit
+from .base import GradeOutcome
+from .latex import MAX_ANSWER_CHARS, clip_answer, describe, too_long
 
 IMPLEMENTATION_VERSION = "1"
 """Version of this grader's own logic; bump it whenever a verdict could change."""
@@ -100,7 +100,7 @@ def _qwen_fix_a_slash_b(string: str) -> str:
 
 def _convert_word_number(text: str) -> str:
     """``five`` -> ``5`` with word2number, as Qwen2.5-Math does (``x + one`` -> ``1`` too)."""
-    from word2number import w2n
+    from word2number import w2n  # loaded with the paper grader's first use
 
     try:
         return str(w2n.word_to_num(text))
@@ -267,7 +267,7 @@ def extract_answer(completion: str) -> str | None:
        trailing ``.`` and ``/``, then :func:`strip_string`.
 
     ``None`` when no rule finds anything or the answer normalises to the empty string. An
-    answer over :data:`~rlvr_audit.graders._latex.MAX_ANSWER_CHARS` characters is returned
+    answer over :data:`~rlvr_audit.grading.latex.MAX_ANSWER_CHARS` characters is returned
     clipped and not normalised (:meth:`PaperGrader.judge` grades it ``error``).
     """
     text = completion.replace("\u043a\u0438", "")
@@ -420,6 +420,7 @@ def _latex_to_text() -> Any:
     pylatexenc logs a warning for every malformed macro it meets (``\\frac`` with one
     argument); grading workers share the user's terminal, so its logger is set to errors only.
     """
+    # loaded with the paper grader's first use (it builds its tables at import)
     from pylatexenc.latex2text import LatexNodes2Text
 
     logging.getLogger("pylatexenc.latex2text").setLevel(logging.ERROR)
@@ -589,7 +590,7 @@ def _sympy_namespace() -> dict[str, Any]:
     ``ln``, ``re``, ``im``, ``csc``, ...) plus ``sqrt`` and ``frac``; those are kept, as are the
     constructors ``parse_expr``'s transformations emit. Builtins are not reachable.
     """
-    import sympy
+    import sympy  # heavy (about a second): only when an answer needs symbolic comparison
 
     namespace: dict[str, Any] = {}
     exec("from sympy import *", namespace)  # a constant statement: sympy's public names
@@ -617,8 +618,8 @@ def sympy_equal(ground_truth: str, given: str) -> bool:
     ``False`` when the guard (:func:`should_allow_eval`) refuses the expression or when
     parsing or simplifying raises, as in the original. Must run under a time limit.
     """
-    from sympy import simplify
-    from sympy.parsing import sympy_parser
+    from sympy import simplify  # heavy (about a second): only when an answer needs symbolic comparison
+    from sympy.parsing import sympy_parser  # heavy (about a second): only when an answer needs symbolic comparison
 
     expr = f"({ground_truth})-({given})"
     if not should_allow_eval(expr):
@@ -690,12 +691,12 @@ def grade_answer(given_answer: str, ground_truth: str, *, equal_under_sympy: Cal
     return True
 
 
-class _NeedsMainThread(Exception):
+class NeedsMainThread(Exception):
     """Raised when the sympy step is reached off the main thread (no time limit possible)."""
 
 
-def _refuse_sympy(ground_truth: str, given: str) -> bool:
-    raise _NeedsMainThread
+def refuse_sympy(ground_truth: str, given: str) -> bool:
+    raise NeedsMainThread
 
 
 class PaperGrader:
@@ -782,8 +783,8 @@ class PaperGrader:
             return rejected
         if not in_main_thread():
             try:
-                correct = grade_answer(extracted, gold, equal_under_sympy=_refuse_sympy)
-            except _NeedsMainThread:
+                correct = grade_answer(extracted, gold, equal_under_sympy=refuse_sympy)
+            except NeedsMainThread:
                 return GradeOutcome(
                     "error", extracted, "the sympy step only runs in a process's main thread; use grade_many"
                 )

@@ -25,9 +25,9 @@ items in *chunks* and still gives every item its own limit:
   backstop should a slot ever go unread.
 
 So an item is failed with ``timeout`` within about ``limit + poll`` seconds of starting,
-whatever chunk it travels in, and the others carry on. :func:`grade_many`, the public entry
-point for grading a list of samples, is built on this pool by
-:class:`rlvr_audit.graders.engine.GradingEngine`.
+whatever chunk it travels in, and the others carry on. :func:`rlvr_audit.grading.engine.grade_many`,
+the public entry point for grading a list of samples, is built on this pool by
+:class:`rlvr_audit.grading.engine.GradingEngine`.
 """
 
 from __future__ import annotations
@@ -41,8 +41,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pebble import ProcessExpired, ProcessPool
-
-from . import GradeOutcome, get_grader
 
 
 @dataclass(frozen=True)
@@ -312,42 +310,3 @@ class ChunkPool:
         """Kill the workers now (after an error or Ctrl-C)."""
         self._pool.stop()
         self._pool.join()
-
-
-def grade_many(
-    tasks: Sequence[GradeTask],
-    *,
-    grader_id: str,
-    workers: int | None = None,
-    timeout: float = 10.0,
-    on_result: Callable[[GradeTask, GradeOutcome], None] | None = None,
-) -> list[GradeOutcome]:
-    """Grade ``tasks`` with the grader ``grader_id``; outcomes come back in input order.
-
-    Runs :class:`rlvr_audit.graders.engine.GradingEngine` (fast path with a cache for graders
-    that support it, one plain ``grade`` call per distinct sample otherwise) and shuts its
-    worker processes down afterwards.
-
-    Args:
-        tasks: The samples to grade.
-        grader_id: A key of :data:`rlvr_audit.graders.GRADERS`; an unknown id raises
-            :class:`~rlvr_audit.errors.UnknownNameError` before any work starts.
-        workers: Worker processes (``None``: ``os.cpu_count()``; never more than tasks).
-        timeout: Wall-clock seconds one step of grading one sample may take in its worker
-            (counted from when the worker starts it). Past it the worker is killed and the
-            sample is graded ``timeout``. Keep it above the grader's own timeouts
-            (math-verify: about 3 x 2 s at worst) so that those, which cost no worker restart,
-            fire first.
-        on_result: Called in the calling thread with each task and its outcome as soon as it
-            is known (completion order, not input order), e.g. to append to the store. An
-            exception it raises stops the pool and propagates.
-
-    Returns:
-        One :class:`~rlvr_audit.graders.GradeOutcome` per task, in the order of ``tasks``.
-        A worker that dies (other than by the timeout) gives ``error`` for its sample.
-    """
-    get_grader(grader_id)  # validates the id first, even with no tasks
-    from .engine import GradingEngine
-
-    with GradingEngine(workers=workers, timeout=timeout) as engine:
-        return engine.grade(tasks, grader_id=grader_id, on_result=on_result)

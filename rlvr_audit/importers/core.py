@@ -62,6 +62,7 @@ from ..core.store import Store, UnitInfo
 from ..core.tasks import TaskSpec, available_tasks, data_hash, load_problems, load_task
 from ..core.ui import Progress
 from .base import ImportFormat, SourceFile, SourceItem
+from .formats import get_format
 from .matching import MatchOutcome, ProblemIndex, normalise, same_gold
 
 TEMPLATE_ID = "imported"
@@ -428,8 +429,6 @@ def plan_import(
     contradictory settings, a problem imported twice, and unmatched items (unless
     ``options.allow_unmatched``; a file with no matched item is refused either way).
     """
-    from . import get_format
-
     importer = get_format(fmt)
     if not paths:
         raise UsageError(f"no files given: name the {fmt} files to import")

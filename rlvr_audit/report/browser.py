@@ -359,8 +359,8 @@ def split_fences(text: str) -> list[tuple[str, str, str]]:
 
 @lru_cache(maxsize=64)
 def _lexer(lang: str) -> Any:
-    from pygments.lexers import PythonLexer, TextLexer, get_lexer_by_name
-    from pygments.util import ClassNotFound
+    from pygments.lexers import PythonLexer, TextLexer, get_lexer_by_name  # only when a response has code to highlight
+    from pygments.util import ClassNotFound  # only when a response has code to highlight
 
     options = {"stripnl": False, "ensurenl": False}
     if not lang:
@@ -373,7 +373,7 @@ def _lexer(lang: str) -> Any:
 
 @lru_cache(maxsize=1)
 def _formatter() -> Any:
-    from pygments.formatters import HtmlFormatter
+    from pygments.formatters import HtmlFormatter  # only when a response has code to highlight
 
     return HtmlFormatter(nowrap=True)  # building one is slow (its stylesheet); it is stateless in use
 
@@ -381,7 +381,7 @@ def _formatter() -> Any:
 def _highlight(code: str, lang: str) -> str:
     if len(code) > MAX_HIGHLIGHT_CHARS:
         return html.escape(code)
-    from pygments import highlight
+    from pygments import highlight  # only when a response has code to highlight
 
     return str(highlight(code, _lexer(lang), _formatter()))
 
@@ -692,7 +692,7 @@ def _browser_style() -> str:
 
 @lru_cache(maxsize=1)
 def _pygments_css() -> str:
-    from pygments.formatters import HtmlFormatter
+    from pygments.formatters import HtmlFormatter  # only when a response has code to highlight
 
     return str(HtmlFormatter(style="default").get_style_defs(".hl"))
 

@@ -100,22 +100,23 @@ Known issues
 from __future__ import annotations
 
 import io
+import itertools
 import json
-import math
 import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Any
 
-import typer
+import numpy as np
+import pandas as pd
+from scipy import stats
 
 from ..core.errors import UsageError
+from .config import ARMS, CURVE_FILE, FIGURE_FILE, MAX_ENUMERATION, SUMMARY_FILE, ClippingConfig
 
 if TYPE_CHECKING:
-    import numpy as np
     import numpy.typing as npt
-    import pandas as pd
 
 __all__ = [
     "ARMS",
@@ -126,104 +127,12 @@ __all__ = [
     "clipping_frame",
     "clipping_summary",
     "expected_batch_update",
-    "simulate_app",
     "simulate_clipping",
     "write_clipping_outputs",
 ]
 
-ARMS = ("clip", "no_clip")
-"""The two arms of every simulation: the clipped GRPO surrogate and the same without the clip."""
-
 _ADV_EPS = 1e-6
 """Added to the group's reward standard deviation, as in verl's GRPO advantage."""
-
-_MAX_CELLS = 50_000_000
-"""Largest seeds x (steps + 1) the simulator accepts (memory: a few 8-byte arrays of that size)."""
-
-_MAX_ENUMERATION = 1 << 22
-"""Largest number of outcomes :func:`expected_batch_update` enumerates."""
-
-CURVE_FILE = "clipping_curve.csv"
-SUMMARY_FILE = "clipping_summary.json"
-FIGURE_FILE = "clipping.png"
-
-
-@dataclass(frozen=True)
-class ClippingConfig:
-    """Settings of one clipping-bias simulation (validated by :meth:`validate`)."""
-
-    seeds: int = 4000
-    """Independent runs (seeds); intervals are over them."""
-    steps: int = 100
-    """Training steps, each one batch of rollouts from the current policy."""
-    group_size: int = 8
-    """Rollouts per group (G); advantages are normalised within a group."""
-    minibatches: int = 4
-    """Groups per batch; each is one mini-batch, so one optimizer step per group and pass."""
-    epochs: int = 1
-    """Passes over the batch (PPO epochs); optimizer steps per batch = epochs x minibatches."""
-    lr: float = 1.0
-    """SGD step size on the logits."""
-    gamma: float = 0.5
-    """Probability of reward 1, the same for every behaviour (random rewards)."""
-    prior: float = 0.65
-    """Initial probability of the high-prior behaviour (behaviour 0)."""
-    behaviours: int = 2
-    """Number of behaviours K; the others share ``1 - prior`` evenly."""
-    clip_eps: float = 0.2
-    """Lower clip: the ratio's lower bound is ``1 - clip_eps``."""
-    clip_high: float | None = None
-    """Upper clip: the ratio's upper bound is ``1 + clip_high`` (default: ``clip_eps``)."""
-    level: float = 0.95
-    """Confidence level of the intervals over seeds."""
-    seed: int = 0
-    """Seed of the ``numpy.random.Generator`` that draws every rollout and reward."""
-
-    @property
-    def eps_high(self) -> float:
-        """The upper clip actually used."""
-        return self.clip_eps if self.clip_high is None else self.clip_high
-
-    def validate(self) -> None:
-        """Raise :class:`~rlvr_audit.errors.UsageError` naming the first invalid setting and its range."""
-        ints = (
-            ("seeds", "--seeds", 2),
-            ("steps", "--steps", 1),
-            ("group_size", "--group-size", 2),
-            ("minibatches", "--minibatches", 1),
-            ("epochs", "--epochs", 1),
-            ("behaviours", "--behaviours", 2),
-            ("seed", "--seed", 0),
-        )
-        for name, flag, low in ints:
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise UsageError(f"{name} ({flag}) must be an integer >= {low}, got {value!r}")
-        open_unit = (
-            ("gamma", "--gamma"),
-            ("prior", "--prior"),
-            ("clip_eps", "--clip-eps"),
-            ("level", "--level"),
-        )
-        for name, flag in open_unit:
-            value = getattr(self, name)
-            if not _is_real(value) or not 0.0 < value < 1.0:
-                raise UsageError(f"{name} ({flag}) must be a number in the open interval (0, 1), got {value!r}")
-        if not _is_real(self.lr) or not math.isfinite(self.lr) or self.lr <= 0:
-            raise UsageError(f"lr (--lr) must be a finite number > 0, got {self.lr!r}")
-        if self.clip_high is not None and (
-            not _is_real(self.clip_high) or not math.isfinite(self.clip_high) or self.clip_high <= 0
-        ):
-            raise UsageError(f"clip_high (--clip-high) must be a finite number > 0, got {self.clip_high!r}")
-        if self.seeds * (self.steps + 1) > _MAX_CELLS:
-            raise UsageError(
-                f"seeds x (steps + 1) must be at most {_MAX_CELLS:,}, got {self.seeds} x {self.steps + 1}; "
-                "lower --seeds or --steps"
-            )
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value)
 
 
 @dataclass(frozen=True)
@@ -244,14 +153,12 @@ class ClippingResult:
 
 
 def _softmax(theta: np.ndarray) -> np.ndarray:
-    import numpy as np
 
     z = np.exp(theta - theta.max(axis=-1, keepdims=True))
     return z / z.sum(axis=-1, keepdims=True)
 
 
 def _initial_logits(config: ClippingConfig) -> np.ndarray:
-    import numpy as np
 
     k = config.behaviours
     probs = np.full(k, (1.0 - config.prior) / (k - 1))
@@ -283,7 +190,6 @@ def _batch_update(
     ``theta`` is ``(N, K)``; ``actions`` and ``advantages`` are ``(N, minibatches, G)``. Returns the
     new logits, the number of clipped terms and the number of terms with a non-zero advantage.
     """
-    import numpy as np
 
     k = theta.shape[1]
     g = actions.shape[-1]
@@ -315,7 +221,6 @@ def simulate_clipping(config: ClippingConfig) -> ClippingResult:
     each rollout's behaviour (inverse CDF of each arm's own policy) and the rewards; both arms
     use the same draws. Raises :class:`~rlvr_audit.errors.UsageError` for invalid settings.
     """
-    import numpy as np
 
     config.validate()
     rng = np.random.default_rng(config.seed)
@@ -349,16 +254,13 @@ def expected_batch_update(config: ClippingConfig, *, clip: bool) -> dict[str, An
     theta] (list), "gap": E[delta gap], "p_high": E[delta pi_high]}``. Without clipping and with
     ``epochs = 1``, ``theta`` and ``gap`` are zero up to rounding.
     """
-    import itertools
-
-    import numpy as np
 
     config.validate()
     k, g, m = config.behaviours, config.group_size, config.minibatches
     n_outcomes = (k**g * 2**g) ** m
-    if n_outcomes > _MAX_ENUMERATION:
+    if n_outcomes > MAX_ENUMERATION:
         raise UsageError(
-            f"exact enumeration needs (K^G * 2^G)^minibatches <= {_MAX_ENUMERATION:,} outcomes, got {n_outcomes:,}"
+            f"exact enumeration needs (K^G * 2^G)^minibatches <= {MAX_ENUMERATION:,} outcomes, got {n_outcomes:,}"
         )
     theta0 = _initial_logits(config)
     pi0 = _softmax(theta0)
@@ -383,9 +285,6 @@ def expected_batch_update(config: ClippingConfig, *, clip: bool) -> dict[str, An
 
 def _t_interval(x: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean over the last axis with its two-sided t interval."""
-    import numpy as np
-    from scipy import stats
-
     n = x.shape[-1]
     mean = x.mean(axis=-1)
     half = stats.t.ppf(0.5 + level / 2, n - 1) * x.std(axis=-1, ddof=1) / np.sqrt(n)
@@ -395,8 +294,6 @@ def _t_interval(x: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np
 def clipping_curve(result: ClippingResult) -> pd.DataFrame:
     """One row per arm and step: mean probability of the high-prior behaviour and mean log-odds
     gap over seeds, each with its t interval, and the clip arm's clip fraction."""
-    import numpy as np
-    import pandas as pd
 
     cfg = result.config
     frames = []
@@ -464,10 +361,10 @@ def clipping_summary(result: ClippingResult) -> dict[str, Any]:
 def clipping_figure(result: ClippingResult) -> bytes:
     """PNG: probability of the high-prior behaviour and its log-odds gap against step, both arms,
     with the t interval of the mean over seeds as a band."""
-    import matplotlib
+    import matplotlib  # heavy (about 0.5 s): only when a figure is drawn
 
     matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # heavy (about 0.5 s): only when a figure is drawn
 
     curve = clipping_curve(result)
     cfg = result.config
@@ -545,99 +442,3 @@ def run_clipping(config: ClippingConfig, out_dir: Path | None) -> tuple[dict[str
 
 
 # ---- command line --------------------------------------------------------------------------
-
-simulate_app = typer.Typer(
-    help="Exact toy models of RLVR mechanisms (CPU, seconds, no model).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-_D = ClippingConfig()
-
-
-@simulate_app.command("clipping")
-def clipping_command(
-    seeds: Annotated[int, typer.Option("--seeds", help="Independent runs; intervals are over them.")] = _D.seeds,
-    steps: Annotated[int, typer.Option("--steps", help="Training steps (batches of rollouts).")] = _D.steps,
-    group_size: Annotated[int, typer.Option("--group-size", help="Rollouts per group (G >= 2).")] = _D.group_size,
-    minibatches: Annotated[
-        int, typer.Option("--minibatches", help="Groups per batch, one optimizer step each per epoch.")
-    ] = _D.minibatches,
-    epochs: Annotated[int, typer.Option("--epochs", help="Passes over each batch (PPO epochs).")] = _D.epochs,
-    lr: Annotated[float, typer.Option("--lr", help="SGD step size on the logits.")] = _D.lr,
-    gamma: Annotated[float, typer.Option("--gamma", help="P(reward = 1), independent of behaviour.")] = _D.gamma,
-    prior: Annotated[float, typer.Option("--prior", help="Initial P(high-prior behaviour).")] = _D.prior,
-    behaviours: Annotated[int, typer.Option("--behaviours", help="Number of behaviours K.")] = _D.behaviours,
-    clip_eps: Annotated[float, typer.Option("--clip-eps", help="Clip epsilon (lower bound 1 - eps).")] = _D.clip_eps,
-    clip_high: Annotated[
-        float | None, typer.Option("--clip-high", help="Upper clip epsilon (clip-higher; default: --clip-eps).")
-    ] = None,
-    level: Annotated[float, typer.Option("--level", help="Confidence level of the intervals.")] = _D.level,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random generator.")] = _D.seed,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Write clipping.png, clipping_curve.csv, clipping_summary.json here.")
-    ] = None,
-) -> None:
-    """Simulate GRPO with random rewards, with and without the clip term, over many seeds.
-
-    Prints the change of the high-prior behaviour's probability and log-odds gap per arm, and
-    the paired difference, each with its confidence interval over seeds.
-
-    Example: rlvr-audit simulate clipping --seeds 4000 --steps 100 --out reports/clipping
-    """
-    from rich.console import Console
-    from rich.table import Table
-
-    from ..core.errors import AuditError
-    from ..core.ui import console
-
-    config = ClippingConfig(
-        seeds=seeds,
-        steps=steps,
-        group_size=group_size,
-        minibatches=minibatches,
-        epochs=epochs,
-        lr=lr,
-        gamma=gamma,
-        prior=prior,
-        behaviours=behaviours,
-        clip_eps=clip_eps,
-        clip_high=clip_high,
-        level=level,
-        seed=seed,
-    )
-    try:
-        summary, paths = run_clipping(config, out)
-    except AuditError as exc:
-        from ..core.ui import fail
-
-        fail(exc)
-
-    def cell(e: dict[str, float]) -> str:
-        return f"{e['mean']:+.3f} [{e['ci_low']:+.3f}, {e['ci_high']:+.3f}]"
-
-    pct = f"{level * 100:g}%"
-    table = Table(
-        title=(
-            f"Change of the high-prior behaviour after {steps} steps\n"
-            f"mean over {seeds} seeds [{pct} CI]; start: P = {summary['start']['p_high']:.3f}, "
-            f"log-odds gap {summary['start']['gap']:+.3f}"
-        )
-    )
-    table.add_column("arm")
-    table.add_column("delta P", justify="right", no_wrap=True)
-    table.add_column("delta log-odds gap", justify="right", no_wrap=True)
-    for name in ARMS:
-        table.add_row(name, cell(summary["drift"]["p_high"][name]), cell(summary["drift"]["gap"][name]))
-    table.add_row("clip - no clip", cell(summary["difference"]["p_high"]), cell(summary["difference"]["gap"]))
-    Console().print(table)
-    console.print(
-        f"clip arm: {summary['mean_clip_fraction']:.1%} of the terms with a non-zero advantage were clipped. "
-        "Without clipping the expected logit update is exactly zero (the gap is a martingale); its probability "
-        "moves only by Jensen's inequality.",
-        highlight=False,
-        soft_wrap=True,
-    )
-    for path in paths.values():
-        console.print(f"wrote {path}", highlight=False, soft_wrap=True)

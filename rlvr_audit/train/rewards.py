@@ -8,7 +8,7 @@ its reward loop (``loop.run_in_executor``), with the reward's parameters from
 process's main thread. So:
 
 - extraction and string comparison run in the calling thread (pure Python, linear in the
-  response: :mod:`rlvr_audit.graders._latex`);
+  response: :mod:`rlvr_audit.grading.latex`);
 - anything that may run long (sympy in the ``paper`` grader, the whole ``math_verify``
   grader) runs in the main thread of a worker process of a small ``pebble`` pool (started with
   ``spawn``, safe inside Ray's multi-threaded workers) under a wall-clock limit; a worker stuck
@@ -160,7 +160,7 @@ def _compound(sample: Sample, *, parts: list[RewardFn], combine: Callable[[Any],
 
 def format_reward(sample: Sample) -> float:
     """1 if the last ``\\boxed{}`` closes and holds something other than spaces."""
-    from ..grading._latex import last_boxed
+    from ..grading.latex import last_boxed
 
     content = last_boxed(sample.response)
     return 1.0 if content is not None and content.strip() else 0.0
@@ -211,8 +211,8 @@ def label_reward(sample: Sample, *, grader: str, timeout: float) -> float:
 
 def _paper_reward(sample: Sample, timeout: float) -> float:
     """The paper's verifier: extraction and string rules here; sympy, when needed, in a worker."""
-    from ..grading._latex import too_long
-    from ..grading.paper import _NeedsMainThread, _refuse_sympy, extract_answer, grade_answer
+    from ..grading.latex import too_long
+    from ..grading.paper import NeedsMainThread, extract_answer, grade_answer, refuse_sympy
 
     try:
         extracted = extract_answer(sample.response)
@@ -221,8 +221,8 @@ def _paper_reward(sample: Sample, timeout: float) -> float:
     if extracted is None or too_long(extracted) is not None:
         return 0.0
     try:
-        return 1.0 if grade_answer(extracted, sample.label, equal_under_sympy=_refuse_sympy) else 0.0
-    except _NeedsMainThread:
+        return 1.0 if grade_answer(extracted, sample.label, equal_under_sympy=refuse_sympy) else 0.0
+    except NeedsMainThread:
         return _in_worker("paper_judge", (extracted, sample.label), timeout)
     except Exception:
         return 0.0

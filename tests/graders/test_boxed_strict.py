@@ -11,8 +11,8 @@ import pytest
 
 from rlvr_audit.core.records import VERDICTS
 from rlvr_audit.grading import GRADERS, GradeOutcome, get_grader
-from rlvr_audit.grading._latex import MAX_ANSWER_CHARS, clip_answer, last_boxed, matching_brace, too_long
 from rlvr_audit.grading.boxed_strict import BoxedStrictGrader, normalize
+from rlvr_audit.grading.latex import MAX_ANSWER_CHARS, clip_answer, last_boxed, matching_brace, too_long
 
 HERE = Path(__file__).resolve().parent
 CASES: list[dict[str, Any]] = json.loads((HERE / "boxed_strict_cases.json").read_text(encoding="utf-8"))
@@ -107,7 +107,7 @@ def test_judge(grader: BoxedStrictGrader, answer: str, gold: str, correct: bool)
     assert grader.judge(extracted=answer, gold=gold).verdict == ("correct" if correct else "incorrect")
 
 
-# --- box extraction (rlvr_audit.grading._latex) ----------------------------------------
+# --- box extraction (rlvr_audit.grading.latex) ----------------------------------------
 
 
 @pytest.mark.parametrize(

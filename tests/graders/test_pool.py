@@ -13,8 +13,9 @@ import pytest
 
 from rlvr_audit.core.errors import UnknownNameError
 from rlvr_audit.grading import GRADERS, GradeOutcome
+from rlvr_audit.grading.engine import grade_many
 from rlvr_audit.grading.math_verify import MathVerifyGrader
-from rlvr_audit.grading.pool import ChunkPool, GradeTask, ItemFailure, grade_many
+from rlvr_audit.grading.pool import ChunkPool, GradeTask, ItemFailure
 
 BENCHMARKS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "benchmarks"
 

@@ -19,10 +19,11 @@ from typer.testing import CliRunner
 from rlvr_audit.cli import app
 from rlvr_audit.core.records import VERDICTS
 from rlvr_audit.grading import GRADERS, GradeOutcome, Grader, get_grader
+from rlvr_audit.grading.engine import grade_many
 from rlvr_audit.grading.math_verify import MathVerifyGrader
 from rlvr_audit.grading.minerva import MinervaGrader
 from rlvr_audit.grading.paper import PaperGrader
-from rlvr_audit.grading.pool import GradeTask, grade_many
+from rlvr_audit.grading.pool import GradeTask
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT.parent / "shared" / "data" / "benchmarks"

@@ -31,8 +31,9 @@ from rlvr_audit.cli import app
 from rlvr_audit.core.records import VERDICTS
 from rlvr_audit.core.store import Store
 from rlvr_audit.grading import GRADERS
+from rlvr_audit.grading.engine import grade_many
 from rlvr_audit.grading.paper import should_allow_eval
-from rlvr_audit.grading.pool import GradeTask, grade_many
+from rlvr_audit.grading.pool import GradeTask
 from rlvr_audit.report.browser import render_response
 from rlvr_audit.report.html import json_script, markdown_to_html
 from rlvr_audit.report.markdown import code_span, escape

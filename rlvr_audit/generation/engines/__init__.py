@@ -11,11 +11,25 @@ per request, the completion, its token count and why it ended.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol
-
 from ...core.errors import UnknownNameError, UsageError
-from ...core.records import FinishReason, Problem, SamplingProtocol
+from .base import Engine, GenOutput, GenRequest
+from .lmeval import LMEvalEngine
+from .scripted import ScriptedEngine
+
+__all__ = [
+    "ENGINE_ONLY_ARGS",
+    "SCRIPTED",
+    "Engine",
+    "GenOutput",
+    "GenRequest",
+    "LMEvalEngine",
+    "ScriptedEngine",
+    "available_backends",
+    "check_backend",
+    "create_engine",
+    "key_args",
+    "parse_model_args",
+]
 
 SCRIPTED = "scripted"
 """Name of the scripted test backend."""
@@ -40,62 +54,9 @@ ENGINE_ONLY_ARGS = frozenset(
 of unit keys, so e.g. a different batch size reuses stored generations."""
 
 
-@dataclass(frozen=True)
-class GenRequest:
-    """One sample to generate."""
-
-    prompt: str
-    """The exact prompt string."""
-    problem: Problem
-    """The problem (scripted engines answer by problem; real engines only see the prompt)."""
-    sample_idx: int
-    """Sample index within the problem."""
-
-
-@dataclass(frozen=True)
-class GenOutput:
-    """What an engine returns for one request."""
-
-    text: str
-    """The completion."""
-    n_tokens: int | None
-    """Generated tokens, if known."""
-    finish_reason: FinishReason
-    """``stop``, ``length`` or ``unknown``."""
-
-
-class Engine(Protocol):
-    """A loaded model that generates completions for prompt strings."""
-
-    backend: str
-    """Backend name (lm-eval model type or ``scripted``)."""
-
-    @property
-    def tokenizer(self) -> Any | None:
-        """A Hugging Face tokenizer for chat-template rendering, or ``None``."""
-        ...
-
-    def generate(
-        self,
-        requests: list[GenRequest],
-        *,
-        protocol: SamplingProtocol,
-        seed: int,
-        stop: list[str],
-        keep_stop: bool = False,
-    ) -> list[GenOutput]:
-        """Generate one completion per request, all with ``seed`` (one sample round); with
-        ``keep_stop`` the stop string that ended a completion stays on it."""
-        ...
-
-    def close(self) -> None:
-        """Release the model."""
-        ...
-
-
 def available_backends() -> list[str]:
     """Every backend name: lm-eval's model types (listed without importing them) and ``scripted``."""
-    import lm_eval.api.registry as registry
+    import lm_eval.api.registry as registry  # heavy (about a second): only when backends are listed or checked
     import lm_eval.models  # noqa: F401  (registers names lazily; no torch import)
 
     return sorted({*registry.model_registry.keys(), SCRIPTED})
@@ -147,11 +108,7 @@ def create_engine(
 ) -> Engine:
     """Load ``model`` with ``backend``; errors name the model and the loader's reason."""
     if backend == SCRIPTED:
-        from .scripted import ScriptedEngine
-
         return ScriptedEngine(model=model, checkpoint_id=checkpoint_id, model_args=model_args)
-    from .lmeval import LMEvalEngine
-
     return LMEvalEngine(
         backend,
         model=model,

@@ -28,13 +28,14 @@ Known issues:
 
 from __future__ import annotations
 
+import gc
 from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
 from ...core.errors import ModelLoadError
 from ...core.records import FinishReason, SamplingProtocol
-from . import GenOutput, GenRequest
+from .base import GenOutput, GenRequest
 
 SEED_IN_GEN_KWARGS = frozenset({"vllm", "vllm-vlm", "sglang", "sglang-generate"})
 """Backends whose sampling parameters take a per-request ``seed``."""
@@ -42,7 +43,7 @@ SEED_IN_GEN_KWARGS = frozenset({"vllm", "vllm-vlm", "sglang", "sglang-generate"}
 
 def _default_torch_device() -> str:
     """``cuda`` when a GPU is visible to torch, else ``cpu``."""
-    import torch
+    import torch  # heavy (seconds): only when a model runs
 
     return "cuda" if torch.cuda.is_available() else "cpu"
 
@@ -152,8 +153,8 @@ class LMEvalEngine:
         batch_size: int,
         device: str | None,
     ) -> None:
-        import lm_eval.api.registry as registry
-        from lm_eval.utils import handle_arg_string
+        import lm_eval.api.registry as registry  # heavy (about a second): only when an engine is created
+        from lm_eval.utils import handle_arg_string  # heavy (about a second): only when an engine is created
 
         self.backend = backend
         self.model = model
@@ -186,14 +187,14 @@ class LMEvalEngine:
             return None
 
     def _apply_seed(self, seed: int, gen_kwargs: dict[str, Any]) -> None:
-        from lm_eval.models.api_models import TemplateAPI
+        from lm_eval.models.api_models import TemplateAPI  # heavy (about a second): only when an engine is created
 
         if self.backend in SEED_IN_GEN_KWARGS:
             gen_kwargs["seed"] = seed
         elif isinstance(self.lm, TemplateAPI):
             self.lm._seed = seed  # the documented per-request seed of lm-eval's API models
         else:
-            import transformers
+            import transformers  # heavy (seconds): only when a model or tokenizer is loaded
 
             transformers.set_seed(seed)
 
@@ -207,7 +208,7 @@ class LMEvalEngine:
         keep_stop: bool = False,
     ) -> list[GenOutput]:
         """Generate one completion per request through ``LM.generate_until``."""
-        from lm_eval.api.instance import Instance
+        from lm_eval.api.instance import Instance  # heavy (about a second): only when an engine is created
 
         gen_kwargs: dict[str, Any] = {
             "until": list(stop),
@@ -243,9 +244,7 @@ class LMEvalEngine:
         """Drop the model (and free accelerator memory where possible)."""
         self.lm = None
         try:
-            import gc
-
-            import torch
+            import torch  # heavy (seconds): only when a model runs
 
             gc.collect()
             if torch.cuda.is_available():

@@ -22,7 +22,7 @@ from typing import Any
 
 from ...core.errors import UsageError
 from ...core.records import SamplingProtocol, stable_hash
-from . import GenOutput, GenRequest
+from .base import GenOutput, GenRequest
 
 WRONG = "999999"
 """The wrong answer the oracle gives (``888888`` when the gold answer is ``999999``)."""
@@ -100,7 +100,7 @@ class ScriptedEngine:
             self._tokenizer_loaded = True
             path = Path(self.model)
             if path.is_dir() and (path / "tokenizer_config.json").is_file():
-                from transformers import AutoTokenizer
+                from transformers import AutoTokenizer  # heavy (seconds): only when a model or tokenizer is loaded
 
                 self._tokenizer = AutoTokenizer.from_pretrained(str(path))
             else:

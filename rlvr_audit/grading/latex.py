@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from . import GradeOutcome
+from .base import GradeOutcome
 
 MAX_ANSWER_CHARS = 1000
 """Longest extracted answer a grader compares, in characters.

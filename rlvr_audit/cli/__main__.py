@@ -1,0 +1,5 @@
+"""``python -m rlvr_audit.cli``: the command line."""
+
+from . import main
+
+main()

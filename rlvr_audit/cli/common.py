@@ -1,0 +1,217 @@
+"""What the command modules share: the library API accessor, option types and helpers."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from rich.logging import RichHandler
+
+from ..core.errors import AuditError
+from ..core.ui import console, fail
+
+if TYPE_CHECKING:
+    from types import ModuleType
+
+
+def library() -> ModuleType:
+    """The library API module."""
+    from .. import api  # imports every stage (pandas, numpy, pydantic models: seconds): only when a command runs
+
+    return api
+
+
+# ---- shared options --------------------------------------------------------------------------
+StoreOpt = Annotated[Path, typer.Option("--store", help="Store directory (JSONL records).", envvar="RLVR_AUDIT_STORE")]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        help="Read benchmarks from DIR/<task>.jsonl instead of the Hugging Face Hub.",
+        envvar="RLVR_AUDIT_DATA_DIR",
+    ),
+]
+ConfigDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--config-dir",
+        help="Folder with tasks/, prompts/ and checkpoints.yaml (default: the project's).",
+        envvar="RLVR_AUDIT_CONFIG_DIR",
+    ),
+]
+RegistryOpt = Annotated[
+    Path | None, typer.Option("--registry", help="Checkpoint registry YAML (default: <config-dir>/checkpoints.yaml).")
+]
+CheckpointsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--checkpoints",
+        "-c",
+        help="Comma-separated registry ids, globs (qwen2.5-math-7b/*) or local model directories.",
+    ),
+]
+TasksOpt = Annotated[str | None, typer.Option("--tasks", "-t", help="Comma-separated task ids (default: all).")]
+PromptsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--prompts",
+        "-p",
+        help="Comma-separated prompt templates; 'default' = each checkpoint's own, 'all' = every template.",
+    ),
+]
+BackendOpt = Annotated[
+    str, typer.Option("--backend", "-b", help="lm-eval model type (hf, vllm, local-completions, ...) or 'scripted'.")
+]
+ModelArgsOpt = Annotated[
+    str | None, typer.Option("--model-args", help="Engine arguments, lm-eval style: 'dtype=bfloat16,max_length=4096'.")
+]
+LimitOpt = Annotated[int | None, typer.Option("--limit", help="Only the first N problems of each task.")]
+SamplesOpt = Annotated[
+    int | None, typer.Option("--samples", "-k", help="Samples per problem (default: the task's protocol).")
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Base sampling seed (part of the unit key).")]
+TemperatureOpt = Annotated[
+    float | None, typer.Option("--temperature", help="Sampling temperature (default: the task's).")
+]
+TopPOpt = Annotated[float | None, typer.Option("--top-p", help="Nucleus sampling mass (default: the task's).")]
+MaxTokensOpt = Annotated[
+    int | None, typer.Option("--max-new-tokens", help="New-token limit (default: the task's, 3072).")
+]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help="Engine batch size.")]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help="Device for transformers engines (cuda, cpu).")]
+SaveEveryOpt = Annotated[int, typer.Option("--save-every", help="Store samples after every N generated.")]
+GradeSaveEveryOpt = Annotated[
+    int, typer.Option("--grade-save-every", help="Store a unit's grades after every N graded samples.")
+]
+NoBasesOpt = Annotated[bool, typer.Option("--no-bases", help="Do not add each checkpoint's base model to the run.")]
+GradersOpt = Annotated[
+    str, typer.Option("--graders", "-g", help="Comma-separated grader ids (see `rlvr-audit ls graders`).")
+]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", help="Grading worker processes (default: all cores).")]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Wall-clock seconds per graded answer.")]
+NameOpt = Annotated[str, typer.Option("--name", help="Report name: the report goes to reports/<name>.")]
+ReportDirOpt = Annotated[Path | None, typer.Option("--report-dir", help="Report folder (default: reports/<name>).")]
+ReportSeedOpt = Annotated[int, typer.Option("--bootstrap-seed", help="Seed of the bootstrap resampling.")]
+ResamplesOpt = Annotated[int, typer.Option("--resamples", help="Bootstrap resamples.")]
+LevelOpt = Annotated[float, typer.Option("--level", help="Confidence level of the intervals.")]
+CiMethodOpt = Annotated[
+    str, typer.Option("--ci-method", help="Bootstrap interval: 'percentile' or 'bca' (bias-corrected, accelerated).")
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
+NoBrowserOpt = Annotated[
+    bool, typer.Option("--no-browser", help="Write index.html without the per-sample browser pages.")
+]
+BrowserPageSizeOpt = Annotated[
+    int, typer.Option("--browser-page-size", help="Samples per page of the per-sample browser.")
+]
+
+
+def report_options(opts: dict[str, Any]) -> Any:
+    """``api.ReportOptions`` from a command's report options (its ``locals()``)."""
+    audit = library()
+
+    return audit.ReportOptions(
+        name=opts["name"],
+        report_dir=opts["report_dir"],
+        seed=opts["bootstrap_seed"],
+        n_resamples=opts["resamples"],
+        level=opts["level"],
+        ci_method=opts["ci_method"],
+        browser=not opts.get("no_browser", False),
+        browser_page_size=opts.get("browser_page_size", 500),
+    )
+
+
+def split(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    return items or None
+
+
+def locations(store: Path, data_dir: Path | None, config_dir: Path | None, registry: Path | None):  # type: ignore[no-untyped-def]
+    api = library()
+    return api.Locations(
+        config_dir=config_dir or api.default_config_dir(), registry=registry, store=store, data_dir=data_dir
+    )
+
+
+def setup_logging() -> None:
+
+    handler = RichHandler(console=console, show_path=False, show_time=False)
+    logging.basicConfig(level=logging.WARNING, handlers=[handler], format="%(message)s", force=True)
+
+
+def summary(result, what: str) -> None:  # type: ignore[no-untyped-def]
+
+    parts = [f"{len(result.unit_keys)} units"]
+    if what == "claims":
+        parts = [f"claims audited ({len(result.unit_keys)} stored units used for measured baselines)"]
+    if what in ("run", "generate"):
+        parts.append(f"{result.generated} samples generated, {result.reused} reused")
+    if what in ("run", "grade"):
+        parts.append(f"{result.graded} graded")
+    if what == "import":
+        parts.append(f"{result.generated} samples imported, {result.reused} already stored")
+    console.print("[green]done:[/green] " + "; ".join(parts), highlight=False)
+    for note in result.notes:
+        console.print(f"  {note}", highlight=False, markup=False, soft_wrap=True)
+    if result.report is not None:
+        console.print(f"report: {result.report}", highlight=False)
+
+
+def interrupted() -> NoReturn:
+
+    console.print(
+        "[yellow]interrupted:[/yellow] what was generated or graded is stored; run the same command again to resume."
+    )
+    raise typer.Exit(130)
+
+
+def generation_inputs(opts: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """Selection, protocol overrides and engine options from a command's options."""
+    api = library()
+    EngineOptions, ProtocolOverrides, Selection = api.EngineOptions, api.ProtocolOverrides, api.Selection
+    parse_model_args = api.parse_model_args
+
+    selection = Selection(
+        checkpoints=split(opts["checkpoints"]) or [],
+        tasks=split(opts["tasks"]),
+        prompts=split(opts["prompts"]),
+        include_bases=not opts["no_bases"],
+    )
+    overrides = ProtocolOverrides(
+        samples=opts["samples"],
+        temperature=opts["temperature"],
+        top_p=opts["top_p"],
+        max_new_tokens=opts["max_new_tokens"],
+        seed=opts["seed"],
+    )
+    try:
+        model_args = parse_model_args(opts["model_args"])
+    except AuditError as exc:
+        fail(exc)
+    engine = EngineOptions(
+        backend=opts["backend"],
+        model_args=model_args,
+        batch_size=opts["batch_size"],
+        device=opts["device"],
+        limit=opts["limit"],
+        save_every=opts["save_every"],
+    )
+    return selection, overrides, engine
+
+
+def execute(what: str, call: Callable[[], Any]) -> None:
+    """Run a library call: user errors exit with their code, Ctrl-C keeps what is stored."""
+    setup_logging()
+    try:
+        result = call()
+    except AuditError as exc:
+        fail(exc)
+    except KeyboardInterrupt:
+        interrupted()
+    summary(result, what)

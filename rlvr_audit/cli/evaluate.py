@@ -1,0 +1,425 @@
+"""The evaluation commands: ``run``, ``generate``, ``grade``, ``report``, ``import``, ``ls``, ``validate``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..core.errors import AuditError, UsageError
+from .common import (
+    BackendOpt,
+    BatchOpt,
+    BrowserPageSizeOpt,
+    CheckpointsOpt,
+    CiMethodOpt,
+    ConfigDirOpt,
+    DataDirOpt,
+    DeviceOpt,
+    GradersOpt,
+    GradeSaveEveryOpt,
+    LevelOpt,
+    LimitOpt,
+    MaxTokensOpt,
+    ModelArgsOpt,
+    NameOpt,
+    NoBasesOpt,
+    NoBrowserOpt,
+    PromptsOpt,
+    QuietOpt,
+    RegistryOpt,
+    ReportDirOpt,
+    ReportSeedOpt,
+    ResamplesOpt,
+    SamplesOpt,
+    SaveEveryOpt,
+    SeedOpt,
+    StoreOpt,
+    TasksOpt,
+    TemperatureOpt,
+    TimeoutOpt,
+    TopPOpt,
+    WorkersOpt,
+    console,
+    execute,
+    fail,
+    generation_inputs,
+    library,
+    locations,
+    report_options,
+    split,
+)
+
+app = typer.Typer(
+    name="rlvr-audit",
+    help=(
+        "Audit claims about RL with verifiable rewards on math benchmarks: generate once, grade with "
+        "several graders, report accuracies and gains over base models with confidence intervals.\n\n"
+        "Example: rlvr-audit run --backend hf --checkpoints ./my-model --tasks math500 --limit 5 "
+        "--data-dir ../shared/data/benchmarks"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+@app.command()
+def run(
+    checkpoints: CheckpointsOpt = None,
+    tasks: TasksOpt = None,
+    prompts: PromptsOpt = None,
+    backend: BackendOpt = "hf",
+    model_args: ModelArgsOpt = None,
+    limit: LimitOpt = None,
+    samples: SamplesOpt = None,
+    seed: SeedOpt = 0,
+    temperature: TemperatureOpt = None,
+    top_p: TopPOpt = None,
+    max_new_tokens: MaxTokensOpt = None,
+    batch_size: BatchOpt = 8,
+    device: DeviceOpt = None,
+    save_every: SaveEveryOpt = 64,
+    no_bases: NoBasesOpt = False,
+    graders: GradersOpt = "math_verify",
+    workers: WorkersOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    grade_save_every: GradeSaveEveryOpt = 500,
+    name: NameOpt = "audit",
+    report_dir: ReportDirOpt = None,
+    bootstrap_seed: ReportSeedOpt = 0,
+    resamples: ResamplesOpt = 10_000,
+    level: LevelOpt = 0.95,
+    ci_method: CiMethodOpt = "percentile",
+    no_browser: NoBrowserOpt = False,
+    browser_page_size: BrowserPageSizeOpt = 500,
+    store: StoreOpt = Path("rlvr-audit-store"),
+    data_dir: DataDirOpt = None,
+    config_dir: ConfigDirOpt = None,
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+    claims_only: Annotated[
+        bool,
+        typer.Option(
+            "--claims-only",
+            help="No model: audit the published claims in the ledger (baseline correction, statistical "
+            "resolution); measured baselines are added when the store holds the claimed base models.",
+        ),
+    ] = False,
+) -> None:
+    """Plan, generate what is missing, grade, and write the report.
+
+    Each checkpoint x task x prompt is a unit; generations are stored once (resumable: an
+    interrupted run, started again, generates only what is missing) and each RLVR checkpoint's
+    base model is added so its gain can be reported. With --claims-only, no model is run: the
+    claims ledger is audited into reports/<name>/ (works offline on any CPU machine).
+
+    Example: rlvr-audit run --backend hf --checkpoints ./my-model --tasks math500 --limit 5
+    --data-dir ../shared/data/benchmarks
+
+    Example: rlvr-audit run --claims-only --name claims
+    """
+    audit = library()
+
+    if claims_only:
+        opts = dict(locals())
+        flags = {"checkpoints": "--checkpoints", "tasks": "--tasks", "prompts": "--prompts"}
+        flags |= {"model_args": "--model-args", "limit": "--limit", "samples": "--samples"}
+        flags |= {"temperature": "--temperature", "top_p": "--top-p", "max_new_tokens": "--max-new-tokens"}
+        given = [flag for key, flag in flags.items() if opts[key] is not None]
+
+        def claims_call() -> Any:
+            if given:
+                raise UsageError(f"--claims-only runs no model; drop {', '.join(given)}")
+            return audit.claims_report(
+                report_options(opts),
+                locations(store, data_dir, config_dir, registry),
+            )
+
+        execute("claims", claims_call)
+        return
+    selection, overrides, engine = generation_inputs(locals())
+    reporting = report_options(locals())
+    execute(
+        "run",
+        lambda: audit.run(
+            selection,
+            overrides,
+            engine,
+            audit.GradeOptions(
+                graders=split(graders) or [], workers=workers, timeout=timeout, save_every=grade_save_every
+            ),
+            reporting,
+            locations(store, data_dir, config_dir, registry),
+            progress=not quiet,
+        ),
+    )
+
+
+@app.command()
+def generate(
+    checkpoints: CheckpointsOpt = None,
+    tasks: TasksOpt = None,
+    prompts: PromptsOpt = None,
+    backend: BackendOpt = "hf",
+    model_args: ModelArgsOpt = None,
+    limit: LimitOpt = None,
+    samples: SamplesOpt = None,
+    seed: SeedOpt = 0,
+    temperature: TemperatureOpt = None,
+    top_p: TopPOpt = None,
+    max_new_tokens: MaxTokensOpt = None,
+    batch_size: BatchOpt = 8,
+    device: DeviceOpt = None,
+    save_every: SaveEveryOpt = 64,
+    no_bases: NoBasesOpt = False,
+    store: StoreOpt = Path("rlvr-audit-store"),
+    data_dir: DataDirOpt = None,
+    config_dir: ConfigDirOpt = None,
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Generate and store completions only (no grading, no report).
+
+    Example: rlvr-audit generate --backend vllm --model-args tensor_parallel_size=2
+    --checkpoints 'qwen2.5-math-7b/*' --tasks math500,aime24
+    """
+    audit = library()
+
+    selection, overrides, engine = generation_inputs(locals())
+    execute(
+        "generate",
+        lambda: audit.generate(
+            selection, overrides, engine, locations(store, data_dir, config_dir, registry), progress=not quiet
+        ),
+    )
+
+
+@app.command()
+def grade(
+    graders: GradersOpt = "math_verify",
+    checkpoints: CheckpointsOpt = None,
+    tasks: TasksOpt = None,
+    prompts: PromptsOpt = None,
+    workers: WorkersOpt = None,
+    timeout: TimeoutOpt = 10.0,
+    grade_save_every: GradeSaveEveryOpt = 500,
+    store: StoreOpt = Path("rlvr-audit-store"),
+    config_dir: ConfigDirOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Grade stored generations (every unit, or those selected) without touching a model.
+
+    Example: rlvr-audit grade --graders math_verify --checkpoints 'qwen2.5-math-7b/*'
+    """
+    audit = library()
+
+    execute(
+        "grade",
+        lambda: audit.grade(
+            None,
+            audit.GradeOptions(
+                graders=split(graders) or [], workers=workers, timeout=timeout, save_every=grade_save_every
+            ),
+            locations(store, None, config_dir, None),
+            progress=not quiet,
+            selectors={"checkpoints": split(checkpoints), "tasks": split(tasks), "prompts": split(prompts)},
+        ),
+    )
+
+
+@app.command()
+def report(
+    checkpoints: CheckpointsOpt = None,
+    tasks: TasksOpt = None,
+    prompts: PromptsOpt = None,
+    graders: Annotated[
+        str | None, typer.Option("--graders", "-g", help="Graders to report (default: all graded).")
+    ] = None,
+    name: NameOpt = "audit",
+    report_dir: ReportDirOpt = None,
+    bootstrap_seed: ReportSeedOpt = 0,
+    resamples: ResamplesOpt = 10_000,
+    level: LevelOpt = 0.95,
+    ci_method: CiMethodOpt = "percentile",
+    no_browser: NoBrowserOpt = False,
+    browser_page_size: BrowserPageSizeOpt = 500,
+    store: StoreOpt = Path("rlvr-audit-store"),
+    config_dir: ConfigDirOpt = None,
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Write reports/<name>/ from the stored grades: index.md, index.html, tables, figures, sample pages.
+
+    Example: rlvr-audit report --name qwen-math --checkpoints 'qwen2.5-math-7b/*'
+    """
+    audit = library()
+
+    reporting = report_options(locals())
+    execute(
+        "report",
+        lambda: audit.report(
+            None,
+            reporting,
+            locations(store, None, config_dir, registry),
+            graders=split(graders),
+            selectors={"checkpoints": split(checkpoints), "tasks": split(tasks), "prompts": split(prompts)},
+            progress=not quiet,
+        ),
+    )
+
+
+@app.command("import")
+def import_(
+    fmt: Annotated[
+        str,
+        typer.Argument(
+            metavar="FORMAT",
+            help="spurious-rewards-json, qwen-math-jsonl or lm-eval-samples (see `rlvr-audit ls formats`).",
+        ),
+    ],
+    paths: Annotated[list[Path], typer.Argument(metavar="PATH...", help="Files to import (one or more).")],
+    checkpoint: Annotated[
+        str,
+        typer.Option(
+            "--checkpoint", help="Checkpoint id the generations belong to: a registry id or a new name (required)."
+        ),
+    ],
+    base: Annotated[
+        str | None,
+        typer.Option("--base", help="Checkpoint it is compared against (default: the registry's base)."),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option("--task", "-t", help="Task of every file, when a file names no known benchmark."),
+    ] = None,
+    allow_unmatched: Annotated[
+        bool,
+        typer.Option("--allow-unmatched", help="Import the matched problems even if some match no task problem."),
+    ] = False,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", help="Sampling temperature, for files that record none.")
+    ] = None,
+    max_new_tokens: Annotated[
+        int | None,
+        typer.Option("--max-new-tokens", help="New-token limit, for files that record none (default: the tool's)."),
+    ] = None,
+    store: StoreOpt = Path("rlvr-audit-store"),
+    data_dir: DataDirOpt = None,
+    config_dir: ConfigDirOpt = None,
+    registry: RegistryOpt = None,
+    quiet: QuietOpt = False,
+) -> None:
+    """Import published generations (another tool's output files) as stored units.
+
+    Problems are matched to the task files by their text, not by position; items that match
+    none are listed and refused unless --allow-unmatched. Nothing is stored if any file is in
+    the wrong format. Importing the same file again stores nothing new. Then grade and report
+    as usual; the report shows the source's own numbers beside ours.
+
+    Example: rlvr-audit import spurious-rewards-json out/Qwen2.5-Math-7B_MATH-500.json
+    --checkpoint qwen2.5-math-7b/base --data-dir ../shared/data/benchmarks
+    """
+    audit = library()
+
+    execute(
+        "import",
+        lambda: audit.import_generations(
+            fmt,
+            paths,
+            audit.ImportOptions(
+                checkpoint=checkpoint,
+                base=base,
+                task=task,
+                allow_unmatched=allow_unmatched,
+                temperature=temperature,
+                max_new_tokens=max_new_tokens,
+            ),
+            locations(store, data_dir, config_dir, registry),
+            progress=not quiet,
+        ),
+    )
+
+
+@app.command("ls")
+def ls(
+    what: Annotated[
+        str, typer.Argument(help="tasks, prompts, checkpoints, units, graders, backends, formats or claims.")
+    ],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table, tsv or json.")] = "table",
+    store: StoreOpt = Path("rlvr-audit-store"),
+    config_dir: ConfigDirOpt = None,
+    registry: RegistryOpt = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="ls claims: only this kind (rlvr_gain, evaluation, ...).")
+    ] = None,
+    model: Annotated[str | None, typer.Option("--model", help="ls claims: only this family (qwen2.5-math-7b).")] = None,
+    benchmark: Annotated[
+        str | None, typer.Option("--benchmark", help="ls claims: only this benchmark (math500).")
+    ] = None,
+    source: Annotated[
+        str | None, typer.Option("--source", help="ls claims: only this source (SR-v1, critique).")
+    ] = None,
+) -> None:
+    """List tasks, prompts, checkpoints, stored units, graders, backends, import formats or claims.
+
+    Example: rlvr-audit ls checkpoints
+
+    Example: rlvr-audit ls claims --model qwen2.5-math-7b --benchmark math500
+    """
+    audit = library()
+
+    try:
+        if fmt not in ("table", "tsv", "json"):
+            raise UsageError(f"--format must be table, tsv or json, got {fmt!r}")
+        rows = audit.listing(
+            what,
+            locations(store, None, config_dir, registry),
+            filters={"kind": kind, "model": model, "benchmark": benchmark, "source": source},
+        )
+    except AuditError as exc:
+        fail(exc)
+    if fmt == "json":
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    if fmt == "tsv":
+        for i, row in enumerate(rows):
+            if i == 0:
+                typer.echo("\t".join(row))
+            typer.echo("\t".join(v.replace("\t", " ") for v in row.values()))
+        return
+    out = Console()
+    if not rows:
+        out.print(f"(no {what})")
+        return
+    table = Table(show_lines=False)
+    for col in rows[0]:
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(*row.values())
+    out.print(table)
+
+
+@app.command()
+def validate(
+    config_dir: ConfigDirOpt = None,
+    registry: RegistryOpt = None,
+) -> None:
+    """Validate every task, prompt template and the checkpoint registry (unknown keys are errors).
+
+    Example: rlvr-audit validate --config-dir .
+    """
+    audit = library()
+
+    try:
+        lines = audit.validate(locations(Path("rlvr-audit-store"), None, config_dir, registry))
+    except AuditError as exc:
+        fail(exc)
+    for line in lines:
+        console.print(line, highlight=False)
+    console.print(f"[green]all {len(lines)} files valid[/green]")
