@@ -1,0 +1,435 @@
+"""The library API behind the CLI: one function per command.
+
+``run`` = plan -> generate -> grade -> report. Each stage reads what the previous one stored,
+so ``generate``, ``grade`` and ``report`` can also be run on their own, and grading or
+reporting never needs a GPU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from ..analysis.behaviour import is_code_reasoning
+from ..analysis.claims import claims_document, measured_correction_section
+from ..analysis.code_reasoning import build_code_report, code_sections
+from ..analysis.contamination import rates_rows, stored_probe_section
+from ..analysis.crossfamily import build_grids, claimed_from_ledger, cross_family_section
+from ..analysis.disagreement import disagreement_section, grader_disagreements
+from ..analysis.estimates import Analysis, analyse, apply_registry, grader_version
+from ..analysis.figures import figures_section
+from ..analysis.reproduction import (
+    gains_section,
+    imported_section,
+    intro,
+    manifest_section,
+    reproduction_sections,
+    seed_spread_section,
+    settings_section,
+)
+from ..analysis.sweep import build_sweep, sweep_section
+from ..core.claims import ledger_path, task_catalog
+from ..core.configfile import default_config_dir
+from ..core.errors import UsageError
+from ..core.manifest import ManifestWriter
+from ..core.registry import Registry
+from ..core.section import Code, Document, Inline, table_links
+from ..core.store import Store
+from ..core.ui import make_progress
+from ..generation.engines import parse_model_args
+from ..generation.plan import ProtocolOverrides, Selection
+from ..generation.probes import ProbeOptions, has_probe_units
+from ..generation.probes import check_options as check_probe_options
+from ..generation.runner import generate_units
+from ..grading.runner import grade_units
+from ..importers import ImportOptions, plan_import, write_import
+from ..report.browser import BrowserSource
+from ..report.html import HtmlOptions
+from ..report.writer import write_report
+from ..simulation.clipping import run_clipping
+from ..simulation.synthetic import synthesize
+from .listing import LISTABLE, listing, validate
+from .options import (
+    CI_METHODS,
+    DEFAULT_GRADERS,
+    EngineOptions,
+    GradeOptions,
+    Locations,
+    ReportOptions,
+    RunResult,
+    load_registry,
+    plan_units,
+    select_stored,
+)
+from .probe import ProbeResult, run_contamination_probe
+
+__all__ = [
+    "CI_METHODS",
+    "DEFAULT_GRADERS",
+    "LISTABLE",
+    "EngineOptions",
+    "GradeOptions",
+    "Locations",
+    "ProbeOptions",
+    "ProbeResult",
+    "ProtocolOverrides",
+    "ReportOptions",
+    "RunResult",
+    "Selection",
+    "check_probe_options",
+    "claims_report",
+    "default_config_dir",
+    "generate",
+    "grade",
+    "import_generations",
+    "listing",
+    "load_registry",
+    "parse_model_args",
+    "plan_units",
+    "rates_rows",
+    "report",
+    "report_document",
+    "report_order",
+    "run",
+    "run_clipping",
+    "run_contamination_probe",
+    "select_stored",
+    "synthesize",
+    "validate",
+]
+
+
+def generate(
+    selection: Selection,
+    overrides: ProtocolOverrides,
+    engine: EngineOptions,
+    loc: Locations,
+    *,
+    progress: bool = True,
+    then: Callable[[RunResult], None] | None = None,
+) -> RunResult:
+    """Plan and generate (no grading). ``then(result)``, if given, runs after generation under
+    the same run manifest (``run`` grades and reports there), so the manifest says ``finished``
+    only when that is done too."""
+    units = plan_units(selection, overrides, engine, loc)
+    store = Store(loc.store)
+    manifest = ManifestWriter(store, [u.key for u in units], engine.backend)
+    result = RunResult(unit_keys=[u.key for u in units], run_id=manifest.manifest.run_id)
+    status = "failed"
+    try:
+        with make_progress(progress) as prog:
+            s = generate_units(
+                store,
+                units,
+                backend=engine.backend,
+                model_args=engine.model_args,
+                batch_size=engine.batch_size,
+                device=engine.device,
+                limit=engine.limit,
+                save_every=engine.save_every,
+                progress=prog,
+            )
+        result.generated, result.reused = s.generated, s.reused
+        if then is not None:
+            then(result)
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        manifest.finish(status)
+    return result
+
+
+def grade(
+    unit_keys: list[str] | None,
+    options: GradeOptions,
+    loc: Locations,
+    *,
+    progress: bool = True,
+    selectors: dict[str, list[str] | None] | None = None,
+) -> RunResult:
+    """Grade stored generations (all units, or those selected) with ``options.graders``."""
+    options.check()
+    store = Store(loc.store)
+    if unit_keys is None:
+        unit_keys = [u.key for u in select_stored(store, **(selectors or {}))]
+    with make_progress(progress) as prog:
+        s = grade_units(
+            store,
+            unit_keys,
+            graders=options.graders,
+            workers=options.workers,
+            timeout=options.timeout,
+            progress=prog,
+            save_every=options.save_every,
+        )
+    return RunResult(unit_keys=unit_keys, graded=s.graded, reused=s.reused)
+
+
+def report(
+    unit_keys: list[str] | None,
+    options: ReportOptions,
+    loc: Locations,
+    *,
+    graders: list[str] | None = None,
+    selectors: dict[str, list[str] | None] | None = None,
+    progress: bool = True,
+) -> RunResult:
+    """Analyse stored grades and write the report folder (``progress``: show progress bars for
+    the longer steps: classifying responses, the per-sample browser)."""
+    options.check()
+    store = Store(loc.store)
+    if unit_keys is None:
+        if not store.unit_keys() and has_probe_units(store):
+            unit_keys = []  # a store of contamination probes only: the report is their section
+        else:
+            unit_keys = [u.key for u in select_stored(store, **(selectors or {}))]
+    registry = load_registry(loc) if loc.registry_path.is_file() else None
+    unit_keys = report_order(store, unit_keys, registry)
+    analysis = analyse(
+        store,
+        unit_keys=unit_keys,
+        graders=graders,
+        registry=registry,
+        seed=options.seed,
+        n_resamples=options.n_resamples,
+        level=options.level,
+        ci_method=options.ci_method,
+    )
+    doc = report_document(analysis, store, registry, options, loc, graders=graders, progress=progress)
+    paths = write_report(
+        doc,
+        options.out_dir,
+        html=HtmlOptions(browser=options.browser, page_size=options.browser_page_size, progress=progress),
+        browser=BrowserSource(store, analysis, grader_version=grader_version, is_code=is_code_reasoning),
+    )
+    return RunResult(unit_keys=unit_keys, report=paths.index_md)
+
+
+def report_document(
+    analysis: Analysis,
+    store: Store,
+    registry: Registry | None,
+    options: ReportOptions,
+    loc: Locations,
+    *,
+    graders: list[str] | None = None,
+    progress: bool = True,
+) -> Document:
+    """The report of ``analysis``: every analysis's section, in the report's order (reproduction
+    tables, imported numbers, grader disagreement, gains, figures, cross-family gains, seed spread,
+    baseline correction, prompt sensitivity, code reasoning, behaviour flags, contamination probe,
+    settings, run manifests)."""
+    sections = reproduction_sections(analysis)
+    doc = Document(
+        ["rlvr-audit report: ", options.name],
+        intro=list(intro(analysis, store, level=options.level, n_resamples=options.n_resamples, seed=options.seed)),
+    )
+    disagreement = disagreement_section(grader_disagreements(store, analysis.units, analysis.graders))
+    if len(analysis.graders) < 2:  # no section, but the (empty) table is written all the same
+        doc.tables.update(disagreement.tables)
+    ledger = registry.ledger if registry is not None else None
+    grids = [
+        g
+        for g in build_grids(
+            analysis,
+            claimed=claimed_from_ledger(ledger) if ledger is not None else (),
+            family_order=list(registry.families) if registry is not None else (),
+            family_display=dict(registry.families) if registry is not None else None,
+            default_prompt=dict(ledger.family_prompts) if ledger is not None else None,
+        )
+        if g.measured  # grids with nothing measured are left to the claims report
+    ]
+    correction = None
+    if ledger is not None and len(ledger):
+        catalog = ledger.catalog(task_catalog(loc.config_dir))
+        correction = measured_correction_section(ledger, catalog, analysis, level=options.level)
+    defaults = {cid: ck.prompt for cid, ck in registry.checkpoints.items()} if registry is not None else {}
+    sweep = sweep_section(
+        build_sweep(
+            analysis,
+            store,
+            seed=options.seed,
+            n_resamples=options.n_resamples,
+            level=options.level,
+            ci_method=options.ci_method,
+            default_prompt=defaults,
+        )
+    )
+    with make_progress(progress) as prog:
+        code = build_code_report(
+            analysis, store, seed=options.seed, n_resamples=options.n_resamples, level=options.level, progress=prog
+        )
+    probe = stored_probe_section(
+        store,
+        registry=registry,
+        graders=graders,
+        seed=options.seed,
+        n_resamples=options.n_resamples,
+        level=options.level,
+        ci_method=options.ci_method,
+    )
+    sections += [
+        s
+        for s in (
+            imported_section(analysis),
+            disagreement if len(analysis.graders) > 1 else None,
+            gains_section(analysis),
+            figures_section(analysis),
+            cross_family_section(grids) if grids else None,
+            seed_spread_section(analysis),
+            correction,
+            sweep,
+            *code_sections(code),
+            probe,
+        )
+        if s is not None
+    ]
+    sections += [
+        settings_section(analysis, store),
+        manifest_section(store.manifests(), {u.key for u in analysis.units}),
+    ]
+    doc.sections = sections
+    doc.outro.append(
+        table_links(
+            [("estimates.csv", ""), ("comparisons.csv", ""), ("grader_disagreement.csv", "(accuracies as fractions)")],
+            lead="Machine-readable tables: ",
+        )
+    )
+    return doc
+
+
+def report_order(store: Store, unit_keys: list[str], registry: Registry | None = None) -> list[str]:
+    """The units of a report in one canonical order (checkpoint, task, prompt, sampling seed,
+    key), without repeats: the same store gives the same tables whether the units came from a
+    run's plan or from the store's listing. Checkpoints follow the registry's order (families
+    and their checkpoints as ``checkpoints.yaml`` lists them), then the others by id."""
+    infos = {key: store.load_unit(key) for key in dict.fromkeys(unit_keys)}
+    rank = {cid: i for i, cid in enumerate(registry.checkpoints)} if registry is not None else {}
+
+    def order(key: str) -> tuple[int, str, str, str, int, str]:
+        spec = infos[key].spec
+        cid = spec.checkpoint.checkpoint_id
+        return (rank.get(cid, len(rank)), cid, spec.task, spec.template_id, spec.protocol.seed, key)
+
+    return sorted(infos, key=order)
+
+
+def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
+    """Audit the claims ledger without a model (``rlvr-audit run --claims-only``).
+
+    Writes ``<report dir>/index.md`` with the baseline-correction and statistical-resolution
+    sections, and ``tables/baseline_correction.csv``, ``resolution.csv``, ``claims.csv``. Needs
+    no model, download or store; when the store exists and holds units of the claimed models,
+    our estimates of their base models are added as measured baselines (and our paired gains
+    of the claimed checkpoints, where measured). ``RunResult.unit_keys``: the units used.
+    """
+    options.check()
+    registry = load_registry(loc)
+    ledger = registry.ledger
+    if not len(ledger):
+        raise UsageError(
+            f"{loc.registry_path} has no claims: the ledger is {ledger_path(loc.registry_path).name} beside it"
+        )
+    catalog = ledger.catalog(task_catalog(loc.config_dir))
+    keys: list[str] = []
+    analysis = None
+    store_text = Code(str(loc.store))
+    note: list[Inline]
+    if not (loc.store / "units").is_dir():
+        note = ["No store at ", store_text, ": every baseline below is cited, none measured."]
+    else:
+        store = Store(loc.store)
+        families = {getattr(c, "model", None) for c in ledger.claims if c.kind == "rlvr_gain"}
+        keys = [u.key for u in store.units() if apply_registry(u, registry).family in families]
+        if keys:
+            analysis = analyse(
+                store,
+                unit_keys=keys,
+                registry=registry,
+                seed=options.seed,
+                n_resamples=options.n_resamples,
+                level=options.level,
+                ci_method=options.ci_method,
+            )
+            note = ["Measured baselines come from the store ", store_text, f" ({len(keys)} units of claimed models)."]
+        else:
+            note = ["The store ", store_text, " holds no unit of a claimed model: every baseline below is cited."]
+    doc = claims_document(ledger, catalog, name=options.name, level=options.level, analysis=analysis, store_note=note)
+    paths = write_report(doc, options.out_dir)
+    return RunResult(unit_keys=keys, report=paths.index_md)
+
+
+def run(
+    selection: Selection,
+    overrides: ProtocolOverrides,
+    engine: EngineOptions,
+    grading: GradeOptions,
+    reporting: ReportOptions,
+    loc: Locations,
+    *,
+    progress: bool = True,
+) -> RunResult:
+    """Plan, generate what is missing, grade what is ungraded, and write the report."""
+    grading.check()  # before anything is generated or written
+    reporting.check()
+    after: list[RunResult] = []
+
+    def grade_and_report(gen: RunResult) -> None:  # under the run's manifest
+        after.append(grade(gen.unit_keys, grading, loc, progress=progress))
+        after.append(report(gen.unit_keys, reporting, loc, graders=grading.graders, progress=progress))
+
+    gen = generate(selection, overrides, engine, loc, progress=progress, then=grade_and_report)
+    gr, rep = after
+    return RunResult(
+        unit_keys=gen.unit_keys,
+        generated=gen.generated,
+        reused=gen.reused,
+        graded=gr.graded,
+        report=rep.report,
+        run_id=gen.run_id,
+    )
+
+
+def import_generations(
+    fmt: str, paths: list[Path], options: ImportOptions, loc: Locations, *, progress: bool = True
+) -> RunResult:
+    """Import published generation files as stored units of ``options.checkpoint``.
+
+    Every file is read, validated and matched to task problems by text before anything is
+    written (see :mod:`rlvr_audit.importers`); then the units, the task problems and every
+    sample not stored yet are written and a run manifest records the import. Re-importing the
+    same files stores nothing new. Grade and report the units like generated ones.
+    """
+    registry = load_registry(loc)
+    store = Store(loc.store)
+    with make_progress(progress) as prog:
+        planned = plan_import(
+            fmt,
+            paths,
+            options,
+            config_dir=loc.config_dir,
+            registry=registry,
+            store=store,
+            data_dir=loc.data_dir,
+            progress=prog,
+        )
+        keys = [u.key for u in planned.units]
+        manifest = ManifestWriter(store, keys, f"import:{fmt}")
+        status = "failed"
+        try:
+            done = write_import(planned, store, progress=prog)
+            status = "finished"
+        except KeyboardInterrupt:
+            status = "interrupted"
+            raise
+        finally:
+            manifest.finish(status)
+    return RunResult(
+        unit_keys=keys,
+        generated=done.imported,
+        reused=done.already_stored,
+        run_id=manifest.manifest.run_id,
+        notes=done.summary_lines(),
+    )

@@ -1,0 +1,110 @@
+"""``rlvr-audit probe contamination``: plan, generate, grade and analyse partial-prompt probes
+(:mod:`rlvr_audit.generation.probes`, :mod:`rlvr_audit.analysis.contamination`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..analysis.contamination import ProbeAnalysis, analyse_probes
+from ..core.manifest import ManifestWriter
+from ..core.store import Store
+from ..core.ui import make_progress
+from ..generation.plan import Selection
+from ..generation.probes import (
+    ProbeOptions,
+    plan_probes,
+    probe_overrides,
+    probe_store,
+    write_probe_info,
+)
+from ..generation.runner import generate_units
+from ..grading.runner import grade_units
+from .options import EngineOptions, GradeOptions, Locations, ReportOptions, load_registry, plan_units
+
+
+@dataclass
+class ProbeResult:
+    """What ``rlvr-audit probe contamination`` did."""
+
+    unit_keys: list[str]
+    """Probe units planned."""
+    generated: int
+    """Samples generated now."""
+    reused: int
+    """Samples already stored."""
+    graded: int
+    """Samples graded now."""
+    analysis: ProbeAnalysis
+    """Rates and comparisons of the planned units."""
+    run_id: str
+    """Run manifest id (in the store's ``runs/``)."""
+
+
+def run_contamination_probe(
+    selection: Selection,
+    options: ProbeOptions,
+    engine: EngineOptions,
+    grading: GradeOptions,
+    reporting: ReportOptions,
+    loc: Locations,
+    *,
+    progress: bool = True,
+) -> ProbeResult:
+    """Plan, generate what is missing, grade what is ungraded and analyse the probe units.
+
+    Everything is validated (options, checkpoints, tasks, templates, graders, bootstrap settings)
+    before anything is written; then the probe units go to the store's ``probes/`` folder and a
+    run manifest to its ``runs/``."""
+    grading.check()
+    reporting.check()
+    planned = plan_probes(plan_units(selection, probe_overrides(options), engine, loc), options)
+    store = Store(loc.store)
+    pstore = probe_store(store)
+    keys = [p.unit.key for p in planned]
+    manifest = ManifestWriter(store, keys, engine.backend)
+    status = "failed"
+    try:
+        for p in planned:
+            pstore.ensure_unit(p.unit.info)
+            write_probe_info(pstore, p.probe)
+            store.save_problems(p.probe.source_data_hash, p.source)
+        with make_progress(progress) as prog:
+            gen = generate_units(
+                pstore,
+                [p.unit for p in planned],
+                backend=engine.backend,
+                model_args=engine.model_args,
+                batch_size=engine.batch_size,
+                device=engine.device,
+                limit=engine.limit,
+                save_every=engine.save_every,
+                progress=prog,
+            )
+            graded = grade_units(
+                pstore, keys, graders=grading.graders, workers=grading.workers, timeout=grading.timeout, progress=prog
+            )
+        status = "finished"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        manifest.finish(status)
+    registry = load_registry(loc) if loc.registry_path.is_file() else None
+    analysis = analyse_probes(
+        store,
+        registry=registry,
+        keys=keys,
+        graders=grading.graders,
+        seed=reporting.seed,
+        n_resamples=reporting.n_resamples,
+        level=reporting.level,
+        ci_method=reporting.ci_method,
+    )
+    return ProbeResult(
+        unit_keys=keys,
+        generated=gen.generated,
+        reused=gen.reused,
+        graded=graded.graded,
+        analysis=analysis,
+        run_id=manifest.manifest.run_id,
+    )
