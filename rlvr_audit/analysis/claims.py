@@ -15,13 +15,12 @@ the claimed models, of our own measurements:
 
 Numbers we only cite and numbers we measured are always visibly distinct: the kind column of
 every table marks them ``cited`` or **measured**, and measured cells carry their confidence
-interval. :func:`claims_document` is the whole report of ``rlvr-audit run --claims-only``;
-:func:`correction_section` joins a normal report when the store measured claimed base models.
+interval. The sections of both analyses, and the whole report of ``rlvr-audit run
+--claims-only``, are in :mod:`rlvr_audit.analysis.claims_sections`.
 """
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -50,27 +49,8 @@ from ..core.claims import (
 )
 from ..core.errors import UnknownNameError
 from ..core.records import Comparison, Estimate
-from ..core.section import (
-    BREAK,
-    Block,
-    BulletList,
-    Code,
-    Document,
-    Emph,
-    Heading,
-    Inline,
-    Link,
-    Mark,
-    Paragraph,
-    Section,
-    Strong,
-    Table,
-    Text,
-    table_links,
-)
 from ..core.store import UnitInfo
 from . import stats
-from .crossfamily import build_grids, claimed_from_ledger, cross_family_section
 from .estimates import Analysis
 
 SHRINK_FRACTION = 0.5
@@ -595,41 +575,45 @@ def _opt(x: Any) -> Any:
     return "" if x is None else x
 
 
-def _pct(x: float) -> str:
+def printed(x: float) -> str:
     """A ledger number as printed: one decimal, two where the source has two (74.0, 68.53)."""
     text = f"{x:.2f}"
     return text[:-1] if text.endswith("0") else text
 
 
-def _num(x: float | None) -> str:
-    return "" if x is None else _pct(x)
+def printed_or_blank(x: float | None) -> str:
+    return "" if x is None else printed(x)
 
 
 def _value_columns(c: Claim) -> tuple[str, str, str]:
     """(baseline, value, gain) as display strings for any kind."""
     if isinstance(c, RlvrGain | PromptGain):
-        gain = _num(c.gain)
+        gain = printed_or_blank(c.gain)
         if isinstance(c, RlvrGain) and c.gain_range is not None:
             gain = f"{c.gain_range[0]:+.1f}..{c.gain_range[1]:+.1f}"
         elif c.gain is not None:
             gain = f"{c.gain:+.1f}"
-        return _num(c.baseline), _num(c.value) + ("*" if c.value_derived else ""), gain
+        return printed_or_blank(c.baseline), printed_or_blank(c.value) + ("*" if c.value_derived else ""), gain
     if isinstance(c, Evaluation):
-        return "", _num(c.value) + (f" ±{c.std:g}" if c.std is not None else ""), ""
+        return "", printed_or_blank(c.value) + (f" ±{c.std:g}" if c.std is not None else ""), ""
     if isinstance(c, CodeFrequency):
-        return _num(c.before), (">" if c.after_is_lower_bound else "") + _num(c.after), ""
+        return printed_or_blank(c.before), (">" if c.after_is_lower_bound else "") + printed_or_blank(c.after), ""
     if isinstance(c, StrategySwitch):
-        return _num(c.accuracy_before), _num(c.accuracy_after), f"{c.accuracy_after - c.accuracy_before:+.1f}"
+        return (
+            printed_or_blank(c.accuracy_before),
+            printed_or_blank(c.accuracy_after),
+            f"{c.accuracy_after - c.accuracy_before:+.1f}",
+        )
     if isinstance(c, GainDecomposition):
         return "", "", f"{c.total_gain:+.1f}"
     if isinstance(c, CodeAccuracy):
-        return "", _num(c.code_frequency), ""
+        return "", printed_or_blank(c.code_frequency), ""
     if isinstance(c, Clipping):
-        return "", _num(c.accuracy), ""
+        return "", printed_or_blank(c.accuracy), ""
     return "", "", ""
 
 
-def _reward_text(c: Claim) -> str:
+def reward_text(c: Claim) -> str:
     if isinstance(c, RlvrGain):
         return c.reward_label
     if isinstance(c, PromptGain):
@@ -674,7 +658,7 @@ def listing_rows(
                 "kind": c.kind,
                 "source": c.source,
                 "model": (m or "-") + (f" ({variant})" if variant != "base" else ""),
-                "reward": _reward_text(c) or "-",
+                "reward": reward_text(c) or "-",
                 "benchmark": getattr(c, "benchmark", None) or "-",
                 "metric": ledger.metric(c) or "-",
                 "baseline": base or "-",
@@ -700,7 +684,7 @@ def claims_frame(ledger: Ledger) -> pd.DataFrame:
                 "model": getattr(c, "model", None) or "",
                 "variant": getattr(c, "variant", ""),
                 "checkpoint": getattr(c, "checkpoint", None) or "",
-                "reward": _reward_text(c),
+                "reward": reward_text(c),
                 "step": _opt(getattr(c, "step", None)),
                 "benchmark": getattr(c, "benchmark", None) or "",
                 "metric": ledger.metric(c) or "",
@@ -772,7 +756,7 @@ def resolution_frame(rows: Sequence[ResolutionRow], ledger: Ledger) -> pd.DataFr
                 "source": c.source,
                 "model": c.model,
                 "benchmark": c.benchmark,
-                "reward": _reward_text(c),
+                "reward": reward_text(c),
                 "metric": ledger.metric(c) or "",
                 "n_problems": r.n_problems,
                 "k": r.k,
@@ -789,289 +773,6 @@ def resolution_frame(rows: Sequence[ResolutionRow], ledger: Ledger) -> pd.DataFr
     return pd.DataFrame(out, columns=RESOLUTION_COLUMNS)
 
 
-def _pts(x: float) -> str:
-    return f"{x:+.1f}"
-
-
-def _source_link(ledger: Ledger, source_id: str) -> Text:
-    if source_id == "store":
-        return "store"
-    return Link(source_id, ledger.source_url(source_id))
-
-
-def _bench(catalog: Mapping[str, BenchmarkInfo], benchmark: str) -> str:
-    return catalog[benchmark].display_name if benchmark in catalog else benchmark
-
-
-def correction_blocks(
-    groups: Sequence[CorrectionGroup], ledger: Ledger, catalog: Mapping[str, BenchmarkInfo], *, level: float = 0.95
-) -> list[Block]:
-    """The "Baseline correction" section's blocks: one table per model x benchmark x paper
-    version x step, rows = the claimed baseline then each corrected baseline, columns = the claims."""
-    blocks: list[Block] = [
-        Paragraph(
-            [
-                "For every claimed gain with a claimed final accuracy: the claimed baseline, value and gain, and the ",
-                Strong("adjusted gain"),
-                " = claimed value - corrected baseline against every corrected baseline of the same base model, "
-                "benchmark and a compatible metric (single-sample accuracies: pass@1 and avg@k). ",
-                Mark("cited"),
-                " baselines are published numbers from the ledger; ",
-                Mark("measured"),
-                f" ones were computed by rlvr-audit from stored generations, with their {int(level * 100)}% "
-                "bootstrap interval (and, where we also measured the claimed checkpoint, our paired gain over the "
-                "same problems). Paper versions are never mixed in one table.",
-            ]
-        ),
-        Paragraph(
-            [
-                "Verdicts: ",
-                Strong("reverses"),
-                " = adjusted gain <= 0; ",
-                Strong("within noise"),
-                " = adjusted gain below the benchmark's minimum detectable effect (MDE, at the corrected baseline's "
-                "accuracy) or our interval includes 0; ",
-                Strong("shrinks"),
-                f" = less than {SHRINK_FRACTION:.0%} of the claimed gain survives; ",
-                Strong("holds"),
-                " = otherwise. For claimed losses: within noise, holds (still a loss) or reverses (becomes a gain). ",
-                Code("~"),
-                " marks numbers read off a plot or hedged in the source.",
-            ]
-        ),
-    ]
-    if not groups:
-        blocks.append(Paragraph(Emph("No gain claim with a claimed final accuracy.")))
-        return blocks
-    for g in groups:
-        step = f", step {g.step}" if g.step is not None else ""
-        blocks.append(Heading(f"{ledger.family_display(g.model)} · {_bench(catalog, g.benchmark)} · {g.source}{step}"))
-        proto = ledger.protocol_label(g.claims[0])
-        prompt = ledger.prompt(g.claims[0])
-        claimed = ", ".join(_pct(b) for b in g.claimed_baselines) or "not printed"
-        line: list[Inline] = [f"Claimed baseline: {claimed} ({ledger.metric(g.claims[0])}, {proto}"]
-        if prompt:
-            line += [", prompt ", Code(prompt)]
-        line += ["; ", _source_link(ledger, g.source), ")."]  # type: ignore[list-item]
-        if g.reproductions:
-            line += [BREAK, "Reproductions of the paper's own protocol (not corrections): "]
-            for i, e in enumerate(g.reproductions):
-                approx = "~" if e.exactness == "approximate" else ""
-                line += ["; " if i else "", f"{approx}{_pct(e.value)} (", _source_link(ledger, e.source)]  # type: ignore[list-item]
-                line += [f", {e.setting}, ", Code(e.id), ")"]
-            line.append(".")
-        blocks.append(Paragraph(line))
-        if not g.baselines:
-            blocks.append(
-                Paragraph(Emph("No corrected baseline for this model and benchmark in the ledger or the store."))
-            )
-            claims: list[Inline] = ["Claims: "]
-            for i, c in enumerate(g.claims):
-                claims += ["; " if i else "", f"{c.reward_label} {_claim_cell(c)} (", Code(c.id), ")"]
-            claims.append(".")
-            blocks.append(Paragraph(claims))
-            continue
-        header: list[Text] = ["Baseline", "Kind", "Value", "Setting"]
-        header += [[c.reward_label, BREAK, _claim_cell(c)] for c in g.claims]
-        by = {(r.claim.id, r.baseline.ref, r.baseline.grader): r for r in g.rows}
-        rows: list[list[Text]] = []
-        for b in g.baselines:
-            val: list[Inline]
-            if b.kind == "measured":
-                val = [f"{b.value:.1f} [{b.ci_low:.1f}, {b.ci_high:.1f}]" if b.ci_low is not None else f"{b.value:.1f}"]
-                if b.n_problems is not None and b.n_problems_total and b.n_problems < b.n_problems_total:
-                    val += [BREAK, Emph(f"n={b.n_problems}/{b.n_problems_total}")]
-                name: list[Inline] = [Code(b.ref), " (store)"]
-            else:
-                val = [("~" if b.exactness == "approximate" else "") + _pct(b.value)]
-                name = [Code(b.ref), " (", _source_link(ledger, b.source), ")"]  # type: ignore[list-item]
-            row: list[Text] = [name, Mark(b.kind), val, f"{b.setting}; {b.metric}, {b.protocol}"]
-            for c in g.claims:
-                r = by.get((c.id, b.ref, b.grader))
-                row.append("" if r is None else _row_cell(r))
-            rows.append(row)
-        blocks.append(Table(header, rows))
-    return blocks
-
-
-def _claim_cell(c: RlvrGain) -> str:
-    """``49.4 → 78.2 (+28.8)`` (``~`` first when approximate)."""
-    approx = "~" if c.exactness == "approximate" else ""
-    gain = claimed_gain(c)
-    base = f"{_pct(c.baseline)} → " if c.baseline is not None else ""
-    return f"{approx}{base}{_num(claimed_value(c))}" + (f" ({gain:+.1f})" if gain is not None else "")
-
-
-def _row_cell(r: CorrectionRow) -> list[Inline]:
-    cell = _pts(r.adjusted_gain)
-    if r.adjusted_ci is not None:
-        cell += f" [{_pts(r.adjusted_ci[0])}, {_pts(r.adjusted_ci[1])}]"
-    out: list[Inline] = [f"{cell} · {r.verdict}"]
-    if r.measured_gain is not None and r.measured_gain_ci is not None:
-        out += [BREAK, Mark("measured"), f" gain {_pts(r.measured_gain)} [{_pts(r.measured_gain_ci[0])}, "]
-        out.append(f"{_pts(r.measured_gain_ci[1])}]")
-    return out
-
-
-def correction_section(
-    groups: Sequence[CorrectionGroup], ledger: Ledger, catalog: Mapping[str, BenchmarkInfo], *, level: float = 0.95
-) -> Section:
-    """The "Baseline correction" section with ``baseline_correction.csv``."""
-    return Section(
-        "Baseline correction",
-        correction_blocks(groups, ledger, catalog, level=level),
-        tables={"baseline_correction.csv": correction_frame(groups)},
-    )
-
-
-def resolution_section(
-    rows: Sequence[ResolutionRow],
-    ledger: Ledger,
-    catalog: Mapping[str, BenchmarkInfo],
-    *,
-    level: float = 0.95,
-    alpha: float = 0.05,
-    power: float = 0.8,
-) -> Section:
-    """The "Statistical resolution" section: per claimed gain, n, k, the interval half-width and
-    the minimum detectable effect, with gains below it flagged; ``resolution.csv``."""
-    flagged = [r for r in rows if r.flag in ("below resolution", "partly below resolution")]
-    note = Paragraph(
-        [
-            "What each benchmark and protocol can resolve: ±CI = expected half-width of one accuracy's "
-            f"{int(level * 100)}% interval; MDE = the smallest true paired gain a two-sided test at alpha = "
-            f"{alpha:g} detects with power {power:g} (variance model of ",
-            Code("rlvr_audit.analysis.stats.minimum_detectable_effect"),
-            f": problem ICC {stats.DEFAULT_PROBLEM_ICC:g}, base-treatment correlation "
-            f"{stats.DEFAULT_PAIR_CORRELATION:g}), both at the accuracy shown (the claimed baseline; else the base "
-            "model's accuracy under the paper's protocol from the ledger; else 50%, the worst case). n = problems in "
-            "the benchmark, k = samples per problem. A claimed gain smaller than the MDE is ",
-            Strong("below resolution"),
-            ": a benchmark of this size cannot tell it from no gain. All numbers here are cited claims; the widths "
-            "are computed.",
-        ]
-    )
-    header: list[Text] = ["Claim", "Source", "Model", "Benchmark", "Reward / intervention", "Metric", "n", "k"]
-    header += ["Accuracy used", "±CI", "MDE", "Claimed gain", "Resolution"]
-    table: list[list[Text]] = []
-    for r in rows:
-        c = r.claim
-        approx = "~" if c.exactness == "approximate" else ""
-        gain = approx + ("..".join(f"{g:+.1f}" for g in r.gains))
-        flag: Text = Strong(r.flag) if r.flag in ("below resolution", "partly below resolution") else r.flag
-        mde = "-" if r.mde is None else ("∞" if math.isinf(r.mde) else f"{r.mde:.1f}")
-        half = "-" if r.ci_half_width is None else f"{r.ci_half_width:.1f}"
-        table.append(
-            [
-                Code(c.id),
-                c.source,
-                ledger.family_display(c.model),
-                _bench(catalog, c.benchmark),
-                _reward_text(c),
-                ledger.metric(c) or "-",
-                str(r.n_problems or "?"),
-                str(r.k),
-                f"{_pct(r.accuracy)} ({r.accuracy_from})",
-                half,
-                mde,
-                gain,
-                flag,
-            ]
-        )
-    blocks: list[Block] = [
-        note,
-        Paragraph(f"{len(flagged)} of {len(rows)} claimed gains are at least partly below resolution."),
-        Table(header, table, kind="cited"),
-    ]
-    return Section("Statistical resolution", blocks, tables={"resolution.csv": resolution_frame(rows, ledger)})
-
-
-def claims_document(
-    ledger: Ledger,
-    catalog: Mapping[str, BenchmarkInfo],
-    *,
-    name: str,
-    level: float = 0.95,
-    analysis: Analysis | None = None,
-    store_note: Sequence[Inline] = (),
-) -> Document:
-    """The whole report of ``rlvr-audit run --claims-only``: baseline correction, statistical
-    resolution, the claimed cross-family grids and the sources, with ``claims.csv`` (every ledger
-    entry). ``analysis``: our estimates of stored units (measured baselines); ``None`` = cited only."""
-    groups = baseline_correction(ledger, catalog, analysis=analysis)
-    res = resolution(ledger, catalog, level=level)
-    grids = build_grids(
-        None,
-        claimed=[g for g in claimed_from_ledger(ledger) if g.task in catalog and catalog[g.task].is_task],
-        family_order=list(ledger.families),
-        family_display=dict(ledger.families),
-        task_display={b.id: b.display_name for b in catalog.values()},
-    )
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    kinds: dict[str, int] = {}
-    for c in ledger.claims:
-        kinds[c.kind] = kinds.get(c.kind, 0) + 1
-    n_measured = sum(1 for g in groups for b in g.baselines if b.kind == "measured")
-    intro: list[Block] = [
-        Paragraph(
-            [
-                "Written ",
-                now,
-                " from the claims ledger in ",
-                Code(ledger.path.name if ledger.path else "claims.yaml"),
-                f" ({len(ledger)} entries: " + ", ".join(f"{v} {k}" for k, v in kinds.items()) + "). ",
-                *store_note,
-            ]
-        ),
-        Paragraph(
-            [
-                "Numbers marked ",
-                Mark("cited"),
-                " are published numbers copied from the ledger (each with its source and location in ",
-                Code("tables/claims.csv"),
-                "); numbers marked ",
-                Mark("measured"),
-                f" were computed by rlvr-audit from stored generations ({n_measured} measured baselines in this "
-                "report). All values are accuracy points (percent).",
-            ]
-        ),
-    ]
-    sections = [
-        correction_section(groups, ledger, catalog, level=level),
-        resolution_section(res, ledger, catalog, level=level),
-    ]
-    if grids:
-        sections.append(cross_family_section(grids, title="Cross-family gains (claimed)"))
-    sources: list[Text] = []
-    for sid, s in ledger.sources.items():
-        item: list[Inline] = [Strong(sid), f": {s.title}" + (f" ({s.date})" if s.date else "") + " "]
-        item.append(Link(s.url, s.url))
-        sources.append(item)
-    sections.append(Section("Sources", [BulletList(sources)]))
-    links = [("baseline_correction.csv", ""), ("resolution.csv", ""), ("claims.csv", "(every ledger entry)")]
-    if grids:
-        links.append(("cross_family.csv", ""))
-    outro: list[Block] = [table_links(links, lead="Machine-readable tables: ")]
-    return Document(
-        ["rlvr-audit claims report: ", name],
-        intro=intro,
-        sections=sections,
-        outro=outro,
-        tables={"claims.csv": claims_frame(ledger)},
-    )
-
-
-def measured_correction_section(
-    ledger: Ledger, catalog: Mapping[str, BenchmarkInfo], analysis: Analysis, *, level: float = 0.95
-) -> Section | None:
-    """For the normal report: the baseline-correction section and table restricted to the
-    model x benchmark pairs whose base model the store measured; ``None`` when there is none."""
-    groups = baseline_correction(ledger, catalog, analysis=analysis, only_measured=True)
-    if not groups:
-        return None
-    return correction_section(groups, ledger, catalog, level=level)
-
-
 __all__ = [
     "SHRINK_FRACTION",
     "CorrectedBaseline",
@@ -1079,14 +780,10 @@ __all__ = [
     "CorrectionRow",
     "ResolutionRow",
     "baseline_correction",
-    "claims_document",
     "claims_frame",
     "correction_frame",
-    "correction_section",
     "listing_rows",
-    "measured_correction_section",
     "resolution",
     "resolution_frame",
-    "resolution_section",
     "verdict",
 ]

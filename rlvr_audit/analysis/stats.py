@@ -68,6 +68,10 @@ every public function calls them first and they raise :class:`ValueError` (bad v
 empty, not 2-D, ragged, NaN, not 0/1, level outside (0, 1), ...) or :class:`TypeError` (an
 argument of the wrong type, e.g. ``rng`` not a Generator) with a message that names the
 offending input and, for data, the problem (row) at fault.
+
+One module, one concept (over 800 lines): the statistics every analysis uses, validated in one
+place (as scipy's ``stats/_resampling.py``, the model for it): estimands, the shared resampling
+plan, paired tests, multiplicity, power; their checks and conventions are shared.
 """
 
 from __future__ import annotations

@@ -11,9 +11,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..analysis.behaviour import is_code_reasoning
-from ..analysis.claims import claims_document, measured_correction_section
-from ..analysis.code_reasoning import build_code_report, code_sections
-from ..analysis.contamination import rates_rows, stored_probe_section
+from ..analysis.claims_sections import claims_document, measured_correction_section
+from ..analysis.code_reasoning import build_code_report
+from ..analysis.code_sections import code_sections
+from ..analysis.contamination_sections import rates_rows, stored_probe_section
 from ..analysis.crossfamily import build_grids, claimed_from_ledger, cross_family_section
 from ..analysis.disagreement import disagreement_section, grader_disagreements
 from ..analysis.estimates import Analysis, analyse, apply_registry, grader_version
@@ -27,7 +28,8 @@ from ..analysis.reproduction import (
     seed_spread_section,
     settings_section,
 )
-from ..analysis.sweep import build_sweep, sweep_section
+from ..analysis.sweep import build_sweep
+from ..analysis.sweep_sections import sweep_section
 from ..core.claims import ledger_path, task_catalog
 from ..core.configfile import default_config_dir
 from ..core.errors import UsageError

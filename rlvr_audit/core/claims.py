@@ -21,6 +21,9 @@ the entry says why not (``mismatch_note``). Every error names the entry.
 An older single-file registry (these four sections inside ``checkpoints.yaml``) still loads;
 a registry with a ledger in both places is refused. The analyses of the ledger (baseline
 correction, statistical resolution) are in :mod:`rlvr_audit.analysis.claims`.
+
+One module, one concept (over 800 lines): the ledger's schema, every claim kind with its checks
+and the cross-references between them, validated in one place.
 """
 
 from __future__ import annotations

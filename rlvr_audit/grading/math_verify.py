@@ -127,6 +127,10 @@ Known differences, both at the edge of what is reproducible at all:
   limit fails a few stack frames earlier or later in one path than in the other (the
   failure is caught and the candidate counts as unparsable in both). Such answers also run
   into the parsing timeout first in practice.
+
+One module, one concept (over 800 lines): the grader and its fast path must give the library's
+outcomes exactly, so the fast path's extraction and parsing sit beside the plain path they are
+checked against.
 """
 
 from __future__ import annotations

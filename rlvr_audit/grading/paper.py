@@ -10,6 +10,10 @@ Qwen2.5-Math evaluation and PRM800K grading code.
 
 sympy, pylatexenc and word2number are imported when a grader is constructed, not when this
 module is imported, so listing graders stays cheap.
+
+One module, one concept (over 800 lines): the paper's verifier is one piece of code whose
+extraction, normalisation and equivalence rules depend on each other; split, its parts would
+no longer read against the original they re-implement.
 """
 
 from __future__ import annotations

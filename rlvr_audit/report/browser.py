@@ -36,6 +36,9 @@ answers, error messages, ids) is HTML-escaped into the page; the JavaScript read
 and writes only with ``textContent`` and DOM methods (never ``innerHTML``). Pages carry the
 report's Content-Security-Policy (:func:`rlvr_audit.html.content_security_policy`: no remote
 loads, only the page's own script).
+
+One module, one concept (over 800 lines): the browser's pages, its filter script and its styles
+share one data contract (the ``data-*`` codes and the JSON index) that must change together.
 """
 
 from __future__ import annotations
