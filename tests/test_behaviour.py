@@ -21,16 +21,13 @@ from rlvr_audit.analysis.behaviour import (
     MIN_UNFENCED_CODE_LINES,
     REPEAT_MIN_COPIES,
     REPEAT_MIN_SPAN,
-    TRANSITIONS,
-    correctness_from_grades,
     detect_code,
     find_repetition,
     flag_completion,
     is_code_reasoning,
     response_behaviour,
-    summarize_unit,
-    transition_table,
 )
+from rlvr_audit.analysis.behaviour_stats import TRANSITIONS, correctness_from_grades, summarize_unit, transition_table
 from rlvr_audit.core.errors import UnknownNameError, UsageError
 from rlvr_audit.core.records import Generation, Grade
 

@@ -12,7 +12,8 @@ from typer.testing import CliRunner
 
 from rlvr_audit.analysis import behaviour
 from rlvr_audit.analysis import code_reasoning as code_report
-from rlvr_audit.analysis.behaviour import BehaviourFlags, ResponseBehaviour, summarize_unit
+from rlvr_audit.analysis.behaviour import BehaviourFlags, ResponseBehaviour
+from rlvr_audit.analysis.behaviour_stats import summarize_unit, transition_table
 from rlvr_audit.analysis.code_reasoning import (
     CODE_COLUMNS,
     FLAG_COLUMNS,
@@ -344,7 +345,7 @@ def test_summaries_use_given_behaviours() -> None:
     assert summarize_unit(gens, rng=np.random.default_rng(0), n_resamples=100).n_code == 0
     other = [gen("u2", f"p{i}", "plain words") for i in range(4)]
     ok = {(f"p{i}", 0): True for i in range(4)}
-    t = behaviour.transition_table(gens, other, base_correct=ok, rlvr_correct=ok, base_behaviours=said_code)
+    t = transition_table(gens, other, base_correct=ok, rlvr_correct=ok, base_behaviours=said_code)
     assert t.cell("code", "language").n_problems == 1
 
 

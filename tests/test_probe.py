@@ -13,6 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rlvr_audit.analysis import contamination as probe
+from rlvr_audit.analysis import contamination_sections
 from rlvr_audit.cli import app
 from rlvr_audit.core.errors import UsageError
 from rlvr_audit.core.records import SamplingProtocol
@@ -373,12 +374,12 @@ def test_a_store_of_probes_only_reports_them(env: dict[str, Any]) -> None:
 def test_no_probe_units_no_section(tmp_path: Path) -> None:
     store = Store(tmp_path / "store")
     assert (
-        probe.stored_probe_section(
+        contamination_sections.stored_probe_section(
             store, registry=None, graders=None, seed=0, n_resamples=100, level=0.95, ci_method="percentile"
         )
         is None
     )
-    assert probe.probe_section(probe.ProbeAnalysis()) is None
+    assert contamination_sections.probe_section(probe.ProbeAnalysis()) is None
 
 
 @needs_data

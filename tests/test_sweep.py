@@ -12,7 +12,8 @@ from testbed import TOY_REGISTRY as REGISTRY
 from typer.testing import CliRunner
 
 from rlvr_audit.analysis.estimates import analyse
-from rlvr_audit.analysis.sweep import GAIN_COLUMNS, SPREAD_COLUMNS, SWEEP_COLUMNS, build_sweep, sweep_section
+from rlvr_audit.analysis.sweep import GAIN_COLUMNS, SPREAD_COLUMNS, SWEEP_COLUMNS, build_sweep
+from rlvr_audit.analysis.sweep_sections import sweep_section
 from rlvr_audit.cli import app
 from rlvr_audit.core.store import Store
 

@@ -59,6 +59,12 @@ def _hardware() -> dict[str, str]:
     return hw
 
 
+def _program() -> str:
+    """The program that ran: the script's name (``rlvr-audit``), or the module run with ``-m``."""
+    name = Path(sys.argv[0]).name
+    return "python -m rlvr_audit.cli" if name == "__main__.py" else name
+
+
 def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
 
@@ -72,7 +78,7 @@ class ManifestWriter:
         run_id = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
         self.manifest = RunManifest(
             run_id=run_id,
-            command=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            command=" ".join([_program(), *sys.argv[1:]]),
             started_at=_now(),
             units=units,
             backend=backend,
