@@ -320,7 +320,7 @@ DEFAULT_DEFINITION = "code_lines"
 
 
 def get_definition(name: str) -> CodeDefinition:
-    """The definition registered as ``name``; :class:`~rlvr_audit.errors.UnknownNameError`
+    """The definition registered as ``name``; :class:`~rlvr_audit.core.errors.UnknownNameError`
     (naming the valid ones) for any other name."""
     try:
         return CODE_DEFINITIONS[name]
@@ -604,7 +604,7 @@ def detect_code(text: str) -> CodeEvidence:
 def is_code_reasoning(text: str, definition: str = DEFAULT_DEFINITION) -> bool:
     """Whether ``text`` is code reasoning under ``definition`` (a key of :data:`CODE_DEFINITIONS`).
 
-    Raises :class:`~rlvr_audit.errors.UnknownNameError` (naming the valid definitions) for an
+    Raises :class:`~rlvr_audit.core.errors.UnknownNameError` (naming the valid definitions) for an
     unknown definition, TypeError when ``text`` is not a string.
     """
     rule = get_definition(definition)
@@ -798,7 +798,7 @@ class ResponseBehaviour:
 
 
 def response_behaviour(generation: Generation) -> ResponseBehaviour:
-    """Code reasoning (every definition) and behaviour flags of one :class:`~rlvr_audit.records.Generation`."""
+    """Code reasoning (every definition) and behaviour flags of one :class:`~rlvr_audit.core.records.Generation`."""
     evidence = detect_code(generation.completion)
     return ResponseBehaviour(
         problem_id=generation.problem_id,

@@ -145,7 +145,7 @@ class UnitBehaviour:
     Every rate is a *pooled ratio over responses*: (responses with the property) / (responses
     in the group), so with ``k`` samples for every problem it is the mean over problems of each
     problem's share. Intervals resample problems (all samples of a problem together, one
-    :class:`~rlvr_audit.stats.ResamplingPlan` shared by every rate of the unit) and recompute
+    :class:`~rlvr_audit.analysis.stats.ResamplingPlan` shared by every rate of the unit) and recompute
     each ratio; percentile intervals (``stats.Interval``, method :data:`RATIO_METHOD`).
 
     Accuracy given code (or language) is the accuracy of the code (language) responses:
@@ -277,7 +277,7 @@ def summarize_unit(
     """Code reasoning and behaviour flags of one unit's generations (see :class:`UnitBehaviour`).
 
     Args:
-        generations: The unit's :class:`~rlvr_audit.records.Generation` records (one unit only).
+        generations: The unit's :class:`~rlvr_audit.core.records.Generation` records (one unit only).
         rng: The bootstrap's random generator (``np.random.default_rng(seed)``); the same state
             and data give the same intervals.
         correct: ``{(problem_id, sample_idx): bool}`` for every generation (extra keys are

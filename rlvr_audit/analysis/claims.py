@@ -448,7 +448,7 @@ def resolution(
     a gain or a gain range).
 
     ``ci_half_width`` (level ``level``) and ``mde`` (two-sided ``alpha``, ``power``) come from
-    :func:`rlvr_audit.stats.ci_half_width` and :func:`rlvr_audit.stats.minimum_detectable_effect`
+    :func:`rlvr_audit.analysis.stats.ci_half_width` and :func:`rlvr_audit.analysis.stats.minimum_detectable_effect`
     with the benchmark's number of problems, the protocol's samples per problem and the
     accuracy of :func:`_resolution_accuracy`. A gain whose size is below the MDE cannot be told
     apart from no gain by a paired test at that power: it is flagged ``below resolution``.
@@ -482,7 +482,7 @@ def resolution(
 
 
 # ----------------------------------------------------------------------------------------------
-# Tables and Markdown
+# Tables
 # ----------------------------------------------------------------------------------------------
 
 CLAIM_COLUMNS = [

@@ -1,14 +1,14 @@
-"""Report sections on what the responses *do*: code reasoning, strategy transitions, behaviour flags.
+"""What the responses *do*, per unit and per comparison: code reasoning, strategy transitions, behaviour flags.
 
-Detection lives in :mod:`rlvr_audit.behaviour` (what counts as code reasoning, truncation,
+Detection lives in :mod:`rlvr_audit.analysis.behaviour` (what counts as code reasoning, truncation,
 degenerate repetition, a missing boxed answer; nothing is ever executed). This module applies it
-to the stored generations of a report and renders the results; it reads only the store and the
-report's :class:`~rlvr_audit.analyse.Analysis`.
+to the stored generations of a report (its sections are :mod:`rlvr_audit.analysis.code_sections`);
+it reads only the store and the report's :class:`~rlvr_audit.analysis.estimates.Analysis`.
 
-Each stored response is classified once per report (:func:`~rlvr_audit.behaviour.response_behaviour`,
+Each stored response is classified once per report (:func:`~rlvr_audit.analysis.behaviour.response_behaviour`,
 every code definition at once); the per-unit summaries, transition tables and step series all
 reuse that classification. Intervals are problem-clustered percentile bootstraps
-(:func:`~rlvr_audit.behaviour.summarize_unit`) with ``n_resamples`` replicates at ``level``,
+(:func:`~rlvr_audit.analysis.behaviour_stats.summarize_unit`) with ``n_resamples`` replicates at ``level``,
 seeded from the report seed, the task version and the set of problems summarised, so every
 summary over the same problems (of any unit, grader or definition) resamples the same problems.
 
@@ -21,10 +21,10 @@ What is computed:
 - **Code reasoning** per unit, grader and code definition, over the problems the unit has
   complete under that grader (the problems of its reproduction-table estimate): code
   frequency, accuracy, accuracy given code, accuracy given language and their difference,
-  with intervals (:class:`~rlvr_audit.behaviour.UnitBehaviour` defines each).
+  with intervals (:class:`~rlvr_audit.analysis.behaviour_stats.UnitBehaviour` defines each).
 - **Strategy transitions** for every RLVR-vs-base comparison of the analysis (same task,
   template, protocol and grader; the problems both units have complete): the paper's Table 2
-  (:func:`~rlvr_audit.behaviour.transition_table`): per cell Code->Code, Code->Lang, Lang->Code,
+  (:func:`~rlvr_audit.analysis.behaviour_stats.transition_table`): per cell Code->Code, Code->Lang, Lang->Code,
   Lang->Lang the number of problems, accuracy before and after, and its contribution to and
   share of the gain.
 - **Across training steps**: when one run has several steps registered (RLVR checkpoints of
@@ -436,7 +436,7 @@ def build_code_report(
         n_resamples: Bootstrap replicates.
         level: Confidence level.
         definitions: Code definitions to summarise (keys of
-            :data:`~rlvr_audit.behaviour.CODE_DEFINITIONS`); the first drives the step series.
+            :data:`~rlvr_audit.analysis.behaviour.CODE_DEFINITIONS`); the first drives the step series.
         workers: Processes that classify and summarise units in parallel (``None``: one per
             CPU; 1: none). Small stores (:data:`PARALLEL_MIN_BYTES`) are done in this process.
             The results do not depend on it.
@@ -702,11 +702,6 @@ def steps_frame(report: CodeReport) -> pd.DataFrame:
         for p in s.points
     ]
     return pd.DataFrame(rows, columns=STEP_COLUMNS)
-
-
-# --------------------------------------------------------------------------------------
-# Markdown and figures
-# --------------------------------------------------------------------------------------
 
 
 __all__ = [

@@ -34,14 +34,14 @@ Two probe kinds per fraction, each a stored unit of its own:
   does the model answer correctly when asked from the truncated problem?).
 
 Every rate is a mean over problems of a per-problem score (0/1, or ROUGE-L in [0, 1]) with a
-percentile (or BCa) cluster bootstrap interval (:mod:`rlvr_audit.stats`: problems resampled, one
-plan per task, fraction and problem set, seeded as :func:`rlvr_audit.analyse.plan_for`).
+percentile (or BCa) cluster bootstrap interval (:mod:`rlvr_audit.analysis.stats`: problems resampled, one
+plan per task, fraction and problem set, seeded as :func:`rlvr_audit.analysis.estimates.plan_for`).
 Comparisons are paired over the problems both units scored: each RLVR checkpoint against its base
 model (``vs base``), and every two reference checkpoints (those without a base) against each other
 (``cross-family`` when their families differ, ``same family`` otherwise), at the same task,
 fraction, kind, prompt template and protocol. Each gets a paired bootstrap interval; 0/1 metrics
 get McNemar's exact test and Holm-adjusted p-values over the comparisons of the same metric and
-grader. ROUGE-L comparisons get an interval only (the exact tests of :mod:`rlvr_audit.stats` are
+grader. ROUGE-L comparisons get an interval only (the exact tests of :mod:`rlvr_audit.analysis.stats` are
 for 0/1 outcomes).
 
 Planning and storage are in :mod:`rlvr_audit.generation.probes`; the command is

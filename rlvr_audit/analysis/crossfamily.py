@@ -5,7 +5,7 @@ others (Qwen2.5, Llama, OLMo) too? One grid per benchmark (task), grader and met
 
 - rows: model families (registry order), columns: RLVR rewards;
 - a **measured** cell is the paired gain of the family's checkpoint trained with that reward
-  over the family's base, from :class:`~rlvr_audit.analyse.Analysis` comparisons (same
+  over the family's base, from :class:`~rlvr_audit.analysis.estimates.Analysis` comparisons (same
   problems, prompt, protocol and grader): the difference in points, its paired bootstrap
   interval, the raw p-value and the Holm-adjusted p-value over all measured cells of the grid
   (a cell is *significant* when the Holm-adjusted p-value is below ``alpha``);
@@ -20,7 +20,7 @@ prompts), the measured cell uses the one at the highest step evaluated with the 
 base's default prompt if there is one, else the highest step; every comparison used is listed
 in the CSV with its step and prompt.
 
-Outputs: a Markdown table (:func:`grid_markdown`), a long CSV (:func:`grid_frame`) and a
+Outputs: the grid's table (:func:`grid_blocks`, in :func:`cross_family_section`), a long CSV (:func:`grid_frame`) and a
 heatmap PNG (:func:`heatmap`) whose cells show the gain, its interval, ``*`` when significant
 after Holm, and the claimed gains underneath.
 """

@@ -1,6 +1,6 @@
 """Analysis stage: estimates and paired comparisons from stored grades only.
 
-Estimands (see :mod:`rlvr_audit.stats` for the estimators):
+Estimands (see :mod:`rlvr_audit.analysis.stats` for the estimators):
 
 - ``avg@k`` of a unit under a grader: the mean over problems of the fraction of the problem's
   k samples graded ``correct`` (avg@1 = pass@1 for greedy MATH-500). Interval: bootstrap
@@ -10,7 +10,7 @@ Estimands (see :mod:`rlvr_audit.stats` for the estimators):
   units have complete, same task version, prompt template, sampling protocol and grader;
   paired bootstrap interval (the same resampled problems on both sides) and a two-sided exact
   paired test: McNemar's exact test for one sample per problem, the paired sign-flip
-  permutation test for k samples (:func:`rlvr_audit.stats.paired_test`).
+  permutation test for k samples (:func:`rlvr_audit.analysis.stats.paired_test`).
 - Multiplicity: the comparisons of one grader form one family (one reproduction table of the
   report); their p-values are adjusted by Holm (family-wise error) and Benjamini-Hochberg
   (false discovery rate), reported beside the raw p-value.
@@ -22,7 +22,7 @@ problem with its checkpoint gives no comparison, and a warning says so.
 
 One resampling plan per table. Every unit (and every comparison) evaluated on the same task
 version and the same set of problems is bootstrapped with one shared
-:class:`~rlvr_audit.stats.ResamplingPlan`, so all intervals and gains of that table come from
+:class:`~rlvr_audit.analysis.stats.ResamplingPlan`, so all intervals and gains of that table come from
 the same resampled problems and are computed in one vectorised pass. The plan is seeded from
 (``seed``, task data hash, the problem ids), so the same store and seed give identical
 numbers regardless of unit order or which other units are present. Monte Carlo sign-flip
@@ -302,7 +302,7 @@ def analyse(
     """Estimates for ``unit_keys`` (default: all units) and comparisons against their bases
     (base units are looked up in the whole store).
 
-    ``ci_method`` is ``"percentile"`` or ``"bca"`` (see :func:`rlvr_audit.stats.bootstrap_ci`).
+    ``ci_method`` is ``"percentile"`` or ``"bca"`` (see :func:`rlvr_audit.analysis.stats.bootstrap_ci`).
     Raises ValueError for an unknown ``ci_method``, a ``level`` outside (0, 1) or a
     non-positive ``n_resamples``.
     """

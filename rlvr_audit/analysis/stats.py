@@ -5,8 +5,8 @@ Data model
 Data enters as a *correctness matrix*: a bool (or 0/1) array of shape ``(n_problems, k)``
 whose row ``i`` holds the verdicts of the ``k`` samples drawn for problem ``i`` (``True`` =
 the grader's verdict was ``correct``; every other verdict is a failure, see
-:data:`rlvr_audit.records.Verdict`). :func:`per_problem_matrix` builds one from
-:class:`~rlvr_audit.records.Grade` records. Every problem must have the same ``k``: ragged
+:data:`rlvr_audit.core.records.Verdict`). :func:`per_problem_matrix` builds one from
+:class:`~rlvr_audit.core.records.Grade` records. Every problem must have the same ``k``: ragged
 input is a ValueError naming the first problem that differs, never padded or truncated.
 Matrices used together (a paired comparison, the units of one :class:`ResamplingPlan`) must
 hold the same problems in the same rows; :func:`align_problems` restricts two units to the

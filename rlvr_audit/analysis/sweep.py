@@ -10,7 +10,7 @@ Groups
 A *sweep group* is one checkpoint on one task version (task id and data hash) under one
 sampling protocol, graded by one grader, with one unit per prompt template. Units that differ
 only in their engine (backend, engine arguments) are the same setting, as they are for the
-base-vs-checkpoint comparisons of :mod:`rlvr_audit.analyse`; when one template was run under
+base-vs-checkpoint comparisons of :mod:`rlvr_audit.analysis.estimates`; when one template was run under
 several engines, the unit whose engine most templates of the group share is used (then the
 smallest unit key). A group is *swept* when it holds two or more templates.
 
@@ -20,10 +20,10 @@ same problems):
 
 - **accuracy** of a template: avg@k (mean over problems of the share of samples graded
   ``correct``), with a bootstrap interval resampling problems (the group's one
-  :func:`~rlvr_audit.analyse.plan_for` plan, so every template is resampled on the same
+  :func:`~rlvr_audit.analysis.estimates.plan_for` plan, so every template is resampled on the same
   problems; ``ci_method`` percentile or BCa).
 - **parse rate** of a template: the mean over problems of the share of samples with an
-  extracted final answer under the grader: :attr:`~rlvr_audit.records.Grade.extracted` is not
+  extracted final answer under the grader: :attr:`~rlvr_audit.core.records.Grade.extracted` is not
   ``None`` and the verdict is neither ``no_answer`` nor ``truncated``. Interval as for
   accuracy. Format failures (no boxed answer, a cut-off response) drive many prompt effects.
 - **rank** of a template: 1 + the number of templates of the group with a strictly higher
@@ -37,8 +37,8 @@ same problems):
 
 For an RLVR checkpoint (one with a ``base``), per template ``T`` of its group:
 
-- **gain over the base under the same prompt**: the :class:`~rlvr_audit.records.Comparison`
-  of :func:`rlvr_audit.analyse.analyse` (paired over the problems both units have complete,
+- **gain over the base under the same prompt**: the :class:`~rlvr_audit.core.records.Comparison`
+  of :func:`rlvr_audit.analysis.estimates.analyse` (paired over the problems both units have complete,
   paired bootstrap interval, exact paired test).
 - **gain over the best-prompted base**: accuracy of the checkpoint under ``T`` minus the
   accuracy of the base under the base group's *best* template ``T*`` (highest accuracy over
@@ -49,9 +49,9 @@ For an RLVR checkpoint (one with a ``base``), per template ``T`` of its group:
   account for the choice.
 
 Everything is computed from stored grades only, deterministically from the report seed.
-Outputs: :func:`sweep_part` gives the report section, three CSV tables (accuracies as
-fractions) and one dot plot per task, grader and protocol (templates x checkpoints, interval
-bars).
+Outputs: :func:`rlvr_audit.analysis.sweep_sections.sweep_section` gives the report section,
+three CSV tables (accuracies as fractions) and one dot plot per task, grader and protocol
+(templates x checkpoints, interval bars).
 """
 
 from __future__ import annotations
@@ -321,7 +321,7 @@ def build_sweep(
     Args:
         analysis: The report's analysis (units, verdict matrices, comparisons).
         store: The store the analysis read (for the grades' extracted answers).
-        seed: Report seed; plans are :func:`~rlvr_audit.analyse.plan_for` of each problem set,
+        seed: Report seed; plans are :func:`~rlvr_audit.analysis.estimates.plan_for` of each problem set,
             so a template's interval equals its reproduction-table interval whenever the
             group's common problems are the unit's complete problems.
         n_resamples: Bootstrap replicates.
@@ -634,11 +634,6 @@ def gains_frame(groups: Sequence[SweepGroup]) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows, columns=GAIN_COLUMNS)
-
-
-# --------------------------------------------------------------------------------------
-# Markdown and figure
-# --------------------------------------------------------------------------------------
 
 
 __all__ = [

@@ -88,7 +88,7 @@ class GradeOptions:
 
 
 CI_METHODS = ("percentile", "bca")
-"""Valid ``--ci-method`` values (see :func:`rlvr_audit.stats.bootstrap_ci`)."""
+"""Valid ``--ci-method`` values (see :func:`rlvr_audit.analysis.stats.bootstrap_ci`)."""
 
 
 @dataclass(frozen=True)
@@ -108,7 +108,7 @@ class ReportOptions:
     ci_method: str = "percentile"
     """Bootstrap interval method: ``percentile`` or ``bca``."""
     browser: bool = True
-    """Write the per-sample browser beside ``index.html`` (see :mod:`rlvr_audit.browser`)."""
+    """Write the per-sample browser beside ``index.html`` (see :mod:`rlvr_audit.report.browser`)."""
     browser_page_size: int = 500
     """Samples per page of the per-sample browser."""
 

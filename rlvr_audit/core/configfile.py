@@ -1,7 +1,7 @@
 """Loading YAML configuration files into validated pydantic models.
 
 One place turns YAML syntax errors and pydantic validation errors into a
-:class:`~rlvr_audit.errors.ConfigError` that names the file, the key and what was expected,
+:class:`~rlvr_audit.core.errors.ConfigError` that names the file, the key and what was expected,
 so every configuration file (tasks, prompts, checkpoints, later train specs and claims)
 fails the same clear way.
 """

@@ -358,7 +358,7 @@ class ImportSource(Record):
 
 class ProbeInfo(Record):
     """What a probe unit measures (``probe.json`` beside its ``unit.json`` in the store's
-    ``probes/`` folder; see :mod:`rlvr_audit.probe`). The probe kind and the prompt fraction also
+    ``probes/`` folder; see :mod:`rlvr_audit.analysis.contamination`). The probe kind and the prompt fraction also
     enter the unit's key (through its template hash), so a probe unit never shares a key with a
     normal unit or with a probe of another kind or fraction."""
 

@@ -12,7 +12,7 @@ Appends are one ``write`` of whole lines under a file lock, flushed and fsync'ed
 leaves at most one torn last line. Reading detects a torn last line (no trailing newline),
 moves its bytes to ``<file>.torn`` (nothing is silently dropped), truncates the file back to
 the last complete line and logs a warning; a malformed *complete* line is corruption and
-raises :class:`~rlvr_audit.errors.StoreError` naming the file and line, as does a record filed
+raises :class:`~rlvr_audit.core.errors.StoreError` naming the file and line, as does a record filed
 under another unit or grader than its own, and a unit folder holding records but no
 ``unit.json``. Duplicate records (the same problem and sample appended twice) keep the first;
 duplicates that differ are reported with a warning.

@@ -5,7 +5,7 @@ that no model can have seen, because they are generated now, from a seed. Each p
 arithmetic expression over integers, fractions and decimals with a chosen number of steps
 (binary operations, 1 to 20); its gold answer is the exact value, computed with
 :class:`fractions.Fraction` and written as an integer (``-12``) or a reduced fraction
-(``\\frac{7}{3}``, ``-\\frac{7}{3}``), forms every grader of :mod:`rlvr_audit.graders` accepts.
+(``\\frac{7}{3}``, ``-\\frac{7}{3}``), forms every grader of :mod:`rlvr_audit.grading` accepts.
 
 Determinism. Randomness comes from SHA-256 in counter mode over (generator version, seed,
 problem index, draw number), not from :mod:`random` or numpy, whose streams may change between

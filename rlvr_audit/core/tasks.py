@@ -65,7 +65,7 @@ class TaskSettings(StrictModel):
     metric: str = "avg@k"
     """Headline metric of the protocol as the literature reports it (documentation only)."""
     generator: SynthConfig | None = None
-    """For a synthetic task: the generator settings (see :mod:`rlvr_audit.synthetic`); its problems
+    """For a synthetic task: the generator settings (see :mod:`rlvr_audit.core.synthetic`); its problems
     are generated from them (same settings, same problems) instead of read from a file or the Hub."""
 
 

@@ -35,7 +35,7 @@ GRADERS: dict[str, type[Grader]] = {
 def get_grader(grader_id: str) -> Grader:
     """A new instance of the grader registered as ``grader_id``.
 
-    Raises :class:`~rlvr_audit.errors.UnknownNameError` (naming the valid ids) if there is none.
+    Raises :class:`~rlvr_audit.core.errors.UnknownNameError` (naming the valid ids) if there is none.
     """
     try:
         cls = GRADERS[grader_id]

@@ -1,6 +1,6 @@
 """An in-process time limit for sympy work, by ``SIGALRM`` (main thread only).
 
-Graders run in the main thread of :mod:`rlvr_audit.graders.pool` worker processes, so a
+Graders run in the main thread of :mod:`rlvr_audit.grading.pool` worker processes, so a
 signal can interrupt sympy (pure Python) and the grader reports ``timeout`` without losing
 its worker. A signal cannot interrupt code stuck in C (a huge integer power); the pool's
 wall-clock limit, which kills the worker, covers that case.

@@ -30,8 +30,8 @@ alone runs past the deadline (slower than the library's whole call would have be
 prediction does a subset of LL's work) is a timeout, as ever at the edge of a wall-clock limit.
 ``tests/graders/test_engine.py`` compares the two on every answer of a corpus and on random text.
 
-Used only by the engine's fast path (:meth:`rlvr_audit.graders.math_verify.MathVerifyGrader.decide`);
-:meth:`~rlvr_audit.graders.math_verify.MathVerifyGrader.grade`, the reference, calls the
+Used only by the engine's fast path (:meth:`rlvr_audit.grading.math_verify.MathVerifyGrader.decide`);
+:meth:`~rlvr_audit.grading.math_verify.MathVerifyGrader.grade`, the reference, calls the
 library unchanged. When the library internals it relies on are missing (:func:`available` is false),
 :func:`parse_latex` calls ``parse_latex_cached`` itself.
 """

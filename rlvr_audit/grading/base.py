@@ -12,10 +12,10 @@ __all__ = ["GradeOutcome", "Grader"]
 
 @dataclass(frozen=True)
 class GradeOutcome:
-    """The result of grading one sample (what a :class:`~rlvr_audit.records.Grade` stores)."""
+    """The result of grading one sample (what a :class:`~rlvr_audit.core.records.Grade` stores)."""
 
     verdict: Verdict
-    """One of :data:`rlvr_audit.records.VERDICTS`; see :data:`rlvr_audit.records.Verdict`."""
+    """One of :data:`rlvr_audit.core.records.VERDICTS`; see :data:`rlvr_audit.core.records.Verdict`."""
     extracted: str | None
     """The answer text the grader extracted from the completion, or ``None`` if none."""
     error: str | None = None

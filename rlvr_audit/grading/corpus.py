@@ -60,7 +60,7 @@ class CorpusItem:
 def load_problems(path: str | Path) -> list[dict[str, str]]:
     """Rows of a benchmark JSONL file (``id``, ``problem``, ``answer``; ``solution`` if any).
 
-    Raises :class:`~rlvr_audit.errors.UsageError` naming the file when it is missing or a row
+    Raises :class:`~rlvr_audit.core.errors.UsageError` naming the file when it is missing or a row
     lacks a required field.
     """
     path = Path(path)

@@ -9,7 +9,7 @@ expensive one once per distinct answer:
    two-step contract (``extract(completion) -> str | None`` and
    ``judge(*, extracted, gold) -> GradeOutcome``, ``grade`` = extract, then
    ``truncated``/``no_answer`` if nothing, else judge) this is ``extract``. For
-   ``math_verify`` it is :meth:`~rlvr_audit.graders.math_verify.MathVerifyGrader.prepare`,
+   ``math_verify`` it is :meth:`~rlvr_audit.grading.math_verify.MathVerifyGrader.prepare`,
    which finds the candidates math-verify would try, in order, and normalises the first.
    Identical completions are prepared once.
 2. **judge** (expensive, per distinct ``(grader, grader version, answer key, gold)``): the
@@ -17,14 +17,14 @@ expensive one once per distinct answer:
    gold answer gets the same outcome: the cache. For ``math_verify`` the key is the first
    candidate (its normalised LaTeX groups or its number); when that candidate does not
    parse, the outcome also depends on the later candidates, which the judge then takes into
-   account per distinct list (see :mod:`rlvr_audit.graders.math_verify` for why the outcome
+   account per distinct list (see :mod:`rlvr_audit.grading.math_verify` for why the outcome
    is exactly the plain call's).
 3. **full path**: a sample the fast path cannot decide (its candidates ran out before one
    parsed while more could follow, the grader has no fast path, ``prepare`` raised) is graded
    with the grader's own ``grade`` on the whole completion; identical ``(completion, gold,
    truncated)`` samples share one call.
 
-Both steps run in worker processes (:class:`rlvr_audit.graders.pool.ChunkPool`), in chunks
+Both steps run in worker processes (:class:`rlvr_audit.grading.pool.ChunkPool`), in chunks
 (32 completions, 8 keys or 4 full gradings per pool task) so that inter-process traffic stays
 small, and every item of a chunk keeps its own wall-clock limit (``timeout``). The parent only
 routes: it deduplicates, schedules chunks as workers free up (full-path samples first, then
@@ -49,7 +49,7 @@ Outcomes:
   (``grading failed: Type: message``).
 - The limit applies to each step (prepare, judge, full path) separately.
 
-The caches live as long as the engine: :func:`rlvr_audit.grade.grade_units` uses one engine
+The caches live as long as the engine: :func:`rlvr_audit.grading.runner.grade_units` uses one engine
 for all units and graders of a pass, so answers repeated across checkpoints of the same task
 are judged once too.
 
@@ -58,9 +58,9 @@ shared with other work, against math-verify's documented parse + parse + verify 
 of them timing the library's import): 1.4-2.0x less CPU in all and 1.3-3.4x the throughput
 (the engine needs both cores; the low figures are runs where other work held one), with
 identical outcomes. 2,138 of the 4,000 samples are plain integers against plain-integer gold
-answers and are decided in the parent without parsing (:meth:`~rlvr_audit.graders.
+answers and are decided in the parent without parsing (:meth:`~rlvr_audit.grading.
 math_verify.MathVerifyGrader.shortcut`); the judge step parses LaTeX with ANTLR's two-stage
-strategy (:mod:`rlvr_audit.graders._two_stage`: SLL prediction, the library's LL parse when
+strategy (:mod:`rlvr_audit.grading._two_stage`: SLL prediction, the library's LL parse when
 that fails; the same values, about 28% less CPU for the judge step).
 
 The 10x the plain loop that was aimed for is out of reach with exact outcomes. The plain
@@ -314,7 +314,7 @@ class GradingEngine:
         ``on_result(task, outcome)`` is called in the calling thread for each task as soon as
         its outcome is known (completion order). An exception it raises, or Ctrl-C, kills
         the workers and propagates; outcomes already reported stay reported.
-        Raises :class:`~rlvr_audit.errors.UnknownNameError` for an unknown ``grader_id``.
+        Raises :class:`~rlvr_audit.core.errors.UnknownNameError` for an unknown ``grader_id``.
         """
         grader = get_grader(grader_id)  # validates; also imports its libraries before workers fork
         if not tasks:
@@ -584,14 +584,14 @@ def grade_many(
 ) -> list[GradeOutcome]:
     """Grade ``tasks`` with the grader ``grader_id``; outcomes come back in input order.
 
-    Runs :class:`rlvr_audit.graders.engine.GradingEngine` (fast path with a cache for graders
+    Runs :class:`rlvr_audit.grading.engine.GradingEngine` (fast path with a cache for graders
     that support it, one plain ``grade`` call per distinct sample otherwise) and shuts its
     worker processes down afterwards.
 
     Args:
         tasks: The samples to grade.
-        grader_id: A key of :data:`rlvr_audit.graders.GRADERS`; an unknown id raises
-            :class:`~rlvr_audit.errors.UnknownNameError` before any work starts.
+        grader_id: A key of :data:`rlvr_audit.grading.GRADERS`; an unknown id raises
+            :class:`~rlvr_audit.core.errors.UnknownNameError` before any work starts.
         workers: Worker processes (``None``: ``os.cpu_count()``; never more than tasks).
         timeout: Wall-clock seconds one step of grading one sample may take in its worker
             (counted from when the worker starts it). Past it the worker is killed and the
@@ -603,7 +603,7 @@ def grade_many(
             exception it raises stops the pool and propagates.
 
     Returns:
-        One :class:`~rlvr_audit.graders.GradeOutcome` per task, in the order of ``tasks``.
+        One :class:`~rlvr_audit.grading.GradeOutcome` per task, in the order of ``tasks``.
         A worker that dies (other than by the timeout) gives ``error`` for its sample.
     """
     get_grader(grader_id)  # validates the id first, even with no tasks

@@ -10,7 +10,7 @@ Two ways to grade, with the same outcomes
 completion, then ``math_verify.verify`` against the parsed gold answer. It is the reference.
 
 :meth:`MathVerifyGrader.prepare` and :meth:`MathVerifyGrader.decide` split the same work in
-two for :mod:`rlvr_audit.graders.engine`, which grades many samples fast:
+two for :mod:`rlvr_audit.grading.engine`, which grades many samples fast:
 
 - ``prepare(completion)`` (cheap, regular expressions only) finds the *candidates*
   math-verify would try, in the order it would try them, and normalises the first one. Its
@@ -101,7 +101,7 @@ the next group. ``verify`` then compares the gold with each element of that list
    leading zeros, signs, huge integers and random integers.
 
 5. *The same parses, done faster.* ``decide`` parses LaTeX with
-   :func:`rlvr_audit.graders._two_stage.parse_latex`: ANTLR's SLL prediction first, the
+   :func:`rlvr_audit.grading._two_stage.parse_latex`: ANTLR's SLL prediction first, the
    library's own LL parse whenever that attempt fails; by ANTLR's contract a successful SLL
    parse is the LL parse tree, so the value (or the failure) is ``parse_latex_cached``'s (that
    module gives the argument). It parses the gold answer with :func:`_parse_gold_fast`, which
@@ -257,7 +257,7 @@ def _parse_gold_fast(normalized_gold: str, parsing_timeout: int) -> tuple[Any, .
     ``[value, first fallback text]`` (or just the first fallback text if none has a value).
     This does the same with :class:`_Scanner` (the same matches in the same order, module
     docstring point 1) and :func:`_candidate_value` (the same values, point 2; LaTeX parsed by
-    :func:`rlvr_audit.graders._two_stage.parse_latex`). Exceptions are not cached.
+    :func:`rlvr_audit.grading._two_stage.parse_latex`). Exceptions are not cached.
     """
     from math_verify.utils import timeout  # heavy (sympy and the ANTLR parser, about a second): only when grading
 

@@ -5,7 +5,7 @@ the generations. Resumable: only samples without a grade from the current grader
 graded, and each unit's grades are appended every ``save_every`` results, so an interrupted
 pass (Ctrl-C) keeps what was graded and the next pass grades the rest.
 
-All units of a pass go through one :class:`~rlvr_audit.graders.engine.GradingEngine` per
+All units of a pass go through one :class:`~rlvr_audit.grading.engine.GradingEngine` per
 call: one set of worker processes, and one verdict cache, so an answer repeated across
 samples, prompts and checkpoints of the same task is judged once.
 """

@@ -3,7 +3,7 @@
 A reader turns one file into a :class:`SourceFile`: the sampling settings the file records
 (``None`` where it records none), the source's own reported metrics, and one
 :class:`SourceItem` per problem with its completions. Readers validate the whole file and
-raise :class:`~rlvr_audit.errors.UsageError` naming the file, the expected format and the
+raise :class:`~rlvr_audit.core.errors.UsageError` naming the file, the expected format and the
 missing or malformed field; they never touch the store.
 """
 

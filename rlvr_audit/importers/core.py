@@ -6,7 +6,7 @@ record in memory, writing nothing; :func:`write_import` then stores them. So a f
 wrong format, an unknown name or unmatched problems stop the import before anything is
 written.
 
-What an imported unit is (its :class:`~rlvr_audit.records.UnitSpec`):
+What an imported unit is (its :class:`~rlvr_audit.core.records.UnitSpec`):
 
 - ``checkpoint``: the registry entry's identity when ``--checkpoint`` is a registry id; else a
   new id with no weights (``model`` is the model the source file names, if it names exactly
@@ -27,10 +27,10 @@ What an imported unit is (its :class:`~rlvr_audit.records.UnitSpec`):
   content hashes, so importing the same files again gives the same unit (nothing is stored
   twice) and a different file gives a new unit.
 
-Each :class:`~rlvr_audit.records.Generation` keeps the file's completion verbatim, the prompt the
+Each :class:`~rlvr_audit.core.records.Generation` keeps the file's completion verbatim, the prompt the
 file records (else the problem text), ``finish_reason`` ``unknown`` (no source records it, so
 a cut-off answer is graded ``no_answer`` rather than ``truncated``), ``n_tokens`` ``None`` and
-``seed`` = the protocol's seed. ``unit.json`` carries an :class:`~rlvr_audit.records.ImportSource`
+``seed`` = the protocol's seed. ``unit.json`` carries an :class:`~rlvr_audit.core.records.ImportSource`
 with the source's own reported metrics, so reports put its numbers beside ours.
 
 Several files for one checkpoint are imported together; files that share task, protocol and
@@ -424,7 +424,7 @@ def plan_import(
 ) -> ImportPlan:
     """Read, validate and match everything; build every record. Writes nothing.
 
-    Raises :class:`~rlvr_audit.errors.UsageError` for an unknown format, a file in another
+    Raises :class:`~rlvr_audit.core.errors.UsageError` for an unknown format, a file in another
     format (naming the file, the format and the missing field), an unknown task or base,
     contradictory settings, a problem imported twice, and unmatched items (unless
     ``options.allow_unmatched``; a file with no matched item is refused either way).

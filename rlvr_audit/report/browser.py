@@ -18,7 +18,7 @@ carried by the page links), each under the grader chosen in the filter bar:
 
 - verdict: ``correct``, *not correct* (any other verdict), or one verdict exactly;
 - grader disagreement: the graders that graded the sample do not all call it correct or all
-  not correct (the definition of :mod:`rlvr_audit.disagreement`);
+  not correct (the definition of :mod:`rlvr_audit.analysis.disagreement`);
 - against the base (units with a base unit in the store, same task version, prompt and
   protocol; the base of the report's paired comparison): per *problem*, the checkpoint's fraction
   of correct samples is above (*gained*), below (*lost*) or equal to (*same*) the base's, under
@@ -32,9 +32,9 @@ carried by the page links), each under the grader chosen in the filter bar:
 
 Everything that came from a model or a dataset (problem, gold, prompt, response, extracted
 answers, error messages, ids) is HTML-escaped into the page; the JavaScript reads only
-``data-*`` codes, ``textContent`` and JSON embedded with :func:`rlvr_audit.html.json_script`,
+``data-*`` codes, ``textContent`` and JSON embedded with :func:`rlvr_audit.report.html.json_script`,
 and writes only with ``textContent`` and DOM methods (never ``innerHTML``). Pages carry the
-report's Content-Security-Policy (:func:`rlvr_audit.html.content_security_policy`: no remote
+report's Content-Security-Policy (:func:`rlvr_audit.report.html.content_security_policy`: no remote
 loads, only the page's own script).
 
 One module, one concept (over 800 lines): the browser's pages, its filter script and its styles
@@ -161,7 +161,7 @@ class SampleView:
     grades: tuple[Grade | None, ...]
     """The grade of each grader of the unit (:attr:`UnitPages.graders` order); ``None``: not graded."""
     code: bool
-    """Code reasoning (:func:`rlvr_audit.behaviour.is_code_reasoning`)."""
+    """Code reasoning (:func:`rlvr_audit.analysis.behaviour.is_code_reasoning`)."""
     flips: str
     """Per grader, the problem's change against the base: ``+`` gained, ``-`` lost, ``=`` same,
     ``?`` unknown; empty when the unit has no base."""
@@ -206,7 +206,7 @@ class UnitPages:
 def paginate(n: int, page_size: int) -> list[range]:
     """The ordinals of each page: ``ceil(n / page_size)`` consecutive ranges (none for ``n == 0``).
 
-    Raises :class:`~rlvr_audit.errors.UsageError` for ``page_size < 1`` or ``n < 0``."""
+    Raises :class:`~rlvr_audit.core.errors.UsageError` for ``page_size < 1`` or ``n < 0``."""
     if isinstance(page_size, bool) or not isinstance(page_size, int) or page_size < 1:
         raise UsageError(f"browser page size must be a whole number of samples >= 1; got {page_size!r}")
     if n < 0:
@@ -736,7 +736,7 @@ table.estimates { border-left: 3px solid var(--measured); } table.estimates stro
 table.results td.q { max-width: 48rem; }
 td.v-c { color: var(--ok); } td.v-i { color: var(--bad); } td.v-n, td.v-t, td.v-o, td.v-e { color: var(--warn); }
 """
-"""CSS of the browser pages (added to :data:`rlvr_audit.html.STYLE`)."""
+"""CSS of the browser pages (added to :data:`rlvr_audit.report.html.STYLE`)."""
 
 FILTER_SCRIPT = r"""
 (function () {
@@ -968,7 +968,7 @@ def write_browser(
     with) under ``out_dir/<unit key>/``; returns what was written, report units first.
 
     Reads the store one unit at a time (a unit's samples are in memory while its pages are
-    written). Raises :class:`~rlvr_audit.errors.UsageError` for ``page_size < 1``.
+    written). Raises :class:`~rlvr_audit.core.errors.UsageError` for ``page_size < 1``.
     """
     paginate(0, page_size)  # validates page_size before anything is written
     out_dir = Path(out_dir)

@@ -105,7 +105,7 @@ class HtmlOptions:
     """Show a progress bar while writing the browser pages."""
 
     def check(self) -> None:
-        """Raise :class:`~rlvr_audit.errors.UsageError` for a page size below 1."""
+        """Raise :class:`~rlvr_audit.core.errors.UsageError` for a page size below 1."""
         if isinstance(self.page_size, bool) or not isinstance(self.page_size, int) or self.page_size < 1:
             raise UsageError(f"browser page size must be a whole number of samples >= 1; got {self.page_size!r}")
 

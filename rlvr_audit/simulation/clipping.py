@@ -219,7 +219,7 @@ def simulate_clipping(config: ClippingConfig) -> ClippingResult:
 
     One ``numpy.random.Generator(PCG64(config.seed))`` draws, per step, the uniforms that pick
     each rollout's behaviour (inverse CDF of each arm's own policy) and the rewards; both arms
-    use the same draws. Raises :class:`~rlvr_audit.errors.UsageError` for invalid settings.
+    use the same draws. Raises :class:`~rlvr_audit.core.errors.UsageError` for invalid settings.
     """
 
     config.validate()

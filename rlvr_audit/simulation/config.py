@@ -60,7 +60,7 @@ class ClippingConfig:
         return self.clip_eps if self.clip_high is None else self.clip_high
 
     def validate(self) -> None:
-        """Raise :class:`~rlvr_audit.errors.UsageError` naming the first invalid setting and its range."""
+        """Raise :class:`~rlvr_audit.core.errors.UsageError` naming the first invalid setting and its range."""
         ints = (
             ("seeds", "--seeds", 2),
             ("steps", "--steps", 1),

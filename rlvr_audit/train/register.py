@@ -3,7 +3,7 @@
 verl saves step N under ``RUN/checkpoints/global_step_N/actor/`` (FSDP shards, plus a full
 Hugging Face model in ``actor/huggingface/`` when the spec's ``save.hf_model`` is on).
 :func:`register_run` writes ``RUN/checkpoints.yaml``, a registry in the format of the project's
-``checkpoints.yaml`` (:mod:`rlvr_audit.registry`): the run's family (id = experiment name) with
+``checkpoints.yaml`` (:mod:`rlvr_audit.core.registry`): the run's family (id = experiment name) with
 one checkpoint ``step<N>`` per saved step, and the base model's entry copied from the project
 registry so that ``base`` resolves. Then::
 

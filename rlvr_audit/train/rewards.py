@@ -14,7 +14,7 @@ process's main thread. So:
   ``spawn``, safe inside Ray's multi-threaded workers) under a wall-clock limit; a worker stuck
   past it is killed and the response gets reward 0.
 
-The rewards (names as in the paper and ``rlvr_audit.claims.REWARDS``):
+The rewards (names as in the paper and ``rlvr_audit.core.claims.REWARDS``):
 
 - ``ground_truth`` / ``majority_vote`` / ``incorrect``: 1 if the answer matches the row's
   label (gold answer / majority-vote label / wrong majority-vote label), checked with one of
@@ -109,7 +109,7 @@ def build_reward(spec_json: str) -> RewardFn:
     """The reward function of a spec (JSON text of the experiment spec's ``reward`` section).
 
     Raises:
-        rlvr_audit.errors.ConfigError: The spec is invalid (names the key).
+        rlvr_audit.core.errors.ConfigError: The spec is invalid (names the key).
     """
     from pydantic import TypeAdapter, ValidationError
 
@@ -172,7 +172,7 @@ def python_reward(sample: Sample) -> float:
 
 
 def no_repetition_reward(sample: Sample) -> float:
-    """0 if :func:`rlvr_audit.behaviour.find_repetition` finds a degenerate repetition, else 1."""
+    """0 if :func:`rlvr_audit.analysis.behaviour.find_repetition` finds a degenerate repetition, else 1."""
     from ..analysis.behaviour import find_repetition
 
     return 0.0 if find_repetition(sample.response) is not None else 1.0

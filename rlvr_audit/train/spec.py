@@ -128,7 +128,7 @@ class PythonReward(_RewardBase):
 
 class NoRepetitionReward(_RewardBase):
     """0 if the response degenerates into a repeated stretch (more than 10 consecutive copies,
-    :func:`rlvr_audit.behaviour.find_repetition`), else 1. Stricter than the paper's count of
+    :func:`rlvr_audit.analysis.behaviour.find_repetition`), else 1. Stricter than the paper's count of
     any repeated substring: normal text that reuses a phrase is not penalised."""
 
     name: Literal["no_repetition"]
@@ -162,7 +162,7 @@ REWARD_NAMES: tuple[str, ...] = (
     "no_repetition",
     "compound",
 )
-"""Every reward name (the ids of ``rlvr_audit.claims.REWARDS`` the runner can train with)."""
+"""Every reward name (the ids of ``rlvr_audit.core.claims.REWARDS`` the runner can train with)."""
 
 
 def reward_names(reward: Any) -> set[str]:
