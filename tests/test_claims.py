@@ -19,7 +19,7 @@ from rlvr_audit.cli import app
 from rlvr_audit.core import claims as schema
 from rlvr_audit.core.errors import AuditError, ConfigError, UnknownNameError
 from rlvr_audit.core.registry import Registry
-from rlvr_audit.report.writer import writer
+from rlvr_audit.report import writer
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"

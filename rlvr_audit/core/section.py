@@ -1,6 +1,6 @@
 """Report sections as values: what an analysis shows, with no Markdown or HTML in it.
 
-Every analysis returns :class:`Section` values; the report package (:mod:`rlvr_audit.report.writer`)
+Every analysis returns :class:`Section` values; the report package (:mod:`rlvr_audit.report`)
 renders every section the same way to Markdown, HTML and CSV, escaping all text for the
 format it writes. So text that came from data or configuration (checkpoint ids, model names,
 claim fields, response tails) is never markup, whatever characters it holds.
