@@ -140,7 +140,9 @@ class Registry:
         if not path.is_file():
             raise UsageError(f"checkpoint registry {path} does not exist")
         raw = read_yaml(path)
-        legacy = {k: raw.pop(k) for k in LEDGER_SECTIONS if isinstance(raw, dict) and k in raw}
+        if not isinstance(raw, dict):
+            raise ConfigError(path, f"expected a mapping at the top level, got {type(raw).__name__}")
+        legacy = {k: raw.pop(k) for k in LEDGER_SECTIONS if k in raw}
         data = validate(RegistryFile, raw, path)
         out: dict[str, Checkpoint] = {}
         for fam_id, fam in data.families.items():

@@ -115,6 +115,7 @@ def test_register_into_the_project_registry_keeps_its_other_lines(
     project.parent.mkdir()
     original = (PROJECT_ROOT / "checkpoints.yaml").read_text()
     project.write_text(original)
+    (project.parent / "claims.yaml").write_text((PROJECT_ROOT / "claims.yaml").read_text())  # its ledger, beside it
     fake_step(run, 10, hf_from=tiny_model_dir)
     register_into(run, project)
     first = project.read_text()
