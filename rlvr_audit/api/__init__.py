@@ -42,7 +42,6 @@ from ..generation.engines import parse_model_args
 from ..generation.plan import ProtocolOverrides, Selection
 from ..generation.probes import ProbeOptions, has_probe_units
 from ..generation.probes import check_options as check_probe_options
-from ..generation.runner import generate_units
 from ..grading.runner import grade_units
 from ..importers import ImportOptions, plan_import, write_import
 from ..report.browser import BrowserSource
@@ -59,6 +58,7 @@ from .options import (
     Locations,
     ReportOptions,
     RunResult,
+    generate_with,
     load_registry,
     plan_units,
     select_stored,
@@ -115,31 +115,13 @@ def generate(
     only when that is done too."""
     units = plan_units(selection, overrides, engine, loc)
     store = Store(loc.store)
-    manifest = ManifestWriter(store, [u.key for u in units], engine.backend)
-    result = RunResult(unit_keys=[u.key for u in units], run_id=manifest.manifest.run_id)
-    status = "failed"
-    try:
+    with ManifestWriter(store, [u.key for u in units], engine.backend) as manifest:
+        result = RunResult(unit_keys=[u.key for u in units], run_id=manifest.manifest.run_id)
         with make_progress(progress) as prog:
-            s = generate_units(
-                store,
-                units,
-                backend=engine.backend,
-                model_args=engine.model_args,
-                batch_size=engine.batch_size,
-                device=engine.device,
-                limit=engine.limit,
-                save_every=engine.save_every,
-                progress=prog,
-            )
+            s = generate_with(engine, store, units, prog)
         result.generated, result.reused = s.generated, s.reused
         if then is not None:
             then(result)
-        status = "finished"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        manifest.finish(status)
     return result
 
 
@@ -418,16 +400,8 @@ def import_generations(
             progress=prog,
         )
         keys = [u.key for u in planned.units]
-        manifest = ManifestWriter(store, keys, f"import:{fmt}")
-        status = "failed"
-        try:
+        with ManifestWriter(store, keys, f"import:{fmt}") as manifest:
             done = write_import(planned, store, progress=prog)
-            status = "finished"
-        except KeyboardInterrupt:
-            status = "interrupted"
-            raise
-        finally:
-            manifest.finish(status)
     return RunResult(
         unit_keys=keys,
         generated=done.imported,

@@ -15,7 +15,9 @@ from ..core.errors import UsageError
 from ..core.prompts import available_prompts
 from ..core.registry import Registry
 from ..core.store import DEFAULT_STORE, Store, UnitInfo
+from ..core.ui import Progress
 from ..generation.plan import PlannedUnit, ProtocolOverrides, Selection, plan
+from ..generation.runner import GenerateSummary, generate_units
 from ..grading import get_grader
 
 DEFAULT_GRADERS = ["math_verify"]
@@ -214,3 +216,18 @@ def select_stored(
             + ", ".join(sorted({u.spec.checkpoint.checkpoint_id for u in units}))
         )
     return out
+
+
+def generate_with(engine: EngineOptions, store: Store, units: list[PlannedUnit], progress: Progress) -> GenerateSummary:
+    """Generate what is missing of ``units`` into ``store`` with the engine options."""
+    return generate_units(
+        store,
+        units,
+        backend=engine.backend,
+        model_args=engine.model_args,
+        batch_size=engine.batch_size,
+        device=engine.device,
+        limit=engine.limit,
+        save_every=engine.save_every,
+        progress=progress,
+    )

@@ -17,9 +17,8 @@ from ..generation.probes import (
     probe_store,
     write_probe_info,
 )
-from ..generation.runner import generate_units
 from ..grading.runner import grade_units
-from .options import EngineOptions, GradeOptions, Locations, ReportOptions, load_registry, plan_units
+from .options import EngineOptions, GradeOptions, Locations, ReportOptions, generate_with, load_registry, plan_units
 
 
 @dataclass
@@ -61,34 +60,16 @@ def run_contamination_probe(
     store = Store(loc.store)
     pstore = probe_store(store)
     keys = [p.unit.key for p in planned]
-    manifest = ManifestWriter(store, keys, engine.backend)
-    status = "failed"
-    try:
+    with ManifestWriter(store, keys, engine.backend) as manifest:
         for p in planned:
             pstore.ensure_unit(p.unit.info)
             write_probe_info(pstore, p.probe)
             store.save_problems(p.probe.source_data_hash, p.source)
         with make_progress(progress) as prog:
-            gen = generate_units(
-                pstore,
-                [p.unit for p in planned],
-                backend=engine.backend,
-                model_args=engine.model_args,
-                batch_size=engine.batch_size,
-                device=engine.device,
-                limit=engine.limit,
-                save_every=engine.save_every,
-                progress=prog,
-            )
+            gen = generate_with(engine, pstore, [p.unit for p in planned], prog)
             graded = grade_units(
                 pstore, keys, graders=grading.graders, workers=grading.workers, timeout=grading.timeout, progress=prog
             )
-        status = "finished"
-    except KeyboardInterrupt:
-        status = "interrupted"
-        raise
-    finally:
-        manifest.finish(status)
     registry = load_registry(loc) if loc.registry_path.is_file() else None
     analysis = analyse_probes(
         store,

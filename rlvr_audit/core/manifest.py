@@ -71,7 +71,8 @@ def _now() -> str:
 
 class ManifestWriter:
     """Writes a run's manifest when the run starts (status ``running``) and updates it when the
-    run ends (:meth:`finish`)."""
+    run ends (:meth:`finish`). As a context manager it records the end itself: ``finished``, or
+    ``interrupted`` on Ctrl-C, or ``failed`` on any other exception (which propagates)."""
 
     def __init__(self, store: Store, units: list[str], backend: str | None) -> None:
         self.store = store
@@ -87,6 +88,15 @@ class ManifestWriter:
             hardware=_hardware(),
         )
         store.write_manifest(self.manifest)
+
+    def __enter__(self) -> ManifestWriter:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if kind is None:
+            self.finish("finished")
+        else:
+            self.finish("interrupted" if issubclass(kind, KeyboardInterrupt) else "failed")
 
     def finish(self, status: str) -> None:
         """Record how the run ended (``finished``, ``failed``, ``interrupted``) and when."""
