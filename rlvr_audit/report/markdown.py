@@ -199,4 +199,4 @@ def render_document(doc: Document) -> str:
     text = "# " + inline(doc.title, heading=True) + "\n\n" + render_blocks(doc.intro)
     text += "".join(render_section(s) for s in doc.sections)
     text += render_blocks(doc.outro)
-    return text
+    return text.rstrip("\n") + "\n"
