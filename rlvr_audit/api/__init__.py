@@ -176,10 +176,7 @@ def report(
         unit_keys=unit_keys,
         graders=graders,
         registry=registry,
-        seed=options.seed,
-        n_resamples=options.n_resamples,
-        level=options.level,
-        ci_method=options.ci_method,
+        **options.bootstrap(),
     )
     doc = report_document(analysis, store, registry, options, loc, graders=graders, progress=progress)
     paths = write_report(
@@ -234,10 +231,7 @@ def report_document(
         build_sweep(
             analysis,
             store,
-            seed=options.seed,
-            n_resamples=options.n_resamples,
-            level=options.level,
-            ci_method=options.ci_method,
+            **options.bootstrap(),
             default_prompt=defaults,
         )
     )
@@ -249,10 +243,7 @@ def report_document(
         store,
         registry=registry,
         graders=graders,
-        seed=options.seed,
-        n_resamples=options.n_resamples,
-        level=options.level,
-        ci_method=options.ci_method,
+        **options.bootstrap(),
     )
     sections += [
         s
@@ -332,10 +323,7 @@ def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
                 store,
                 unit_keys=keys,
                 registry=registry,
-                seed=options.seed,
-                n_resamples=options.n_resamples,
-                level=options.level,
-                ci_method=options.ci_method,
+                **options.bootstrap(),
             )
             note = ["Measured baselines come from the store ", store_text, f" ({len(keys)} units of claimed models)."]
         else:

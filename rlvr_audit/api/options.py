@@ -8,6 +8,7 @@ from __future__ import annotations
 import fnmatch
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..core.claims import task_catalog
 from ..core.configfile import default_config_dir
@@ -118,6 +119,11 @@ class ReportOptions:
     def out_dir(self) -> Path:
         """The report folder in use."""
         return self.report_dir or Path("reports") / self.name
+
+    def bootstrap(self) -> dict[str, Any]:
+        """The bootstrap settings as the analyses take them: ``seed``, ``n_resamples``, ``level``,
+        ``ci_method``."""
+        return {"seed": self.seed, "n_resamples": self.n_resamples, "level": self.level, "ci_method": self.ci_method}
 
     def check(self) -> None:
         """Raise :class:`~rlvr_audit.core.errors.UsageError` naming the first invalid option."""

@@ -76,10 +76,7 @@ def run_contamination_probe(
         registry=registry,
         keys=keys,
         graders=grading.graders,
-        seed=reporting.seed,
-        n_resamples=reporting.n_resamples,
-        level=reporting.level,
-        ci_method=reporting.ci_method,
+        **reporting.bootstrap(),
     )
     return ProbeResult(
         unit_keys=keys,
