@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from rlvr_audit.backends import GenRequest
-from rlvr_audit.backends.lmeval import LMEvalEngine
+from rlvr_audit.backends import GenOutput, GenRequest
+from rlvr_audit.backends.hf import HFEngine
 from rlvr_audit.cli import app
 from rlvr_audit.records import Problem, SamplingProtocol
 from rlvr_audit.store import Store
@@ -22,19 +22,23 @@ PROBLEM = Problem(task="t", problem_id="p", question="What is $1+1$?", answer="2
 
 
 @pytest.fixture(scope="module")
-def engine(tiny_model_dir: Path) -> LMEvalEngine:
-    return LMEvalEngine(
-        "hf", model=str(tiny_model_dir), revision=None, model_args={"dtype": "float32"}, batch_size=2, device="cpu"
-    )
+def engine(tiny_model_dir: Path) -> HFEngine:
+    return HFEngine(model=str(tiny_model_dir), revision=None, model_args={"dtype": "float32"}, batch_size=2, device="cpu")
 
 
-def test_token_counts_are_the_generated_tokens(engine: LMEvalEngine) -> None:
+def outputs(engine: HFEngine, reqs: list[GenRequest], proto: SamplingProtocol, stop: list[str]) -> list[GenOutput]:
+    """Every request's output, in request order."""
+    got = dict(pair for batch in engine.generate(reqs, protocol=proto, stop=stop) for pair in batch)
+    return [got[i] for i in range(len(reqs))]
+
+
+def test_token_counts_are_the_generated_tokens(engine: HFEngine) -> None:
     """The count comes from the generated ids, not from re-encoding the text."""
     import torch
 
     prompt = "<|im_start|>user\nWhat is $1+1$?<|im_end|>\n<|im_start|>assistant\n"
     proto = SamplingProtocol(n=1, temperature=0.0, max_new_tokens=12)
-    (out,) = engine.generate([GenRequest(prompt, PROBLEM, 0)], protocol=proto, seed=1, stop=[])
+    (out,) = outputs(engine, [GenRequest(prompt, PROBLEM, 0, seed=1)], proto, [])
     tok = engine.tokenizer
     ids = tok(prompt, return_tensors="pt").input_ids
     with torch.no_grad():
@@ -47,16 +51,18 @@ def test_token_counts_are_the_generated_tokens(engine: LMEvalEngine) -> None:
     assert out.text == tok.decode(new, skip_special_tokens=True)
 
 
-def test_greedy_is_deterministic_and_sampling_follows_the_seed(engine: LMEvalEngine) -> None:
-    reqs = [GenRequest(f"Problem {i}: compute {i}+{i}.", PROBLEM, 0) for i in range(3)]
+def test_greedy_is_deterministic_and_sampling_follows_the_seed(engine: HFEngine) -> None:
+    def reqs(seed: int) -> list[GenRequest]:
+        return [GenRequest(f"Problem {i}: compute {i}+{i}.", PROBLEM, 0, seed=seed + i) for i in range(3)]
+
     greedy = SamplingProtocol(n=1, temperature=0.0, max_new_tokens=8)
-    a = engine.generate(reqs, protocol=greedy, seed=1, stop=[])
-    b = engine.generate(reqs, protocol=greedy, seed=2, stop=[])
+    a = outputs(engine, reqs(1), greedy, [])
+    b = outputs(engine, reqs(2), greedy, [])
     assert [o.text for o in a] == [o.text for o in b]
     hot = SamplingProtocol(n=1, temperature=1.0, max_new_tokens=8)
-    s1 = engine.generate(reqs, protocol=hot, seed=7, stop=[])
-    s2 = engine.generate(reqs, protocol=hot, seed=7, stop=[])
-    s3 = engine.generate(reqs, protocol=hot, seed=8, stop=[])
+    s1 = outputs(engine, reqs(7), hot, [])
+    s2 = outputs(engine, reqs(7), hot, [])
+    s3 = outputs(engine, reqs(70), hot, [])
     assert [o.text for o in s1] == [o.text for o in s2]
     assert [o.text for o in s1] != [o.text for o in s3]
 
@@ -66,7 +72,7 @@ def test_model_directory_that_does_not_load(tmp_path: Path) -> None:
 
     (tmp_path / "config.json").write_text('{"model_type": "qwen2"}')
     with pytest.raises(ModelLoadError, match=str(tmp_path)):
-        LMEvalEngine("hf", model=str(tmp_path), revision=None, model_args={}, batch_size=1, device="cpu")
+        HFEngine(model=str(tmp_path), revision=None, model_args={}, batch_size=1, device="cpu")
 
 
 @needs_data
