@@ -8,11 +8,11 @@ import json
 import shutil
 from pathlib import Path
 
+import fake_vllm
 import pytest
 from testbed import DATA, ROOT, needs_data
 from typer.testing import CliRunner
 
-import fake_vllm
 from rlvr_audit.cli import app
 from rlvr_audit.records import sample_seed
 from rlvr_audit.store import Store

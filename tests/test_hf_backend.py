@@ -23,7 +23,9 @@ PROBLEM = Problem(task="t", problem_id="p", question="What is $1+1$?", answer="2
 
 @pytest.fixture(scope="module")
 def engine(tiny_model_dir: Path) -> HFEngine:
-    return HFEngine(model=str(tiny_model_dir), revision=None, model_args={"dtype": "float32"}, batch_size=2, device="cpu")
+    return HFEngine(
+        model=str(tiny_model_dir), revision=None, model_args={"dtype": "float32"}, batch_size=2, device="cpu"
+    )
 
 
 def outputs(engine: HFEngine, reqs: list[GenRequest], proto: SamplingProtocol, stop: list[str]) -> list[GenOutput]:
