@@ -319,6 +319,8 @@ class StoreWriter:
         self.done = 0
         self.in_flight: dict[str, float] = {}
         self.started: set[str] = set()
+        self.stored: dict[str, set[tuple[str, int]]] = {}
+        """Per unit: the samples the store holds (so a sample a retried task sends again is not counted)."""
 
     def _first_write(self) -> None:
         if self.before_write is not None:
@@ -336,10 +338,16 @@ class StoreWriter:
         if isinstance(event, UnitStarted):
             self._start(unit, event.sampling)
             return
-        self._first_write()
-        self.store.append_generations(unit.key, event.records)
-        self.summary.generated += len(event.records)
-        self.done += len(event.records)
+        stored = self.stored.setdefault(
+            unit.key, {(g.problem_id, g.sample_idx) for g in self.store.read_generations(unit.key)}
+        )
+        fresh = [g for g in event.records if (g.problem_id, g.sample_idx) not in stored]  # a retried task repeats
+        stored.update((g.problem_id, g.sample_idx) for g in fresh)
+        if fresh:
+            self._first_write()
+            self.store.append_generations(unit.key, fresh)
+        self.summary.generated += len(fresh)
+        self.done += len(fresh)
         self.in_flight.pop(unit.key, None)
         self.progress.update(self.task, completed=self.done + sum(self.in_flight.values()))
 
