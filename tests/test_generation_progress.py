@@ -47,7 +47,7 @@ def test_scripted_engine_moves_per_sample(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_model_dir: Path
 ) -> None:
     rec = generate(monkeypatch, tmp_path, str(tiny_model_dir), backend="scripted", model_args={"accuracy": "0.5"})
-    assert [1.0, 2.0, 3.0, 4.0, 5.0] == sorted(set(rec.seen))  # one step per sample, though stored at once
+    assert sorted(set(rec.seen)) == [1.0, 2.0, 3.0, 4.0, 5.0]  # one step per sample, though stored at once
 
 
 def test_hf_batch_moves_before_it_returns(
