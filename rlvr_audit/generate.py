@@ -119,17 +119,6 @@ def _problems(unit: PlannedUnit, limit: int | None) -> list[Problem]:
     return unit.problems[:limit] if limit is not None else unit.problems
 
 
-def missing_samples(store: Store, unit: PlannedUnit, limit: int | None) -> dict[int, list[Problem]]:
-    """Sample index -> problems (within ``limit``) that still lack that sample."""
-    have = {(g.problem_id, g.sample_idx) for g in store.read_generations(unit.key)}
-    out: dict[int, list[Problem]] = {}
-    for i in range(unit.spec.protocol.n):
-        todo = [p for p in _problems(unit, limit) if (p.problem_id, i) not in have]
-        if todo:
-            out[i] = todo
-    return out
-
-
 def seed_of(unit: PlannedUnit, problem_id: str, sample_idx: int) -> int:
     """The seed of one sample: per sample for units of the current scheme, per sample round for
     units written before (so resuming one stays consistent with what it holds)."""
