@@ -22,6 +22,7 @@ Run::
 
     python benchmarks/generation.py                 # 1-3, about 3 minutes on 2 shared cores
     python benchmarks/generation.py --ray           # and 4 (about 3 more minutes)
+    python benchmarks/generation.py --parts 3 --ray # only 3 and 4
 
 Figures (2 cores shared with other sessions, load average 4-6): see the README's "Many GPUs"
 section for the numbers of the last run.
@@ -145,6 +146,7 @@ def sampling_cost(model: Path, batch_size: int, repeats: int, n: int) -> None:
 def shards(tmp: Path) -> None:
     from reliability_helpers import snapshot, table_bytes, write_registry
 
+    tmp.mkdir(parents=True, exist_ok=True)
     write_registry(tmp)
     common = [
         "--backend",
@@ -192,6 +194,7 @@ def on_ray(model_a: Path, tmp: Path) -> None:
     import test_ray_generation as t
     from tiny_model import build_tiny_qwen2
 
+    tmp.mkdir(parents=True, exist_ok=True)
     models = (model_a, build_tiny_qwen2(tmp / "tiny-b", seed=1, chat_template=True))
     t0 = time.perf_counter()
     invoke(t.args(models, tmp / "single", tmp / "single-report"))
@@ -236,16 +239,21 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--requests", type=int, default=16)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--ray", action="store_true", help="also run the Ray measurement")
+    parser.add_argument("--ray", action="store_true", help="also run the Ray measurement (4)")
+    parser.add_argument("--parts", default="1,2,3", help="which of measurements 1-3 to run (default: all)")
     opts = parser.parse_args()
+    parts = {int(x) for x in opts.parts.split(",") if x.strip()}
     from tiny_model import build_tiny_qwen2
 
     tmp = Path(tempfile.mkdtemp(prefix="rlvr-audit-generation-"))
     try:
         model = build_tiny_qwen2(tmp / "tiny", seed=0, chat_template=True)
-        engine_calls(model, tmp)
-        sampling_cost(model, opts.batch_size, opts.repeats, opts.requests)
-        shards(tmp / "shards")
+        if 1 in parts:
+            engine_calls(model, tmp)
+        if 2 in parts:
+            sampling_cost(model, opts.batch_size, opts.repeats, opts.requests)
+        if 3 in parts:
+            shards(tmp / "shards")
         if opts.ray:
             on_ray(model, tmp / "ray")
     finally:

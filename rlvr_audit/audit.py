@@ -351,6 +351,7 @@ def generate(
         if engine.shard is not None:
             result.unit_keys = s.stored_units
         if then is not None:
+            manifest.start()  # grading and the report write to the store too
             then(result)
         status = "finished"
     except KeyboardInterrupt:

@@ -902,9 +902,7 @@ def store_merge(
         from .merge import merge_stores
 
         done = merge_stores(list(sources), store)
-        return RunResult(
-            unit_keys=["?"] * done.units, generated=done.generations, graded=done.grades, notes=done.notes
-        )
+        return RunResult(unit_keys=done.new_units, generated=done.generations, graded=done.grades, notes=done.notes)
 
     _execute("merge", call)
 

@@ -33,8 +33,8 @@ PROBES = "probes"
 class MergeSummary:
     """What a merge did."""
 
-    units: int = 0
-    """Units in the merged store that came from a source."""
+    new_units: list[str] = field(default_factory=list)
+    """Keys of the units the destination did not hold before."""
     generations: int = 0
     """Generations copied."""
     grades: int = 0
@@ -107,7 +107,8 @@ def _merge_level(sources: list[Store], dest: Store, summary: MergeSummary) -> No
             if current is None or (current.sampling is None and info.sampling is not None):
                 dest.ensure_unit(info)
             _copy_side_files(store, dest, key)
-            summary.units += current is None
+            if current is None:
+                summary.new_units.append(key)
             kept = {(g.problem_id, g.sample_idx): g for g in dest.read_generations(key)}
             fresh: list[Generation] = []
             differ: set[tuple[str, int]] = set()
