@@ -54,7 +54,7 @@ def invoke(argv: list[str]) -> Any:
 
     r = CliRunner().invoke(app, argv)
     if r.exit_code != 0:
-        raise SystemExit(f"rlvr-audit {' '.join(argv[:2])} failed:\n{r.output}")
+        raise SystemExit(f"rlvr-audit {' '.join(argv[:2])} failed:\n{r.output}{r.exception!r}")
     return r
 
 
