@@ -118,7 +118,10 @@ def test_run_end_to_end_with_hf(tiny_model_dir: Path, tmp_path: Path, monkeypatc
     assert len(gens) == 3 and all(g.backend == "hf" and g.n_tokens is not None and g.n_tokens <= 16 for g in gens)
     assert all(g.prompt.startswith("<|im_start|>user\n") and g.prompt.endswith("<|im_start|>assistant\n") for g in gens)
     assert len(store.read_grades(key, "math_verify")) == 3
-    assert "local/" in (tmp_path / "reports" / "audit" / "index.md").read_text()
+    index = (tmp_path / "reports" / "audit" / "index.md").read_text()
+    assert "local/" in index
+    assert "; applied: no top-k, min-p or repetition penalty (transformers " in index  # what ran, in the settings
+    assert store.load_unit(key).sampling is not None and store.load_unit(key).sampling.source == "protocol"
     again = CliRunner().invoke(app, args, catch_exceptions=False)
     assert "0 samples generated, 3 reused" in again.output
 
