@@ -230,7 +230,7 @@ def on_ray(model_a: Path, tmp: Path) -> None:
     same = t.contents(tmp / "ray") == t.contents(tmp / "single")
     tables = t.tables(tmp / "ray-report") == t.tables(tmp / "single-report")
     print("4. Ray, local cluster of 2 CPUs, hf on two tiny models, 12 units (target: identical)")
-    print(f"   one process {single:.1f} s, Ray {on:.1f} s (ratio {on / single:.2f}; 2 workers, worker start-up included)")
+    print(f"   one process {single:.1f} s, Ray {on:.1f} s (ratio {on / single:.2f}; 2 workers, start-up included)")
     print(f"   store identical: {same}, tables identical: {tables}")
     print(
         f"   one worker SIGKILLed mid-run ({'pid ' + str(killed) if killed else 'not killed: run ended first'}): "
