@@ -395,6 +395,9 @@ def generate_units(
         if (store.unit_dir(unit.key) / "unit.json").is_file():  # refresh descriptive info, keep what ran
             stored = store.load_unit(unit.key)
             if stored.model_copy(update={"sampling": None}) != unit.info:
+                if before_write is not None:
+                    before_write()
+                    before_write = None
                 store.ensure_unit(unit.info.model_copy(update={"sampling": stored.sampling}))
         _refuse_stale_grades(store, unit.key, work.todo)
         mine = [p for p in _problems(unit, limit) if keep is None or (unit.key, p.problem_id) in keep]
