@@ -242,7 +242,20 @@ def plan_units(
     )
 
 
-def _check_report_options(options: ReportOptions) -> None:
+def _check_report_options(options: ReportOptions, loc: Locations | None = None) -> None:
+    """Refuse bad report options before anything is generated or written: the name must be one
+    folder name and, when ``loc`` is given (a report will be written), the report folder must
+    not be anything but an earlier report (see :func:`rlvr_audit.report.check_report_target`)."""
+    from .report import check_report_name, check_report_target
+
+    check_report_name(options.name)
+    if loc is not None:  # the options are for a report that will be written
+        protected = [
+            ("the current directory", Path.cwd()),
+            ("the store", loc.store),
+            ("the configuration folder", loc.config_dir),
+        ]
+        check_report_target(options.out_dir, protected=protected)
     if not 0 < options.level < 1:
         raise UsageError(f"--level must be in (0, 1), got {options.level}")
     if options.n_resamples < 100:
@@ -390,7 +403,7 @@ def report(
     from .html import HtmlOptions
     from .report import write_report
 
-    _check_report_options(options)
+    _check_report_options(options, loc)
     store = Store(loc.store)
     if unit_keys is None:
         from .probe import has_probe_units
@@ -523,7 +536,7 @@ def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
     from .analyse import analyse, apply_registry
     from .claims import task_catalog, write_claims_report
 
-    _check_report_options(options)
+    _check_report_options(options, loc)
     registry = load_registry(loc)
     ledger = registry.ledger
     if not len(ledger):
@@ -551,7 +564,14 @@ def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
         else:
             note = f"The store `{loc.store}` holds no unit of a claimed model: every baseline below is cited."
     paths = write_claims_report(
-        ledger, catalog, options.out_dir, name=options.name, level=options.level, analysis=analysis, store_note=note
+        ledger,
+        catalog,
+        options.out_dir,
+        name=options.name,
+        level=options.level,
+        analysis=analysis,
+        store_note=note,
+        protected=[("the store", loc.store)],
     )
     return RunResult(unit_keys=keys, report=paths.index_md)
 
@@ -568,7 +588,7 @@ def run(
 ) -> RunResult:
     """Plan, generate what is missing, grade what is ungraded, and write the report."""
     _check_grade_options(grading)  # before anything is generated or written
-    _check_report_options(reporting)
+    _check_report_options(reporting, loc)
     after: list[RunResult] = []
 
     def grade_and_report(gen: RunResult) -> None:  # under the run's manifest

@@ -1970,12 +1970,15 @@ def write_claims_report(
     level: float = 0.95,
     analysis: Analysis | None = None,
     store_note: str = "",
+    protected: Sequence[tuple[str, Path]] = (),
 ) -> ClaimsReportPaths:
     """Build both analyses and write ``index.md`` and ``tables/{baseline_correction,resolution,
     claims}.csv`` and ``index.html`` (:mod:`rlvr_audit.html`) atomically (nothing is left
     half-written on failure).
 
-    ``analysis``: our estimates of stored units (measured baselines); ``None`` = cited only."""
+    ``analysis``: our estimates of stored units (measured baselines); ``None`` = cited only.
+    ``protected``: folders the report folder must not be or contain (the store), see
+    :func:`rlvr_audit.report.check_report_target`."""
     from .crossfamily import build_grids, claimed_from_ledger, cross_family_section, grid_frame, write_cross_family
     from .html import write_html
     from .report import building_report_dir
@@ -1989,7 +1992,7 @@ def write_claims_report(
         family_display=dict(ledger.families),
         task_display={b.id: b.display_name for b in catalog.values()},
     )
-    with building_report_dir(out_dir) as tmp:
+    with building_report_dir(out_dir, protected=protected) as tmp:
         (tmp / "tables").mkdir()
         correction_frame(groups).to_csv(tmp / "tables" / "baseline_correction.csv", index=False)
         resolution_frame(res, ledger).to_csv(tmp / "tables" / "resolution.csv", index=False)
