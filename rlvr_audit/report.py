@@ -48,8 +48,8 @@ from . import stats
 from .analyse import Analysis
 from .crossfamily import Grid, cross_family_section, grid_frame, write_cross_family
 from .disagreement import UnitDisagreement, disagreement_frame, disagreement_section, grader_disagreements
-from .figures import figures_section
 from .errors import UsageError
+from .figures import figures_section
 from .html import MEASURED_HOOK, HtmlOptions, write_html
 from .records import Comparison, Estimate, RunManifest, SourceMetric
 from .store import Store, UnitInfo
