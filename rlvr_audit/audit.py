@@ -12,6 +12,7 @@ import fnmatch
 import os
 import platform
 import secrets
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -211,14 +212,20 @@ class _Manifest:
             packages=_package_versions(),
             git_commit=_git_commit(),
             hardware=_hardware(),
+            pid=os.getpid(),
+            host=socket.gethostname(),
         )
+        self.finished = False
         store.write_manifest(self.manifest)
 
     def finish(self, status: str) -> None:
+        """Record how the run ended (may be called again: a run marked finished before its
+        report is written is marked failed if the report fails)."""
         self.manifest = self.manifest.model_copy(
             update={"status": status, "finished_at": _now(), "hardware": _hardware()}
         )
         self.store.write_manifest(self.manifest)
+        self.finished = True
 
 
 def plan_units(
@@ -288,11 +295,13 @@ def generate(
     loc: Locations,
     *,
     progress: bool = True,
-    then: Callable[[RunResult], None] | None = None,
+    then: Callable[[RunResult, Callable[[str], None]], None] | None = None,
 ) -> RunResult:
-    """Plan and generate (no grading). ``then(result)``, if given, runs after generation under
-    the same run manifest (``run`` grades and reports there), so the manifest says ``finished``
-    only when that is done too."""
+    """Plan and generate (no grading). ``then(result, finish)``, if given, runs after generation
+    under the same run manifest (``run`` grades and reports there), so the manifest says
+    ``finished`` only when that is done too; ``then`` may call ``finish(status)`` itself to record
+    the end before its last step (``run`` does before writing the report, so that the report
+    shows its own run finished)."""
     from .generate import generate_units
 
     units = plan_units(selection, overrides, engine, loc)
@@ -315,13 +324,14 @@ def generate(
             )
         result.generated, result.reused = s.generated, s.reused
         if then is not None:
-            then(result)
+            then(result, manifest.finish)
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
         raise
     finally:
-        manifest.finish(status)
+        if status != "finished" or not manifest.finished:
+            manifest.finish(status)
     return result
 
 
@@ -591,8 +601,9 @@ def run(
     _check_report_options(reporting, loc)
     after: list[RunResult] = []
 
-    def grade_and_report(gen: RunResult) -> None:  # under the run's manifest
+    def grade_and_report(gen: RunResult, finish: Callable[[str], None]) -> None:  # under the run's manifest
         after.append(grade(gen.unit_keys, grading, loc, progress=progress))
+        finish("finished")  # generation and grading are done: the report shows this run finished
         after.append(report(gen.unit_keys, reporting, loc, graders=grading.graders, progress=progress))
 
     gen = generate(selection, overrides, engine, loc, progress=progress, then=grade_and_report)

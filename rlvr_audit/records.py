@@ -316,6 +316,11 @@ class RunManifest(Record):
     """Commit of the rlvr-audit source tree, when run from a git checkout."""
     hardware: dict[str, Any] = Field(default_factory=dict)
     """Platform, Python, CPU count and accelerators seen."""
+    pid: int | None = None
+    """Process id of the run (with :attr:`host` and :attr:`started_at`, tells a run still going
+    from one whose process is gone: see :func:`rlvr_audit.store.run_status`)."""
+    host: str | None = None
+    """Host name of the machine the run ran on."""
 
 
 class SourceMetric(Record):

@@ -52,7 +52,7 @@ from .errors import UsageError
 from .figures import figures_section
 from .html import MEASURED_HOOK, HtmlOptions, write_html
 from .records import Comparison, Estimate, RunManifest, SourceMetric
-from .store import Store, UnitInfo
+from .store import Store, UnitInfo, run_status
 
 ESTIMATE_COLUMNS = [
     "checkpoint",
@@ -366,7 +366,9 @@ def manifest_section(manifests: list[RunManifest], unit_keys: set[str]) -> str:
         return "_No run manifest in the store for these units._\n"
     lines = []
     for m in relevant[-5:]:
-        lines.append(f"- **{m.run_id}** ({m.status}, {m.started_at} to {m.finished_at or '?'}): `{_escape(m.command)}`")
+        status = run_status(m)
+        end = m.finished_at or ("now" if status == "running" else "?")
+        lines.append(f"- **{m.run_id}** ({status}, {m.started_at} to {end}): `{_escape(m.command)}`")
         lines.append(f"  - backend: {m.backend or '-'}; git commit: {m.git_commit or '-'}")
         lines.append("  - packages: " + ", ".join(f"{k} {v}" for k, v in sorted(m.packages.items())))
         lines.append("  - hardware: " + ", ".join(f"{k}: {v}" for k, v in sorted(m.hardware.items())))
