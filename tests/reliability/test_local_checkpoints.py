@@ -7,6 +7,7 @@ the report showed one row. A local folder's id is unique to its resolved path an
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -23,7 +24,7 @@ pytestmark = needs_data
 
 def model_dir(path: Path, tag: str) -> Path:
     path.mkdir(parents=True)
-    (path / "config.json").write_text('{"model_type": "qwen2", "tag": "%s"}' % tag, encoding="utf-8")
+    (path / "config.json").write_text(json.dumps({"model_type": "qwen2", "tag": tag}), encoding="utf-8")
     return path
 
 
