@@ -559,7 +559,9 @@ def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
     else:
         store = Store(loc.store)
         families = {getattr(c, "model", None) for c in ledger.claims if c.kind == "rlvr_gain"}
-        keys = [u.key for u in store.units() if apply_registry(u, registry).family in families]
+        claimed = [u for u in store.units() if apply_registry(u, registry).family in families]
+        keys = [u.key for u in claimed if not u.spec.synthetic]  # a scripted oracle measures no model
+        n_synthetic = len(claimed) - len(keys)
         if keys:
             analysis = analyse(
                 store,
@@ -573,6 +575,11 @@ def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
             note = f"Measured baselines come from the store `{loc.store}` ({len(keys)} units of claimed models)."
         else:
             note = f"The store `{loc.store}` holds no unit of a claimed model: every baseline below is cited."
+        if n_synthetic:
+            note += (
+                f" {n_synthetic} synthetic unit{'s' if n_synthetic > 1 else ''} of claimed models (backend "
+                f"`scripted`: no model ran) {'are' if n_synthetic > 1 else 'is'} ignored."
+            )
     paths = write_claims_report(
         ledger,
         catalog,

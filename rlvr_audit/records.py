@@ -123,6 +123,10 @@ class CheckpointRef(Record):
     """For local directories: hash of the file names, sizes and small config files."""
 
 
+SYNTHETIC_BACKENDS = frozenset({"scripted"})
+"""Backends whose "generations" come from a script or a seeded oracle, not from a model."""
+
+
 class UnitSpec(Record):
     """One cell of the evaluation grid: everything that changes its generations."""
 
@@ -149,6 +153,13 @@ class UnitSpec(Record):
     def key(self) -> str:
         """Hash of everything above: two specs with equal keys share their generations."""
         return stable_hash(self.model_dump(mode="json"))
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether the generations came from no model (:data:`SYNTHETIC_BACKENDS`): such units
+        test the pipeline; they are marked in reports and never count as a measurement of the
+        checkpoint they are filed under."""
+        return self.backend in SYNTHETIC_BACKENDS
 
 
 class Generation(Record):

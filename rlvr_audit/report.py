@@ -250,6 +250,8 @@ def reproduction_table(analysis: Analysis, grader_id: str) -> str:
             any_unit = next(iter(cells.values()))
             label = cid.split("/", 1)[1] if "/" in cid else cid
             extras = [x for x in (any_unit.reward, f"step {any_unit.step}" if any_unit.step else None) if x]
+            if any(c.spec.synthetic for c in cells.values()):
+                extras.append(f"synthetic: {any_unit.spec.backend}, no model")
             name = f"{label} ({', '.join(extras)})" if extras else label
             row = [_escape(name), f"`{template}`"]
             for col in columns:
