@@ -12,6 +12,7 @@ import fnmatch
 import os
 import platform
 import secrets
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
@@ -211,14 +212,20 @@ class _Manifest:
             packages=_package_versions(),
             git_commit=_git_commit(),
             hardware=_hardware(),
+            pid=os.getpid(),
+            host=socket.gethostname(),
         )
+        self.finished = False
         store.write_manifest(self.manifest)
 
     def finish(self, status: str) -> None:
+        """Record how the run ended (may be called again: a run marked finished before its
+        report is written is marked failed if the report fails)."""
         self.manifest = self.manifest.model_copy(
             update={"status": status, "finished_at": _now(), "hardware": _hardware()}
         )
         self.store.write_manifest(self.manifest)
+        self.finished = True
 
 
 def plan_units(
@@ -242,7 +249,20 @@ def plan_units(
     )
 
 
-def _check_report_options(options: ReportOptions) -> None:
+def _check_report_options(options: ReportOptions, loc: Locations | None = None) -> None:
+    """Refuse bad report options before anything is generated or written: the name must be one
+    folder name and, when ``loc`` is given (a report will be written), the report folder must
+    not be anything but an earlier report (see :func:`rlvr_audit.report.check_report_target`)."""
+    from .report import check_report_name, check_report_target
+
+    check_report_name(options.name)
+    if loc is not None:  # the options are for a report that will be written
+        protected = [
+            ("the current directory", Path.cwd()),
+            ("the store", loc.store),
+            ("the configuration folder", loc.config_dir),
+        ]
+        check_report_target(options.out_dir, protected=protected)
     if not 0 < options.level < 1:
         raise UsageError(f"--level must be in (0, 1), got {options.level}")
     if options.n_resamples < 100:
@@ -275,11 +295,13 @@ def generate(
     loc: Locations,
     *,
     progress: bool = True,
-    then: Callable[[RunResult], None] | None = None,
+    then: Callable[[RunResult, Callable[[str], None]], None] | None = None,
 ) -> RunResult:
-    """Plan and generate (no grading). ``then(result)``, if given, runs after generation under
-    the same run manifest (``run`` grades and reports there), so the manifest says ``finished``
-    only when that is done too."""
+    """Plan and generate (no grading). ``then(result, finish)``, if given, runs after generation
+    under the same run manifest (``run`` grades and reports there), so the manifest says
+    ``finished`` only when that is done too; ``then`` may call ``finish(status)`` itself to record
+    the end before its last step (``run`` does before writing the report, so that the report
+    shows its own run finished)."""
     from .generate import generate_units
 
     units = plan_units(selection, overrides, engine, loc)
@@ -302,13 +324,14 @@ def generate(
             )
         result.generated, result.reused = s.generated, s.reused
         if then is not None:
-            then(result)
+            then(result, manifest.finish)
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
         raise
     finally:
-        manifest.finish(status)
+        if status != "finished" or not manifest.finished:
+            manifest.finish(status)
     return result
 
 
@@ -390,7 +413,7 @@ def report(
     from .html import HtmlOptions
     from .report import write_report
 
-    _check_report_options(options)
+    _check_report_options(options, loc)
     store = Store(loc.store)
     if unit_keys is None:
         from .probe import has_probe_units
@@ -523,7 +546,7 @@ def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
     from .analyse import analyse, apply_registry
     from .claims import task_catalog, write_claims_report
 
-    _check_report_options(options)
+    _check_report_options(options, loc)
     registry = load_registry(loc)
     ledger = registry.ledger
     if not len(ledger):
@@ -536,7 +559,9 @@ def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
     else:
         store = Store(loc.store)
         families = {getattr(c, "model", None) for c in ledger.claims if c.kind == "rlvr_gain"}
-        keys = [u.key for u in store.units() if apply_registry(u, registry).family in families]
+        claimed = [u for u in store.units() if apply_registry(u, registry).family in families]
+        keys = [u.key for u in claimed if not u.spec.synthetic]  # a scripted oracle measures no model
+        n_synthetic = len(claimed) - len(keys)
         if keys:
             analysis = analyse(
                 store,
@@ -550,8 +575,20 @@ def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
             note = f"Measured baselines come from the store `{loc.store}` ({len(keys)} units of claimed models)."
         else:
             note = f"The store `{loc.store}` holds no unit of a claimed model: every baseline below is cited."
+        if n_synthetic:
+            note += (
+                f" {n_synthetic} synthetic unit{'s' if n_synthetic > 1 else ''} of claimed models (backend "
+                f"`scripted`: no model ran) {'are' if n_synthetic > 1 else 'is'} ignored."
+            )
     paths = write_claims_report(
-        ledger, catalog, options.out_dir, name=options.name, level=options.level, analysis=analysis, store_note=note
+        ledger,
+        catalog,
+        options.out_dir,
+        name=options.name,
+        level=options.level,
+        analysis=analysis,
+        store_note=note,
+        protected=[("the store", loc.store)],
     )
     return RunResult(unit_keys=keys, report=paths.index_md)
 
@@ -568,11 +605,12 @@ def run(
 ) -> RunResult:
     """Plan, generate what is missing, grade what is ungraded, and write the report."""
     _check_grade_options(grading)  # before anything is generated or written
-    _check_report_options(reporting)
+    _check_report_options(reporting, loc)
     after: list[RunResult] = []
 
-    def grade_and_report(gen: RunResult) -> None:  # under the run's manifest
+    def grade_and_report(gen: RunResult, finish: Callable[[str], None]) -> None:  # under the run's manifest
         after.append(grade(gen.unit_keys, grading, loc, progress=progress))
+        finish("finished")  # generation and grading are done: the report shows this run finished
         after.append(report(gen.unit_keys, reporting, loc, graders=grading.graders, progress=progress))
 
     gen = generate(selection, overrides, engine, loc, progress=progress, then=grade_and_report)

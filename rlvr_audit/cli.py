@@ -13,13 +13,46 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperGroup
 
 from .errors import AuditError, UsageError
 from .simulate import simulate_app
 from .train.cli import train_app
 
+
+def _flags_as_flags(command: Any) -> Any:
+    """Show on/off options as flags in ``--help``: typer 0.29 prints ``<bool>`` beside every flag
+    (``--quiet <bool>``), which reads as if ``--quiet true`` were expected. An empty metavar shows
+    the flag alone. ``command``: a typer (click) command or group."""
+    for param in command.params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    help_option = command.get_help_option(command.context_class(command))  # ``--help`` itself
+    if help_option is not None:
+        help_option.metavar = ""
+    return command
+
+
+class _Group(TyperGroup):
+    """The command groups of ``rlvr-audit``: flags shown as flags (:func:`_flags_as_flags`), in
+    every sub-command and sub-group (``train``, ``simulate``, ...)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        _flags_as_flags(self)
+        return list(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            return None
+        if isinstance(command, TyperGroup) and not isinstance(command, _Group):
+            command.__class__ = _Group
+        return _flags_as_flags(command)
+
+
 app = typer.Typer(
     name="rlvr-audit",
+    cls=_Group,
     help=(
         "Audit claims about RL with verifiable rewards on math benchmarks: generate once, grade with "
         "several graders, report accuracies and gains over base models with confidence intervals.\n\n"
@@ -31,6 +64,29 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib import metadata
+
+        try:
+            version = metadata.version("rlvr-audit")
+        except metadata.PackageNotFoundError:  # a source tree that was not installed
+            version = "unknown (not installed)"
+        typer.echo(f"rlvr-audit {version}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Audit claims about RL with verifiable rewards on math benchmarks."""
+
 
 # ---- shared options --------------------------------------------------------------------------
 StoreOpt = Annotated[Path, typer.Option("--store", help="Store directory (JSONL records).", envvar="RLVR_AUDIT_STORE")]

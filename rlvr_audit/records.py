@@ -123,6 +123,10 @@ class CheckpointRef(Record):
     """For local directories: hash of the file names, sizes and small config files."""
 
 
+SYNTHETIC_BACKENDS = frozenset({"scripted"})
+"""Backends whose "generations" come from a script or a seeded oracle, not from a model."""
+
+
 class UnitSpec(Record):
     """One cell of the evaluation grid: everything that changes its generations."""
 
@@ -149,6 +153,13 @@ class UnitSpec(Record):
     def key(self) -> str:
         """Hash of everything above: two specs with equal keys share their generations."""
         return stable_hash(self.model_dump(mode="json"))
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether the generations came from no model (:data:`SYNTHETIC_BACKENDS`): such units
+        test the pipeline; they are marked in reports and never count as a measurement of the
+        checkpoint they are filed under."""
+        return self.backend in SYNTHETIC_BACKENDS
 
 
 class Generation(Record):
@@ -316,6 +327,11 @@ class RunManifest(Record):
     """Commit of the rlvr-audit source tree, when run from a git checkout."""
     hardware: dict[str, Any] = Field(default_factory=dict)
     """Platform, Python, CPU count and accelerators seen."""
+    pid: int | None = None
+    """Process id of the run (with :attr:`host` and :attr:`started_at`, tells a run still going
+    from one whose process is gone: see :func:`rlvr_audit.store.run_status`)."""
+    host: str | None = None
+    """Host name of the machine the run ran on."""
 
 
 class SourceMetric(Record):

@@ -26,9 +26,11 @@ since (by anyone), so the check costs one pass over the file in all.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import logging
 import os
+import socket
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -415,3 +417,22 @@ def _dedupe(records: list[Any], path: Path | None = None, *, version: bool = Fal
             conflicts,
         )
     return out
+
+
+def run_status(manifest: RunManifest) -> str:
+    """A run's status as it is now: the recorded one, except that a manifest still saying
+    ``running`` whose process is gone (same host, and no process with its pid, or one started
+    after the run: a reused pid) is ``interrupted`` (killed, or the machine went down). A run on
+    another host, or from a manifest without pid and host, keeps its recorded status."""
+    if manifest.status != "running" or manifest.pid is None or manifest.host != socket.gethostname():
+        return manifest.status
+    import psutil  # only here: a process table lookup
+
+    try:
+        created = psutil.Process(manifest.pid).create_time()
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return "interrupted"
+    except psutil.Error:  # cannot tell (permissions): trust the record
+        return manifest.status
+    started = _dt.datetime.fromisoformat(manifest.started_at).timestamp()
+    return "interrupted" if created > started + 1.0 else "running"
