@@ -133,6 +133,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -141,10 +142,12 @@ from importlib import metadata
 from typing import Any, NamedTuple
 
 from . import GradeOutcome
+from ._latex import antlr_version
 from ._starts import last_matches, matches_from_starts, matches_reaching, start_finder, syncs_after_letters
 
-IMPLEMENTATION_VERSION = "1"
-"""Version of this grader's own logic; bump it whenever a verdict could change."""
+IMPLEMENTATION_VERSION = "2"
+"""Version of this grader's own logic; bump it whenever a verdict could change (2: math-verify's
+own 5 s time limits instead of 2 s)."""
 
 FAST_PATH_VERSIONS = frozenset({"0.9.0"})
 """math-verify versions whose ``parse`` the fast path (:meth:`MathVerifyGrader.prepare`) mirrors."""
@@ -692,8 +695,9 @@ class MathVerifyGrader:
 
     grader_id = "math_verify"
 
-    def __init__(self, *, parsing_timeout: int = 2, verify_timeout: int = 2) -> None:
-        """Import Math-Verify and fix the timeouts (whole seconds, at least 1)."""
+    def __init__(self, *, parsing_timeout: int = 5, verify_timeout: int = 5) -> None:
+        """Import Math-Verify and fix the timeouts (whole seconds, at least 1; the defaults are
+        math-verify's own, so that a verdict is the one its documented loop gives)."""
         if parsing_timeout < 1 or verify_timeout < 1:
             raise ValueError("math-verify timeouts are whole seconds, at least 1")
         from math_verify import ExprExtractionConfig, LatexExtractionConfig
@@ -704,12 +708,21 @@ class MathVerifyGrader:
         self.version = (
             f"{IMPLEMENTATION_VERSION}+math-verify=={library_version}"
             f"+latex2sympy2_extended=={metadata.version('latex2sympy2_extended')}"
+            f"+antlr4-python3-runtime=={antlr_version()}"
         )
         self._latex_config = LatexExtractionConfig()
         self._pred_config = (self._latex_config, ExprExtractionConfig())
         self.fast_path = library_version in FAST_PATH_VERSIONS
         """Whether :meth:`prepare` mirrors this math-verify version (else it returns ``None``)."""
         self._scanner: _Scanner | None = None
+
+    def with_time_scale(self, factor: float) -> MathVerifyGrader:
+        """The same grader with both time limits multiplied by ``factor`` (rounded up to whole
+        seconds): how the grading engine retries a sample that timed out."""
+        return MathVerifyGrader(
+            parsing_timeout=math.ceil(self.parsing_timeout * factor),
+            verify_timeout=math.ceil(self.verify_timeout * factor),
+        )
 
     # --- the plain call ----------------------------------------------------------------
 
