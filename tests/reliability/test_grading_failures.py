@@ -7,7 +7,6 @@ math-verify's own (5 s); and two gradings of one store gave different verdicts u
 
 from __future__ import annotations
 
-import json
 import multiprocessing
 import os
 import shutil
@@ -18,7 +17,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from reliability_helpers import DATA, ROOT, cli, needs_data, one_line, run_cli, write_registry
+from reliability_helpers import ROOT, cli, first_problems, make_store, needs_data, one_line, run_cli
 
 from rlvr_audit.grade import failure_counts
 from rlvr_audit.graders import GRADERS, GradeOutcome
@@ -29,29 +28,6 @@ from rlvr_audit.records import Grade
 from rlvr_audit.store import Store
 
 pytestmark = needs_data
-
-
-def first_problems(n: int) -> list[dict[str, str]]:
-    rows = [json.loads(line) for line in (DATA / "math500.jsonl").read_text(encoding="utf-8").splitlines()[:n]]
-    return [{"id": r.get("unique_id", r.get("id")), "answer": r["answer"]} for r in rows]
-
-
-def make_store(tmp: Path, responses: list[str]) -> Path:
-    """A scripted store of one unit: the first len(responses) MATH-500 problems, one sample each."""
-    write_registry(tmp)
-    problems = first_problems(len(responses))
-    script = tmp / "script.json"
-    script.write_text(json.dumps({"*": {p["id"]: r for p, r in zip(problems, responses, strict=True)}}))
-    r = run_cli(
-        cli(
-            "generate", "--backend", "scripted", "--model-args", f"script={script}", "--checkpoints", "toy/rl",
-            "--no-bases", "--tasks", "math500", "--limit", str(len(responses)), "--store", "store",
-            "--registry", "checkpoints.yaml", "--config-dir", str(ROOT), "--data-dir", str(DATA), "--quiet",
-        ),
-        tmp,
-    )  # fmt: skip
-    assert r.returncode == 0, r.stdout + r.stderr
-    return tmp / "store"
 
 
 def grade(tmp: Path, store: Path, *args: str) -> str:
