@@ -143,9 +143,7 @@ def grade_units(
                     continue
                 version = versions[grader_id]
                 units = len({task.key[0] for task in tasks})
-                progress.update(
-                    task_id, description=f"grading {grader_id} · {units} unit{'s' if units != 1 else ''}"
-                )
+                progress.update(task_id, description=f"grading {grader_id} · {units} unit{'s' if units != 1 else ''}")
                 pending: dict[str, list[Grade]] = {}
 
                 def on_result(

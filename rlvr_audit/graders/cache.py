@@ -396,4 +396,3 @@ def cache_summary(store_root: Path) -> list[dict[str, Any]]:
             }
         )
     return out
-

@@ -279,9 +279,7 @@ class GradingEngine:
     docstring for what is cached and why outcomes equal the plain calls'.
     """
 
-    def __init__(
-        self, *, workers: int | None = None, timeout: float = 10.0, cache: VerdictCache | None = None
-    ) -> None:
+    def __init__(self, *, workers: int | None = None, timeout: float = 10.0, cache: VerdictCache | None = None) -> None:
         """Configure the engine (nothing starts yet).
 
         Args:

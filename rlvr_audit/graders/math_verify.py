@@ -414,9 +414,7 @@ class _Scanner:
         """
         return next(self.scan_all(text, first=first), None)
 
-    def scan_all(
-        self, text: str, *, first: int | None = None
-    ) -> Iterator[tuple[int, list[tuple[Any, _Pattern]]]]:
+    def scan_all(self, text: str, *, first: int | None = None) -> Iterator[tuple[int, list[tuple[Any, _Pattern]]]]:
         """Every priority group with a match, in order, each as :meth:`scan` gives it (lazily)."""
         anchors: dict[str, list[int]] = {}
         for priority, patterns in self.groups:

@@ -277,9 +277,7 @@ def test_engine_equals_the_plain_math_verify_loop_on_a_corpus(
         with GradingEngine(workers=2, timeout=60) as retry:
             fast_again = retry.grade(tasks_of(again), grader_id="math_verify")
         plain_again = [grader.grade(completion=i.completion, gold=i.gold, truncated=i.truncated) for i in again]
-        differences = [
-            (i.kind, f, p) for i, f, p in zip(again, fast_again, plain_again, strict=True) if not same(f, p)
-        ]
+        differences = [(i.kind, f, p) for i, f, p in zip(again, fast_again, plain_again, strict=True) if not same(f, p)]
     assert not differences
     verdicts = {o.verdict for o in plain}
     assert {"correct", "incorrect", "no_answer", "truncated", "timeout"} <= verdicts
