@@ -33,6 +33,7 @@ from .ui import make_progress
 if TYPE_CHECKING:
     from .analyse import Analysis
     from .crossfamily import Grid
+    from .grade import GradeSummary
     from .report import ReportPart
 
 DEFAULT_GRADERS = ["math_verify"]
@@ -88,6 +89,11 @@ class GradeOptions:
     """Wall-clock limit per answer, in seconds."""
     save_every: int = 500
     """Store a unit's grades after every N graded samples (an interrupted pass keeps them)."""
+    retry: list[str] = field(default_factory=list)
+    """Re-grade only the samples whose latest grade has one of these verdicts (``timeout``,
+    ``error``); empty: grade what has no grade yet."""
+    cache: bool = True
+    """Use the store's persistent verdict cache (``--no-cache``: bypass it)."""
 
 
 CI_METHODS = ("percentile", "bca")
@@ -286,6 +292,11 @@ def _check_grade_options(options: GradeOptions) -> None:
         raise UsageError(f"--workers must be >= 1, got {options.workers}")
     if options.save_every < 1:
         raise UsageError(f"--grade-save-every must be >= 1, got {options.save_every}")
+    from .grade import RETRYABLE
+
+    unknown = [v for v in options.retry if v not in RETRYABLE]
+    if unknown:
+        raise UsageError(f"--retry: unknown verdict {unknown[0]!r}; valid: {', '.join(RETRYABLE)}")
 
 
 def generate(
@@ -394,8 +405,39 @@ def grade(
             timeout=options.timeout,
             progress=prog,
             save_every=options.save_every,
+            retry=options.retry,
+            cache=options.cache,
         )
-    return RunResult(unit_keys=unit_keys, graded=s.graded, reused=s.reused)
+    return RunResult(unit_keys=unit_keys, graded=s.graded, reused=s.reused, notes=grade_notes(s, store))
+
+
+def grade_notes(summary: GradeSummary, store: Store) -> list[str]:
+    """Lines for the user after a grading pass: re-grades, the verdict cache, and the timeouts and
+    errors of every graded unit and grader (with how to re-grade them)."""
+    notes = []
+    if summary.regraded:
+        notes.append(f"re-graded {summary.regraded} samples (their new grades supersede the old ones)")
+    if summary.retried_alone:
+        notes.append(f"{summary.retried_alone} grading steps timed out and were run again alone with 4x the limit")
+    if summary.cache is not None:
+        c = summary.cache
+        looked = c["hits"] + c["judged"]
+        rate = f" ({c['hits'] / looked:.0%})" if looked else ""
+        notes.append(
+            f"verdict cache ({store.root / 'cache' / 'verdicts.sqlite'}): {c['hits']} of {looked} distinct answers "
+            f"found{rate}, {c['samples']} samples served from it"
+        )
+    failing = [r for r in summary.failures if r["timeout"] or r["error"]]
+    for r in failing:
+        notes.append(
+            f"{r['checkpoint_id']} · {r['task']} · {r['template_id']} · {r['grader_id']}: "
+            f"{r['timeout']} timeout, {r['error']} error of {r['graded']} graded (unit {r['unit_key']})"
+        )
+    if failing:
+        notes.append("re-grade them with: rlvr-audit grade --retry timeout,error --timeout <longer limit>")
+    elif summary.failures:
+        notes.append("no timeout or error verdicts in the graded units")
+    return notes
 
 
 def report(

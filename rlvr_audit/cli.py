@@ -432,11 +432,25 @@ def grade(
     workers: WorkersOpt = None,
     timeout: TimeoutOpt = 10.0,
     grade_save_every: GradeSaveEveryOpt = 500,
+    retry: Annotated[
+        str | None,
+        typer.Option(
+            "--retry",
+            help="Re-grade only the samples whose latest grade is one of these verdicts (timeout, error); "
+            "the new grade supersedes the old.",
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Bypass the store's verdict cache (cache/verdicts.sqlite).")
+    ] = False,
     store: StoreOpt = Path("rlvr-audit-store"),
     config_dir: ConfigDirOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Grade stored generations (every unit, or those selected) without touching a model.
+
+    Prints the timeout and error verdicts of every graded unit and grader. Judged answers are
+    kept in the store's verdict cache, so the next checkpoint of a run is graded fast.
 
     Example: rlvr-audit grade --graders math_verify --checkpoints 'qwen2.5-math-7b/*'
     """
@@ -447,7 +461,12 @@ def grade(
         lambda: audit.grade(
             None,
             audit.GradeOptions(
-                graders=_split(graders) or [], workers=workers, timeout=timeout, save_every=grade_save_every
+                graders=_split(graders) or [],
+                workers=workers,
+                timeout=timeout,
+                save_every=grade_save_every,
+                retry=_split(retry) or [],
+                cache=not no_cache,
             ),
             _locations(store, None, config_dir, None),
             progress=not quiet,

@@ -212,6 +212,18 @@ class Grade(Record):
     """See :data:`Verdict`."""
     error: str | None = None
     """Error message for ``error`` and ``timeout`` verdicts."""
+    limit_s: float | None = None
+    """Wall-clock seconds one grading step was allowed when this verdict was reached: the pass's
+    ``--timeout``, or 4 times it when the step timed out and was run again alone (``None`` in
+    grades stored before the limit was recorded)."""
+    antlr_version: str | None = None
+    """Version of the ANTLR Python runtime installed where it was graded (math-verify's verdicts
+    differ between ANTLR 4.9 and 4.13); ``None`` when none was installed or it was not recorded."""
+    attempt: int = Field(default=0, ge=0)
+    """0 for a sample's first grade by this grader version; a re-grade (``grade --retry``) stores
+    one more than the sample's latest. The store is append-only: every reader uses, per sample
+    and grader version, the grade with the highest attempt (see
+    :meth:`rlvr_audit.store.Store.read_grades`)."""
 
 
 class Estimate(Record):

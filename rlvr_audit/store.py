@@ -15,7 +15,8 @@ the last complete line and logs a warning; a malformed *complete* line is corrup
 raises :class:`~rlvr_audit.errors.StoreError` naming the file and line, as does a record filed
 under another unit or grader than its own, and a unit folder holding records but no
 ``unit.json``. Duplicate records (the same problem and sample appended twice) keep the first;
-duplicates that differ are reported with a warning.
+duplicates that differ are reported with a warning. A re-grade (``grade --retry``) appends a
+grade with a higher ``attempt``; readers take, per sample and grader version, the highest.
 
 Appending is idempotent: under the file's lock, records whose key (problem, sample and, for
 grades, grader version) the file already holds are skipped, so two processes that generate or
@@ -212,12 +213,15 @@ class Store:
         self._append(self.generations_path(key), generations, _generation_key)
 
     def read_grades(self, key: str, grader_id: str, grader_version: str | None = None) -> list[Grade]:
-        """A unit's grades by one grader (only ``grader_version`` if given), deduplicated."""
+        """A unit's grades by one grader (only ``grader_version`` if given), deduplicated.
+
+        A re-grade supersedes: per sample and grader version only the grades with the highest
+        ``attempt`` are read (older attempts stay in the file, which is append-only)."""
         path = self.grades_path(key, grader_id)
         grades = self._read_records(path, Grade, expect={"unit_key": key, "grader_id": grader_id})
         if grader_version is not None:
             grades = [g for g in grades if g.grader_version == grader_version]
-        return _dedupe(grades, path, version=grader_version is None)
+        return _dedupe(_latest_attempts(grades), path, version=grader_version is None)
 
     def append_grades(self, key: str, grader_id: str, grades: Iterable[Grade]) -> None:
         """Append grades of one grader to a unit (those of samples graded already by the same
@@ -388,10 +392,21 @@ def _generation_key(record: Any) -> tuple[Any, ...]:
 
 
 def _grade_key(record: Any) -> tuple[Any, ...]:
-    """Identity of a stored grade (a record or its parsed JSON): problem, sample, grader version."""
+    """Identity of a stored grade (a record or its parsed JSON): problem, sample, grader version
+    and attempt (a re-grade is a new record, see :func:`_latest_attempts`)."""
     if isinstance(record, dict):
-        return (record["problem_id"], record["sample_idx"], record["grader_version"])
-    return (record.problem_id, record.sample_idx, record.grader_version)
+        return (record["problem_id"], record["sample_idx"], record["grader_version"], record.get("attempt", 0))
+    return (record.problem_id, record.sample_idx, record.grader_version, record.attempt)
+
+
+def _latest_attempts(grades: list[Grade]) -> list[Grade]:
+    """The grades whose ``attempt`` is the highest of their sample and grader version, in file order."""
+    latest: dict[tuple[str, int, str], int] = {}
+    for g in grades:
+        k = (g.problem_id, g.sample_idx, g.grader_version)
+        if g.attempt > latest.get(k, -1):
+            latest[k] = g.attempt
+    return [g for g in grades if g.attempt == latest[(g.problem_id, g.sample_idx, g.grader_version)]]
 
 
 def _dedupe(records: list[Any], path: Path | None = None, *, version: bool = False) -> list[Any]:
