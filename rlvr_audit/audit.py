@@ -26,7 +26,7 @@ from .importers import ImportOptions
 from .plan import PlannedUnit, ProtocolOverrides, Selection, plan
 from .records import RunManifest
 from .registry import Registry
-from .store import DEFAULT_STORE, Store, UnitInfo
+from .store import DEFAULT_STORE, BrokenUnit, Store, UnitInfo
 from .ui import make_progress
 
 if TYPE_CHECKING:
@@ -434,6 +434,9 @@ def report(
     )
     if probe is not None:  # the store holds contamination probe units
         parts.append(probe)
+    broken = store.broken_units()
+    if broken:  # left out of every table above: say so in the report itself
+        parts.append(_broken_part(broken))
     paths = write_report(
         analysis,
         store,
@@ -449,6 +452,22 @@ def report(
         html=HtmlOptions(browser=options.browser, page_size=options.browser_page_size, progress=progress),
     )
     return RunResult(unit_keys=unit_keys, report=paths.index_md)
+
+
+def _broken_part(broken: list[BrokenUnit]) -> ReportPart:
+    """A report section listing the unit folders that could not be read (and were left out)."""
+    import pandas as pd
+
+    from .report import ReportPart
+
+    lines = [
+        "## Broken units\n",
+        f"{len(broken)} unit folder{'s' if len(broken) != 1 else ''} of the store could not be read and "
+        "{} left out of every table of this report:\n".format("is" if len(broken) == 1 else "are"),
+    ]
+    lines += [f"- `{b.key}`: `{str(b.path).replace('`', chr(39))}`: {b.reason}" for b in broken]
+    frame = pd.DataFrame([{"unit": b.key, "path": str(b.path), "reason": b.reason} for b in broken])
+    return ReportPart(section="\n".join(lines) + "\n", tables={"broken_units.csv": frame})
 
 
 def report_order(store: Store, unit_keys: list[str], registry: Registry | None = None) -> list[str]:
@@ -720,7 +739,8 @@ def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = N
     if kind == "units":
         store = Store(loc.store)
         rows = []
-        for u in store.units():
+        good, broken = store.scan()
+        for u in good:
             s = u.spec
             rows.append(
                 {
@@ -735,6 +755,9 @@ def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = N
                     "graders": ", ".join(store.graders(u.key)) or "-",
                 }
             )
+        columns = ("task", "prompt", "n", "T", "backend", "generated", "graders")
+        for b in broken:  # listed with the file that is wrong, instead of failing the whole listing
+            rows.append({"unit": b.key, "checkpoint": f"BROKEN: {b.line()}", **dict.fromkeys(columns, "-")})
         return rows
     if kind == "graders":
         from .graders import GRADERS, get_grader
