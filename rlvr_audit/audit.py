@@ -750,7 +750,7 @@ def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = N
                     "prompt": s.template_id,
                     "n": str(s.protocol.n),
                     "T": f"{s.protocol.temperature:g}",
-                    "backend": s.backend,
+                    "backend": s.backend + (f" ({u.imported.label})" if u.imported is not None else ""),
                     "generated": str(len(store.read_generations(u.key))),
                     "graders": ", ".join(store.graders(u.key)) or "-",
                 }
@@ -778,7 +778,13 @@ def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = N
         from .importers import FORMATS
 
         return [
-            {"format": f.name, "default max new tokens": str(f.default_max_new_tokens), "description": f.description}
+            {
+                "format": f.name,
+                "default max new tokens": str(f.default_max_new_tokens)
+                if f.default_max_new_tokens is not None
+                else "none: from the file, else --max-new-tokens",
+                "description": f.description,
+            }
             for f in FORMATS.values()
         ]
     from .errors import UnknownNameError

@@ -48,6 +48,7 @@ import errno
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -383,6 +384,55 @@ class Store:
         """Graders that have a grades file for a unit."""
         folder = self._inside(self.unit_dir(key) / "grades")
         return sorted(p.stem for p in folder.glob("*.jsonl")) if folder.is_dir() else []
+
+    def generation_problem_ids(self, key: str) -> set[str]:
+        """Problem ids of a unit's stored generations, read line by line (no records are built)."""
+        path = self._inside(self.generations_path(key))
+        out: set[str] = set()
+        if not path.exists():
+            return out
+        with _open_nofollow(path, os.O_RDONLY) as fh:
+            for raw in fh:
+                try:
+                    out.add(json.loads(raw)["problem_id"])
+                except (ValueError, KeyError, TypeError):
+                    continue  # a corrupt or torn line: reading the file reports it
+        return out
+
+    # ---- taking back a failed write (imports) ------------------------------------------
+    def generations_mark(self, key: str) -> int | None:
+        """Size of a unit's generations file (0 if it has none yet); ``None`` if the unit does not
+        exist. With :meth:`cut_generations`, takes back samples appended since."""
+        if not self._inside(self.unit_dir(key) / "unit.json").exists():
+            return None
+        path = self._inside(self.generations_path(key))
+        return path.stat().st_size if path.exists() else 0
+
+    def cut_generations(self, key: str, mark: int) -> None:
+        """Cut a unit's generations file back to ``mark`` bytes (see :meth:`generations_mark`)."""
+        path = self._inside(self.generations_path(key))
+        if not path.exists():
+            return
+        with self._writing(f"taking back samples of unit {key}"), self._lock(path):
+            with _open_nofollow(path, os.O_RDWR) as fh:
+                if fh.seek(0, os.SEEK_END) > mark:
+                    fh.truncate(mark)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+            self._seen.pop(path, None)
+
+    def remove_unit(self, key: str) -> None:
+        """Delete a unit folder this process created (a failed import's), links never followed."""
+        folder = self._inside(self.unit_dir(key))
+        if folder.is_dir():
+            shutil.rmtree(folder)  # rmtree removes links themselves, never what they point to
+        for path in list(self._seen):
+            if path.parent == folder:
+                del self._seen[path]
+
+    def remove_file(self, path: Path) -> None:
+        """Delete one file of the store that this process created."""
+        self._inside(path).unlink(missing_ok=True)
 
     # ---- runs --------------------------------------------------------------------------
     def write_manifest(self, manifest: RunManifest) -> None:

@@ -45,6 +45,9 @@ families:
         prompt: no_template
 """
 
+QWEN_TOKENS = ("--max-new-tokens", "2048")
+"""math_eval.py records no new-token limit: imports of its files state it (here its default)."""
+
 WANTED_GRADERS = ["math_verify", "paper", "boxed_strict", "minerva"]
 """The graders the import -> grade -> report path must work with (those registered so far)."""
 
@@ -314,7 +317,7 @@ def test_spurious_json_percentages_are_normalised_and_samples_kept_in_order(env:
 def test_qwen_math_jsonl_round_trip(env: dict[str, Path]) -> None:
     probs = rows("aime24", 6, seed=1)
     path = qwen_file(env["src"], probs, k=2, temperature=0.6, acc=50.0)
-    r = do_import(env, "qwen-math-jsonl", path)
+    r = do_import(env, "qwen-math-jsonl", path, extra=QWEN_TOKENS)
     assert r.exit_code == 0, r.output
     u = only_unit(env)
     p = u.spec.protocol
@@ -334,7 +337,7 @@ def test_qwen_math_shards_become_one_unit_and_overlap_is_refused(env: dict[str, 
     probs = rows("aime24", 6)
     a = qwen_file(env["src"], probs[:3], k=1, temperature=0.0, start=0, end=3, acc=100.0 * 2 / 3)
     b = qwen_file(env["src"], probs[3:], k=1, temperature=0.0, start=3, end=6, acc=100.0 / 3)
-    r = do_import(env, "qwen-math-jsonl", a, b)
+    r = do_import(env, "qwen-math-jsonl", a, b, extra=QWEN_TOKENS)
     assert r.exit_code == 0, r.output
     u = only_unit(env)
     assert u.imported is not None and len(u.imported.files) == 2
@@ -343,7 +346,7 @@ def test_qwen_math_shards_become_one_unit_and_overlap_is_refused(env: dict[str, 
     assert len(Store(env["store"]).read_generations(u.key)) == 6
 
     c = qwen_file(env["src"], probs[2:4], k=1, temperature=0.0, start=2, end=4)
-    r = do_import(env, "qwen-math-jsonl", a, c, checkpoint="toy/other")
+    r = do_import(env, "qwen-math-jsonl", a, c, checkpoint="toy/other", extra=QWEN_TOKENS)
     assert r.exit_code == 2
     assert probs[2]["id"] in flat(r.output) and "import them separately" in flat(r.output)
 
