@@ -18,13 +18,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .configfile import default_config_dir
 from .errors import UsageError
 from .importers import ImportOptions
 from .plan import PlannedUnit, ProtocolOverrides, Selection, plan
-from .records import RunManifest
+from .records import RunManifest, natural_key
 from .registry import Registry
 from .store import DEFAULT_STORE, BrokenUnit, Store, UnitInfo
 from .ui import make_progress
@@ -474,14 +474,27 @@ def report_order(store: Store, unit_keys: list[str], registry: Registry | None =
     """The units of a report in one canonical order (checkpoint, task, prompt, sampling seed,
     key), without repeats: the same store gives the same tables whether the units came from a
     run's plan or from the store's listing. Checkpoints follow the registry's order (families
-    and their checkpoints as ``checkpoints.yaml`` lists them), then the others by id."""
+    and their checkpoints as ``checkpoints.yaml`` lists them), then the others by family, step
+    and id, numbers compared as numbers (``step50`` before ``step1000``)."""
     infos = {key: store.load_unit(key) for key in dict.fromkeys(unit_keys)}
     rank = {cid: i for i, cid in enumerate(registry.checkpoints)} if registry is not None else {}
 
-    def order(key: str) -> tuple[int, str, str, str, int, str]:
-        spec = infos[key].spec
+    def order(key: str) -> tuple[Any, ...]:
+        info = infos[key]
+        spec = info.spec
         cid = spec.checkpoint.checkpoint_id
-        return (rank.get(cid, len(rank)), cid, spec.task, spec.template_id, spec.protocol.seed, key)
+        step = -1 if info.step is None else info.step  # steps numerically: step 1000 after step 50
+        known = rank.get(cid, len(rank))
+        return (
+            known,
+            info.family if known == len(rank) else "",
+            step,
+            natural_key(cid),
+            spec.task,
+            spec.template_id,
+            spec.protocol.seed,
+            key,
+        )
 
     return sorted(infos, key=order)
 

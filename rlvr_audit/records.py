@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import PurePath
 from typing import Any, Literal
 
@@ -44,6 +45,15 @@ VERDICTS: tuple[str, ...] = ("correct", "incorrect", "no_answer", "truncated", "
 FinishReason = Literal["stop", "length", "unknown"]
 """Why generation ended: a stop string or end-of-sequence (``stop``), the new-token limit
 (``length``), or not reported by the engine (``unknown``)."""
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key of a name with its digit runs compared as numbers: ``fam/step50`` sorts before
+    ``fam/step1000`` (as text it would sort after). Use it wherever ids or steps are sorted."""
+    return tuple((1, int(part)) if part.isdigit() else (0, part) for part in _DIGITS.split(text) if part)
 
 
 class Record(BaseModel):
