@@ -84,7 +84,7 @@ from ..store import Store, UnitInfo
 from ..tasks import TaskSpec, available_tasks, data_hash, load_problems, load_task
 from ..ui import Progress
 from .base import ImportFormat, SourceFile
-from .matching import MatchOutcome, ProblemIndex, match_form, same_gold
+from .matching import MatchOutcome, ProblemIndex, match_form, normalise, same_gold
 
 log = logging.getLogger(__name__)
 
@@ -441,9 +441,13 @@ def _resolve_protocol(file: SourceFile, fmt: ImportFormat, options: ImportOption
 
 
 def _template_of(prompt: str, question: str) -> str:
-    """A prompt's template: the prompt (in match form) with its problem text cut out."""
-    text = match_form(prompt)
-    return text.replace(question, "{problem}", 1) if question in text else text
+    """A prompt's template: the prompt with its problem text cut out, both normalised; where the
+    prompt lacks the problem's figure, both in match form (so both give the same template)."""
+    text, q = normalise(prompt), normalise(question)
+    if q in text:
+        return text.replace(q, "{problem}", 1)
+    text, q = match_form(prompt), match_form(question)
+    return text.replace(q, "{problem}", 1) if q in text else text
 
 
 def _template_hash(prompt_style: str | None, templates: set[str]) -> str:
@@ -595,7 +599,7 @@ def _read_and_match(
         first_item[pid] = item.ref
         problem_of.append(pid)
         if item.prompt is not None:
-            templates.add(_template_of(item.prompt, question))
+            templates.add(_template_of(item.prompt, outcome.problem.question))
         if item.gold is not None and not same_gold(item.gold, outcome.problem.answer):
             n_gold += 1
             gold.count += 1
