@@ -6,6 +6,7 @@ that need them, so ``rlvr-audit --help`` is instant.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 from collections.abc import Callable
@@ -233,7 +234,16 @@ def _execute(what: str, call: Callable[[], Any]) -> None:
         _fail(exc)
     except KeyboardInterrupt:
         _interrupted()
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        # outside the store (which names its own failures): a report folder on a full or read-only disk
+        _fail(AuditError(f"{exc.filename or 'a file'}: {exc.strerror}; nothing else was changed"))
     _summary(result, what)
+
+
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+"""Operating-system failures a user fixes (space, permissions): one line instead of a traceback."""
 
 
 @app.command()
