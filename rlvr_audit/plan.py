@@ -29,10 +29,10 @@ _PROTOCOL_FLAGS = {
 }
 """The option behind each :class:`SamplingProtocol` field (for one-line error messages)."""
 _PROTOCOL_RANGES = {
-    "n": f"a whole number of samples per problem in [1, {MAX_SAMPLES}]",
+    "n": f">= 1 sample per problem (a whole number, at most {MAX_SAMPLES})",
     "temperature": "a finite number >= 0 (0 is greedy)",
     "top_p": "a number in (0, 1]",
-    "max_new_tokens": f"a whole number of tokens in [1, {MAX_NEW_TOKENS}]",
+    "max_new_tokens": f">= 1 token (a whole number, at most {MAX_NEW_TOKENS})",
     "seed": "a whole number in [-2**63, 2**63)",
 }
 
