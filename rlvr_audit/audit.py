@@ -12,26 +12,28 @@ import fnmatch
 import os
 import platform
 import secrets
+import socket
 import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .configfile import default_config_dir
 from .errors import UsageError
 from .importers import ImportOptions
 from .plan import PlannedUnit, ProtocolOverrides, Selection, plan
-from .records import RunManifest
+from .records import RunManifest, natural_key
 from .registry import Registry
-from .store import DEFAULT_STORE, Store, UnitInfo
+from .store import DEFAULT_STORE, BrokenUnit, Store, UnitInfo
 from .ui import make_progress
 
 if TYPE_CHECKING:
     from .analyse import Analysis
     from .crossfamily import Grid
+    from .grade import GradeSummary
     from .report import ReportPart
 
 DEFAULT_GRADERS = ["math_verify"]
@@ -97,6 +99,11 @@ class GradeOptions:
     """Wall-clock limit per answer, in seconds."""
     save_every: int = 500
     """Store a unit's grades after every N graded samples (an interrupted pass keeps them)."""
+    retry: list[str] = field(default_factory=list)
+    """Re-grade only the samples whose latest grade has one of these verdicts (``timeout``,
+    ``error``); empty: grade what has no grade yet."""
+    cache: bool = True
+    """Use the store's persistent verdict cache (``--no-cache``: bypass it)."""
 
 
 CI_METHODS = ("percentile", "bca")
@@ -223,7 +230,10 @@ class _Manifest:
             packages=_package_versions(),
             git_commit=_git_commit(),
             hardware=_hardware(),
+            pid=os.getpid(),
+            host=socket.gethostname(),
         )
+        self.finished = False
         if not lazy:
             self.start()
 
@@ -234,7 +244,9 @@ class _Manifest:
             self.store.write_manifest(self.manifest)
 
     def finish(self, status: str) -> None:
-        """Record how the run ended (a lazy manifest never started is left unwritten on failure)."""
+        """Record how the run ended (may be called again: a run marked finished before its
+        report is written is marked failed if the report fails). A lazy manifest that was never
+        started is left unwritten when the run failed before it wrote anything."""
         if not self.started and status != "finished":
             return
         self.manifest = self.manifest.model_copy(
@@ -242,6 +254,7 @@ class _Manifest:
         )
         self.started = True
         self.store.write_manifest(self.manifest)
+        self.finished = True
 
 
 def plan_units(
@@ -276,7 +289,20 @@ def plan_units(
     )
 
 
-def _check_report_options(options: ReportOptions) -> None:
+def _check_report_options(options: ReportOptions, loc: Locations | None = None) -> None:
+    """Refuse bad report options before anything is generated or written: the name must be one
+    folder name and, when ``loc`` is given (a report will be written), the report folder must
+    not be anything but an earlier report (see :func:`rlvr_audit.report.check_report_target`)."""
+    from .report import check_report_name, check_report_target
+
+    check_report_name(options.name)
+    if loc is not None:  # the options are for a report that will be written
+        protected = [
+            ("the current directory", Path.cwd()),
+            ("the store", loc.store),
+            ("the configuration folder", loc.config_dir),
+        ]
+        check_report_target(options.out_dir, protected=protected)
     if not 0 < options.level < 1:
         raise UsageError(f"--level must be in (0, 1), got {options.level}")
     if options.n_resamples < 100:
@@ -300,6 +326,11 @@ def _check_grade_options(options: GradeOptions) -> None:
         raise UsageError(f"--workers must be >= 1, got {options.workers}")
     if options.save_every < 1:
         raise UsageError(f"--grade-save-every must be >= 1, got {options.save_every}")
+    from .grade import RETRYABLE
+
+    unknown = [v for v in options.retry if v not in RETRYABLE]
+    if unknown:
+        raise UsageError(f"--retry: unknown verdict {unknown[0]!r}; valid: {', '.join(RETRYABLE)}")
 
 
 def generate(
@@ -309,11 +340,13 @@ def generate(
     loc: Locations,
     *,
     progress: bool = True,
-    then: Callable[[RunResult], None] | None = None,
+    then: Callable[[RunResult, Callable[[str], None]], None] | None = None,
 ) -> RunResult:
-    """Plan and generate (no grading). ``then(result)``, if given, runs after generation under
-    the same run manifest (``run`` grades and reports there), so the manifest says ``finished``
-    only when that is done too. Nothing is written before the first model has loaded (the run
+    """Plan and generate (no grading). ``then(result, finish)``, if given, runs after generation
+    under the same run manifest (``run`` grades and reports there), so the manifest says
+    ``finished`` only when that is done too; ``then`` may call ``finish(status)`` itself to record
+    the end before its last step (``run`` does before writing the report, so that the report
+    shows its own run finished). Nothing is written before the first model has loaded (the run
     manifest included), so a run that fails to load its model leaves the store as it was. With
     ``engine.shard``, ``result.unit_keys`` are the units this shard holds."""
     from .generate import EngineSpec, generate_units, parse_shard
@@ -352,13 +385,14 @@ def generate(
             result.unit_keys = s.stored_units
         if then is not None:
             manifest.start()  # grading and the report write to the store too
-            then(result)
+            then(result, manifest.finish)
         status = "finished"
     except KeyboardInterrupt:
         status = "interrupted"
         raise
     finally:
-        manifest.finish(status)
+        if status != "finished" or not manifest.finished:
+            manifest.finish(status)
         if cluster is not None:
             cluster.close()
     return result
@@ -423,8 +457,39 @@ def grade(
             timeout=options.timeout,
             progress=prog,
             save_every=options.save_every,
+            retry=options.retry,
+            cache=options.cache,
         )
-    return RunResult(unit_keys=unit_keys, graded=s.graded, reused=s.reused)
+    return RunResult(unit_keys=unit_keys, graded=s.graded, reused=s.reused, notes=grade_notes(s, store))
+
+
+def grade_notes(summary: GradeSummary, store: Store) -> list[str]:
+    """Lines for the user after a grading pass: re-grades, the verdict cache, and the timeouts and
+    errors of every graded unit and grader (with how to re-grade them)."""
+    notes = []
+    if summary.regraded:
+        notes.append(f"re-graded {summary.regraded} samples (their new grades supersede the old ones)")
+    if summary.retried_alone:
+        notes.append(f"{summary.retried_alone} grading steps timed out and were run again alone with 4x the limit")
+    if summary.cache is not None:
+        c = summary.cache
+        looked = c["hits"] + c["judged"]
+        rate = f" ({c['hits'] / looked:.0%})" if looked else ""
+        notes.append(
+            f"verdict cache ({store.root / 'cache' / 'verdicts.sqlite'}): {c['hits']} of {looked} distinct answers "
+            f"found{rate}, {c['samples']} samples served from it"
+        )
+    failing = [r for r in summary.failures if r["timeout"] or r["error"]]
+    for r in failing:
+        notes.append(
+            f"{r['checkpoint_id']} · {r['task']} · {r['template_id']} · {r['grader_id']}: "
+            f"{r['timeout']} timeout, {r['error']} error of {r['graded']} graded (unit {r['unit_key']})"
+        )
+    if failing:
+        notes.append("re-grade them with: rlvr-audit grade --retry timeout,error --timeout <longer limit>")
+    elif summary.failures:
+        notes.append("no timeout or error verdicts in the graded units")
+    return notes
 
 
 def report(
@@ -442,7 +507,7 @@ def report(
     from .html import HtmlOptions
     from .report import write_report
 
-    _check_report_options(options)
+    _check_report_options(options, loc)
     store = Store(loc.store)
     if unit_keys is None:
         from .probe import has_probe_units
@@ -486,6 +551,9 @@ def report(
     )
     if probe is not None:  # the store holds contamination probe units
         parts.append(probe)
+    broken = store.broken_units()
+    if broken:  # left out of every table above: say so in the report itself
+        parts.append(_broken_part(broken))
     paths = write_report(
         analysis,
         store,
@@ -503,18 +571,47 @@ def report(
     return RunResult(unit_keys=unit_keys, report=paths.index_md)
 
 
+def _broken_part(broken: list[BrokenUnit]) -> ReportPart:
+    """A report section listing the unit folders that could not be read (and were left out)."""
+    import pandas as pd
+
+    from .report import ReportPart
+
+    lines = [
+        "## Broken units\n",
+        f"{len(broken)} unit folder{'s' if len(broken) != 1 else ''} of the store could not be read and "
+        "{} left out of every table of this report:\n".format("is" if len(broken) == 1 else "are"),
+    ]
+    lines += [f"- `{b.key}`: `{str(b.path).replace('`', chr(39))}`: {b.reason}" for b in broken]
+    frame = pd.DataFrame([{"unit": b.key, "path": str(b.path), "reason": b.reason} for b in broken])
+    return ReportPart(section="\n".join(lines) + "\n", tables={"broken_units.csv": frame})
+
+
 def report_order(store: Store, unit_keys: list[str], registry: Registry | None = None) -> list[str]:
     """The units of a report in one canonical order (checkpoint, task, prompt, sampling seed,
     key), without repeats: the same store gives the same tables whether the units came from a
     run's plan or from the store's listing. Checkpoints follow the registry's order (families
-    and their checkpoints as ``checkpoints.yaml`` lists them), then the others by id."""
+    and their checkpoints as ``checkpoints.yaml`` lists them), then the others by family, step
+    and id, numbers compared as numbers (``step50`` before ``step1000``)."""
     infos = {key: store.load_unit(key) for key in dict.fromkeys(unit_keys)}
     rank = {cid: i for i, cid in enumerate(registry.checkpoints)} if registry is not None else {}
 
-    def order(key: str) -> tuple[int, str, str, str, int, str]:
-        spec = infos[key].spec
+    def order(key: str) -> tuple[Any, ...]:
+        info = infos[key]
+        spec = info.spec
         cid = spec.checkpoint.checkpoint_id
-        return (rank.get(cid, len(rank)), cid, spec.task, spec.template_id, spec.protocol.seed, key)
+        step = -1 if info.step is None else info.step  # steps numerically: step 1000 after step 50
+        known = rank.get(cid, len(rank))
+        return (
+            known,
+            info.family if known == len(rank) else "",
+            step,
+            natural_key(cid),
+            spec.task,
+            spec.template_id,
+            spec.protocol.seed,
+            key,
+        )
 
     return sorted(infos, key=order)
 
@@ -575,7 +672,7 @@ def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
     from .analyse import analyse, apply_registry
     from .claims import task_catalog, write_claims_report
 
-    _check_report_options(options)
+    _check_report_options(options, loc)
     registry = load_registry(loc)
     ledger = registry.ledger
     if not len(ledger):
@@ -588,7 +685,9 @@ def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
     else:
         store = Store(loc.store)
         families = {getattr(c, "model", None) for c in ledger.claims if c.kind == "rlvr_gain"}
-        keys = [u.key for u in store.units() if apply_registry(u, registry).family in families]
+        claimed = [u for u in store.units() if apply_registry(u, registry).family in families]
+        keys = [u.key for u in claimed if not u.spec.synthetic]  # a scripted oracle measures no model
+        n_synthetic = len(claimed) - len(keys)
         if keys:
             analysis = analyse(
                 store,
@@ -602,8 +701,20 @@ def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
             note = f"Measured baselines come from the store `{loc.store}` ({len(keys)} units of claimed models)."
         else:
             note = f"The store `{loc.store}` holds no unit of a claimed model: every baseline below is cited."
+        if n_synthetic:
+            note += (
+                f" {n_synthetic} synthetic unit{'s' if n_synthetic > 1 else ''} of claimed models (backend "
+                f"`scripted`: no model ran) {'are' if n_synthetic > 1 else 'is'} ignored."
+            )
     paths = write_claims_report(
-        ledger, catalog, options.out_dir, name=options.name, level=options.level, analysis=analysis, store_note=note
+        ledger,
+        catalog,
+        options.out_dir,
+        name=options.name,
+        level=options.level,
+        analysis=analysis,
+        store_note=note,
+        protected=[("the store", loc.store)],
     )
     return RunResult(unit_keys=keys, report=paths.index_md)
 
@@ -620,12 +731,13 @@ def run(
 ) -> RunResult:
     """Plan, generate what is missing, grade what is ungraded, and write the report."""
     _check_grade_options(grading)  # before anything is generated or written
-    _check_report_options(reporting)
+    _check_report_options(reporting, loc)
     after: list[RunResult] = []
 
-    def grade_and_report(gen: RunResult) -> None:  # under the run's manifest
+    def grade_and_report(gen: RunResult, finish: Callable[[str], None]) -> None:  # under the run's manifest
         after.append(grade(gen.unit_keys, grading, loc, progress=progress))
         if engine.shard is None:  # a shard's units are partial: report after `rlvr-audit store merge`
+            finish("finished")  # generation and grading are done: the report shows this run finished
             after.append(report(gen.unit_keys, reporting, loc, graders=grading.graders, progress=progress))
 
     gen = generate(selection, overrides, engine, loc, progress=progress, then=grade_and_report)
@@ -780,7 +892,8 @@ def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = N
     if kind == "units":
         store = Store(loc.store)
         rows = []
-        for u in store.units():
+        good, broken = store.scan()
+        for u in good:
             s = u.spec
             rows.append(
                 {
@@ -790,11 +903,14 @@ def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = N
                     "prompt": s.template_id,
                     "n": str(s.protocol.n),
                     "T": f"{s.protocol.temperature:g}",
-                    "backend": s.backend,
+                    "backend": s.backend + (f" ({u.imported.label})" if u.imported is not None else ""),
                     "generated": str(len(store.read_generations(u.key))),
                     "graders": ", ".join(store.graders(u.key)) or "-",
                 }
             )
+        columns = ("task", "prompt", "n", "T", "backend", "generated", "graders")
+        for b in broken:  # listed with the file that is wrong, instead of failing the whole listing
+            rows.append({"unit": b.key, "checkpoint": f"BROKEN: {b.line()}", **dict.fromkeys(columns, "-")})
         return rows
     if kind == "graders":
         from .graders import GRADERS, get_grader
@@ -815,7 +931,13 @@ def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = N
         from .importers import FORMATS
 
         return [
-            {"format": f.name, "default max new tokens": str(f.default_max_new_tokens), "description": f.description}
+            {
+                "format": f.name,
+                "default max new tokens": str(f.default_max_new_tokens)
+                if f.default_max_new_tokens is not None
+                else "none: from the file, else --max-new-tokens",
+                "description": f.description,
+            }
             for f in FORMATS.values()
         ]
     from .errors import UnknownNameError

@@ -1175,6 +1175,8 @@ def measured_baselines(
         u = units.get(e.unit_key)
         if u is None or u.family != model or u.base is not None or u.spec.task != benchmark:
             continue
+        if u.spec.synthetic:  # a scripted oracle is no measurement of the model it is filed under
+            continue
         ck = u.spec.checkpoint
         if base is not None and ck.checkpoint_id != base[0] and ck.model != base[1]:
             continue
@@ -1212,9 +1214,10 @@ def measured_baselines(
 def _measured_gain(analysis: Analysis, checkpoint: str | None, base_unit: str, grader: str) -> Comparison | None:
     if checkpoint is None:
         return None
+    synthetic = {u.key for u in analysis.units if u.spec.synthetic}
     for c in analysis.comparisons:
         if c.treatment == checkpoint and c.baseline_unit == base_unit and c.grader_id == grader:
-            return c
+            return None if c.treatment_unit in synthetic else c
     return None
 
 
@@ -1970,12 +1973,15 @@ def write_claims_report(
     level: float = 0.95,
     analysis: Analysis | None = None,
     store_note: str = "",
+    protected: Sequence[tuple[str, Path]] = (),
 ) -> ClaimsReportPaths:
     """Build both analyses and write ``index.md`` and ``tables/{baseline_correction,resolution,
     claims}.csv`` and ``index.html`` (:mod:`rlvr_audit.html`) atomically (nothing is left
     half-written on failure).
 
-    ``analysis``: our estimates of stored units (measured baselines); ``None`` = cited only."""
+    ``analysis``: our estimates of stored units (measured baselines); ``None`` = cited only.
+    ``protected``: folders the report folder must not be or contain (the store), see
+    :func:`rlvr_audit.report.check_report_target`."""
     from .crossfamily import build_grids, claimed_from_ledger, cross_family_section, grid_frame, write_cross_family
     from .html import write_html
     from .report import building_report_dir
@@ -1989,7 +1995,7 @@ def write_claims_report(
         family_display=dict(ledger.families),
         task_display={b.id: b.display_name for b in catalog.values()},
     )
-    with building_report_dir(out_dir) as tmp:
+    with building_report_dir(out_dir, protected=protected) as tmp:
         (tmp / "tables").mkdir()
         correction_frame(groups).to_csv(tmp / "tables" / "baseline_correction.csv", index=False)
         resolution_frame(res, ledger).to_csv(tmp / "tables" / "resolution.csv", index=False)

@@ -48,10 +48,11 @@ from . import stats
 from .analyse import Analysis
 from .crossfamily import Grid, cross_family_section, grid_frame, write_cross_family
 from .disagreement import UnitDisagreement, disagreement_frame, disagreement_section, grader_disagreements
+from .errors import UsageError
 from .figures import figures_section
 from .html import MEASURED_HOOK, HtmlOptions, write_html
-from .records import Comparison, Estimate, RunManifest, SourceMetric
-from .store import Store, UnitInfo
+from .records import Comparison, Estimate, RunManifest, SourceMetric, natural_key
+from .store import Store, UnitInfo, run_status
 
 ESTIMATE_COLUMNS = [
     "checkpoint",
@@ -257,13 +258,17 @@ def reproduction_table(analysis: Analysis, grader_id: str) -> str:
     for family, fam_units in families.items():
         lines.append("| **" + _escape(family) + "** |" + " |" * (len(header) - 1))
         rows: dict[tuple[str, str], dict[tuple[str, str | None], UnitInfo]] = {}
-        for u in sorted(fam_units, key=lambda x: (x.base is not None, x.step or 0, x.spec.checkpoint.checkpoint_id)):
+        for u in sorted(
+            fam_units, key=lambda x: (x.base is not None, x.step or 0, natural_key(x.spec.checkpoint.checkpoint_id))
+        ):
             col = (u.spec.task, _protocol_label(u) if len(protocols_per_task[u.spec.task]) > 1 else None)
             rows.setdefault((u.spec.checkpoint.checkpoint_id, u.spec.template_id), {})[col] = u
         for (cid, template), cells in rows.items():
             any_unit = next(iter(cells.values()))
             label = cid.split("/", 1)[1] if "/" in cid else cid
             extras = [x for x in (any_unit.reward, f"step {any_unit.step}" if any_unit.step else None) if x]
+            if any(c.spec.synthetic for c in cells.values()):
+                extras.append(f"synthetic: {any_unit.spec.backend}, no model")
             name = f"{label} ({', '.join(extras)})" if extras else label
             row = [_escape(name), f"`{template}`"]
             for col in columns:
@@ -380,7 +385,9 @@ def manifest_section(manifests: list[RunManifest], unit_keys: set[str]) -> str:
         return "_No run manifest in the store for these units._\n"
     lines = []
     for m in relevant[-5:]:
-        lines.append(f"- **{m.run_id}** ({m.status}, {m.started_at} to {m.finished_at or '?'}): `{_escape(m.command)}`")
+        status = run_status(m)
+        end = m.finished_at or ("now" if status == "running" else "?")
+        lines.append(f"- **{m.run_id}** ({status}, {m.started_at} to {end}): `{_escape(m.command)}`")
         lines.append(f"  - backend: {m.backend or '-'}; git commit: {m.git_commit or '-'}")
         lines.append("  - packages: " + ", ".join(f"{k} {v}" for k, v in sorted(m.packages.items())))
         lines.append("  - hardware: " + ", ".join(f"{k}: {v}" for k, v in sorted(m.hardware.items())))
@@ -548,7 +555,7 @@ def write_report(
     accuracy and gains figures get a section first; ``index.html`` and the per-sample browser
     are rendered from ``index.md`` last (``html``: browser on/off, page size, progress)."""
     out_dir = Path(out_dir)
-    with building_report_dir(out_dir) as tmp:
+    with building_report_dir(out_dir, protected=[("the store", store.root)]) as tmp:
         (tmp / "tables").mkdir()
         estimates_frame(analysis).to_csv(tmp / "tables" / "estimates.csv", index=False)
         comparisons_frame(analysis).to_csv(tmp / "tables" / "comparisons.csv", index=False)
@@ -613,21 +620,118 @@ def _remove_stale_builds(out_dir: Path) -> None:
             continue
 
 
+REPORT_MARKER = ".rlvr-audit-report"
+"""File rlvr-audit writes into every report folder it builds. An existing folder is replaced
+only when it carries this marker (see :func:`check_report_target`)."""
+
+
+def check_report_name(name: str) -> None:
+    """Refuse a report name that is not one safe path component (``reports/<name>``): empty,
+    ``.``, ``..``, or containing a path separator or NUL would put the report elsewhere, or
+    make it replace other reports."""
+    bad = (
+        "it is empty"
+        if not name.strip()
+        else "it is '.' or '..'"
+        if name.strip() in {".", ".."}
+        else "it contains a path separator"
+        if "/" in name or "\\" in name or os.sep in name
+        else "it contains a NUL byte"
+        if "\0" in name
+        else ""
+    )
+    if bad:
+        raise UsageError(
+            f"--name {name!r} is not a valid report name ({bad}): give one folder name such as 'qwen-math'; "
+            "use --report-dir to write the report elsewhere"
+        )
+
+
+def _contains(outer: Path, inner: Path) -> bool:
+    """Whether ``inner`` is ``outer`` or lies inside it (both resolved)."""
+    return inner == outer or outer in inner.parents
+
+
+def check_report_target(out_dir: Path, *, protected: Sequence[tuple[str, Path]] = ()) -> None:
+    """Refuse to build a report in ``out_dir`` when that would destroy anything but an earlier
+    rlvr-audit report.
+
+    ``out_dir`` may be missing, an empty folder, or a folder carrying :data:`REPORT_MARKER`.
+    Anything else is refused with one line: a file or link, a folder without the marker (a
+    store, a checkout, someone's data, a folder of other reports), and any folder that is or
+    contains one of ``protected`` (``(what, path)`` pairs such as the store root and the current
+    directory), marker or not."""
+    out_dir = Path(out_dir)
+    resolved = out_dir.resolve()
+    for what, path in protected:
+        if _contains(resolved, Path(path).resolve()):
+            raise UsageError(
+                f"refusing to write the report into {out_dir}: it is or contains {what} {path}; "
+                "choose another --name or --report-dir"
+            )
+    if out_dir.is_symlink():
+        raise UsageError(f"refusing to replace {out_dir}: it is a symbolic link; choose another --name or --report-dir")
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise UsageError(f"refusing to replace {out_dir}: it is a file, not a report folder")
+    marker = out_dir / REPORT_MARKER
+    if marker.is_file() and not marker.is_symlink():
+        return
+    entries = [p.name for p in out_dir.iterdir()]
+    if not entries:
+        return
+    looks = (
+        "a git checkout"
+        if ".git" in entries
+        else "a store"
+        if "units" in entries or "runs" in entries
+        else "a folder of reports"
+        if any((out_dir / e / REPORT_MARKER).is_file() for e in entries)
+        else "a non-empty folder"
+    )
+    raise UsageError(
+        f"refusing to replace {out_dir}: it is {looks} that rlvr-audit did not write (no {REPORT_MARKER} "
+        "marker); choose another --name or --report-dir, or remove it yourself"
+    )
+
+
+def _write_marker(folder: Path) -> None:
+    from importlib import metadata
+
+    try:
+        version = metadata.version("rlvr-audit")
+    except metadata.PackageNotFoundError:  # running from a source tree
+        version = "unknown"
+    (folder / REPORT_MARKER).write_text(
+        "This folder is a report written by rlvr-audit " + version + ". rlvr-audit replaces a report\n"
+        "folder only when it holds this file; do not put anything else here.\n",
+        encoding="utf-8",
+    )
+
+
 @contextmanager
-def building_report_dir(out_dir: Path) -> Iterator[Path]:
+def building_report_dir(out_dir: Path, *, protected: Sequence[tuple[str, Path]] = ()) -> Iterator[Path]:
     """Build a report folder atomically: yields an empty temporary sibling folder to write into;
     on success it replaces ``out_dir`` (the old one is removed only after the new one is in
-    place), on any error it is deleted and ``out_dir`` is left as it was."""
+    place), on any error it is deleted and ``out_dir`` is left as it was.
+
+    ``out_dir`` is checked first (:func:`check_report_target`, with the current directory added
+    to ``protected``): only a missing or empty folder or an earlier rlvr-audit report is ever
+    replaced. The new folder carries :data:`REPORT_MARKER`."""
     out_dir = Path(out_dir)
+    check_report_target(out_dir, protected=[*protected, ("the current directory", Path.cwd())])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_builds(out_dir)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.build-{os.getpid()}-"))
+    _follow_umask(tmp)
     try:
         yield tmp
+        _write_marker(tmp)
+        check_report_target(out_dir, protected=[*protected, ("the current directory", Path.cwd())])
         if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
+            old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old-{os.getpid()}-"))
+            old.rmdir()
             out_dir.rename(old)
             tmp.rename(out_dir)
             shutil.rmtree(old)
@@ -638,4 +742,22 @@ def building_report_dir(out_dir: Path) -> Iterator[Path]:
         raise
 
 
-__all__ = ["Comparison", "Estimate", "ReportPart", "ReportPaths", "building_report_dir", "write_report"]
+def _follow_umask(folder: Path) -> None:
+    """``mkdtemp`` creates mode 0700; a report is shared like any folder the user makes, so give
+    it the mode ``mkdir`` would (0777 minus the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    folder.chmod(0o777 & ~mask)
+
+
+__all__ = [
+    "REPORT_MARKER",
+    "Comparison",
+    "Estimate",
+    "ReportPart",
+    "ReportPaths",
+    "building_report_dir",
+    "check_report_name",
+    "check_report_target",
+    "write_report",
+]

@@ -375,7 +375,18 @@ def test_ctrl_c_keeps_the_work_and_marks_the_run_interrupted(env: dict[str, Path
         "--quiet",
         *base_args(env),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=env["tmp"])
+    # A job started in the background by a non-interactive shell (CI: no terminal, no stdin)
+    # inherits SIGINT ignored, as POSIX asks, and Python keeps it ignored: restore the default in
+    # the child so that the signal this test sends is delivered as a user's Ctrl-C would be.
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=env["tmp"],
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         files = list(store.glob("units/*/generations.jsonl"))

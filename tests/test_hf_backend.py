@@ -12,6 +12,7 @@ from rlvr_audit.backends import GenOutput, GenRequest
 from rlvr_audit.backends.hf import HFEngine
 from rlvr_audit.cli import app
 from rlvr_audit.records import Problem, SamplingProtocol
+from rlvr_audit.registry import local_checkpoint_id
 from rlvr_audit.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,7 +110,7 @@ def test_run_end_to_end_with_hf(tiny_model_dir: Path, tmp_path: Path, monkeypatc
     assert r.exit_code == 0, r.output
     est = pd.read_csv(tmp_path / "reports" / "audit" / "tables" / "estimates.csv")
     assert (tmp_path / "reports" / "audit" / "tables" / "comparisons.csv").is_file()
-    assert est.checkpoint.tolist() == [f"local/{tiny_model_dir.name}"]
+    assert est.checkpoint.tolist() == [local_checkpoint_id(tiny_model_dir)]
     assert est.prompt.tolist() == ["model_default"] and est.n_problems.tolist() == [3]
     assert 0.0 <= est.value[0] <= 1.0
     store = Store(tmp_path / "rlvr-audit-store")
