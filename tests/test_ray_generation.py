@@ -92,12 +92,13 @@ def invoke(argv: list[str]) -> Result:
 
 
 def contents(store: Path) -> dict[str, bytes]:
-    """Every file of a store but the run manifests (whose ids and times differ), records sorted
-    (the order in which workers finish may differ)."""
+    """Every file of a store but the run manifests (whose ids and times differ) and the grading
+    cache (a derived SQLite file, not records), records sorted (the order in which workers finish
+    may differ)."""
     out = {}
     for path in sorted(store.rglob("*")):
         rel = str(path.relative_to(store))
-        if path.is_file() and not rel.startswith("runs/") and path.suffix != ".lock":
+        if path.is_file() and not rel.startswith(("runs/", "cache/")) and path.suffix != ".lock":
             data = path.read_bytes()
             out[rel] = b"".join(sorted(data.splitlines(keepends=True))) if path.suffix == ".jsonl" else data
     return out
