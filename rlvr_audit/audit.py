@@ -74,7 +74,17 @@ class EngineOptions:
     limit: int | None = None
     """Only the first N problems of each task."""
     save_every: int = 64
-    """Store samples after every N generated."""
+    """Requests per call for engines driven through lm-eval (servers, SGLang) and the scripted
+    engine; vLLM gets a unit per call and hf a batch, and what an engine hands back is stored at once."""
+    use_model_generation_config: bool = False
+    """Let the model's generation config supply top_k, min_p and repetition_penalty (part of the
+    unit key); by default every sampling parameter comes from the protocol."""
+    shard: str | None = None
+    """``I/N``: generate only shard I of N of the planned work (see :func:`rlvr_audit.generate.shard_work`)."""
+    ray_address: str | None = None
+    """Generate on a Ray cluster (``auto`` or ``HOST:PORT``); this process writes the store."""
+    gpus_per_unit: int | None = None
+    """GPUs each Ray worker holds (default: the tensor-parallel size on a GPU cluster, else 0)."""
 
 
 @dataclass(frozen=True)
@@ -204,10 +214,12 @@ def _now() -> str:
 
 
 class _Manifest:
-    """Writes the run manifest at start and updates it when the run ends."""
+    """Writes the run manifest at start (or, with ``lazy``, when :meth:`start` is called: before the
+    run first writes to the store) and updates it when the run ends."""
 
-    def __init__(self, store: Store, units: list[str], backend: str | None) -> None:
+    def __init__(self, store: Store, units: list[str], backend: str | None, *, lazy: bool = False) -> None:
         self.store = store
+        self.started = False
         run_id = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
         self.manifest = RunManifest(
             run_id=run_id,
@@ -222,14 +234,25 @@ class _Manifest:
             host=socket.gethostname(),
         )
         self.finished = False
-        store.write_manifest(self.manifest)
+        if not lazy:
+            self.start()
+
+    def start(self) -> None:
+        """Write the manifest (once)."""
+        if not self.started:
+            self.started = True
+            self.store.write_manifest(self.manifest)
 
     def finish(self, status: str) -> None:
         """Record how the run ended (may be called again: a run marked finished before its
-        report is written is marked failed if the report fails)."""
+        report is written is marked failed if the report fails). A lazy manifest that was never
+        started is left unwritten when the run failed before it wrote anything."""
+        if not self.started and status != "finished":
+            return
         self.manifest = self.manifest.model_copy(
             update={"status": status, "finished_at": _now(), "hardware": _hardware()}
         )
+        self.started = True
         self.store.write_manifest(self.manifest)
         self.finished = True
 
@@ -244,6 +267,16 @@ def plan_units(
         raise UsageError(f"--batch-size must be >= 1, got {engine.batch_size}")
     if engine.save_every < 1:
         raise UsageError(f"--save-every must be >= 1, got {engine.save_every}")
+    if engine.shard is not None:
+        from .generate import parse_shard
+
+        parse_shard(engine.shard)
+    if engine.gpus_per_unit is not None and engine.gpus_per_unit < 0:
+        raise UsageError(f"--gpus-per-unit must be >= 0, got {engine.gpus_per_unit}")
+    if engine.gpus_per_unit is not None and engine.ray_address is None:
+        raise UsageError("--gpus-per-unit places Ray workers: give --ray-address too")
+    if engine.shard is not None and engine.ray_address is not None:
+        raise UsageError("--shard splits work between processes without Ray; with --ray-address, Ray spreads it")
     return plan(
         selection,
         config_dir=loc.config_dir,
@@ -252,6 +285,7 @@ def plan_units(
         model_args=engine.model_args,
         overrides=overrides,
         data_dir=loc.data_dir,
+        use_model_generation_config=engine.use_model_generation_config,
     )
 
 
@@ -312,12 +346,19 @@ def generate(
     under the same run manifest (``run`` grades and reports there), so the manifest says
     ``finished`` only when that is done too; ``then`` may call ``finish(status)`` itself to record
     the end before its last step (``run`` does before writing the report, so that the report
-    shows its own run finished)."""
-    from .generate import generate_units
+    shows its own run finished). Nothing is written before the first model has loaded (the run
+    manifest included), so a run that fails to load its model leaves the store as it was. With
+    ``engine.shard``, ``result.unit_keys`` are the units this shard holds."""
+    from .generate import EngineSpec, generate_units, parse_shard
 
     units = plan_units(selection, overrides, engine, loc)
+    cluster = None
+    if engine.ray_address is not None:  # connect (and check the cluster) before anything is written
+        from .distributed import connect
+
+        cluster = connect(engine.ray_address, gpus_per_unit=engine.gpus_per_unit, model_args=engine.model_args)
     store = Store(loc.store)
-    manifest = _Manifest(store, [u.key for u in units], engine.backend)
+    manifest = _Manifest(store, [u.key for u in units], engine.backend, lazy=True)
     result = RunResult(unit_keys=[u.key for u in units], run_id=manifest.manifest.run_id)
     status = "failed"
     try:
@@ -325,16 +366,25 @@ def generate(
             s = generate_units(
                 store,
                 units,
-                backend=engine.backend,
-                model_args=engine.model_args,
-                batch_size=engine.batch_size,
-                device=engine.device,
+                engine=EngineSpec(
+                    backend=engine.backend,
+                    model_args=engine.model_args,
+                    batch_size=engine.batch_size,
+                    device=engine.device,
+                    chunk_size=engine.save_every,
+                    use_model_generation_config=engine.use_model_generation_config,
+                ),
                 limit=engine.limit,
-                save_every=engine.save_every,
                 progress=prog,
+                shard=parse_shard(engine.shard) if engine.shard is not None else None,
+                ray=cluster,
+                before_write=manifest.start,
             )
         result.generated, result.reused = s.generated, s.reused
+        if engine.shard is not None:
+            result.unit_keys = s.stored_units
         if then is not None:
+            manifest.start()  # grading and the report write to the store too
             then(result, manifest.finish)
         status = "finished"
     except KeyboardInterrupt:
@@ -343,6 +393,8 @@ def generate(
     finally:
         if status != "finished" or not manifest.finished:
             manifest.finish(status)
+        if cluster is not None:
+            cluster.close()
     return result
 
 
@@ -684,18 +736,26 @@ def run(
 
     def grade_and_report(gen: RunResult, finish: Callable[[str], None]) -> None:  # under the run's manifest
         after.append(grade(gen.unit_keys, grading, loc, progress=progress))
-        finish("finished")  # generation and grading are done: the report shows this run finished
-        after.append(report(gen.unit_keys, reporting, loc, graders=grading.graders, progress=progress))
+        if engine.shard is None:  # a shard's units are partial: report after `rlvr-audit store merge`
+            finish("finished")  # generation and grading are done: the report shows this run finished
+            after.append(report(gen.unit_keys, reporting, loc, graders=grading.graders, progress=progress))
 
     gen = generate(selection, overrides, engine, loc, progress=progress, then=grade_and_report)
-    gr, rep = after
+    gr, rep = after[0], after[1] if len(after) > 1 else None
+    notes = []
+    if rep is None:
+        notes.append(
+            f"shard {engine.shard}: no report (its units are partial); merge the shards' stores with "
+            "`rlvr-audit store merge`, then run `rlvr-audit report`"
+        )
     return RunResult(
         unit_keys=gen.unit_keys,
         generated=gen.generated,
         reused=gen.reused,
         graded=gr.graded,
-        report=rep.report,
+        report=rep.report if rep is not None else None,
         run_id=gen.run_id,
+        notes=notes,
     )
 
 

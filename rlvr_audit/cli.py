@@ -147,7 +147,44 @@ MaxTokensOpt = Annotated[
 ]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Engine batch size.")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="Device for transformers engines (cuda, cpu).")]
-SaveEveryOpt = Annotated[int, typer.Option("--save-every", help="Store samples after every N generated.")]
+SaveEveryOpt = Annotated[
+    int,
+    typer.Option(
+        "--save-every",
+        help="Requests per engine call for servers and SGLang (vLLM takes a unit per call, hf a batch); what an "
+        "engine hands back is stored at once.",
+    ),
+]
+ModelGenConfigOpt = Annotated[
+    bool,
+    typer.Option(
+        "--use-model-generation-config",
+        help="Let the model's generation_config.json supply top_k, min_p and repetition_penalty (part of the unit "
+        "key). Default: every sampling parameter comes from the protocol.",
+    ),
+]
+ShardOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        help="I/N: generate only shard I of N of the planned work (Slurm arrays, hand-split runs); join the "
+        "shards' stores with `rlvr-audit store merge`.",
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Generate on a Ray cluster: 'auto' or HOST:PORT (this process alone writes the store).",
+    ),
+]
+GpusPerUnitOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--gpus-per-unit",
+        help="GPUs each Ray worker holds (default: tensor_parallel_size on a GPU cluster, 0 on CPUs).",
+    ),
+]
 GradeSaveEveryOpt = Annotated[
     int, typer.Option("--grade-save-every", help="Store a unit's grades after every N graded samples.")
 ]
@@ -231,6 +268,9 @@ def _summary(result, what: str) -> None:  # type: ignore[no-untyped-def]
         parts.append(f"{result.graded} graded")
     if what == "import":
         parts.append(f"{result.generated} samples imported, {result.reused} already stored")
+    if what == "merge":
+        parts = [f"{len(result.unit_keys)} new units"]
+        parts.append(f"{result.generated} generations and {result.graded} grades copied")
     console.print("[green]done:[/green] " + "; ".join(parts), highlight=False)
     for note in result.notes:
         console.print(f"  {note}", highlight=False, markup=False, soft_wrap=True)
@@ -277,6 +317,10 @@ def _generation_inputs(opts: dict[str, Any]) -> tuple[Any, Any, Any]:
         device=opts["device"],
         limit=opts["limit"],
         save_every=opts["save_every"],
+        use_model_generation_config=opts["use_model_generation_config"],
+        shard=opts["shard"],
+        ray_address=opts["ray_address"],
+        gpus_per_unit=opts["gpus_per_unit"],
     )
     return selection, overrides, engine
 
@@ -318,6 +362,10 @@ def run(
     batch_size: BatchOpt = 8,
     device: DeviceOpt = None,
     save_every: SaveEveryOpt = 64,
+    use_model_generation_config: ModelGenConfigOpt = False,
+    shard: ShardOpt = None,
+    ray_address: RayAddressOpt = None,
+    gpus_per_unit: GpusPerUnitOpt = None,
     no_bases: NoBasesOpt = False,
     graders: GradersOpt = "math_verify",
     workers: WorkersOpt = None,
@@ -364,6 +412,7 @@ def run(
         flags = {"checkpoints": "--checkpoints", "tasks": "--tasks", "prompts": "--prompts"}
         flags |= {"model_args": "--model-args", "limit": "--limit", "samples": "--samples"}
         flags |= {"temperature": "--temperature", "top_p": "--top-p", "max_new_tokens": "--max-new-tokens"}
+        flags |= {"shard": "--shard", "ray_address": "--ray-address", "gpus_per_unit": "--gpus-per-unit"}
         given = [flag for key, flag in flags.items() if opts[key] is not None]
 
         def claims_call() -> audit.RunResult:
@@ -410,6 +459,10 @@ def generate(
     batch_size: BatchOpt = 8,
     device: DeviceOpt = None,
     save_every: SaveEveryOpt = 64,
+    use_model_generation_config: ModelGenConfigOpt = False,
+    shard: ShardOpt = None,
+    ray_address: RayAddressOpt = None,
+    gpus_per_unit: GpusPerUnitOpt = None,
     no_bases: NoBasesOpt = False,
     store: StoreOpt = Path("rlvr-audit-store"),
     data_dir: DataDirOpt = None,
@@ -765,6 +818,10 @@ def probe_contamination(
     batch_size: BatchOpt = 8,
     device: DeviceOpt = None,
     save_every: SaveEveryOpt = 64,
+    use_model_generation_config: ModelGenConfigOpt = False,
+    shard: ShardOpt = None,
+    ray_address: RayAddressOpt = None,
+    gpus_per_unit: GpusPerUnitOpt = None,
     no_bases: NoBasesOpt = False,
     graders: GradersOpt = "math_verify",
     workers: WorkersOpt = None,
@@ -923,7 +980,40 @@ def task_synth(
         console.print(f"task file: {result.task_file}", highlight=False)
 
 
+store_app = typer.Typer(
+    help="Work on stores: merge the stores of shards or machines into one.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@store_app.command("merge")
+def store_merge(
+    sources: Annotated[list[Path], typer.Argument(help="Stores to merge (e.g. the stores of --shard 1/3 .. 3/3).")],
+    store: StoreOpt = Path("rlvr-audit-store"),
+) -> None:
+    """Merge stores into --store: the store one run of the whole grid would have written.
+
+    Units, problems, generations, grades and run manifests are copied; what --store holds already
+    is kept. Stores that disagree on a unit's spec or sampling parameters are refused before
+    anything is written.
+
+    Example: rlvr-audit store merge shard-1 shard-2 shard-3 --store merged && rlvr-audit report --store merged
+    """
+
+    def call() -> Any:
+        from .audit import RunResult
+        from .merge import merge_stores
+
+        done = merge_stores(list(sources), store)
+        return RunResult(unit_keys=done.new_units, generated=done.generations, graded=done.grades, notes=done.notes)
+
+    _execute("merge", call)
+
+
 app.add_typer(probe_app, name="probe")
+app.add_typer(store_app, name="store")
 app.add_typer(task_app, name="task")
 app.add_typer(train_app, name="train")  # rlvr_audit/train/cli.py: the verl training runner
 

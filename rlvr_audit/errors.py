@@ -75,7 +75,10 @@ class ConfigError(UsageError):
 
 
 class ModelLoadError(AuditError):
-    """A model or tokenizer that could not be loaded: names the path and the loader's reason."""
+    """A model or tokenizer that could not be loaded: names the path and the loader's reason.
+    Exit code 2 (a wrong path, revision or model argument, as a rule); nothing is written."""
+
+    exit_code = 2
 
 
 class StoreError(AuditError):

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from .backends import SCRIPTED, check_backend, key_args
 from .errors import UnknownNameError, UsageError
 from .prompts import PromptTemplate, available_prompts, load_prompt
-from .records import MAX_NEW_TOKENS, MAX_SAMPLES, CheckpointRef, Problem, SamplingProtocol, UnitSpec
+from .records import MAX_NEW_TOKENS, MAX_SAMPLES, SAMPLING_SCHEME, CheckpointRef, Problem, SamplingProtocol, UnitSpec
 from .registry import Checkpoint, Registry, has_chat_template
 from .store import UnitInfo
 from .tasks import TaskSpec, available_tasks, data_hash, load_problems, load_task
@@ -154,8 +154,10 @@ def plan(
     model_args: dict[str, str],
     overrides: ProtocolOverrides,
     data_dir: Path | None,
+    use_model_generation_config: bool = False,
 ) -> list[PlannedUnit]:
-    """Build and validate the grid of units; loads task data (from ``data_dir`` or the Hub)."""
+    """Build and validate the grid of units; loads task data (from ``data_dir`` or the Hub).
+    ``use_model_generation_config`` (``--use-model-generation-config``) enters each unit's key."""
     check_backend(backend)
     if backend == SCRIPTED:  # its arguments are checked here, before anything is written
         from .backends.scripted import check_model_args
@@ -204,6 +206,8 @@ def plan(
                     protocol=protocol,
                     backend=backend,
                     engine_args=engine_args,
+                    sampling_scheme=SAMPLING_SCHEME,
+                    use_model_generation_config=use_model_generation_config,
                 )
                 info = UnitInfo(
                     key=spec.key,

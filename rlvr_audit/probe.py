@@ -1123,7 +1123,7 @@ def run_contamination_probe(
     before anything is written; then the probe units go to the store's ``probes/`` folder and a
     run manifest to its ``runs/``."""
     from .audit import _check_grade_options, _check_report_options, _Manifest, load_registry
-    from .generate import generate_units
+    from .generate import EngineSpec, generate_units
     from .grade import grade_units
     from .ui import make_progress
 
@@ -1144,12 +1144,14 @@ def run_contamination_probe(
             gen = generate_units(
                 pstore,
                 [p.unit for p in planned],
-                backend=engine.backend,
-                model_args=engine.model_args,
-                batch_size=engine.batch_size,
-                device=engine.device,
+                engine=EngineSpec(
+                    backend=engine.backend,
+                    model_args=engine.model_args,
+                    batch_size=engine.batch_size,
+                    device=engine.device,
+                    chunk_size=engine.save_every,
+                ),
                 limit=engine.limit,
-                save_every=engine.save_every,
                 progress=prog,
             )
             graded = grade_units(

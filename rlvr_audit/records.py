@@ -121,11 +121,58 @@ class SamplingProtocol(Record):
     max_new_tokens: int = Field(ge=1, le=MAX_NEW_TOKENS)
     """Upper bound on generated tokens per sample; a sample that reaches it is ``length``."""
     seed: int = Field(default=0, ge=-(2**63), lt=2**63)
-    """Base seed; sample ``i`` of every problem is drawn with seed :meth:`sample_seed` ``(i)``."""
+    """Base seed. Units of the current sampling scheme (:attr:`UnitSpec.sampling_scheme`) draw each
+    sample with its own seed, :func:`sample_seed` of (unit key, problem, sample index), and the
+    unit key includes this base seed; older units drew sample ``i`` of every problem with
+    :meth:`sample_seed` ``(i)``."""
 
     def sample_seed(self, sample_idx: int) -> int:
-        """The seed used for sample ``sample_idx`` (the same for every problem of the unit)."""
+        """The seed of sample round ``sample_idx`` in units of the legacy scheme (one seed per round,
+        the same for every problem); see :func:`sample_seed` for the current per-sample seeds."""
         return int(stable_hash({"seed": self.seed, "sample_idx": sample_idx}, 8), 16) & 0x7FFFFFFF
+
+
+SAMPLING_SCHEME = "per-sample-seed-v1"
+"""The sampling scheme of units generated now (see :attr:`UnitSpec.sampling_scheme`)."""
+
+
+def sample_seed(unit_key: str, problem_id: str, sample_idx: int) -> int:
+    """The seed of one sample: a hash of (unit key, problem id, sample index), in [0, 2^31).
+
+    Each sample has its own seed, so its text does not depend on which other samples share an
+    engine call, on the batch size, or on whether the run was interrupted and resumed."""
+    return int(stable_hash({"unit": unit_key, "problem": problem_id, "sample": sample_idx}, 8), 16) & 0x7FFFFFFF
+
+
+class EffectiveSampling(Record):
+    """The sampling parameters an engine actually applied to a unit's requests, after it merged
+    the model's generation config (``generation_config.json``) where that was allowed. Stored on
+    the unit (``unit.json``) when it is generated; not part of its key (it follows from the key's
+    fields and the model)."""
+
+    temperature: float
+    """Sampling temperature (0: greedy)."""
+    top_p: float
+    """Nucleus mass (1.0: off)."""
+    top_k: int | None = None
+    """Top-k cut (``None``: off)."""
+    min_p: float = 0.0
+    """Min-p cut relative to the most likely token (0: off)."""
+    repetition_penalty: float = 1.0
+    """Repetition penalty (1.0: off)."""
+    max_new_tokens: int
+    """New-token limit per sample."""
+    stop: list[str] = Field(default_factory=list)
+    """Stop strings (the end-of-sequence tokens of the model stop generation as well)."""
+    source: Literal["protocol", "protocol+model", "protocol+engine"] = "protocol"
+    """``protocol``: every parameter set by rlvr-audit (the model's sampling defaults ignored);
+    ``protocol+model``: ``--use-model-generation-config``, the model's generation config supplied
+    ``top_k``, ``min_p`` and ``repetition_penalty`` (the protocol still sets temperature, top_p,
+    the token limit and stops); ``protocol+engine``: an engine driven through lm-eval that takes
+    only temperature, top_p, the token limit and stops (an OpenAI-compatible server, SGLang): the
+    other parameters are the server's own defaults, not known here (recorded as off)."""
+    engine: str = ""
+    """Engine that applied them, with its version (e.g. ``vllm 0.11.0``, ``transformers 4.57.1``)."""
 
 
 class CheckpointRef(Record):
@@ -166,11 +213,26 @@ class UnitSpec(Record):
     """lm-eval model type (``hf``, ``vllm``, ``local-completions``, ...) or ``scripted``/import."""
     engine_args: dict[str, Any] = Field(default_factory=dict)
     """Engine arguments that can change generations (dtype, ...); batch sizes excluded."""
+    sampling_scheme: str | None = None
+    """How seeds and sampling parameters reach the engine: :data:`SAMPLING_SCHEME` for units
+    generated now (a seed per sample, every sampling parameter set explicitly); ``None`` for
+    imported units and units written before (one seed per sample round, the engines' defaults
+    for what the protocol did not set). Enters the key only when set, so older keys stay valid."""
+    use_model_generation_config: bool = False
+    """``--use-model-generation-config``: the model's generation config supplies the sampling
+    parameters the protocol does not set (see :class:`EffectiveSampling`). Enters the key only
+    when true."""
 
     @property
     def key(self) -> str:
-        """Hash of everything above: two specs with equal keys share their generations."""
-        return stable_hash(self.model_dump(mode="json"))
+        """Hash of everything above: two specs with equal keys share their generations. Fields at
+        the values units had before they existed (``sampling_scheme`` ``None``,
+        ``use_model_generation_config`` false) are left out, so earlier keys are unchanged."""
+        data = self.model_dump(mode="json")
+        for name, legacy in _KEY_LEGACY_DEFAULTS.items():
+            if data.get(name) == legacy:
+                data.pop(name)
+        return stable_hash(data)
 
     @property
     def synthetic(self) -> bool:
@@ -178,6 +240,11 @@ class UnitSpec(Record):
         test the pipeline; they are marked in reports and never count as a measurement of the
         checkpoint they are filed under."""
         return self.backend in SYNTHETIC_BACKENDS
+
+
+_KEY_LEGACY_DEFAULTS: dict[str, Any] = {"sampling_scheme": None, "use_model_generation_config": False}
+"""Unit-spec fields added after the first stores were written, with the value that leaves them
+out of the key."""
 
 
 class Generation(Record):

@@ -210,6 +210,21 @@ def _protocol_label(u: UnitInfo) -> str:
     return f"{decoding}, {p.n} sample{'s' if p.n > 1 else ''}, {p.max_new_tokens} tokens, seed {p.seed}"
 
 
+def _applied(u: UnitInfo) -> str:
+    """What the engine applied beyond the protocol (``UnitInfo.sampling``), for the settings table."""
+    a = u.sampling
+    if a is None:
+        return ""
+    extra = [f"top-k {a.top_k}"] if a.top_k else []
+    extra += [f"min-p {a.min_p:g}"] if a.min_p else []
+    extra += [f"repetition penalty {a.repetition_penalty:g}"] if a.repetition_penalty != 1.0 else []
+    source = {"protocol": "", "protocol+model": " from the model's generation config", "protocol+engine": ""}
+    applied = ", ".join(extra) + source[a.source] if extra else "no top-k, min-p or repetition penalty"
+    if a.source == "protocol+engine":
+        applied = "other parameters: the engine's defaults"
+    return _escape(f"; applied: {applied}" + (f" ({a.engine})" if a.engine else ""))
+
+
 def _escape(text: str) -> str:
     """Make text safe inside a Markdown table cell."""
     return text.replace("|", "\\|").replace("\r", " ").replace("\n", " ")  # \r ends a Markdown line too
@@ -293,7 +308,7 @@ def settings_table(analysis: Analysis, store: Store) -> str:
         model = s.checkpoint.model + (f"@{s.checkpoint.revision}" if s.checkpoint.revision else "")
         lines.append(
             f"| {_escape(s.checkpoint.checkpoint_id)} | {_escape(model)} | {s.task} | `{s.template_id}` | "
-            f"{_protocol_label(u)} | {_escape(engine)} | {n_gen} | {graders} | `{u.key}` |"
+            f"{_protocol_label(u)}{_applied(u)} | {_escape(engine)} | {n_gen} | {graders} | `{u.key}` |"
         )
     return "\n".join(lines) + "\n"
 

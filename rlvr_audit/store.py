@@ -63,7 +63,17 @@ from filelock import FileLock
 from pydantic import BaseModel, ValidationError
 
 from .errors import StoreError, UsageError
-from .records import SCHEMA_VERSION, Generation, Grade, ImportSource, Problem, RunManifest, UnitSpec, stable_hash
+from .records import (
+    SCHEMA_VERSION,
+    EffectiveSampling,
+    Generation,
+    Grade,
+    ImportSource,
+    Problem,
+    RunManifest,
+    UnitSpec,
+    stable_hash,
+)
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +109,10 @@ class UnitInfo(BaseModel):
     """``generated`` by an engine, or ``imported:<format>`` from published outputs."""
     imported: ImportSource | None = None
     """For imported units: source files, the source's own reported metrics, match counts."""
+    sampling: EffectiveSampling | None = None
+    """For generated units: the sampling parameters the engine applied (after merging the model's
+    generation config where allowed); ``None`` for imported units and units written before it was
+    recorded."""
 
 
 def _umask() -> int:

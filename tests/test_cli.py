@@ -268,8 +268,11 @@ def test_model_directory_that_does_not_load(env: dict[str, Path]) -> None:
         "no_template",
         *base_args(env),
     )
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     assert "cannot load model" in r.output and "broken-model" in r.output
+    errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "with backend 'hf'" in errors[0], r.output  # one line: model, backend, cause
+    assert not (env["tmp"] / "store").exists()  # nothing left behind: no unit, no problems, no run manifest
 
 
 def test_every_command_explains_itself_with_an_example() -> None:

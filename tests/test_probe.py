@@ -5,6 +5,7 @@ section, bad input, and the hf engine end to end on the tiny model."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from rlvr_audit.backends import GenOutput, GenRequest
 from rlvr_audit.backends.scripted import ChatMLStandIn
 from rlvr_audit.cli import app
 from rlvr_audit.errors import UsageError
-from rlvr_audit.records import SamplingProtocol
+from rlvr_audit.records import EffectiveSampling, SamplingProtocol
 from rlvr_audit.store import Store
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -143,15 +144,23 @@ class MemorisingEngine:
     def tokenizer(self) -> Any:
         return ChatMLStandIn()
 
+    def sampling(self, protocol: SamplingProtocol, stop: list[str]) -> EffectiveSampling:
+        return EffectiveSampling(
+            temperature=protocol.temperature, top_p=protocol.top_p, max_new_tokens=protocol.max_new_tokens, stop=stop
+        )
+
     def generate(
         self,
         requests: list[GenRequest],
         *,
         protocol: SamplingProtocol,
-        seed: int,
         stop: list[str],
         keep_stop: bool = False,
-    ) -> list[GenOutput]:
+        progress: Any = None,
+    ) -> Iterator[list[tuple[int, GenOutput]]]:
+        yield list(enumerate(self._answer(requests, protocol)))
+
+    def _answer(self, requests: list[GenRequest], protocol: SamplingProtocol) -> list[GenOutput]:
         assert protocol.temperature == 0.0 and protocol.n == 1  # greedy
         self.calls.append(len(requests))
         out = []

@@ -1,24 +1,35 @@
 """Generation engines.
 
-rlvr-audit does not write generation loops: every real engine is a model type of
-lm-evaluation-harness's model layer (``hf``, ``vllm``, ``local-completions`` for any
-OpenAI-compatible server, ``sglang``, ...), driven through :mod:`.lmeval`. The ``scripted``
-engine (:mod:`.scripted`) answers from a script or a seeded oracle, for tests and demos.
+rlvr-audit does not write generation loops. ``vllm`` calls vLLM's offline ``LLM.generate`` directly
+(:mod:`.vllm`): a unit's prompts x samples go to the engine in one call, each request with its own
+seed, so vLLM schedules, batches and caches the shared prompt prefixes itself. ``hf`` loads the
+model through lm-evaluation-harness's ``hf`` model layer and decodes with transformers'
+``generate`` (:mod:`.hf`): a per-row sampler gives each sample its own random stream and stop
+strings end each row on its own. Every other engine is a model type of lm-eval's model layer
+(``local-completions`` for any OpenAI-compatible server, ``sglang``, ...), driven through
+:mod:`.lmeval`. The ``scripted`` engine (:mod:`.scripted`) answers from a script or a seeded
+oracle, for tests and demos.
 
-An engine receives fully rendered prompt strings (rlvr-audit renders them itself) and returns,
-per request, the completion, its token count and why it ended.
+An engine receives fully rendered prompt strings (rlvr-audit renders them itself), each with
+the seed of its sample, and yields, as they complete, the completion, its token count and why it
+ended. It also says which sampling parameters it applies (:class:`~rlvr_audit.records.EffectiveSampling`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from ..errors import UnknownNameError, UsageError
-from ..records import FinishReason, Problem, SamplingProtocol
+from ..records import EffectiveSampling, FinishReason, Problem, SamplingProtocol
 
 SCRIPTED = "scripted"
 """Name of the scripted test backend."""
+VLLM = "vllm"
+"""vLLM's offline engine, called directly (:mod:`.vllm`)."""
+HF = "hf"
+"""transformers through lm-eval's ``hf`` model layer (:mod:`.hf`)."""
 
 ENGINE_ONLY_ARGS = frozenset(
     {
@@ -50,6 +61,8 @@ class GenRequest:
     """The problem (scripted engines answer by problem; real engines only see the prompt)."""
     sample_idx: int
     """Sample index within the problem."""
+    seed: int = 0
+    """This sample's seed (:func:`rlvr_audit.records.sample_seed`)."""
 
 
 @dataclass(frozen=True)
@@ -64,15 +77,28 @@ class GenOutput:
     """``stop``, ``length`` or ``unknown``."""
 
 
+ProgressFn = Callable[[float], None]
+"""Called by an engine during a call with how many of the call's samples are done so far
+(fractional while rows are mid-generation), so progress moves before a batch returns."""
+
+OutputBatch = list[tuple[int, GenOutput]]
+"""Completions as they arrive: (index of the request in the call, its output)."""
+
+
 class Engine(Protocol):
     """A loaded model that generates completions for prompt strings."""
 
     backend: str
-    """Backend name (lm-eval model type or ``scripted``)."""
+    """Backend name (``vllm``, ``hf``, another lm-eval model type, or ``scripted``)."""
 
     @property
     def tokenizer(self) -> Any | None:
         """A Hugging Face tokenizer for chat-template rendering, or ``None``."""
+        ...
+
+    def sampling(self, protocol: SamplingProtocol, stop: list[str]) -> EffectiveSampling:
+        """The sampling parameters this engine applies to requests of ``protocol`` (after merging
+        the model's generation config where the engine was told to)."""
         ...
 
     def generate(
@@ -80,12 +106,13 @@ class Engine(Protocol):
         requests: list[GenRequest],
         *,
         protocol: SamplingProtocol,
-        seed: int,
         stop: list[str],
         keep_stop: bool = False,
-    ) -> list[GenOutput]:
-        """Generate one completion per request, all with ``seed`` (one sample round); with
-        ``keep_stop`` the stop string that ended a completion stays on it."""
+        progress: ProgressFn | None = None,
+    ) -> Iterator[OutputBatch]:
+        """Generate one completion per request, each with its request's seed, yielding outputs as
+        they complete (every request exactly once); with ``keep_stop`` the stop string that ended a
+        completion stays on it."""
         ...
 
     def close(self) -> None:
@@ -144,12 +171,37 @@ def create_engine(
     batch_size: int,
     device: str | None,
     checkpoint_id: str,
+    use_model_generation_config: bool = False,
+    chunk_size: int = 64,
 ) -> Engine:
-    """Load ``model`` with ``backend``; errors name the model and the loader's reason."""
+    """Load ``model`` with ``backend``; errors name the model and the loader's reason
+    (:class:`~rlvr_audit.errors.ModelLoadError`). A ``batch_size`` in ``model_args`` wins over
+    ``batch_size``. ``chunk_size``: most requests per call for engines driven through lm-eval, and
+    completions handed back at a time by the scripted engine."""
     if backend == SCRIPTED:
         from .scripted import ScriptedEngine
 
-        return ScriptedEngine(model=model, checkpoint_id=checkpoint_id, model_args=model_args)
+        return ScriptedEngine(model=model, checkpoint_id=checkpoint_id, model_args=model_args, chunk_size=chunk_size)
+    if backend == VLLM:
+        from .vllm import VLLMEngine
+
+        return VLLMEngine(
+            model=model,
+            revision=revision,
+            model_args=model_args,
+            use_model_generation_config=use_model_generation_config,
+        )
+    if backend == HF:
+        from .hf import HFEngine
+
+        return HFEngine(
+            model=model,
+            revision=revision,
+            model_args=model_args,
+            batch_size=batch_size,
+            device=device,
+            use_model_generation_config=use_model_generation_config,
+        )
     from .lmeval import LMEvalEngine
 
     return LMEvalEngine(
@@ -159,4 +211,12 @@ def create_engine(
         model_args=model_args,
         batch_size=batch_size,
         device=device,
+        chunk_size=chunk_size,
     )
+
+
+def load_failure(model: str, backend: str, exc: BaseException) -> str:
+    """One line for a model that did not load: the model, the backend and the loader's reason."""
+    text = str(exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    return f"cannot load model {model!r} with backend {backend!r}: {reason}"
