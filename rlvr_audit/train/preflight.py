@@ -85,7 +85,8 @@ class Closure:
             return "every module verl imports at launch imports"
         if self.missing:
             first = next(m for m, e in self.failures.items() if "No module named" in e)
-            return f"{', '.join(self.missing)} missing (first needed by {first})"
+            needed = "" if first in self.missing else f" (first needed by {first})"
+            return f"{', '.join(self.missing)} missing{needed}"
         module, error = next(iter(self.failures.items()))
         return f"{module} fails to import ({error})"
 
@@ -132,21 +133,29 @@ def import_closure(rollout: str) -> Closure:
 
     result = Closure(python=sys.executable, rollout=rollout, versions=_versions(rollout), host=platform.node())
     steps: list[tuple[str, Any]] = [(m, lambda m=m: importlib.import_module(m)) for m in TRAINER_MODULES]
-    steps += _loaders(rollout)
+    # the engine itself first: without it verl's loaders fail with a confusing version message
+    steps.append((rollout, lambda: importlib.import_module(rollout)))
     logging.disable(logging.WARNING)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name, step in steps:
-            try:
-                step()
-            except ModuleNotFoundError as exc:
-                top = (exc.name or str(exc)).split(".")[0]
-                if top not in result.missing:
-                    result.missing.append(top)
-                result.failures[name] = f"ModuleNotFoundError: No module named {exc.name!r}"
-            except Exception as exc:  # an engine that imports but cannot initialise is a failure too
-                result.failures[name] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
+            _step(result, name, step)
+        if rollout not in result.failures:
+            for name, step in _loaders(rollout):
+                _step(result, name, step)
     return result
+
+
+def _step(result: Closure, name: str, step: Any) -> None:
+    try:
+        step()
+    except ModuleNotFoundError as exc:
+        top = (exc.name or str(exc)).split(".")[0]
+        if top not in result.missing:
+            result.missing.append(top)
+        result.failures[name] = f"ModuleNotFoundError: No module named {exc.name!r}"
+    except Exception as exc:  # an engine that imports but cannot initialise is a failure too
+        result.failures[name] = f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
 
 
 def parse(output: str) -> dict[str, Any] | None:
