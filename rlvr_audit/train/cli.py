@@ -148,6 +148,10 @@ def launch_cmd(
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the exact command and do nothing.")] = False,
     detach: Annotated[bool, typer.Option("--detach", help="Local runs: start in the background and return.")] = False,
+    stop_grace: Annotated[
+        float,
+        typer.Option("--stop-grace", min=0, help="Seconds verl gets to exit after SIGTERM/Ctrl-C before it is killed."),
+    ] = 20.0,
     quiet: QuietOpt = False,
 ) -> None:
     """Run verl's trainer (python -m verl.trainer.main_ppo) on this machine with logs in RUN/logs/,
@@ -180,6 +184,7 @@ def launch_cmd(
             dry_run=dry_run,
             detach=detach,
             progress=not quiet,
+            stop_grace=stop_grace,
         )
     except Stopped as exc:
         console.print(f"[yellow]stopped:[/yellow] {exc}", highlight=False, markup=True, soft_wrap=True)

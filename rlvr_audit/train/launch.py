@@ -138,8 +138,10 @@ def launch(
     dry_run: bool = False,
     detach: bool = False,
     progress: bool = True,
+    stop_grace: float = STOP_GRACE_S,
 ) -> LaunchResult:
     """Launch (or with ``dry_run`` only build) the run's command; see the module docstring.
+    ``stop_grace``: seconds verl gets after SIGTERM before what is left is killed.
 
     Raises:
         UsageError: A different spec was launched here, or verl cannot start (here or on the cluster).
@@ -189,7 +191,8 @@ def launch(
         )
     if detach:
         return LaunchResult(command, False, log=log, pid=child.pid)
-    return LaunchResult(command, False, log=log, pid=child.pid, returncode=_follow(child, log, run_dir, progress))
+    code = _follow(child, log, run_dir, progress, stop_grace)
+    return LaunchResult(command, False, log=log, pid=child.pid, returncode=code)
 
 
 def _check_here(spec: ExperimentSpec, progress: bool) -> preflight.Closure:
@@ -211,7 +214,7 @@ class _Signal(Exception):
         self.signum = signum
 
 
-def _follow(child: subprocess.Popen[bytes], log: Path, run_dir: Path, progress: bool) -> int:
+def _follow(child: subprocess.Popen[bytes], log: Path, run_dir: Path, progress: bool, grace: float) -> int:
     """Wait for the local run, showing its latest log line. SIGTERM/SIGINT stop verl and every
     process it started (:func:`stop_tree`) and raise :class:`Stopped`."""
     from ..ui import console
@@ -232,7 +235,7 @@ def _follow(child: subprocess.Popen[bytes], log: Path, run_dir: Path, progress: 
     except _Signal as sig:
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the clean-up short
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        ended = stop_tree(child, tree)
+        ended = stop_tree(child, tree, grace)
         name = signal.Signals(sig.signum).name
         where = _where(run_dir, log)
         message = f"{name}: stopped verl ({ended} process(es) ended, its local Ray included); {where}"
