@@ -364,7 +364,9 @@ def probe_cluster(
     logs = client.get_job_logs(job_id)
     record = preflight.parse(logs)
     if record is None:
-        tail = " ".join(logs.split())[-400:]
+        # a job whose interpreter cannot even start Ray's job supervisor leaves no log, only a message
+        message = str(getattr(client.get_job_info(job_id), "message", "") or "")
+        tail = " ".join((logs + " " + message).split())[-400:]
         raise UsageError(
             f"the cluster at {address} could not run {python} -m rlvr_audit.train.preflight (job {job_id} "
             f"{status}): {tail or 'no output'}; the interpreter must exist at that path on the cluster, with "
