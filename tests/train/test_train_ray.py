@@ -1,7 +1,7 @@
-"""On a real local Ray cluster (``ray start --head``, 2 CPUs and one *declared* GPU, started and
-stopped by this module): verl's reward-loop worker as a Ray actor scoring a ``DataProto`` batch
-with our reward, every reward kind; and ``train launch --ray-address``: the probe job, the pinned
-interpreter, the run directory as working directory, and refusals that name what is missing.
+"""verl's reward-loop worker scoring a ``DataProto`` batch with our reward (every reward kind, and
+as a Ray actor); and, on a real local Ray cluster (``ray start --head``, 2 CPUs and one *declared*
+GPU, started and stopped by this module), ``train launch --ray-address``: the probe job, the
+pinned interpreter, the run directory as working directory, and refusals that name what is missing.
 
 The cluster runs verl 0.9.1 as installed; only the successful submission runs a stand-in for
 verl's trainer (``fake_verl`` on the job's ``PYTHONPATH``, passed with ``--ray-env``), because a
