@@ -355,11 +355,14 @@ def probe_cluster(
     Raises:
         UsageError: The cluster's Python cannot run verl's trainer, the rollout engine, or has too few GPUs.
     """
-    _, runtime_env = ray_job(run_dir, python=python, env=env)
+    # no py_executable for the probe job itself: Ray's job supervisor would start under it, and an
+    # interpreter without Ray costs minutes of worker-start retries before failing. The probe runs
+    # under ``python`` (its entrypoint) and pins ``python`` for its Ray task.
+    runtime_env = {"env_vars": dict(env)} if env else {}
     probe = [python, "-m", "rlvr_audit.train.preflight", "--rollout", spec.resources.rollout_engine]
     probe += ["--ray-task", "--gpus", str(spec.n_gpus)]
     entrypoint = f"cd {shlex.quote(str(run_dir))} && exec {shlex.join(probe)}"
-    client.submit_job(entrypoint=entrypoint, submission_id=job_id, runtime_env=runtime_env)
+    client.submit_job(entrypoint=entrypoint, submission_id=job_id, runtime_env=runtime_env or None)
     status = _wait(client, job_id, PROBE_TIMEOUT_S)
     logs = client.get_job_logs(job_id)
     record = preflight.parse(logs)

@@ -216,7 +216,9 @@ def _ray_probe(rollout: str, gpus_needed: int) -> Closure:
             def on_gpu_worker() -> dict[str, Any]:
                 return asdict(import_closure(rollout))
 
-            here.gpu_task = ray.get(on_gpu_worker.remote(), timeout=600)
+            # the workers verl starts will run this interpreter (the job's py_executable)
+            task = on_gpu_worker.options(runtime_env={"py_executable": sys.executable})
+            here.gpu_task = ray.get(task.remote(), timeout=600)
             worker = closure_from(here.gpu_task)
             for name, error in worker.failures.items():
                 here.failures[f"{name} on the GPU worker {worker.host} ({worker.python})"] = error

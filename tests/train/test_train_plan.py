@@ -44,6 +44,15 @@ def test_plan_writes_a_run_directory_in_verls_format(tmp_path: Path, make_spec) 
     assert first["extra_info"]["question"] == first["prompt"][1]["content"]
     record = json.loads((run / "plan.json").read_text())
     assert record["spec_hash"] == result.spec_hash and record["optimizer_steps_per_batch"] == 8
+    # the versions it was planned with (verl: None in an environment without it)
+    from importlib import metadata
+
+    try:
+        verl_version: str | None = metadata.version("verl")
+    except metadata.PackageNotFoundError:
+        verl_version = None
+    assert record["rlvr_audit_version"] == metadata.version("rlvr-audit") and record["verl_version"] == verl_version
+    assert record["verl_requirement"] == "verl==0.9.1"
     overrides = (run / "verl_overrides.txt").read_text().splitlines()
     assert f"data.train_files={run / 'data' / 'train.parquet'}" in overrides
     assert "reward.custom_reward_function.path=pkg://rlvr_audit.train.rewards" in overrides
