@@ -34,7 +34,9 @@ ClippingMode = Literal["standard", "no_clip", "on_policy", "clip_higher"]
 """How the PPO clipping term acts (the paper's explanation of random-reward gains, §4.4):
 
 - ``standard``: GRPO's clipped surrogate with ``clip_ratio`` on both sides, several optimizer
-  steps per rollout batch (the paper: 1024 samples / 128 per mini-batch = 8).
+  steps per rollout batch (the paper: 1024 samples / 128 per mini-batch = 8). The paper's
+  OpenRLHF loss: verl's extra dual clip (``clip_ratio_c``, 3 by default in verl) is off unless
+  ``hyperparameters.dual_clip`` sets it.
 - ``no_clip``: the clip term removed from the loss (ratio bounds and the dual-clip bound set
   to :data:`NO_CLIP_RATIO`), still several optimizer steps per batch ("clipping disabled in
   code"). Needs more than one step per batch, otherwise it is ``on_policy``.
