@@ -91,7 +91,7 @@ def ray_cluster(verl: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator
             procs = []
         with contextlib.suppress(ProcessLookupError):
             os.killpg(head.pid, signal.SIGTERM)
-        _, left = psutil.wait_procs(procs, timeout=30)
+        _, left = psutil.wait_procs(procs, timeout=10)
         for proc in left:
             with contextlib.suppress(psutil.Error):
                 proc.kill()

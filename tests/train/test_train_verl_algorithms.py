@@ -251,7 +251,7 @@ def test_verls_policy_loss_per_clipping_mode(verl: str, tmp_path: Path, make_spe
     if mode == "on_policy":
         # ratio 1 (old log-probs recomputed with the weights being trained, one step per batch):
         # the loss is -mean(A) and each token's gradient -A / (tokens of its sequence) / sequences
-        assert float(loss) == pytest.approx(-float(np.mean(ADVANTAGES)))
+        assert float(loss.detach()) == pytest.approx(-float(np.mean(ADVANTAGES)))
         counts = torch.tensor(MASK, dtype=torch.float64).sum(-1, keepdim=True)
         torch.testing.assert_close(g, -adv * mask / counts / 4)
     if mode == "clip_higher":
