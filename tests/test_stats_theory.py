@@ -460,7 +460,7 @@ def test_plan_pass_at_j_and_flat_columns() -> None:
         (lambda p: p.intervals([]), "units is empty"),
         (lambda p: p.intervals([np.ones((5, 1))], pairs=[(0, 1)]), r"pairs\[0\]: treatment index"),
         (lambda p: p.intervals([np.ones((5, 1))], pairs=[(0,)]), r"pairs\[0\] must be a \(baseline, treatment\)"),
-        (lambda p: p.intervals([np.ones((5, 1))], method="bc"), "method must be one of 'percentile', 'bca'"),
+        (lambda p: p.intervals([np.ones((5, 1))], method="bc"), "method must be one of 'wilson', 'percentile', 'bca'"),
         (lambda p: p.replicates(np.ones(4)), "one row per problem of the plan"),
         (lambda p: p.replicates([np.nan] * 5), "NaN"),
     ],
