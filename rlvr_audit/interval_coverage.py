@@ -101,7 +101,7 @@ def simulate_pair(
     ab, bb = beta_parameters(base, icc)
     at, bt = beta_parameters(treatment, icc)
     if k == 1:
-        u1, u2 = _latent_pair(rng, (200_000,), latent_correlation)
+        u1, u2 = _latent_pair(rng, (100_000,), latent_correlation)
         both = float(np.mean(scipy.special.betaincinv(ab, bb, u1) * scipy.special.betaincinv(at, bt, u2)))
         cells = np.array([both, base - both, treatment - both, 1.0 - base - treatment + both])
         cells = np.clip(cells, 0.0, None)

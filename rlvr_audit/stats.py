@@ -1062,7 +1062,9 @@ def disagrees_with_test(interval: Interval, p_value: float | None) -> bool:
     if p_value is None:
         return False
     excludes = interval.ci_low > 0 or interval.ci_high < 0
-    return bool(excludes != (p_value < 1.0 - interval.level))
+    alpha = 1.0 - interval.level
+    rejects = p_value < alpha and not math.isclose(p_value, alpha, rel_tol=1e-9)  # 1 - 0.95 is 0.05000000000000004
+    return bool(excludes != rejects)
 
 
 def align_problems(
