@@ -244,7 +244,8 @@ def significance_agreement(
             count += np.count_nonzero(np.abs(signs @ diff) >= observed[None, :] - 1e-9, axis=0)
         p = (count + 1.0) / (n_signs + 1.0)
     excludes = (low > 0) | (high < 0)
-    rejects = p < 1.0 - level
+    alpha = 1.0 - level
+    rejects = (p < alpha) & ~np.isclose(p, alpha, rtol=1e-9, atol=0.0)  # as stats.disagrees_with_test
     return Agreement(
         interval=float(np.mean(excludes)), test=float(np.mean(rejects)), disagree=float(np.mean(excludes != rejects))
     )
