@@ -32,19 +32,107 @@ problem as draws from that problem's success probability ``p_i``.
 
 Intervals
 ---------
-Problems are the unit of resampling (a cluster bootstrap): each bootstrap replicate draws
-``n_problems`` rows with replacement and recomputes the mean of the per-problem scores.
-A problem's ``k`` samples are never resampled individually, since they are correlated
-through ``p_i``; resampling them would understate the variance. Intervals are percentile
-(``np.quantile`` with linear interpolation, as ``scipy.stats.bootstrap(method='percentile')``)
-or BCa (bias-corrected and accelerated, as ``method='BCa'``). Data with no variation across
-problems (e.g. all correct) gives a zero-width interval.
+Problems are the unit of every interval: a problem's ``k`` samples are correlated through
+``p_i`` and are never treated as independent draws. Three methods (:data:`CI_METHODS`):
+
+- ``wilson`` (the default, :data:`DEFAULT_CI_METHOD`): for one accuracy, the Wilson score
+  interval of a proportion on an *effective number of problems* (:func:`wilson_ci`); for a
+  paired gain, the MOVER combination of the two sides' Wilson intervals with the correlation of
+  their per-problem scores (:func:`paired_wilson_ci`). No resampling: a function of the data.
+- ``percentile``: cluster bootstrap, the ``(1 -+ level) / 2`` quantiles of the replicates
+  (``np.quantile`` with linear interpolation, as ``scipy.stats.bootstrap(method='percentile')``).
+- ``bca``: cluster bootstrap, bias-corrected and accelerated (as ``method='BCa'``).
+
+The bootstrap replicates draw ``n_problems`` rows with replacement and recompute the mean of
+the per-problem scores. Both bootstrap intervals give zero width when every problem scores the
+same (e.g. 0 of n correct: ``[0, 0]``).
+
+Why ``wilson`` is the default. At AIME size (30 problems) the bootstrap distribution of a mean
+carried by a handful of informative problems is too narrow and too discrete: the percentile
+interval covers 81.5% at 5.4% accuracy and 91.8% at 12% (30 x 8, icc 0.7), BCa 84.9% / 94.5%.
+The Wilson score interval is the standard remedy for small binomial samples (Brown, Cai &
+DasGupta 2001): its variance is evaluated at the hypothesised proportion, so it is skewed
+towards 0.5 near the edges instead of collapsing. For clustered outcomes it is applied to an
+effective sample size ``n_eff = n / d`` (Kish's design effect; Korn & Graubard 1998 use the same
+effective size for survey proportions), where ``d`` is the per-problem scores' variance relative
+to the largest a [0, 1] score with that mean can have (1 when each problem is all-or-nothing,
+about ``1/k`` for ``k`` independent samples of equally hard problems). One change makes it hold
+at 30 problems: ``d`` is shrunk towards the worst case by one pseudo-problem,
+``d = (e rho + 1) / (e + 1)`` with ``e`` the informative problems (see :func:`wilson_ci`).
+With one or two problems holding all the successes the observed spread says nothing about how
+clustered the successes are; without the pseudo-problem the interval covered 65% of the
+benchmarks with exactly one informative problem (30 x 8, icc 0.5, 3% accuracy) and 84-90%
+overall at 3-5.4% accuracy (icc 0.3-0.7); a Student-t quantile instead (Korn & Graubard's
+degrees-of-freedom correction) left it at 89-92%. The gain interval uses MOVER (Zou &
+Donner 2008; for one sample per problem it is Newcombe's 1998 method 10, among the intervals
+Fagerland, Lydersen & Laake 2014 recommend for paired proportions): it inherits the Wilson
+intervals' behaviour near 0 and 1, and the pairing enters through the correlation.
+
+Coverage at the 95% level (``benchmarks/stats_coverage.py``; simulated benchmarks with
+``p_i ~ Beta`` of mean the true accuracy and intra-class correlation ``icc``, 4,000 per cell;
+``icc = 0.7`` is :data:`DEFAULT_PROBLEM_ICC` and reproduces the issue's percentile figures;
+``tests/test_stats_theory.py`` re-checks the required cells on every run):
+
+==========================  =============================  ==========================================
+cell                        ``wilson``                     percentile / BCa
+==========================  =============================  ==========================================
+accuracy, 30 x 8, 3-97%     93.5-96.9% (icc 0.7),          67.7-93.9% / 70.3-96.0% (icc 0.7)
+                            94.0-96.6% (0.9), 94.2-97.3%
+                            (0.5), 95.2-97.9% (0.3)
+accuracy, 500 x 1, 3-97%    93.7-96.3% (exact, every       92.4-96.7% / 93.2-97.2% (exact)
+                            0.1 point)
+accuracy, 83 x 8, 3-97%     94.2-96.3% (icc 0.3, 0.7)      88.6-95.1% / 91.1-95.7%
+accuracy, 500 x 4, 1-97%    94.2-95.8% (icc 0.3, 0.7)      93.2-95.6% / 94.3-96.0%
+accuracy, 30 x 1, 3-97%     91.9-98.0% (exact)             58.7-96.5% / 53.9-98.6% (exact)
+gain, 30 x 8, base 10-87%,  93.7-96.8% (icc 0.5, 0.7),      83.7-99.2% / 83.2-95.8% (mostly < 93%)
+gains 0, 5, 10 points       93.8-97.4% (0.9); base 3-5.4%:
+                            95.8-99.1%
+gain, 500 x 1, base 3-87%   94.2-96.0%                     94.3-96.3% / 94.1-96.1%
+==========================  =============================  ==========================================
+
+Where coverage leaves 93-97%, and why:
+
+- Thirty problems, accuracy (or base accuracy) below about 6% or above 94%: ``wilson`` covers up
+  to 97.9% (up to 99.1% for gains). Such benchmarks have 0-2 problems with any success; in
+  simulation the upper end never missed there (the bound has to cover the truth when every
+  problem fails, 1-20% of the draws), so only the lower end misses, 2-5%. The exact paired
+  test shows the same discreteness: under no gain the sign-flip test rejects in 0-2% of these
+  benchmarks. Near-homogeneous difficulty (icc 0.1, not what math benchmarks look like) widens
+  this to accuracies below 10% and above 90% (up to 98.4%): the pseudo-problem assumes
+  clustering that the data cannot rule out.
+- One sample on 30 problems (greedy AIME): 91.9-98.0%. Thirty Bernoulli outcomes are too
+  discrete for the usual intervals to stay within 93-97% at every accuracy (exact coverage over
+  3-97%: Clopper-Pearson 95.4-99.5%, Agresti-Coull 93.4-98.8%, Jeffreys 88.9-98.8%).
+
+Each interval carries :data:`INTERVAL_FLAGS` for the data conditions under which coverage is
+not established by the data (``no-variation``: every problem scored the same, e.g. 0 of n;
+``few-informative``: fewer than :data:`FEW_INFORMATIVE` problems off the boundary;
+``no-discordance`` / ``few-discordant`` for gains); the report prints them beside the cell.
+
+Interval against exact test. The paired tests below (McNemar's exact test, the sign-flip
+test) and the gain interval are different procedures and can disagree about significance. The
+test conditions on the problems whose scores differ and asks whether the signs of the
+differences are exchangeable; its level is guaranteed, and being exact and discrete it is
+conservative (with ``m`` differing problems it cannot reach p < 0.05 below ``m = 6``). The
+interval estimates the mean gain from a variance model that also uses the samples within a
+problem, so with ``k`` samples it can call a gain carried by four problems significant, and it
+can miss one the test finds. Measured disagreement (the share of simulated benchmarks where
+exactly one of the two calls the gain significant), ``benchmarks/stats_coverage.py``: 500 x 1,
+0-4.3% (0.8-1.9% under no gain); 30 x 8, 0.9-3.5% under no gain, 1.6-10.2% for 5- and
+10-point gains at base accuracies 10-80%, up to 20% for 10-point gains at 3% or 87% (a gain carried by a few
+problems: the interval calls it on fewer problems than the test can, the test calls some the
+interval does not). Under no gain the interval excludes 0 in at most about 6% of benchmarks and
+the test rejects in at most about 5%. The percentile bootstrap, narrower at AIME size, excluded
+0 for gains whose exact p was 0.096-0.19. Both are reported; a comparison where they disagree
+carries the flag ``test-disagrees`` (:func:`disagrees_with_test`), and a verdict must say
+which of the two it rests on.
 
 One plan per table: a :class:`ResamplingPlan` fixes the resampled problems once (as counts,
 generated in bounded blocks from its own seed) and serves every unit and every comparison
 evaluated on those problems, so comparisons are paired over the same resampled problems and a
 whole table is one matrix product. :func:`bootstrap_ci` and :func:`paired_bootstrap_ci` are
-the one-cell versions (a fresh plan per call).
+the one-cell versions (a fresh plan per call). With ``method="wilson"`` the plan's
+:meth:`~ResamplingPlan.intervals_from_scores` computes the same table without resampling.
 
 Tests and multiplicity
 ----------------------
