@@ -176,6 +176,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CI_METHODS",
+    "CI_METHOD_TEXT",
     "DEFAULT_CI_METHOD",
     "DEFAULT_PAIR_CORRELATION",
     "DEFAULT_PROBLEM_ICC",
@@ -241,6 +242,13 @@ bootstrap. See "Intervals" in the module docstring for when each covers."""
 
 DEFAULT_CI_METHOD = "wilson"
 """The interval the analysis uses unless told otherwise (``--ci-method``)."""
+
+CI_METHOD_TEXT: dict[str, str] = {
+    "wilson": "Wilson score intervals over problems with a cluster design effect (MOVER for differences)",
+    "percentile": "percentile cluster-bootstrap intervals (problems resampled)",
+    "bca": "BCa cluster-bootstrap intervals (problems resampled)",
+}
+"""What each of :data:`CI_METHODS` is, in words for report text."""
 
 RESAMPLING_METHODS = ("percentile", "bca")
 """The bootstrap methods (:func:`bootstrap_ci`, :func:`paired_bootstrap_ci` accept only these)."""
