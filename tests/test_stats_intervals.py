@@ -12,6 +12,7 @@ import pytest
 import scipy.stats
 
 from rlvr_audit import audit, cli, stats
+from rlvr_audit import interval_coverage as cov
 from rlvr_audit.records import Comparison, Estimate
 from rlvr_audit.stats import (
     INTERVAL_FLAGS,
@@ -292,3 +293,26 @@ def test_records_without_flags_still_load() -> None:
         loaded.model_copy(update={"interval_flags": ("test-disagrees",)}).model_dump_json()
     )
     assert again.interval_flags == ("test-disagrees",)
+
+
+@pytest.mark.parametrize(("accuracy", "icc"), [(0.03, 0.7), (0.5, 0.3), (0.88, 0.9)])
+def test_simulated_difficulty_has_the_stated_mean_and_icc(accuracy: float, icc: float) -> None:
+    """The coverage model's Beta: mean = accuracy, Var(p_i) = icc * accuracy (1 - accuracy) (scipy's moments)."""
+    a, b = cov.beta_parameters(accuracy, icc)
+    mean, var = scipy.stats.beta(a, b).stats(moments="mv")
+    assert (float(mean), float(var)) == pytest.approx((accuracy, icc * accuracy * (1 - accuracy)))
+    scores = cov.simulate_unit(n_problems=20_000, k=8, accuracy=accuracy, icc=icc, n_datasets=1, rng=rng(8))
+    assert scores.mean() == pytest.approx(accuracy, abs=0.01)
+    base, treat = cov.simulate_pair(
+        n_problems=20_000,
+        k=1,
+        base=accuracy,
+        treatment=accuracy,
+        icc=icc,
+        latent_correlation=0.8,
+        n_datasets=1,
+        rng=rng(9),
+    )
+    assert (base.mean(), treat.mean()) == pytest.approx((accuracy, accuracy), abs=0.01)
+    with pytest.raises(ValueError, match="icc must be in"):
+        cov.beta_parameters(accuracy, 1.0)
