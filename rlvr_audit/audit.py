@@ -19,20 +19,21 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .configfile import default_config_dir
 from .errors import UsageError
 from .importers import ImportOptions
 from .plan import PlannedUnit, ProtocolOverrides, Selection, plan
-from .records import RunManifest
+from .records import RunManifest, natural_key
 from .registry import Registry
-from .store import DEFAULT_STORE, Store, UnitInfo
+from .store import DEFAULT_STORE, BrokenUnit, Store, UnitInfo
 from .ui import make_progress
 
 if TYPE_CHECKING:
     from .analyse import Analysis
     from .crossfamily import Grid
+    from .grade import GradeSummary
     from .report import ReportPart
 
 DEFAULT_GRADERS = ["math_verify"]
@@ -88,6 +89,11 @@ class GradeOptions:
     """Wall-clock limit per answer, in seconds."""
     save_every: int = 500
     """Store a unit's grades after every N graded samples (an interrupted pass keeps them)."""
+    retry: list[str] = field(default_factory=list)
+    """Re-grade only the samples whose latest grade has one of these verdicts (``timeout``,
+    ``error``); empty: grade what has no grade yet."""
+    cache: bool = True
+    """Use the store's persistent verdict cache (``--no-cache``: bypass it)."""
 
 
 CI_METHODS = ("wilson", "percentile", "bca")
@@ -291,6 +297,11 @@ def _check_grade_options(options: GradeOptions) -> None:
         raise UsageError(f"--workers must be >= 1, got {options.workers}")
     if options.save_every < 1:
         raise UsageError(f"--grade-save-every must be >= 1, got {options.save_every}")
+    from .grade import RETRYABLE
+
+    unknown = [v for v in options.retry if v not in RETRYABLE]
+    if unknown:
+        raise UsageError(f"--retry: unknown verdict {unknown[0]!r}; valid: {', '.join(RETRYABLE)}")
 
 
 def generate(
@@ -399,8 +410,39 @@ def grade(
             timeout=options.timeout,
             progress=prog,
             save_every=options.save_every,
+            retry=options.retry,
+            cache=options.cache,
         )
-    return RunResult(unit_keys=unit_keys, graded=s.graded, reused=s.reused)
+    return RunResult(unit_keys=unit_keys, graded=s.graded, reused=s.reused, notes=grade_notes(s, store))
+
+
+def grade_notes(summary: GradeSummary, store: Store) -> list[str]:
+    """Lines for the user after a grading pass: re-grades, the verdict cache, and the timeouts and
+    errors of every graded unit and grader (with how to re-grade them)."""
+    notes = []
+    if summary.regraded:
+        notes.append(f"re-graded {summary.regraded} samples (their new grades supersede the old ones)")
+    if summary.retried_alone:
+        notes.append(f"{summary.retried_alone} grading steps timed out and were run again alone with 4x the limit")
+    if summary.cache is not None:
+        c = summary.cache
+        looked = c["hits"] + c["judged"]
+        rate = f" ({c['hits'] / looked:.0%})" if looked else ""
+        notes.append(
+            f"verdict cache ({store.root / 'cache' / 'verdicts.sqlite'}): {c['hits']} of {looked} distinct answers "
+            f"found{rate}, {c['samples']} samples served from it"
+        )
+    failing = [r for r in summary.failures if r["timeout"] or r["error"]]
+    for r in failing:
+        notes.append(
+            f"{r['checkpoint_id']} · {r['task']} · {r['template_id']} · {r['grader_id']}: "
+            f"{r['timeout']} timeout, {r['error']} error of {r['graded']} graded (unit {r['unit_key']})"
+        )
+    if failing:
+        notes.append("re-grade them with: rlvr-audit grade --retry timeout,error --timeout <longer limit>")
+    elif summary.failures:
+        notes.append("no timeout or error verdicts in the graded units")
+    return notes
 
 
 def report(
@@ -462,6 +504,9 @@ def report(
     )
     if probe is not None:  # the store holds contamination probe units
         parts.append(probe)
+    broken = store.broken_units()
+    if broken:  # left out of every table above: say so in the report itself
+        parts.append(_broken_part(broken))
     paths = write_report(
         analysis,
         store,
@@ -479,18 +524,47 @@ def report(
     return RunResult(unit_keys=unit_keys, report=paths.index_md)
 
 
+def _broken_part(broken: list[BrokenUnit]) -> ReportPart:
+    """A report section listing the unit folders that could not be read (and were left out)."""
+    import pandas as pd
+
+    from .report import ReportPart
+
+    lines = [
+        "## Broken units\n",
+        f"{len(broken)} unit folder{'s' if len(broken) != 1 else ''} of the store could not be read and "
+        "{} left out of every table of this report:\n".format("is" if len(broken) == 1 else "are"),
+    ]
+    lines += [f"- `{b.key}`: `{str(b.path).replace('`', chr(39))}`: {b.reason}" for b in broken]
+    frame = pd.DataFrame([{"unit": b.key, "path": str(b.path), "reason": b.reason} for b in broken])
+    return ReportPart(section="\n".join(lines) + "\n", tables={"broken_units.csv": frame})
+
+
 def report_order(store: Store, unit_keys: list[str], registry: Registry | None = None) -> list[str]:
     """The units of a report in one canonical order (checkpoint, task, prompt, sampling seed,
     key), without repeats: the same store gives the same tables whether the units came from a
     run's plan or from the store's listing. Checkpoints follow the registry's order (families
-    and their checkpoints as ``checkpoints.yaml`` lists them), then the others by id."""
+    and their checkpoints as ``checkpoints.yaml`` lists them), then the others by family, step
+    and id, numbers compared as numbers (``step50`` before ``step1000``)."""
     infos = {key: store.load_unit(key) for key in dict.fromkeys(unit_keys)}
     rank = {cid: i for i, cid in enumerate(registry.checkpoints)} if registry is not None else {}
 
-    def order(key: str) -> tuple[int, str, str, str, int, str]:
-        spec = infos[key].spec
+    def order(key: str) -> tuple[Any, ...]:
+        info = infos[key]
+        spec = info.spec
         cid = spec.checkpoint.checkpoint_id
-        return (rank.get(cid, len(rank)), cid, spec.task, spec.template_id, spec.protocol.seed, key)
+        step = -1 if info.step is None else info.step  # steps numerically: step 1000 after step 50
+        known = rank.get(cid, len(rank))
+        return (
+            known,
+            info.family if known == len(rank) else "",
+            step,
+            natural_key(cid),
+            spec.task,
+            spec.template_id,
+            spec.protocol.seed,
+            key,
+        )
 
     return sorted(infos, key=order)
 
@@ -763,7 +837,8 @@ def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = N
     if kind == "units":
         store = Store(loc.store)
         rows = []
-        for u in store.units():
+        good, broken = store.scan()
+        for u in good:
             s = u.spec
             rows.append(
                 {
@@ -773,11 +848,14 @@ def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = N
                     "prompt": s.template_id,
                     "n": str(s.protocol.n),
                     "T": f"{s.protocol.temperature:g}",
-                    "backend": s.backend,
+                    "backend": s.backend + (f" ({u.imported.label})" if u.imported is not None else ""),
                     "generated": str(len(store.read_generations(u.key))),
                     "graders": ", ".join(store.graders(u.key)) or "-",
                 }
             )
+        columns = ("task", "prompt", "n", "T", "backend", "generated", "graders")
+        for b in broken:  # listed with the file that is wrong, instead of failing the whole listing
+            rows.append({"unit": b.key, "checkpoint": f"BROKEN: {b.line()}", **dict.fromkeys(columns, "-")})
         return rows
     if kind == "graders":
         from .graders import GRADERS, get_grader
@@ -798,7 +876,13 @@ def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = N
         from .importers import FORMATS
 
         return [
-            {"format": f.name, "default max new tokens": str(f.default_max_new_tokens), "description": f.description}
+            {
+                "format": f.name,
+                "default max new tokens": str(f.default_max_new_tokens)
+                if f.default_max_new_tokens is not None
+                else "none: from the file, else --max-new-tokens",
+                "description": f.description,
+            }
             for f in FORMATS.values()
         ]
     from .errors import UnknownNameError

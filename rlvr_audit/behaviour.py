@@ -767,6 +767,9 @@ class BehaviourFlags:
     """Generated tokens, from the record; ``None`` when the engine did not report them."""
     repeat: Repetition | None = None
     """The repetition found, when :attr:`repetition`."""
+    truncation_known: bool = True
+    """Whether :attr:`truncated` is known: the record has a finish reason other than ``unknown``
+    or a token count. Imported samples have neither (their sources do not record it)."""
 
 
 def flag_completion(completion: str, *, finish_reason: str = "unknown", n_tokens: int | None = None) -> BehaviourFlags:
@@ -795,6 +798,7 @@ def flag_completion(completion: str, *, finish_reason: str = "unknown", n_tokens
         boxed_nothing=box is None or not box.strip(),
         n_tokens=n_tokens,
         repeat=repeat,
+        truncation_known=finish_reason != "unknown" or n_tokens is not None,
     )
 
 
@@ -988,8 +992,9 @@ class UnitBehaviour:
     code_minus_language: stats.Interval | None
     """``accuracy_code - accuracy_language`` (a difference of ratios, same replicates); ``None``
     unless both are defined."""
-    truncation_rate: stats.Interval
-    """Share of responses cut at the token limit."""
+    truncation_rate: stats.Interval | None
+    """Share of responses cut at the token limit, among those whose truncation is known
+    (:attr:`BehaviourFlags.truncation_known`); ``None`` when it is known for none (imported units)."""
     repetition_rate: stats.Interval
     """Share of responses with a degenerate repetition."""
     empty_rate: stats.Interval
@@ -1099,7 +1104,8 @@ def summarize_unit(
     n = len(unit.problem_ids)
     # columns: responses, code, truncated, repetition, empty, boxed_nothing,
     #          correct, code responses, correct code, language responses, correct language
-    table = np.zeros((n, 11), dtype=np.float64)
+    #          truncation known
+    table = np.zeros((n, 12), dtype=np.float64)
     tokens: list[int] = []
     sizes: set[int] = set()
     for i, rows in enumerate(unit.responses):
@@ -1120,6 +1126,7 @@ def summarize_unit(
                 ok and is_code,
                 not is_code,
                 ok and not is_code,
+                flags.truncation_known,
             )
             if flags.n_tokens is not None:
                 tokens.append(flags.n_tokens)
@@ -1127,13 +1134,14 @@ def summarize_unit(
     reps = plan.replicates(table)  # one pass over the plan serves every rate below
     six = [0] * 6
     rates = _ratio_intervals(table[:, 1:7], table[:, six], reps[:, 1:7], reps[:, six], level)
-    code_freq, trunc, rep, empty, boxed, accuracy = rates
+    code_freq, _, rep, empty, boxed, accuracy = rates
+    (trunc,) = _ratio_intervals(table[:, [2]], table[:, [11]], reps[:, [2]], reps[:, [11]], level)
     acc_code = acc_lang = diff = None
     if right is not None:
         num, den = [8, 10], [7, 9]
         acc_code, acc_lang = _ratio_intervals(table[:, num], table[:, den], reps[:, num], reps[:, den], level)
         diff = _difference_interval(table[:, num], table[:, den], reps[:, num], reps[:, den], level)
-    assert code_freq and trunc and rep and empty and boxed and accuracy  # every denominator is > 0
+    assert code_freq and rep and empty and boxed and accuracy  # every denominator is > 0
     return UnitBehaviour(
         unit_key=unit.unit_key,
         checkpoint_id=unit.checkpoint_id,

@@ -6,6 +6,7 @@ that need them, so ``rlvr-audit --help`` is instant.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 from collections.abc import Callable
@@ -294,7 +295,16 @@ def _execute(what: str, call: Callable[[], Any]) -> None:
         _fail(exc)
     except KeyboardInterrupt:
         _interrupted()
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        # outside the store (which names its own failures): a report folder on a full or read-only disk
+        _fail(AuditError(f"{exc.filename or 'a file'}: {exc.strerror}; nothing else was changed"))
     _summary(result, what)
+
+
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+"""Operating-system failures a user fixes (space, permissions): one line instead of a traceback."""
 
 
 @app.command()
@@ -437,11 +447,25 @@ def grade(
     workers: WorkersOpt = None,
     timeout: TimeoutOpt = 10.0,
     grade_save_every: GradeSaveEveryOpt = 500,
+    retry: Annotated[
+        str | None,
+        typer.Option(
+            "--retry",
+            help="Re-grade only the samples whose latest grade is one of these verdicts (timeout, error); "
+            "the new grade supersedes the old.",
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Bypass the store's verdict cache (cache/verdicts.sqlite).")
+    ] = False,
     store: StoreOpt = Path("rlvr-audit-store"),
     config_dir: ConfigDirOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Grade stored generations (every unit, or those selected) without touching a model.
+
+    Prints the timeout and error verdicts of every graded unit and grader. Judged answers are
+    kept in the store's verdict cache, so the next checkpoint of a run is graded fast.
 
     Example: rlvr-audit grade --graders math_verify --checkpoints 'qwen2.5-math-7b/*'
     """
@@ -452,7 +476,12 @@ def grade(
         lambda: audit.grade(
             None,
             audit.GradeOptions(
-                graders=_split(graders) or [], workers=workers, timeout=timeout, save_every=grade_save_every
+                graders=_split(graders) or [],
+                workers=workers,
+                timeout=timeout,
+                save_every=grade_save_every,
+                retry=_split(retry) or [],
+                cache=not no_cache,
             ),
             _locations(store, None, config_dir, None),
             progress=not quiet,
@@ -535,8 +564,18 @@ def import_(
     ] = None,
     max_new_tokens: Annotated[
         int | None,
-        typer.Option("--max-new-tokens", help="New-token limit, for files that record none (default: the tool's)."),
+        typer.Option(
+            "--max-new-tokens",
+            help="New-token limit the generations were made with, for files that record none (required where "
+            "the tool has no fixed limit: qwen-math-jsonl).",
+        ),
     ] = None,
+    family: Annotated[
+        str | None,
+        typer.Option("--family", help="Family of a new checkpoint id (default: the registry family it starts with)."),
+    ] = None,
+    step: Annotated[int | None, typer.Option("--step", help="Training step of a new checkpoint id.")] = None,
+    reward: Annotated[str | None, typer.Option("--reward", help="RLVR reward of a new checkpoint id.")] = None,
     store: StoreOpt = Path("rlvr-audit-store"),
     data_dir: DataDirOpt = None,
     config_dir: ConfigDirOpt = None,
@@ -550,8 +589,15 @@ def import_(
     the wrong format. Importing the same file again stores nothing new. Then grade and report
     as usual; the report shows the source's own numbers beside ours.
 
+    Shards of one source imported in separate commands are added to the same unit; another
+    source for the same checkpoint and setting becomes a unit of its own, labelled by its files.
+
     Example: rlvr-audit import spurious-rewards-json out/Qwen2.5-Math-7B_MATH-500.json
     --checkpoint qwen2.5-math-7b/base --data-dir ../shared/data/benchmarks
+
+    Example: rlvr-audit import qwen-math-jsonl sky-t1/Sky-T1-math-wrong-5K-14B.aime24.jsonl
+    --checkpoint sky-t1/wrong-14b --family sky-t1 --step 5000 --reward wrong-answers --temperature 0
+    --max-new-tokens 32768 --data-dir ../shared/data/benchmarks
     """
     from . import audit
 
@@ -567,6 +613,9 @@ def import_(
                 allow_unmatched=allow_unmatched,
                 temperature=temperature,
                 max_new_tokens=max_new_tokens,
+                family=family,
+                step=step,
+                reward=reward,
             ),
             _locations(store, data_dir, config_dir, registry),
             progress=not quiet,

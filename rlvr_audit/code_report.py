@@ -605,8 +605,8 @@ def flags_frame(report: CodeReport) -> pd.DataFrame:
                 **_iv("boxed_nothing_rate", s.boxed_nothing_rate, "boxed_nothing"),
                 "mean_tokens": s.mean_tokens,
                 "n_tokens_known": s.n_tokens_known,
-                "level": s.truncation_rate.level,
-                "method": s.truncation_rate.method,
+                "level": s.repetition_rate.level,
+                "method": s.repetition_rate.method,
                 "unit_key": f.info.key,
             }
         )
@@ -845,7 +845,8 @@ def flags_section(report: CodeReport) -> str:
             tokens += f" (n={s.n_tokens_known})"
         lines.append(
             f"| {spec.checkpoint.checkpoint_id} | {spec.task} | `{spec.template_id}` | {s.n_responses} | "
-            f"{_cell(s.truncation_rate)} | {_cell(s.repetition_rate)} | {_cell(s.empty_rate)} | "
+            f"{_cell(s.truncation_rate) if s.truncation_rate is not None else 'unknown'} | "
+            f"{_cell(s.repetition_rate)} | {_cell(s.empty_rate)} | "
             f"{_cell(s.boxed_nothing_rate)} | {tokens} |"
         )
     lines.append("")

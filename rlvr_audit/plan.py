@@ -15,7 +15,7 @@ from pydantic import ValidationError
 from .backends import SCRIPTED, check_backend, key_args
 from .errors import UnknownNameError, UsageError
 from .prompts import PromptTemplate, available_prompts, load_prompt
-from .records import CheckpointRef, Problem, SamplingProtocol, UnitSpec
+from .records import MAX_NEW_TOKENS, MAX_SAMPLES, CheckpointRef, Problem, SamplingProtocol, UnitSpec
 from .registry import Checkpoint, Registry, has_chat_template
 from .store import UnitInfo
 from .tasks import TaskSpec, available_tasks, data_hash, load_problems, load_task
@@ -29,11 +29,11 @@ _PROTOCOL_FLAGS = {
 }
 """The option behind each :class:`SamplingProtocol` field (for one-line error messages)."""
 _PROTOCOL_RANGES = {
-    "n": ">= 1 sample per problem",
-    "temperature": ">= 0 (0 is greedy)",
-    "top_p": "in (0, 1]",
-    "max_new_tokens": ">= 1 token",
-    "seed": "a whole number",
+    "n": f">= 1 sample per problem (a whole number, at most {MAX_SAMPLES})",
+    "temperature": "a finite number >= 0 (0 is greedy)",
+    "top_p": "a number in (0, 1]",
+    "max_new_tokens": f">= 1 token (a whole number, at most {MAX_NEW_TOKENS})",
+    "seed": "a whole number in [-2**63, 2**63)",
 }
 
 

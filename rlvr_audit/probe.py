@@ -75,7 +75,7 @@ import pandas as pd
 from . import stats
 from .errors import StoreError, UsageError
 from .records import ProbeInfo, Problem, SamplingProtocol, UnitSpec, stable_hash
-from .store import Store, UnitInfo, _atomic_write
+from .store import Store, UnitInfo
 
 if TYPE_CHECKING:
     from .audit import EngineOptions, GradeOptions, Locations, ReportOptions
@@ -367,7 +367,7 @@ def _probe_spec(
 
 def probe_store(store: Store) -> Store:
     """The store of probe units inside ``store`` (its ``probes/`` folder)."""
-    return Store(store.root / PROBE_DIR)
+    return store.substore(PROBE_DIR)
 
 
 def write_probe_info(pstore: Store, probe: ProbeInfo) -> None:
@@ -379,7 +379,7 @@ def write_probe_info(pstore: Store, probe: ProbeInfo) -> None:
             return
         if current.model_copy(update={"skipped": probe.skipped}) != probe:
             raise StoreError(f"{path}: describes another probe than key {probe.unit_key}; the store is inconsistent")
-    _atomic_write(path, probe.model_dump_json(indent=2) + "\n")
+    pstore.write_text(path, probe.model_dump_json(indent=2) + "\n", f"writing probe unit {probe.unit_key}")
 
 
 def read_probe_info(pstore: Store, key: str) -> ProbeInfo:

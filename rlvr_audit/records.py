@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from pathlib import PurePath
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,6 +45,15 @@ VERDICTS: tuple[str, ...] = ("correct", "incorrect", "no_answer", "truncated", "
 FinishReason = Literal["stop", "length", "unknown"]
 """Why generation ended: a stop string or end-of-sequence (``stop``), the new-token limit
 (``length``), or not reported by the engine (``unknown``)."""
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key of a name with its digit runs compared as numbers: ``fam/step50`` sorts before
+    ``fam/step1000`` (as text it would sort after). Use it wherever ids or steps are sorted."""
+    return tuple((1, int(part)) if part.isdigit() else (0, part) for part in _DIGITS.split(text) if part)
 
 
 class Record(BaseModel):
@@ -91,18 +102,25 @@ class Prompt(Record):
     """Hash of :attr:`text`."""
 
 
+MAX_NEW_TOKENS = 2**31 - 1
+"""Largest new-token limit a protocol accepts (engines take a 32-bit count; ``1e300`` is a mistake)."""
+MAX_SAMPLES = 1_000_000
+"""Largest number of samples per problem a protocol accepts."""
+
+
 class SamplingProtocol(Record):
     """How completions are sampled; part of a unit's key."""
 
-    n: int = Field(ge=1)
+    n: int = Field(ge=1, le=MAX_SAMPLES)
     """Samples per problem (1 for greedy MATH-500; 8 for avg@8 on AMC/AIME)."""
-    temperature: float = Field(ge=0.0)
-    """Sampling temperature; 0 means greedy decoding."""
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    temperature: float = Field(ge=0.0, allow_inf_nan=False)
+    """Sampling temperature; 0 means greedy decoding. Finite (JSON cannot hold inf or nan, so a
+    unit file with one could not be read back)."""
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, allow_inf_nan=False)
     """Nucleus sampling mass."""
-    max_new_tokens: int = Field(ge=1)
+    max_new_tokens: int = Field(ge=1, le=MAX_NEW_TOKENS)
     """Upper bound on generated tokens per sample; a sample that reaches it is ``length``."""
-    seed: int = 0
+    seed: int = Field(default=0, ge=-(2**63), lt=2**63)
     """Base seed; sample ``i`` of every problem is drawn with seed :meth:`sample_seed` ``(i)``."""
 
     def sample_seed(self, sample_idx: int) -> int:
@@ -212,6 +230,18 @@ class Grade(Record):
     """See :data:`Verdict`."""
     error: str | None = None
     """Error message for ``error`` and ``timeout`` verdicts."""
+    limit_s: float | None = None
+    """Wall-clock seconds one grading step was allowed when this verdict was reached: the pass's
+    ``--timeout``, or 4 times it when the step timed out and was run again alone (``None`` in
+    grades stored before the limit was recorded)."""
+    antlr_version: str | None = None
+    """Version of the ANTLR Python runtime installed where it was graded (math-verify's verdicts
+    differ between ANTLR 4.9 and 4.13); ``None`` when none was installed or it was not recorded."""
+    attempt: int = Field(default=0, ge=0)
+    """0 for a sample's first grade by this grader version; a re-grade (``grade --retry``) stores
+    one more than the sample's latest. The store is append-only: every reader uses, per sample
+    and grader version, the grade with the highest attempt (see
+    :meth:`rlvr_audit.store.Store.read_grades`)."""
 
 
 class Estimate(Record):
@@ -384,6 +414,19 @@ class ImportSource(Record):
     """Matched items whose gold answer differs from the task file's (graded against the task file's)."""
     base_given: str | None = None
     """Base checkpoint named with ``--base`` at import; it overrides the registry's base in reports."""
+    truncation_known: bool = False
+    """Whether the source recorded, per sample, whether generation stopped at the token limit (a
+    finish reason or a token count). No supported format does: imported samples carry
+    ``finish_reason`` ``unknown`` and no token count, so an imported unit's truncation rate is
+    unknown (a report must show it as unknown, never as 0)."""
+
+    @property
+    def label(self) -> str:
+        """The source files as a short label: each file's folder and name (``aime24/test_....jsonl``),
+        which tells apart two sources of one checkpoint (and Qwen's files of one name in several
+        benchmark folders)."""
+        names = [str(PurePath(f).parent.name + "/" + PurePath(f).name).lstrip("/") for f in self.files]
+        return ", ".join(names[:2]) + (f" +{len(names) - 2} files" if len(names) > 2 else "")
 
 
 class ProbeInfo(Record):

@@ -51,7 +51,7 @@ from .disagreement import UnitDisagreement, disagreement_frame, disagreement_sec
 from .errors import UsageError
 from .figures import figures_section
 from .html import MEASURED_HOOK, HtmlOptions, write_html
-from .records import Comparison, Estimate, RunManifest, SourceMetric
+from .records import Comparison, Estimate, RunManifest, SourceMetric, natural_key
 from .store import Store, UnitInfo, run_status
 
 ESTIMATE_COLUMNS = [
@@ -280,7 +280,9 @@ def reproduction_table(analysis: Analysis, grader_id: str) -> str:
     for family, fam_units in families.items():
         lines.append("| **" + _escape(family) + "** |" + " |" * (len(header) - 1))
         rows: dict[tuple[str, str], dict[tuple[str, str | None], UnitInfo]] = {}
-        for u in sorted(fam_units, key=lambda x: (x.base is not None, x.step or 0, x.spec.checkpoint.checkpoint_id)):
+        for u in sorted(
+            fam_units, key=lambda x: (x.base is not None, x.step or 0, natural_key(x.spec.checkpoint.checkpoint_id))
+        ):
             col = (u.spec.task, _protocol_label(u) if len(protocols_per_task[u.spec.task]) > 1 else None)
             rows.setdefault((u.spec.checkpoint.checkpoint_id, u.spec.template_id), {})[col] = u
         for (cid, template), cells in rows.items():

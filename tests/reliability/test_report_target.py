@@ -183,3 +183,16 @@ def test_claims_only_refuses_the_store_as_report_folder(work: Path) -> None:
     )
     refused(r.exit_code, r.output, "store")
     assert _tree(work / "store") == before
+
+
+def test_a_report_folder_follows_the_umask(work: Path) -> None:
+    """Reports are shared like any folder a team makes: not 0700 (``mkdtemp``'s mode)."""
+    import os
+
+    old = os.umask(0o022)
+    try:
+        code, output = report(work, "--name", "shared")
+    finally:
+        os.umask(old)
+    assert code == 0, output
+    assert (work / "reports" / "shared").stat().st_mode & 0o777 == 0o755
