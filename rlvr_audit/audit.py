@@ -106,8 +106,12 @@ class GradeOptions:
     """Use the store's persistent verdict cache (``--no-cache``: bypass it)."""
 
 
-CI_METHODS = ("percentile", "bca")
-"""Valid ``--ci-method`` values (see :func:`rlvr_audit.stats.bootstrap_ci`)."""
+CI_METHODS = ("wilson", "percentile", "bca")
+"""Valid ``--ci-method`` values, :data:`rlvr_audit.stats.CI_METHODS` (spelled out here so the CLI
+starts without numpy); the default is :data:`DEFAULT_CI_METHOD`."""
+
+DEFAULT_CI_METHOD = "wilson"
+"""The default ``--ci-method``, :data:`rlvr_audit.stats.DEFAULT_CI_METHOD`."""
 
 
 @dataclass(frozen=True)
@@ -124,8 +128,9 @@ class ReportOptions:
     """Bootstrap resamples."""
     level: float = 0.95
     """Confidence level."""
-    ci_method: str = "percentile"
-    """Bootstrap interval method: ``percentile`` or ``bca``."""
+    ci_method: str = DEFAULT_CI_METHOD
+    """Interval method: ``wilson`` (default; Wilson score interval with a cluster design effect),
+    ``percentile`` or ``bca`` (bootstrap over problems)."""
     browser: bool = True
     """Write the per-sample browser beside ``index.html`` (see :mod:`rlvr_audit.browser`)."""
     browser_page_size: int = 500

@@ -200,7 +200,12 @@ ReportSeedOpt = Annotated[int, typer.Option("--bootstrap-seed", help="Seed of th
 ResamplesOpt = Annotated[int, typer.Option("--resamples", help="Bootstrap resamples.")]
 LevelOpt = Annotated[float, typer.Option("--level", help="Confidence level of the intervals.")]
 CiMethodOpt = Annotated[
-    str, typer.Option("--ci-method", help="Bootstrap interval: 'percentile' or 'bca' (bias-corrected, accelerated).")
+    str,
+    typer.Option(
+        "--ci-method",
+        help="Interval: 'wilson' (default; Wilson score interval with a cluster design effect over problems, "
+        "MOVER for gains), or a bootstrap over problems: 'percentile' or 'bca' (bias-corrected, accelerated).",
+    ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 NoBrowserOpt = Annotated[
@@ -376,7 +381,7 @@ def run(
     bootstrap_seed: ReportSeedOpt = 0,
     resamples: ResamplesOpt = 10_000,
     level: LevelOpt = 0.95,
-    ci_method: CiMethodOpt = "percentile",
+    ci_method: CiMethodOpt = "wilson",
     no_browser: NoBrowserOpt = False,
     browser_page_size: BrowserPageSizeOpt = 500,
     store: StoreOpt = Path("rlvr-audit-store"),
@@ -551,7 +556,7 @@ def report(
     bootstrap_seed: ReportSeedOpt = 0,
     resamples: ResamplesOpt = 10_000,
     level: LevelOpt = 0.95,
-    ci_method: CiMethodOpt = "percentile",
+    ci_method: CiMethodOpt = "wilson",
     no_browser: NoBrowserOpt = False,
     browser_page_size: BrowserPageSizeOpt = 500,
     store: StoreOpt = Path("rlvr-audit-store"),
@@ -829,7 +834,7 @@ def probe_contamination(
     bootstrap_seed: ReportSeedOpt = 0,
     resamples: ResamplesOpt = 10_000,
     level: LevelOpt = 0.95,
-    ci_method: CiMethodOpt = "percentile",
+    ci_method: CiMethodOpt = "wilson",
     store: StoreOpt = Path("rlvr-audit-store"),
     data_dir: DataDirOpt = None,
     config_dir: ConfigDirOpt = None,

@@ -33,13 +33,14 @@ Two probe kinds per fraction, each a stored unit of its own:
   with ``--prompts``), greedy, the task's token limit: graded by each grader (**answer accuracy**:
   does the model answer correctly when asked from the truncated problem?).
 
-Every rate is a mean over problems of a per-problem score (0/1, or ROUGE-L in [0, 1]) with a
-percentile (or BCa) cluster bootstrap interval (:mod:`rlvr_audit.stats`: problems resampled, one
-plan per task, fraction and problem set, seeded as :func:`rlvr_audit.analyse.plan_for`).
+Every rate is a mean over problems of a per-problem score (0/1, or ROUGE-L in [0, 1]) with an
+interval over problems of ``ci_method`` (:mod:`rlvr_audit.stats`: Wilson with a cluster design
+effect by default; a percentile or BCa bootstrap resamples problems on one plan per task,
+fraction and problem set, seeded as :func:`rlvr_audit.analyse.plan_for`).
 Comparisons are paired over the problems both units scored: each RLVR checkpoint against its base
 model (``vs base``), and every two reference checkpoints (those without a base) against each other
 (``cross-family`` when their families differ, ``same family`` otherwise), at the same task,
-fraction, kind, prompt template and protocol. Each gets a paired bootstrap interval; 0/1 metrics
+fraction, kind, prompt template and protocol. Each gets a paired interval; 0/1 metrics
 get McNemar's exact test and Holm-adjusted p-values over the comparisons of the same metric and
 grader. ROUGE-L comparisons get an interval only (the exact tests of :mod:`rlvr_audit.stats` are
 for 0/1 outcomes).
@@ -555,6 +556,8 @@ class ProbeAnalysis:
     """Bootstrap resamples."""
     seed: int = 0
     """Bootstrap seed."""
+    ci_method: str = stats.DEFAULT_CI_METHOD
+    """Interval method (one of :data:`rlvr_audit.stats.CI_METHODS`)."""
 
 
 def unit_scores(store: Store, unit: StoredProbe, graders: Sequence[str]) -> list[ProbeScores]:
@@ -610,7 +613,7 @@ def analyse_probes(
     seed: int = 0,
     n_resamples: int = 10_000,
     level: float = 0.95,
-    ci_method: str = "percentile",
+    ci_method: str = stats.DEFAULT_CI_METHOD,
 ) -> ProbeAnalysis:
     """Rates with intervals and paired comparisons of the probe units (see the module docstring).
 
@@ -622,7 +625,7 @@ def analyse_probes(
     pstore = probe_store(store)
     found = sorted({g for u in units for g in pstore.graders(u.info.key)})
     use = [g for g in (graders if graders is not None else found) if g in found]
-    result = ProbeAnalysis(graders=use, level=level, n_resamples=n_resamples, seed=seed)
+    result = ProbeAnalysis(graders=use, level=level, n_resamples=n_resamples, seed=seed, ci_method=ci_method)
     all_scores = [s for u in units for s in unit_scores(store, u, use)]
 
     def plan(s: ProbeScores, ids: Sequence[str]) -> stats.ResamplingPlan:
@@ -1017,8 +1020,9 @@ def probe_section(analysis: ProbeAnalysis, figures_dir: str = "figures") -> str:
         "the rest. **Correct answer in the continuation**: that same continuation graded. **Correct answer "
         "when asked**: the first part under the prompt template, graded. A model that has not seen the "
         "benchmark rarely reproduces the rest, and rarely answers a problem it was only partly shown "
-        f"(see 'Reasoning or Memorization?', arXiv 2507.10532). Rates in % with {lvl}% cluster bootstrap "
-        f"intervals ({analysis.n_resamples} resamples, seed {analysis.seed}).\n",
+        f"(see 'Reasoning or Memorization?', arXiv 2507.10532). Rates in % with {lvl}% "
+        f"{stats.CI_METHOD_TEXT[analysis.ci_method]} ({analysis.n_resamples} resamples, seed {analysis.seed}, "
+        "where resampled).\n",
         MEASURED_HOOK + "\n",
         rates_table(analysis),
     ]
@@ -1029,7 +1033,7 @@ def probe_section(analysis: ProbeAnalysis, figures_dir: str = "figures") -> str:
         parts.append(
             "Paired comparisons over the problems both sides scored: each RLVR checkpoint against its base, "
             "every two reference checkpoints against each other (across families). Difference in points "
-            "with a paired bootstrap interval; p: McNemar's exact test (0/1 metrics only), Holm-adjusted over "
+            "with a paired interval; p: McNemar's exact test (0/1 metrics only), Holm-adjusted over "
             "the comparisons of the same metric and grader.\n"
         )
         parts.append(MEASURED_HOOK + "\n")

@@ -335,7 +335,8 @@ class Estimate(Record):
     level: float
     """Confidence level of the interval, e.g. 0.95."""
     method: str
-    """How the interval was computed, e.g. ``bootstrap-percentile(problems)``."""
+    """How the interval was computed, e.g. ``wilson-cluster(problems)`` (the default) or
+    ``bootstrap-percentile(problems)``."""
     n_problems: int
     """Problems that entered the estimate."""
     n_samples: int
@@ -343,7 +344,13 @@ class Estimate(Record):
     seed: int
     """Seed of the bootstrap generator."""
     se: float | None = None
-    """Bootstrap standard error of ``value`` (standard deviation of the replicates), where computed."""
+    """Standard error of ``value``, where computed: the standard deviation of the bootstrap
+    replicates (bootstrap methods) or the cluster standard error over problems (``wilson``)."""
+    interval_flags: tuple[str, ...] = ()
+    """Conditions under which the interval's coverage is not established by the data, as keys of
+    :data:`rlvr_audit.stats.INTERVAL_FLAGS` (e.g. ``no-variation``: every problem scored the same,
+    such as 0 of n correct); the report prints them beside the cell. Empty when none apply, and in
+    records written before flags were recorded."""
 
 
 class Comparison(Record):
@@ -372,13 +379,14 @@ class Comparison(Record):
     delta: float
     """``treatment_value - baseline_value``, as a fraction."""
     ci_low: float
-    """Lower end of the paired bootstrap interval of ``delta``."""
+    """Lower end of the paired interval of ``delta`` (see ``method``)."""
     ci_high: float
-    """Upper end of the paired bootstrap interval of ``delta``."""
+    """Upper end of the paired interval of ``delta``."""
     level: float
     """Confidence level, e.g. 0.95."""
     method: str
-    """How the interval was computed, e.g. ``paired-bootstrap-percentile(problems)``."""
+    """How the interval was computed, e.g. ``paired-mover-wilson(problems)`` (the default) or
+    ``paired-bootstrap-percentile(problems)``."""
     p_value: float | None = None
     """Two-sided p-value of a paired test of no difference, where computed (raw, unadjusted)."""
     test: str | None = None
@@ -392,7 +400,13 @@ class Comparison(Record):
     """``p_value`` adjusted by Benjamini-Hochberg over the same comparisons (false discovery
     rate); ``None`` where not computed."""
     se: float | None = None
-    """Bootstrap standard error of ``delta``, where computed."""
+    """Standard error of ``delta``, where computed (bootstrap replicates, or the cluster standard
+    error of the per-problem differences for ``wilson``)."""
+    interval_flags: tuple[str, ...] = ()
+    """Keys of :data:`rlvr_audit.stats.INTERVAL_FLAGS` that apply to this comparison, e.g.
+    ``test-disagrees`` when the interval and the paired test disagree about significance at
+    ``level``, ``no-discordance`` when no problem's score differs. Empty when none apply, and in
+    records written before flags were recorded."""
     n_problems: int
     """Problems shared by both units and used in the comparison."""
     seed: int

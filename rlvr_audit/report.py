@@ -75,6 +75,7 @@ ESTIMATE_COLUMNS = [
     "step",
     "unit_key",
     "source_value",
+    "interval_flags",
 ]
 COMPARISON_COLUMNS = [
     "checkpoint",
@@ -99,6 +100,7 @@ COMPARISON_COLUMNS = [
     "seed",
     "treatment_unit",
     "baseline_unit",
+    "interval_flags",
 ]
 
 
@@ -157,6 +159,7 @@ def estimates_frame(analysis: Analysis) -> pd.DataFrame:
                 "step": "" if u.step is None else u.step,
                 "unit_key": e.unit_key,
                 "source_value": source_value(u, e.metric),
+                "interval_flags": ";".join(e.interval_flags),
             }
         )
     return pd.DataFrame(rows, columns=ESTIMATE_COLUMNS)
@@ -188,6 +191,7 @@ def comparisons_frame(analysis: Analysis) -> pd.DataFrame:
             "seed": c.seed,
             "treatment_unit": c.treatment_unit,
             "baseline_unit": c.baseline_unit,
+            "interval_flags": ";".join(c.interval_flags),
         }
         for c in analysis.comparisons
     ]
@@ -200,6 +204,39 @@ def _pct(x: float) -> str:
 
 def _signed(x: float) -> str:
     return f"{100 * x:+.1f}"
+
+
+def _flags(flags: Sequence[str]) -> str:
+    """The interval flags printed beside a cell (see :data:`rlvr_audit.stats.INTERVAL_FLAGS`)."""
+    return " ⚠ " + ", ".join(flags) if flags else ""
+
+
+def interval_settings(analysis: Analysis, *, level: float, n_resamples: int, seed: int) -> str:
+    """One paragraph: which interval the cells use (and that ``wilson`` is the default), and the
+    meaning of every flag that occurs in this report."""
+    pct = f"{level * 100:g}%"
+    if analysis.ci_method == "wilson":
+        how = (
+            f"Intervals: {pct} Wilson score interval over problems with a cluster design effect for accuracies, "
+            "MOVER from the two Wilson intervals for paired gains (`--ci-method wilson`, the default since it "
+            "replaced the percentile bootstrap, which under-covers at AIME size; see `rlvr_audit.stats`)."
+        )
+    else:
+        how = (
+            f"Intervals: {pct} {analysis.ci_method} bootstrap over problems ({n_resamples} resamples, seed {seed}; "
+            f"`--ci-method {analysis.ci_method}`; the default is `wilson`)."
+        )
+    used = sorted(
+        {f for e in analysis.estimates for f in e.interval_flags}
+        | {f for c in analysis.comparisons for f in c.interval_flags}
+    )
+    if used:
+        how += (
+            " ⚠ marks a cell whose interval carries a flag: "
+            + "; ".join(f"`{f}`: {stats.INTERVAL_FLAGS.get(f, '(unknown flag)')}" for f in used)
+            + "."
+        )
+    return how + "\n"
 
 
 def _protocol_label(u: UnitInfo) -> str:
@@ -281,12 +318,15 @@ def reproduction_table(analysis: Analysis, grader_id: str) -> str:
                 if e is None:
                     row.append("")
                     continue
-                cell = f"{_pct(e.value)} [{_pct(e.ci_low or 0)}, {_pct(e.ci_high or 0)}]"
+                cell = f"{_pct(e.value)} [{_pct(e.ci_low or 0)}, {_pct(e.ci_high or 0)}]{_flags(e.interval_flags)}"
                 if e.n_problems < u.n_problems_total:
                     cell += f"<br>_n={e.n_problems}/{u.n_problems_total}_"
                 c = comp.get(u.key)
                 if c is not None:
-                    cell += f"<br>{_signed(c.delta)} [{_signed(c.ci_low)}, {_signed(c.ci_high)}] vs base"
+                    cell += (
+                        f"<br>{_signed(c.delta)} [{_signed(c.ci_low)}, {_signed(c.ci_high)}] vs base"
+                        f"{_flags(c.interval_flags)}"
+                    )
                 elif u.base:
                     cell += "<br>_base not evaluated in this setting_"
                 row.append(cell)
@@ -473,10 +513,10 @@ def render_markdown(
         f"# rlvr-audit report: {name}\n",
         f"Written {now} from the store `{store.root}` ({len(analysis.units)} units). Every number below was "
         "**measured** by rlvr-audit from stored generations.\n",
-        f"Cells: accuracy in % with its {int(level * 100)}% bootstrap confidence interval (problems resampled, "
-        f"{n_resamples} resamples, seed {seed}); under it, the gain over the checkpoint's base model in points, "
-        "with a paired bootstrap interval over the same problems, task, prompt, protocol and grader. "
-        "`n=a/b` marks a unit evaluated on a of its b problems.\n",
+        f"Cells: accuracy in % with its {level * 100:g}% confidence interval; under it, the gain over the "
+        "checkpoint's base model in points, with a paired interval over the same problems, task, prompt, protocol "
+        "and grader. `n=a/b` marks a unit evaluated on a of its b problems. "
+        + interval_settings(analysis, level=level, n_resamples=n_resamples, seed=seed),
     ]
     for gid in analysis.graders:
         parts.append(f"## Reproduction table: grader `{gid}`\n")
@@ -514,12 +554,14 @@ def render_markdown(
             p, p_holm, p_bh = ("-" if x is None else f"{x:.3g}" for x in (c.p_value, c.p_holm, c.p_bh))
             parts.append(
                 f"| {c.treatment} | {c.baseline} | {c.task} | `{c.template_id}` | {c.grader_id} | {c.metric} | "
-                f"{_signed(c.delta)} [{_signed(c.ci_low)}, {_signed(c.ci_high)}] | {p} | {p_holm} | {p_bh} | "
+                f"{_signed(c.delta)} [{_signed(c.ci_low)}, {_signed(c.ci_high)}]{_flags(c.interval_flags)} | {p} | "
+                f"{p_holm} | {p_bh} | "
                 f"{c.test or '-'} | {c.n_problems} |"
             )
         parts.append("")
     parts.extend(extra_sections or [])
     parts.append("## Settings\n")
+    parts.append(interval_settings(analysis, level=level, n_resamples=n_resamples, seed=seed))
     parts.append(settings_table(analysis, store))
     parts.append("## Runs (manifest)\n")
     parts.append(manifest_section(store.manifests(), {u.key for u in analysis.units}))

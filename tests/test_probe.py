@@ -127,6 +127,8 @@ families:
 """
 
 N = 10
+WILSON_ZERO = 1.959963984540054**2 / (N + 1.959963984540054**2)
+"""The default interval's upper end at 0 of N (Wilson), the gain bound when nothing differs."""
 
 
 class MemorisingEngine:
@@ -247,8 +249,8 @@ def test_rates_and_comparisons_are_exact(env: dict[str, Any]) -> None:
         expected = want[row.checkpoint][row.percent]
         assert row.value == pytest.approx(expected), (row.checkpoint, row.percent, row.metric)
         assert row.ci_low <= row.value <= row.ci_high
-        if expected == 0.0:
-            assert (row.ci_low, row.ci_high) == (0.0, 0.0)
+        if expected == 0.0:  # 0 of N: the default (wilson) gives Wilson's bound, not [0, 0]
+            assert (row.ci_low, row.ci_high) == (0.0, pytest.approx(WILSON_ZERO))
     assert set(rates.metric) == set(probe.METRICS)
     assert set(rates[rates.metric.isin(["exact_match", "rouge_l"])].grader) == {""}
     assert set(rates[rates.metric.str.startswith("answer")].grader) == {"math_verify"}
@@ -260,8 +262,13 @@ def test_rates_and_comparisons_are_exact(env: dict[str, Any]) -> None:
     rl80 = comp.loc[("toy/rl", "toy/base", 80, "exact_match")]
     assert (rl80.relation, rl80.delta, rl80.n_problems, rl80.p_value) == ("vs base", pytest.approx(0.2), N, 0.5)
     assert rl80.test == "mcnemar-exact"
-    rl40 = comp.loc[("toy/rl", "toy/base", 40, "exact_match")]
-    assert (rl40.delta, rl40.ci_low, rl40.ci_high, rl40.p_value) == (0.0, 0.0, 0.0, 1.0)
+    rl40 = comp.loc[("toy/rl", "toy/base", 40, "exact_match")]  # identical: the bound on the share that differ
+    assert (rl40.delta, rl40.ci_low, rl40.ci_high, rl40.p_value) == (
+        0.0,
+        pytest.approx(-WILSON_ZERO),
+        pytest.approx(WILSON_ZERO),
+        1.0,
+    )
     # across families: the reference checkpoints, in id order (other/base -> toy/base): +60 points,
     # 6 discordant pairs one way -> p = 2 * 0.5**6
     cross = comp.loc[("toy/base", "other/base", 60, "exact_match")]
