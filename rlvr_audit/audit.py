@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from .analyse import Analysis
     from .crossfamily import Grid
     from .grade import GradeSummary
+    from .graders.judge import JudgeSettings
     from .report import ReportPart
 
 DEFAULT_GRADERS = ["math_verify"]
@@ -104,6 +105,8 @@ class GradeOptions:
     ``error``); empty: grade what has no grade yet."""
     cache: bool = True
     """Use the store's persistent verdict cache (``--no-cache``: bypass it)."""
+    judge: JudgeSettings | None = None
+    """An LLM judge for the samples the graders disagree on (:mod:`rlvr_audit.judging`); ``None``: none."""
 
 
 CI_METHODS = ("wilson", "percentile", "bca")
@@ -465,7 +468,13 @@ def grade(
             retry=options.retry,
             cache=options.cache,
         )
-    return RunResult(unit_keys=unit_keys, graded=s.graded, reused=s.reused, notes=grade_notes(s, store))
+    notes = grade_notes(s, store)
+    if options.judge is not None:
+        from .judging import judge_units
+
+        with make_progress(progress) as prog:
+            notes += judge_units(store, unit_keys, options.judge, progress=prog).lines()
+    return RunResult(unit_keys=unit_keys, graded=s.graded, reused=s.reused, notes=notes)
 
 
 def grade_notes(summary: GradeSummary, store: Store) -> list[str]:

@@ -511,6 +511,29 @@ def grade(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Bypass the store's verdict cache (cache/verdicts.sqlite).")
     ] = False,
+    judge_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--judge-endpoint",
+            help="OpenAI-compatible API base URL (e.g. http://localhost:8000/v1) of an LLM judge asked about "
+            "the samples the graders disagree on; nothing is sent without it.",
+        ),
+    ] = None,
+    judge_model: Annotated[
+        str | None, typer.Option("--judge-model", help="The judge's model name on that server (with --judge-endpoint).")
+    ] = None,
+    judge_timeout: Annotated[
+        float, typer.Option("--judge-timeout", help="Seconds to wait for one judge reply.")
+    ] = 60.0,
+    judge_retries: Annotated[
+        int,
+        typer.Option(
+            "--judge-retries", help="Retries of a judge request after a timeout, connection or 5xx/429 error."
+        ),
+    ] = 2,
+    judge_concurrency: Annotated[
+        int, typer.Option("--judge-concurrency", help="Judge requests in flight at once.")
+    ] = 4,
     store: StoreOpt = Path("rlvr-audit-store"),
     config_dir: ConfigDirOpt = None,
     quiet: QuietOpt = False,
@@ -520,9 +543,28 @@ def grade(
     Prints the timeout and error verdicts of every graded unit and grader. Judged answers are
     kept in the store's verdict cache, so the next checkpoint of a run is graded fast.
 
+    With --judge-endpoint and --judge-model, the samples on which math_verify, paper, boxed_strict
+    and minerva disagree are then sent to that LLM judge and recorded as the `judge` grader (the
+    graders' own verdict where they agree); judgements are cached in the store.
+
     Example: rlvr-audit grade --graders math_verify --checkpoints 'qwen2.5-math-7b/*'
     """
     from . import audit
+
+    def judge_settings() -> Any:
+        if judge_endpoint is None and judge_model is None:
+            return None
+        if judge_endpoint is None or judge_model is None:
+            raise UsageError("--judge-endpoint and --judge-model go together; give both or neither")
+        from .graders.judge import JudgeSettings
+
+        return JudgeSettings(
+            endpoint=judge_endpoint,
+            model=judge_model,
+            timeout=judge_timeout,
+            retries=judge_retries,
+            concurrency=judge_concurrency,
+        )
 
     _execute(
         "grade",
@@ -535,6 +577,7 @@ def grade(
                 save_every=grade_save_every,
                 retry=_split(retry) or [],
                 cache=not no_cache,
+                judge=judge_settings(),
             ),
             _locations(store, None, config_dir, None),
             progress=not quiet,

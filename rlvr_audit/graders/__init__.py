@@ -57,6 +57,7 @@ class Grader(Protocol):
 
 # Imported after GradeOutcome and Grader are defined: the grader modules import them from here.
 from .boxed_strict import BoxedStrictGrader  # noqa: E402
+from .consensus import ConsensusGrader  # noqa: E402
 from .math_verify import MathVerifyGrader  # noqa: E402
 from .minerva import MinervaGrader  # noqa: E402
 from .paper import PaperGrader  # noqa: E402
@@ -66,6 +67,7 @@ GRADERS: dict[str, type[Grader]] = {
     "paper": PaperGrader,
     "boxed_strict": BoxedStrictGrader,
     "minerva": MinervaGrader,
+    "consensus": ConsensusGrader,
 }
 """The grader registry: id -> grader class (constructed with no arguments)."""
 
@@ -85,6 +87,7 @@ def get_grader(grader_id: str) -> Grader:
 __all__ = [
     "GRADERS",
     "BoxedStrictGrader",
+    "ConsensusGrader",
     "GradeOutcome",
     "Grader",
     "MathVerifyGrader",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import logging
 import os
 import platform
 import subprocess
@@ -207,7 +208,7 @@ def _ray_probe(rollout: str, gpus_needed: int) -> Closure:
     import ray
 
     here = import_closure(rollout)
-    ray.init(logging_level="ERROR", log_to_driver=False)
+    ray.init(logging_level=logging.ERROR, log_to_driver=False)
     try:
         here.gpus = float(ray.cluster_resources().get("GPU", 0.0))
         if here.gpus >= 1:
