@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from rlvr_audit.analysis import stats
 from rlvr_audit.analysis.estimates import analyse, grader_version, plan_for
 from rlvr_audit.core.records import CheckpointRef, Grade, Problem, SamplingProtocol, UnitSpec
 from rlvr_audit.core.store import Store, UnitInfo
@@ -69,7 +70,7 @@ def test_a_table_shares_one_plan_and_adjusts_p_values(store: Store) -> None:
     rl_a, rl_b = outcomes(2, 0.7), outcomes(3, 0.45)
     make_unit(store, "rl_a", rl_a, base="base")
     make_unit(store, "rl_b", rl_b, base="base")
-    a = analyse(store, seed=7, n_resamples=2_000)
+    a = analyse(store, seed=7, n_resamples=2_000, ci_method="percentile")
     est = {e.checkpoint_id: e for e in a.estimates}
     comp = {c.treatment: c for c in a.comparisons}
     assert set(comp) == {"toy/rl_a", "toy/rl_b"}
@@ -98,7 +99,7 @@ def test_a_table_shares_one_plan_and_adjusts_p_values(store: Store) -> None:
 
     # a unit's numbers do not depend on which other units are analysed
     rl_key = comp["toy/rl_a"].treatment_unit
-    alone = analyse(store, unit_keys=[rl_key], seed=7, n_resamples=2_000)
+    alone = analyse(store, unit_keys=[rl_key], seed=7, n_resamples=2_000, ci_method="percentile")
     assert list(alone.estimates) == [e for e in a.estimates if e.unit_key == rl_key]
     alone_c = alone.comparisons[0]
     assert (alone_c.ci_low, alone_c.ci_high, alone_c.p_value) == (c.ci_low, c.ci_high, c.p_value)
@@ -117,12 +118,56 @@ def test_k_samples_use_the_sign_flip_test_and_bca(store: Store) -> None:
     assert 0 < c.p_value <= 0.01  # type: ignore[operator]
 
 
+def test_default_interval_is_wilson_with_flags(store: Store) -> None:
+    """The default: Wilson intervals per unit, MOVER per gain, exactly stats.wilson_ci / paired_wilson_ci,
+    with the interval flags carried onto the records (0 of n correct: ``no-variation``, not [0, 0])."""
+    base = np.zeros((N, 4), dtype=bool)  # 0 of 40 problems solved
+    rl = outcomes(8, 0.15, k=4)
+    make_unit(store, "base", base, base=None)
+    make_unit(store, "rl", rl, base="base")
+    a = analyse(store, seed=3, n_resamples=200)
+    assert a.ci_method == stats.DEFAULT_CI_METHOD == "wilson"
+    est = {(e.checkpoint_id, e.metric): e for e in a.estimates}
+    zero = est[("toy/base", "avg@4")]
+    expected = stats.wilson_ci(base)
+    assert (zero.value, zero.ci_low, zero.ci_high) == (0.0, 0.0, pytest.approx(expected.ci_high))
+    assert (
+        zero.ci_high > 0.08 and zero.interval_flags == ("no-variation",) and zero.method == "wilson-cluster(problems)"
+    )
+    got = est[("toy/rl", "avg@4")]
+    assert (got.ci_low, got.ci_high) == pytest.approx((stats.wilson_ci(rl).ci_low, stats.wilson_ci(rl).ci_high))
+    assert est[("toy/rl", "pass@4")].ci_high == pytest.approx(stats.wilson_ci(rl, statistic="pass@4").ci_high)
+    (c,) = a.comparisons
+    ref = stats.paired_wilson_ci(base, rl)
+    assert (c.ci_low, c.ci_high, c.se) == pytest.approx((ref.ci_low, ref.ci_high, ref.se))
+    assert c.method == "paired-mover-wilson(problems)"
+    disagree = (c.ci_low > 0) != ((c.p_value or 1.0) < 0.05)
+    assert ("test-disagrees" in c.interval_flags) == disagree
+
+
+def test_test_disagreement_is_flagged(store: Store) -> None:
+    """Five problems go from wrong to right, nothing else differs: McNemar's exact p is 2/32 = 0.0625
+    (not significant at 5%) while the interval excludes 0; the comparison says so."""
+    base = np.zeros((N, 1), dtype=bool)
+    base[:20] = True
+    rl = base.copy()
+    rl[20:25] = True
+    make_unit(store, "base", base, base=None)
+    make_unit(store, "rl", rl, base="base")
+    (c,) = analyse(store, n_resamples=200).comparisons
+    assert c.p_value == pytest.approx(0.0625)
+    assert c.ci_low > 0
+    assert c.interval_flags == ("test-disagrees",)
+    (pct,) = analyse(store, n_resamples=200, ci_method="percentile").comparisons
+    assert pct.interval_flags == ("test-disagrees",) and pct.ci_low > 0
+
+
 def test_partial_base_is_compared_on_shared_problems(store: Store) -> None:
     base = outcomes(6, 0.4, n=30)
     rl = outcomes(7, 0.6)
     make_unit(store, "base", base, base=None, problems=PIDS[:30])
     make_unit(store, "rl", rl, base="base")
-    a = analyse(store, seed=2, n_resamples=1_000)
+    a = analyse(store, seed=2, n_resamples=1_000, ci_method="percentile")
     (c,) = a.comparisons
     assert c.n_problems == 30
     assert c.baseline_value == pytest.approx(base.mean())

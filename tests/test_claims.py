@@ -416,36 +416,35 @@ def _first_math500(n: int) -> list[tuple[str, str]]:
 def test_measured_baselines_from_the_store_appear_beside_cited_ones(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A scripted base unit (6/10 correct) and the paper's incorrect-reward checkpoint (8/10)."""
+    """An imported base unit (6/10 correct) and the paper's incorrect-reward checkpoint (8/10).
+
+    Imported, not scripted: units of the ``scripted`` backend are synthetic and never count as
+    measurements of a real model (tests/reliability/test_synthetic_units.py)."""
     monkeypatch.chdir(tmp_path)
     problems = _first_math500(10)
-    script = {
-        "qwen2.5-math-7b/base": {pid: f"\\boxed{{{a if i < 6 else '999999'}}}" for i, (pid, a) in enumerate(problems)},
-        "qwen2.5-math-7b/incorrect-step150": {
-            pid: f"\\boxed{{{a if i < 8 else '999999'}}}" for i, (pid, a) in enumerate(problems)
-        },
-    }
-    (tmp_path / "script.json").write_text(json.dumps(script))
+    questions = [json.loads(line)["problem"] for line in (DATA / "math500.jsonl").read_text().splitlines()[:10]]
     common = ["--config-dir", str(ROOT), "--store", str(tmp_path / "store")]
-    r = invoke(
-        "run",
-        "--backend",
-        "scripted",
-        "--model-args",
-        f"script={tmp_path / 'script.json'}",
-        "--checkpoints",
-        "qwen2.5-math-7b/incorrect-step150",
-        "--tasks",
-        "math500",
-        "--limit",
-        "10",
-        "--resamples",
-        "1000",
-        "--quiet",
-        "--data-dir",
-        str(DATA),
-        *common,
-    )
+    for checkpoint, n_right in (("qwen2.5-math-7b/base", 6), ("qwen2.5-math-7b/incorrect-step150", 8)):
+        items = [
+            {
+                "prompt": f"Question: {q}\nAnswer:",
+                "label": a,
+                "index": i,
+                "outputs": [f"\\boxed{{{a if i < n_right else '999999'}}}"],
+            }
+            for i, ((_pid, a), q) in enumerate(zip(problems, questions, strict=True))
+        ]
+        source = {"dataset": "MATH-500", "model": checkpoint, "temperature": 0.0, "rollouts": 1}
+        source |= {"avg@1": n_right / 10, "pass@1": n_right / 10, "metadata": items}
+        path = tmp_path / f"{checkpoint.replace('/', '_')}_MATH-500.json"
+        path.write_text(json.dumps(source))
+        imp = invoke(
+            "import", "spurious-rewards-json", str(path), "--checkpoint", checkpoint, "--data-dir", str(DATA),
+            "--allow-unmatched", "--quiet", *common,
+        )  # fmt: skip
+        assert imp.exit_code == 0, imp.output
+    assert invoke("grade", "--quiet", *common).exit_code == 0
+    r = invoke("report", "--resamples", "1000", "--quiet", *common)
     assert r.exit_code == 0, r.output
     normal = (tmp_path / "reports" / "audit" / "index.md").read_text()
     assert "## Baseline correction" in normal  # the normal report appends it for claimed models
@@ -483,7 +482,7 @@ def test_only_the_family_base_checkpoint_is_a_measured_baseline(ledger: schema.L
             template_id="qwen_math_default",
             template_hash="t" * 16,
             protocol=SamplingProtocol(n=1, temperature=0.0, max_new_tokens=3072),
-            backend="scripted",
+            backend="vllm",
         )
         return UnitInfo(key=spec.key, spec=spec, family="qwen2.5-math-7b")
 

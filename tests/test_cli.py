@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -10,8 +11,10 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 from testbed import DATA, ROOT
 from testbed import TOY_REGISTRY as REGISTRY
 from typer.testing import CliRunner
@@ -74,6 +77,22 @@ def invoke(*args: str) -> object:
     return CliRunner().invoke(app, list(args), catch_exceptions=False)
 
 
+def scripted_intervals() -> tuple[dict[int, object], tuple[float, float]]:
+    """The default (wilson) intervals of the scripted run on 5 problems, computed independently.
+
+    With one sample per problem the Wilson interval with a cluster design effect is the plain
+    Wilson score interval, scipy's ``binomtest(x, n).proportion_ci(method="wilson")``: base 2/5
+    correct, rl 4/5. The gain: base [1,1,0,0,0], rl [1,1,1,1,0]; MOVER (Newcombe's method 10)
+    from the two Wilson intervals and the correlation r of the paired outcomes.
+    """
+    wilson = {x: scipy.stats.binomtest(x, 5).proportion_ci(method="wilson") for x in (2, 4)}
+    r = float(np.corrcoef([1, 1, 0, 0, 0], [1, 1, 1, 1, 0])[0, 1])
+    (lb, ub), (lt, ut) = (wilson[2].low, wilson[2].high), (wilson[4].low, wilson[4].high)
+    low = 0.4 - math.sqrt((0.8 - lt) ** 2 + (ub - 0.4) ** 2 - 2 * r * (0.8 - lt) * (ub - 0.4))
+    high = 0.4 + math.sqrt((ut - 0.8) ** 2 + (0.4 - lb) ** 2 - 2 * r * (ut - 0.8) * (0.4 - lb))
+    return wilson, (low, high)
+
+
 def test_run_gives_hand_computed_accuracies_intervals_and_gains(env: dict[str, Path]) -> None:
     r = invoke(
         "run",
@@ -103,20 +122,27 @@ def test_run_gives_hand_computed_accuracies_intervals_and_gains(env: dict[str, P
         "ci_low",
         "ci_high",
     ]
-    # base: 2/5 correct. Bootstrap of the mean of 5 draws: count ~ Binomial(5, .4); its 2.5% and
-    # 97.5% quantiles are 0 and 4 (P(X=0)=.078, P(X<=3)=.913, P(X<=4)=.990).
-    assert est.loc["toy/base", ["value", "ci_low", "ci_high"]].tolist() == pytest.approx([0.4, 0.0, 0.8])
-    # rl: 4/5 correct: Binomial(5, .8) quantiles 2 (P(X<=1)=.007, P(X<=2)=.058) and 5.
-    assert est.loc["toy/rl", ["value", "ci_low", "ci_high"]].tolist() == pytest.approx([0.8, 0.4, 1.0])
+    wilson, (low, high) = scripted_intervals()
+    assert est.loc["toy/base", ["value", "ci_low", "ci_high"]].tolist() == pytest.approx(
+        [0.4, wilson[2].low, wilson[2].high]
+    )
+    assert est.loc["toy/rl", ["value", "ci_low", "ci_high"]].tolist() == pytest.approx(
+        [0.8, wilson[4].low, wilson[4].high]
+    )
     assert est.loc["toy/rl", "metric"] == "avg@1" and est.loc["toy/rl", "n_problems"] == 5
+    assert est.loc["toy/rl", "method"] == "wilson-cluster(problems)"
+    assert est.loc["toy/rl", "interval_flags"] == "few-informative"  # one problem wrong: 1 informative problem
     comp = pd.read_csv(env["tmp"] / "reports" / "audit" / "tables" / "comparisons.csv")
     row = comp.iloc[0]
     assert (row.checkpoint, row.base, row.task, row.grader) == ("toy/rl", "toy/base", "math500", "math_verify")
-    # paired differences d = [0,0,1,1,0]: mean .4; count of ones ~ Binomial(5, .4) -> [0, .8]
-    assert [row.delta, row.ci_low, row.ci_high] == pytest.approx([0.4, 0.0, 0.8])
+    assert [row.delta, row.ci_low, row.ci_high] == pytest.approx([0.4, low, high])
     assert row.p_value == pytest.approx(0.5)  # exact sign-flip test: 2 of 4 flips as extreme
+    assert row.interval_flags == "few-discordant"  # both agree: not significant
     md = (env["tmp"] / "reports" / "audit" / "index.md").read_text()
-    assert "40.0 [0.0, 80.0]" in md and "+40.0 [+0.0, +80.0] vs base" in md and "_n=5/500_" in md
+    cell = f"40.0 [{100 * wilson[2].low:.1f}, {100 * wilson[2].high:.1f}] ⚠ few-informative"
+    gain = f"+40.0 [{100 * low:+.1f}, {100 * high:+.1f}] vs base ⚠ few-discordant"
+    assert cell in md and gain in md and "_n=5/500_" in md
+    assert "Wilson score interval over problems" in md and "`--ci-method wilson`, the default" in md
 
 
 def test_avg_and_pass_at_k_with_samples(env: dict[str, Path]) -> None:
@@ -268,8 +294,11 @@ def test_model_directory_that_does_not_load(env: dict[str, Path]) -> None:
         "no_template",
         *base_args(env),
     )
-    assert r.exit_code == 1
+    assert r.exit_code == 2
     assert "cannot load model" in r.output and "broken-model" in r.output
+    errors = [line for line in r.output.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "with backend 'hf'" in errors[0], r.output  # one line: model, backend, cause
+    assert not (env["tmp"] / "store").exists()  # nothing left behind: no unit, no problems, no run manifest
 
 
 def test_every_command_explains_itself_with_an_example() -> None:
@@ -372,7 +401,18 @@ def test_ctrl_c_keeps_the_work_and_marks_the_run_interrupted(env: dict[str, Path
         "--quiet",
         *base_args(env),
     ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=env["tmp"])
+    # A job started in the background by a non-interactive shell (CI: no terminal, no stdin)
+    # inherits SIGINT ignored, as POSIX asks, and Python keeps it ignored: restore the default in
+    # the child so that the signal this test sends is delivered as a user's Ctrl-C would be.
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=env["tmp"],
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         files = list(store.glob("units/*/generations.jsonl"))
@@ -414,19 +454,20 @@ def test_report_has_cross_family_grid_and_heatmap(env: dict[str, Path]) -> None:
     [row] = grid.itertuples()
     assert (row.family, row.reward, row.kind) == ("toy", "random", "measured")
     assert (row.checkpoint, row.base) == ("toy/rl", "toy/base")
-    assert [row.gain, row.ci_low, row.ci_high] == pytest.approx([40.0, 0.0, 80.0])
+    _, (low, high) = scripted_intervals()  # the default interval of the gain
+    assert [row.gain, row.ci_low, row.ci_high] == pytest.approx([40.0, 100 * low, 100 * high])
     assert row.p_holm == pytest.approx(row.p_value)  # one cell: Holm changes nothing
     png = report / "figures" / "cross_family_math500_math_verify_avgat1.png"
     assert png.read_bytes()[:4] == b"\x89PNG"
     md = (report / "index.md").read_text()
-    assert "## Cross-family gains" in md and "| Toy | **+40.0** [+0.0, +80.0] |" in md
+    assert "## Cross-family gains" in md and f"| Toy | **+40.0** [{100 * low:+.1f}, {100 * high:+.1f}] |" in md
 
 
 def test_bca_intervals_and_unknown_ci_method(env: dict[str, Path]) -> None:
     common = ["--backend", "scripted", "--model-args", f"script={env['script']}", "--checkpoints", "toy/rl"]
     common += ["--tasks", "math500", "--limit", "5", "--quiet", *base_args(env)]
-    r = invoke("run", *common, "--ci-method", "wilson")
-    assert r.exit_code == 2 and "unknown --ci-method 'wilson'; valid: percentile, bca" in r.output
+    r = invoke("run", *common, "--ci-method", "student")
+    assert r.exit_code == 2 and "unknown --ci-method 'student'; valid: wilson, percentile, bca" in r.output
     assert not (env["tmp"] / "store").exists()  # refused before anything was generated
     r = invoke("run", *common, "--ci-method", "bca")
     assert r.exit_code == 0, r.output

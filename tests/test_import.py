@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import random
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 from rlvr_audit.cli import app
-from rlvr_audit.core.records import Problem
+from rlvr_audit.core.records import Problem, natural_key
 from rlvr_audit.core.store import Store, UnitInfo
 from rlvr_audit.grading import GRADERS
 from rlvr_audit.importers import FORMATS
@@ -44,6 +45,9 @@ families:
         model: org/toy-other
         prompt: no_template
 """
+
+QWEN_TOKENS = ("--max-new-tokens", "2048")
+"""math_eval.py records no new-token limit: imports of its files state it (here its default)."""
 
 WANTED_GRADERS = ["math_verify", "paper", "boxed_strict", "minerva"]
 """The graders the import -> grade -> report path must work with (those registered so far)."""
@@ -314,7 +318,7 @@ def test_spurious_json_percentages_are_normalised_and_samples_kept_in_order(env:
 def test_qwen_math_jsonl_round_trip(env: dict[str, Path]) -> None:
     probs = rows("aime24", 6, seed=1)
     path = qwen_file(env["src"], probs, k=2, temperature=0.6, acc=50.0)
-    r = do_import(env, "qwen-math-jsonl", path)
+    r = do_import(env, "qwen-math-jsonl", path, extra=QWEN_TOKENS)
     assert r.exit_code == 0, r.output
     u = only_unit(env)
     p = u.spec.protocol
@@ -334,7 +338,7 @@ def test_qwen_math_shards_become_one_unit_and_overlap_is_refused(env: dict[str, 
     probs = rows("aime24", 6)
     a = qwen_file(env["src"], probs[:3], k=1, temperature=0.0, start=0, end=3, acc=100.0 * 2 / 3)
     b = qwen_file(env["src"], probs[3:], k=1, temperature=0.0, start=3, end=6, acc=100.0 / 3)
-    r = do_import(env, "qwen-math-jsonl", a, b)
+    r = do_import(env, "qwen-math-jsonl", a, b, extra=QWEN_TOKENS)
     assert r.exit_code == 0, r.output
     u = only_unit(env)
     assert u.imported is not None and len(u.imported.files) == 2
@@ -343,7 +347,7 @@ def test_qwen_math_shards_become_one_unit_and_overlap_is_refused(env: dict[str, 
     assert len(Store(env["store"]).read_generations(u.key)) == 6
 
     c = qwen_file(env["src"], probs[2:4], k=1, temperature=0.0, start=2, end=4)
-    r = do_import(env, "qwen-math-jsonl", a, c, checkpoint="toy/other")
+    r = do_import(env, "qwen-math-jsonl", a, c, checkpoint="toy/other", extra=QWEN_TOKENS)
     assert r.exit_code == 2
     assert probs[2]["id"] in flat(r.output) and "import them separately" in flat(r.output)
 
@@ -708,3 +712,127 @@ def test_equal_questions_are_ambiguous() -> None:
 )
 def test_same_gold(source: str, ours: str, same: bool) -> None:
     assert same_gold(source, ours) is same
+
+
+# ---- issue 15: real Qwen2.5-Math outputs (../shared/data/real_generations) ----------------------
+REAL = ROOT.parent / "shared" / "data" / "real_generations" / "sky-t1"
+needs_real = pytest.mark.skipif(not REAL.is_dir(), reason="../shared/data/real_generations is not beside the project")
+REAL_SETTINGS = ("--temperature", "0", "--max-new-tokens", "32768")
+"""The README of the real files: greedy decoding; the runs used 32768 new tokens (not math_eval.py's 2048)."""
+
+
+@needs_real
+def test_a_qwen_file_that_records_no_token_limit_needs_it_stated(env: dict[str, Path]) -> None:
+    """math_eval.py writes its limit nowhere: on main the import guessed 2048 silently."""
+    path = REAL / "Sky-T1-math-wrong-5K-14B.amc23.jsonl"
+    r = do_import(env, "qwen-math-jsonl", path, checkpoint="sky/wrong", extra=("--temperature", "0"))
+    assert r.exit_code == 2, r.output
+    assert "records the new-token limit" in flat(r.output) and "pass --max-new-tokens N" in flat(r.output)
+    assert store_files(env) == []
+    r = do_import(env, "qwen-math-jsonl", path, checkpoint="sky/wrong", extra=REAL_SETTINGS)
+    assert r.exit_code == 0, r.output
+    u = only_unit(env)
+    assert (u.spec.task, u.spec.protocol.max_new_tokens, u.spec.protocol.n) == ("amc", 32768, 1)
+    assert u.imported is not None  # the metrics file beside it ('<stem>.metrics.json') is read: acc 50.0
+    assert {m.name: m.value for m in u.imported.metrics} == {"acc": pytest.approx(0.5), "mean score": 0.5}
+
+
+@needs_real
+def test_a_token_limit_recorded_in_the_metrics_file_is_used_and_a_contradicting_option_refused(
+    env: dict[str, Path],
+) -> None:
+    folder = env["src"] / "amc23"
+    folder.mkdir()
+    data = (REAL / "Sky-T1-math-correct-5K-14B.amc23.jsonl").read_bytes()
+    path = folder / "test_Sky-T1_-1_seed0_t0.0_s0_e-1.jsonl"
+    path.write_bytes(data)
+    metrics = json.loads((REAL / "Sky-T1-math-correct-5K-14B.amc23.metrics.json").read_text())
+    (folder / "test_Sky-T1_-1_seed0_t0.0_s0_e-1_Sky-T1_metrics.json").write_text(
+        json.dumps({**metrics, "max_tokens_per_call": 32768})
+    )
+    r = do_import(env, "qwen-math-jsonl", path, checkpoint="sky/correct", extra=("--max-new-tokens", "2048"))
+    assert r.exit_code == 2 and "records max_new_tokens 32768, but --max-new-tokens 2048" in flat(r.output)
+    r = do_import(env, "qwen-math-jsonl", path, checkpoint="sky/correct")
+    assert r.exit_code == 0, r.output
+    p = only_unit(env).spec.protocol
+    assert (p.max_new_tokens, p.temperature) == (32768, 0.0)  # temperature from the script's file name
+
+
+@needs_real
+def test_questions_without_their_figure_match_and_what_still_fails_is_named_by_its_full_path(
+    env: dict[str, Path],
+) -> None:
+    """Four AIME 2024 questions in the published file lack the task's [asy] block or 'Graph <url>'
+    line: on main they (and the fifth, whose words differ) matched nothing."""
+    copies = []
+    for name in ("Sky-T1-math-correct-5K-14B.aime24.jsonl", "Sky-T1-math-wrong-5K-14B.aime24.jsonl"):
+        folder = env["src"] / name.split(".")[0]
+        folder.mkdir()
+        copies.append(folder / "test.aime24.jsonl")  # one basename, two folders
+        copies[-1].write_bytes((REAL / name).read_bytes())
+    r = do_import(env, "qwen-math-jsonl", *copies, checkpoint="sky/both", extra=REAL_SETTINGS)
+    assert r.exit_code == 2, r.output
+    out = flat(r.output)
+    assert "2 of 60 items match no task problem" in out
+    for path in copies:  # the full path of each file, not the basename they share
+        assert f"{path}: line 29 (idx 28): 'Torus $T$ is the surface" in out
+    r = do_import(
+        env, "qwen-math-jsonl", copies[1], checkpoint="sky/wrong", extra=(*REAL_SETTINGS, "--allow-unmatched")
+    )
+    assert r.exit_code == 0, r.output
+    u = only_unit(env)
+    assert u.spec.task == "aime24"  # from '.aime24' in the file name (the folder names no benchmark)
+    assert u.imported is not None and (u.imported.items, u.imported.unmatched) == (30, 1)
+    gens = Store(env["store"]).read_generations(u.key)
+    assert len({g.problem_id for g in gens}) == 29
+
+
+def test_figure_text_is_ignored_on_both_sides_and_other_text_is_kept_exact() -> None:
+    problems = [
+        Problem(task="t", problem_id="a", question="Find $x$.\n[asy] draw((0,0)--(1,1)); [/asy]", answer="1"),
+        Problem(task="t", problem_id="b", question="How many zeros?\nGraph\nhttps://www.desmos.com/x1", answer="2"),
+        Problem(task="t", problem_id="c", question="Find $y$.", answer="3"),
+    ]
+    index = ProblemIndex(problems)
+    assert index.match(("Find $x$.",)).problem == problems[0]
+    assert index.match(("<user>\nFind $x$.\n[asy] other figure [/asy]</user>",)).problem == problems[0]
+    assert index.match(("How many zeros?",)).problem == problems[1]
+    assert index.match(("Find $x$ .",)).kind == "none"  # a character more is another text
+    assert index.match(("Find $y$.",)).problem == problems[2]
+
+
+@needs_real
+def test_family_step_and_reward_of_imported_checkpoints_and_steps_sort_numerically(env: dict[str, Path]) -> None:
+    path = REAL / "Sky-T1-math-wrong-5K-14B.amc23.jsonl"
+    for step in (1000, 50):
+        shutil.copy(path, env["src"] / f"step{step}.amc23.jsonl")
+        r = do_import(
+            env,
+            "qwen-math-jsonl",
+            env["src"] / f"step{step}.amc23.jsonl",
+            checkpoint=f"sky/step{step}",
+            extra=(*REAL_SETTINGS, "--family", "sky-t1", "--step", str(step), "--reward", "wrong-answers"),
+        )
+        assert r.exit_code == 0, r.output
+    units = Store(env["store"]).units()
+    assert {(u.family, u.family_display, u.step, u.reward) for u in units} == {
+        ("sky-t1", "sky-t1", 1000, "wrong-answers"),
+        ("sky-t1", "sky-t1", 50, "wrong-answers"),
+    }
+    from rlvr_audit.api import report_order
+
+    order = report_order(Store(env["store"]), [u.key for u in units])
+    assert [Store(env["store"]).load_unit(k).spec.checkpoint.checkpoint_id for k in order] == [
+        "sky/step50",
+        "sky/step1000",
+    ]
+    # a registry checkpoint's step, reward and family come from the registry: a contradiction is refused
+    r = do_import(env, "qwen-math-jsonl", path, checkpoint="toy/rl", extra=(*REAL_SETTINGS, "--step", "100"))
+    assert r.exit_code == 2 and "--step 100 contradicts the registry, which gives toy/rl step 50" in flat(r.output)
+    r = do_import(env, "qwen-math-jsonl", path, checkpoint="sky/x", extra=(*REAL_SETTINGS, "--step", "-1"))
+    assert r.exit_code == 2 and "--step must be a training step >= 0" in flat(r.output)
+
+
+def test_natural_key_sorts_digit_runs_as_numbers() -> None:
+    ids = ["f/step1000", "f/step50", "f/step200", "f/base", "g/step5"]
+    assert sorted(ids, key=natural_key) == ["f/base", "f/step50", "f/step200", "f/step1000", "g/step5"]

@@ -5,6 +5,7 @@ section, bad input, and the hf engine end to end on the tiny model."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,10 +17,10 @@ from rlvr_audit.analysis import contamination as probe
 from rlvr_audit.analysis import contamination_sections
 from rlvr_audit.cli import app
 from rlvr_audit.core.errors import UsageError
-from rlvr_audit.core.records import SamplingProtocol
+from rlvr_audit.core.records import EffectiveSampling, SamplingProtocol
 from rlvr_audit.core.store import Store
 from rlvr_audit.generation import probes
-from rlvr_audit.generation import runner as generate_module
+from rlvr_audit.generation import work as generate_module
 from rlvr_audit.generation.engines import GenOutput, GenRequest
 from rlvr_audit.generation.engines.scripted import ChatMLStandIn
 
@@ -128,6 +129,8 @@ families:
 """
 
 N = 10
+WILSON_ZERO = 1.959963984540054**2 / (N + 1.959963984540054**2)
+"""The default interval's upper end at 0 of N (Wilson), the gain bound when nothing differs."""
 
 
 class MemorisingEngine:
@@ -145,15 +148,23 @@ class MemorisingEngine:
     def tokenizer(self) -> Any:
         return ChatMLStandIn()
 
+    def sampling(self, protocol: SamplingProtocol, stop: list[str]) -> EffectiveSampling:
+        return EffectiveSampling(
+            temperature=protocol.temperature, top_p=protocol.top_p, max_new_tokens=protocol.max_new_tokens, stop=stop
+        )
+
     def generate(
         self,
         requests: list[GenRequest],
         *,
         protocol: SamplingProtocol,
-        seed: int,
         stop: list[str],
         keep_stop: bool = False,
-    ) -> list[GenOutput]:
+        progress: Any = None,
+    ) -> Iterator[list[tuple[int, GenOutput]]]:
+        yield list(enumerate(self._answer(requests, protocol)))
+
+    def _answer(self, requests: list[GenRequest], protocol: SamplingProtocol) -> list[GenOutput]:
         assert protocol.temperature == 0.0 and protocol.n == 1  # greedy
         self.calls.append(len(requests))
         out = []
@@ -240,8 +251,8 @@ def test_rates_and_comparisons_are_exact(env: dict[str, Any]) -> None:
         expected = want[row.checkpoint][row.percent]
         assert row.value == pytest.approx(expected), (row.checkpoint, row.percent, row.metric)
         assert row.ci_low <= row.value <= row.ci_high
-        if expected == 0.0:
-            assert (row.ci_low, row.ci_high) == (0.0, 0.0)
+        if expected == 0.0:  # 0 of N: the default (wilson) gives Wilson's bound, not [0, 0]
+            assert (row.ci_low, row.ci_high) == (0.0, pytest.approx(WILSON_ZERO))
     assert set(rates.metric) == set(probe.METRICS)
     assert set(rates[rates.metric.isin(["exact_match", "rouge_l"])].grader) == {""}
     assert set(rates[rates.metric.str.startswith("answer")].grader) == {"math_verify"}
@@ -253,8 +264,13 @@ def test_rates_and_comparisons_are_exact(env: dict[str, Any]) -> None:
     rl80 = comp.loc[("toy/rl", "toy/base", 80, "exact_match")]
     assert (rl80.relation, rl80.delta, rl80.n_problems, rl80.p_value) == ("vs base", pytest.approx(0.2), N, 0.5)
     assert rl80.test == "mcnemar-exact"
-    rl40 = comp.loc[("toy/rl", "toy/base", 40, "exact_match")]
-    assert (rl40.delta, rl40.ci_low, rl40.ci_high, rl40.p_value) == (0.0, 0.0, 0.0, 1.0)
+    rl40 = comp.loc[("toy/rl", "toy/base", 40, "exact_match")]  # identical: the bound on the share that differ
+    assert (rl40.delta, rl40.ci_low, rl40.ci_high, rl40.p_value) == (
+        0.0,
+        pytest.approx(-WILSON_ZERO),
+        pytest.approx(WILSON_ZERO),
+        1.0,
+    )
     # across families: the reference checkpoints, in id order (other/base -> toy/base): +60 points,
     # 6 discordant pairs one way -> p = 2 * 0.5**6
     cross = comp.loc[("toy/base", "other/base", 60, "exact_match")]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from rlvr_audit.core.errors import ConfigError, UnknownNameError, UsageError
 from rlvr_audit.core.prompts import available_prompts
-from rlvr_audit.core.registry import Registry
+from rlvr_audit.core.registry import Registry, local_checkpoint_id
 
 ROOT = Path(__file__).resolve().parents[1]
 FAMILIES = {
@@ -62,7 +63,8 @@ def test_local_directory_is_an_ad_hoc_checkpoint(reg: Registry, tmp_path: Path) 
     model.mkdir()
     (model / "config.json").write_text("{}")
     (ck,) = reg.select([str(model)])
-    assert ck.checkpoint_id == "local/my-model" and ck.base is None and ck.prompt == "no_template"
+    assert ck.checkpoint_id == local_checkpoint_id(model) and ck.base is None
+    assert re.fullmatch(r"local/my-model-[0-9a-f]{8}", ck.checkpoint_id) and ck.prompt == "no_template"
     (model / "tokenizer_config.json").write_text('{"chat_template": "{{ x }}"}')
     assert reg.select([str(model)])[0].prompt == "model_default"
     ref = ck.ref()

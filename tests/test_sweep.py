@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import scipy.stats
 from testbed import DATA, ROOT
 from testbed import TOY_REGISTRY as REGISTRY
 from typer.testing import CliRunner
@@ -28,6 +29,9 @@ ANSWERS = {
     "lipsum": {"toy/base": "RRWW", "toy/rl": "RWNN"},
 }
 TEMPLATES = sorted(ANSWERS)
+# The hand-computed intervals below are percentile-bootstrap quantiles (the default is wilson,
+# checked in test_default_interval_flows_into_the_sweep).
+PERCENTILE = ("--ci-method", "percentile")
 
 
 def first_ids(task: str, n: int) -> list[tuple[str, str]]:
@@ -118,7 +122,7 @@ def swept(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 
 def test_accuracy_parse_rate_and_rank_per_template(swept: dict[str, Path]) -> None:
-    out = report(swept)
+    out = report(swept, *PERCENTILE)
     sweep = pd.read_csv(out / "tables" / "prompt_sweep.csv")
     assert list(sweep.columns) == SWEEP_COLUMNS
     got = {(r.checkpoint, r.prompt): r for r in sweep.itertuples()}
@@ -150,7 +154,7 @@ def test_accuracy_parse_rate_and_rank_per_template(swept: dict[str, Path]) -> No
 
 
 def test_spread_and_default_rank(swept: dict[str, Path]) -> None:
-    spread = pd.read_csv(report(swept) / "tables" / "prompt_sweep_spread.csv").set_index("checkpoint")
+    spread = pd.read_csv(report(swept, *PERCENTILE) / "tables" / "prompt_sweep_spread.csv").set_index("checkpoint")
     assert list(spread.columns) == SPREAD_COLUMNS[1:]
     base = spread.loc["toy/base"]
     assert (base.best_prompt, base.worst_prompt, base.default_prompt) == (
@@ -167,7 +171,7 @@ def test_spread_and_default_rank(swept: dict[str, Path]) -> None:
 
 
 def test_gains_under_each_template_and_over_the_best_prompted_base(swept: dict[str, Path]) -> None:
-    out = report(swept)
+    out = report(swept, *PERCENTILE)
     gains = pd.read_csv(out / "tables" / "prompt_sweep_gains.csv")
     assert list(gains.columns) == GAIN_COLUMNS
     got = {r.prompt: r for r in gains.itertuples()}
@@ -195,7 +199,7 @@ def test_gains_under_each_template_and_over_the_best_prompted_base(swept: dict[s
 
 
 def test_section_and_figure(swept: dict[str, Path]) -> None:
-    out = report(swept)
+    out = report(swept, *PERCENTILE)
     md = (out / "index.md").read_text()
     assert "## Prompt sensitivity" in md
     section = md.split("## Prompt sensitivity", 1)[1].split("\n## ", 1)[0]
@@ -214,8 +218,9 @@ def test_report_is_deterministic_and_follows_the_level(swept: dict[str, Path]) -
     first = pd.read_csv(report(swept) / "tables" / "prompt_sweep_gains.csv")
     again = pd.read_csv(report(swept) / "tables" / "prompt_sweep_gains.csv")
     pd.testing.assert_frame_equal(first, again)
-    wide = pd.read_csv(report(swept) / "tables" / "prompt_sweep.csv").set_index(["checkpoint", "prompt"])
-    narrow = pd.read_csv(report(swept, "--level", "0.5", "--resamples", "2000") / "tables" / "prompt_sweep.csv")
+    wide = pd.read_csv(report(swept, *PERCENTILE) / "tables" / "prompt_sweep.csv").set_index(["checkpoint", "prompt"])
+    narrow = report(swept, "--level", "0.5", "--resamples", "2000", *PERCENTILE)
+    narrow = pd.read_csv(narrow / "tables" / "prompt_sweep.csv")
     assert set(narrow.level) == {0.5} and set(wide.level) == {0.95}
     narrow = narrow.set_index(["checkpoint", "prompt"])
     # base under no_template, 1 of 4 right: count ~ Binomial(4, 1/4) with P(0)=.316, P(<=1)=.738,
@@ -223,6 +228,24 @@ def test_report_is_deterministic_and_follows_the_level(swept: dict[str, Path]) -
     key = ("toy/base", "no_template")
     assert (wide.loc[key, "ci_low"], wide.loc[key, "ci_high"]) == pytest.approx((0.0, 0.75))
     assert (narrow.loc[key, "ci_low"], narrow.loc[key, "ci_high"]) == pytest.approx((0.0, 0.5))
+
+
+def test_default_interval_flows_into_the_sweep(swept: dict[str, Path]) -> None:
+    """Under the default (wilson) a template's accuracy interval is the Wilson score interval of its
+    count (scipy's, one sample per problem) and the same as the reproduction table's."""
+    out = report(swept)
+    sweep = pd.read_csv(out / "tables" / "prompt_sweep.csv").set_index(["checkpoint", "prompt"])
+    est = pd.read_csv(out / "tables" / "estimates.csv").set_index("unit_key")
+    for (checkpoint, template), correct in {
+        ("toy/base", "qwen_math_default"): 3,
+        ("toy/base", "no_template"): 1,
+        ("toy/rl", "lipsum"): 1,
+    }.items():
+        row = sweep.loc[(checkpoint, template)]
+        ci = scipy.stats.binomtest(correct, 4).proportion_ci(method="wilson")
+        assert (row.ci_low, row.ci_high) == pytest.approx((ci.low, ci.high))
+        assert (row.ci_low, row.ci_high) == pytest.approx(tuple(est.loc[row.unit_key, ["ci_low", "ci_high"]]))
+        assert est.loc[row.unit_key, "method"] == "wilson-cluster(problems)"
 
 
 def test_gain_over_best_prompted_base_when_only_the_base_was_swept(env: dict[str, Path]) -> None:

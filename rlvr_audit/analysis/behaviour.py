@@ -752,6 +752,9 @@ class BehaviourFlags:
     """Generated tokens, from the record; ``None`` when the engine did not report them."""
     repeat: Repetition | None = None
     """The repetition found, when :attr:`repetition`."""
+    truncation_known: bool = True
+    """Whether :attr:`truncated` is known: the record has a finish reason other than ``unknown``
+    or a token count. Imported samples have neither (their sources do not record it)."""
 
 
 def flag_completion(completion: str, *, finish_reason: str = "unknown", n_tokens: int | None = None) -> BehaviourFlags:
@@ -780,6 +783,7 @@ def flag_completion(completion: str, *, finish_reason: str = "unknown", n_tokens
         boxed_nothing=box is None or not box.strip(),
         n_tokens=n_tokens,
         repeat=repeat,
+        truncation_known=finish_reason != "unknown" or n_tokens is not None,
     )
 
 

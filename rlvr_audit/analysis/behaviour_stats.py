@@ -193,8 +193,10 @@ class UnitBehaviour:
     code_minus_language: stats.Interval | None
     """``accuracy_code - accuracy_language`` (a difference of ratios, same replicates); ``None``
     unless both are defined."""
-    truncation_rate: stats.Interval
-    """Share of responses cut at the token limit."""
+    truncation_rate: stats.Interval | None
+    """Share of responses cut at the token limit, among those whose truncation is known
+    (:attr:`~rlvr_audit.analysis.behaviour.BehaviourFlags.truncation_known`); ``None`` when it is
+    known for none (imported units)."""
     repetition_rate: stats.Interval
     """Share of responses with a degenerate repetition."""
     empty_rate: stats.Interval
@@ -304,7 +306,8 @@ def summarize_unit(
     n = len(unit.problem_ids)
     # columns: responses, code, truncated, repetition, empty, boxed_nothing,
     #          correct, code responses, correct code, language responses, correct language
-    table = np.zeros((n, 11), dtype=np.float64)
+    #          truncation known
+    table = np.zeros((n, 12), dtype=np.float64)
     tokens: list[int] = []
     sizes: set[int] = set()
     for i, rows in enumerate(unit.responses):
@@ -325,6 +328,7 @@ def summarize_unit(
                 ok and is_code,
                 not is_code,
                 ok and not is_code,
+                flags.truncation_known,
             )
             if flags.n_tokens is not None:
                 tokens.append(flags.n_tokens)
@@ -332,13 +336,14 @@ def summarize_unit(
     reps = plan.replicates(table)  # one pass over the plan serves every rate below
     six = [0] * 6
     rates = _ratio_intervals(table[:, 1:7], table[:, six], reps[:, 1:7], reps[:, six], level)
-    code_freq, trunc, rep, empty, boxed, accuracy = rates
+    code_freq, _, rep, empty, boxed, accuracy = rates
+    (trunc,) = _ratio_intervals(table[:, [2]], table[:, [11]], reps[:, [2]], reps[:, [11]], level)
     acc_code = acc_lang = diff = None
     if right is not None:
         num, den = [8, 10], [7, 9]
         acc_code, acc_lang = _ratio_intervals(table[:, num], table[:, den], reps[:, num], reps[:, den], level)
         diff = _difference_interval(table[:, num], table[:, den], reps[:, num], reps[:, den], level)
-    assert code_freq and trunc and rep and empty and boxed and accuracy  # every denominator is > 0
+    assert code_freq and rep and empty and boxed and accuracy  # every denominator is > 0
     return UnitBehaviour(
         unit_key=unit.unit_key,
         checkpoint_id=unit.checkpoint_id,

@@ -226,6 +226,8 @@ def measured_baselines(
         u = units.get(e.unit_key)
         if u is None or u.family != model or u.base is not None or u.spec.task != benchmark:
             continue
+        if u.spec.synthetic:  # a scripted oracle is no measurement of the model it is filed under
+            continue
         ck = u.spec.checkpoint
         if base is not None and ck.checkpoint_id != base[0] and ck.model != base[1]:
             continue
@@ -263,9 +265,10 @@ def measured_baselines(
 def _measured_gain(analysis: Analysis, checkpoint: str | None, base_unit: str, grader: str) -> Comparison | None:
     if checkpoint is None:
         return None
+    synthetic = {u.key for u in analysis.units if u.spec.synthetic}
     for c in analysis.comparisons:
         if c.treatment == checkpoint and c.baseline_unit == base_unit and c.grader_id == grader:
-            return c
+            return None if c.treatment_unit in synthetic else c
     return None
 
 

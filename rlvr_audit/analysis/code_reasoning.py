@@ -608,8 +608,8 @@ def flags_frame(report: CodeReport) -> pd.DataFrame:
                 **_iv("boxed_nothing_rate", s.boxed_nothing_rate, "boxed_nothing"),
                 "mean_tokens": s.mean_tokens,
                 "n_tokens_known": s.n_tokens_known,
-                "level": s.truncation_rate.level,
-                "method": s.truncation_rate.method,
+                "level": s.repetition_rate.level,
+                "method": s.repetition_rate.method,
                 "unit_key": f.info.key,
             }
         )

@@ -215,7 +215,7 @@ def flags_section(report: CodeReport) -> Section | None:
                 spec.task,
                 Code(spec.template_id),
                 str(s.n_responses),
-                _cell(s.truncation_rate),
+                _cell(s.truncation_rate) if s.truncation_rate is not None else "unknown",
                 _cell(s.repetition_rate),
                 _cell(s.empty_rate),
                 _cell(s.boxed_nothing_rate),

@@ -33,13 +33,14 @@ Two probe kinds per fraction, each a stored unit of its own:
   with ``--prompts``), greedy, the task's token limit: graded by each grader (**answer accuracy**:
   does the model answer correctly when asked from the truncated problem?).
 
-Every rate is a mean over problems of a per-problem score (0/1, or ROUGE-L in [0, 1]) with a
-percentile (or BCa) cluster bootstrap interval (:mod:`rlvr_audit.analysis.stats`: problems resampled, one
-plan per task, fraction and problem set, seeded as :func:`rlvr_audit.analysis.estimates.plan_for`).
+Every rate is a mean over problems of a per-problem score (0/1, or ROUGE-L in [0, 1]) with an
+interval over problems of ``ci_method`` (:mod:`rlvr_audit.analysis.stats`: Wilson with a cluster
+design effect by default; a percentile or BCa bootstrap resamples problems on one plan per task,
+fraction and problem set, seeded as :func:`rlvr_audit.analysis.estimates.plan_for`).
 Comparisons are paired over the problems both units scored: each RLVR checkpoint against its base
 model (``vs base``), and every two reference checkpoints (those without a base) against each other
 (``cross-family`` when their families differ, ``same family`` otherwise), at the same task,
-fraction, kind, prompt template and protocol. Each gets a paired bootstrap interval; 0/1 metrics
+fraction, kind, prompt template and protocol. Each gets a paired interval; 0/1 metrics
 get McNemar's exact test and Holm-adjusted p-values over the comparisons of the same metric and
 grader. ROUGE-L comparisons get an interval only (the exact tests of :mod:`rlvr_audit.analysis.stats` are
 for 0/1 outcomes).
@@ -282,6 +283,8 @@ class ProbeAnalysis:
     """Bootstrap resamples."""
     seed: int = 0
     """Bootstrap seed."""
+    ci_method: str = stats.DEFAULT_CI_METHOD
+    """Interval method (one of :data:`rlvr_audit.analysis.stats.CI_METHODS`)."""
 
 
 def unit_scores(store: Store, unit: StoredProbe, graders: Sequence[str]) -> list[ProbeScores]:
@@ -335,7 +338,7 @@ def analyse_probes(
     seed: int = 0,
     n_resamples: int = 10_000,
     level: float = 0.95,
-    ci_method: str = "percentile",
+    ci_method: str = stats.DEFAULT_CI_METHOD,
 ) -> ProbeAnalysis:
     """Rates with intervals and paired comparisons of the probe units (see the module docstring).
 
@@ -345,7 +348,7 @@ def analyse_probes(
     pstore = probe_store(store)
     found = sorted({g for u in units for g in pstore.graders(u.info.key)})
     use = [g for g in (graders if graders is not None else found) if g in found]
-    result = ProbeAnalysis(graders=use, level=level, n_resamples=n_resamples, seed=seed)
+    result = ProbeAnalysis(graders=use, level=level, n_resamples=n_resamples, seed=seed, ci_method=ci_method)
     all_scores = [s for u in units for s in unit_scores(store, u, use)]
 
     def plan(s: ProbeScores, ids: Sequence[str]) -> stats.ResamplingPlan:

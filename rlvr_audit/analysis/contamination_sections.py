@@ -12,6 +12,7 @@ from ..core.registry import Registry
 from ..core.section import Block, Code, Figure, Paragraph, Section, Strong, Table, Text, table_links
 from ..core.store import Store
 from ..generation.probes import has_probe_units
+from . import stats
 from .contamination import METRICS, ProbeAnalysis, ProbeEstimate, analyse_probes, comparisons_frame, rates_frame
 from .figures import pyplot
 
@@ -184,8 +185,9 @@ def probe_section(analysis: ProbeAnalysis) -> Section | None:
                 Strong("Correct answer when asked"),
                 ": the first part under the prompt template, graded. A model that has not seen the benchmark rarely "
                 "reproduces the rest, and rarely answers a problem it was only partly shown (see 'Reasoning or "
-                f"Memorization?', arXiv 2507.10532). Rates in % with {lvl}% cluster bootstrap intervals "
-                f"({analysis.n_resamples} resamples, seed {analysis.seed}).",
+                f"Memorization?', arXiv 2507.10532). Rates in % with {lvl}% "
+                f"{stats.CI_METHOD_TEXT[analysis.ci_method]} ({analysis.n_resamples} resamples, seed "
+                f"{analysis.seed}, where resampled).",
             ]
         ),
         rates_table(analysis),
@@ -200,7 +202,7 @@ def probe_section(analysis: ProbeAnalysis) -> Section | None:
             Paragraph(
                 "Paired comparisons over the problems both sides scored: each RLVR checkpoint against its base, every "
                 "two reference checkpoints against each other (across families). Difference in points with a paired "
-                "bootstrap interval; p: McNemar's exact test (0/1 metrics only), Holm-adjusted over the comparisons "
+                "interval; p: McNemar's exact test (0/1 metrics only), Holm-adjusted over the comparisons "
                 "of the same metric and grader."
             )
         )

@@ -3,14 +3,20 @@
 Estimands (see :mod:`rlvr_audit.analysis.stats` for the estimators):
 
 - ``avg@k`` of a unit under a grader: the mean over problems of the fraction of the problem's
-  k samples graded ``correct`` (avg@1 = pass@1 for greedy MATH-500). Interval: bootstrap
-  (percentile, or BCa with ``ci_method="bca"``) that resamples problems with their k samples.
+  k samples graded ``correct`` (avg@1 = pass@1 for greedy MATH-500). Interval (``ci_method``):
+  ``wilson`` (default: Wilson score interval with a cluster design effect over problems,
+  :func:`rlvr_audit.analysis.stats.wilson_ci`), or a bootstrap that resamples problems with their k
+  samples (``percentile``, ``bca``). Every estimate carries the interval's flags
+  (:data:`rlvr_audit.analysis.stats.INTERVAL_FLAGS`).
 - ``pass@k`` (k > 1): the mean over problems of the unbiased pass@k estimate.
 - Gain of a checkpoint over its base: ``avg@k(checkpoint) - avg@k(base)`` on the problems both
   units have complete, same task version, prompt template, sampling protocol and grader;
-  paired bootstrap interval (the same resampled problems on both sides) and a two-sided exact
-  paired test: McNemar's exact test for one sample per problem, the paired sign-flip
-  permutation test for k samples (:func:`rlvr_audit.analysis.stats.paired_test`).
+  paired interval (``wilson``: MOVER from the two Wilson intervals and the per-problem
+  correlation, :func:`rlvr_audit.analysis.stats.paired_wilson_ci`; bootstrap: the same resampled
+  problems on both sides) and a two-sided exact paired test: McNemar's exact test for one
+  sample per problem, the paired sign-flip permutation test for k samples
+  (:func:`rlvr_audit.analysis.stats.paired_test`). Where the interval and the test disagree about
+  significance the comparison carries the flag ``test-disagrees``.
 - Multiplicity: the comparisons of one grader form one family (one reproduction table of the
   report); their p-values are adjusted by Holm (family-wise error) and Benjamini-Hochberg
   (false discovery rate), reported beside the raw p-value.
@@ -265,6 +271,8 @@ class Analysis:
     """Per checkpoint with a base, task, template and grader."""
     graders: list[str]
     """Graders found."""
+    ci_method: str = stats.DEFAULT_CI_METHOD
+    """Interval method of every estimate and comparison (one of :data:`rlvr_audit.analysis.stats.CI_METHODS`)."""
 
 
 def apply_registry(info: UnitInfo, registry: Registry | None) -> UnitInfo:
@@ -297,12 +305,14 @@ def analyse(
     seed: int = 0,
     n_resamples: int = 10_000,
     level: float = 0.95,
-    ci_method: str = "percentile",
+    ci_method: str = stats.DEFAULT_CI_METHOD,
 ) -> Analysis:
     """Estimates for ``unit_keys`` (default: all units) and comparisons against their bases
     (base units are looked up in the whole store).
 
-    ``ci_method`` is ``"percentile"`` or ``"bca"`` (see :func:`rlvr_audit.analysis.stats.bootstrap_ci`).
+    ``ci_method`` is one of :data:`rlvr_audit.analysis.stats.CI_METHODS`: ``"wilson"`` (the default, see
+    :func:`rlvr_audit.analysis.stats.wilson_ci`), ``"percentile"`` or ``"bca"`` (see
+    :func:`rlvr_audit.analysis.stats.bootstrap_ci`).
     Raises ValueError for an unknown ``ci_method``, a ``level`` outside (0, 1) or a
     non-positive ``n_resamples``.
     """
@@ -385,6 +395,7 @@ def analyse(
                 n_samples=spec.protocol.n,
                 seed=seed,
                 se=iv.se,
+                interval_flags=iv.flags,
             )
         )
 
@@ -396,6 +407,7 @@ def analyse(
             b, t, rng=rng_for(seed + 1, r.base.info.key, r.treat.info.key), n_resamples=n_resamples
         )
         k = r.treat.info.spec.protocol.n
+        flags = iv.flags + (("test-disagrees",) if stats.disagrees_with_test(iv, test.p_value) else ())
         comparisons.append(
             Comparison(
                 baseline=r.base.info.spec.checkpoint.checkpoint_id,
@@ -418,10 +430,18 @@ def analyse(
                 se=iv.se,
                 n_problems=len(r.rows_treat),
                 seed=seed,
+                interval_flags=flags,
             )
         )
     comparisons = adjust_p_values(comparisons)
-    return Analysis(units=units, matrices=matrices, estimates=estimates, comparisons=comparisons, graders=use_graders)
+    return Analysis(
+        units=units,
+        matrices=matrices,
+        estimates=estimates,
+        comparisons=comparisons,
+        graders=use_graders,
+        ci_method=ci_method,
+    )
 
 
 def _pair_request(tables: _Tables, base: UnitMatrix, treat: UnitMatrix) -> _PairRequest | None:

@@ -2,7 +2,7 @@
 
 Two kinds of PNG, one per grader, each with one panel per benchmark (task):
 
-- ``figures/accuracy_<grader>.png``: every unit's ``avg@k`` as a point with its bootstrap
+- ``figures/accuracy_<grader>.png``: every unit's ``avg@k`` as a point with its
   confidence interval as a horizontal bar, rows = checkpoint x prompt template, base models
   grey and RLVR checkpoints coloured by family.
 - ``figures/gains_<grader>.png``: every paired comparison's gain over the base model in points
@@ -104,7 +104,7 @@ def accuracy_figure(analysis: Analysis, grader_id: str, path: Path) -> Path | No
     axes[0].set_yticks(range(len(rows)), rows)
     axes[0].set_ylim(len(rows) - 0.4, -0.6)  # first row on top
     level = round(100 * est[0][1].level)
-    fig.suptitle(f"Accuracy with {level}% bootstrap interval, grader {grader_id} (grey: base models)", fontsize=9)
+    fig.suptitle(f"Accuracy with {level}% interval, grader {grader_id} (grey: base models)", fontsize=9)
     return _save(plt, fig, path)
 
 
@@ -196,7 +196,7 @@ def figures_section(analysis: Analysis) -> Section | None:
         return None
     note = Paragraph(
         [
-            "Accuracy of every unit with its bootstrap interval, and every RLVR checkpoint's gain over its base "
+            "Accuracy of every unit with its interval, and every RLVR checkpoint's gain over its base "
             "with the paired interval: the numbers of the tables above, drawn. All ",
             Strong("measured"),
             ".",

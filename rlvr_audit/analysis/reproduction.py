@@ -6,7 +6,10 @@
 - **imported generations**: each number a source reported beside ours;
 - **gains over base** with the exact paired test and adjusted p-values;
 - **seed-to-seed spread** of settings run with several sampling seeds (``tables/seed_spread.csv``);
-- the **settings** (one row per unit) and the **run manifests** that touched the units.
+- **broken units**: unit folders of the store that could not be read and were left out
+  (``tables/broken_units.csv``);
+- the **settings** (the interval method and its flags, one row per unit) and the **run
+  manifests** that touched the units.
 
 Every value here is a :class:`~rlvr_audit.core.section.Section`; the report package renders it.
 """
@@ -14,13 +17,14 @@ Every value here is a :class:`~rlvr_audit.core.section.Section`; the report pack
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from ..core.records import RunManifest, SourceMetric
+from ..core.records import RunManifest, SourceMetric, natural_key
 from ..core.section import BREAK, BulletList, Code, Emph, Inline, Paragraph, Row, Section, Strong, Table, Text
-from ..core.store import Store, UnitInfo
+from ..core.store import BrokenUnit, Store, UnitInfo, run_status
 from . import stats
 from .estimates import Analysis
 
@@ -28,10 +32,12 @@ __all__ = [
     "COMPARISON_COLUMNS",
     "ESTIMATE_COLUMNS",
     "SEED_COLUMNS",
+    "broken_units_section",
     "comparisons_frame",
     "estimates_frame",
     "gains_section",
     "imported_section",
+    "interval_settings",
     "intro",
     "manifest_section",
     "protocol_label",
@@ -63,6 +69,7 @@ ESTIMATE_COLUMNS = [
     "step",
     "unit_key",
     "source_value",
+    "interval_flags",
 ]
 COMPARISON_COLUMNS = [
     "checkpoint",
@@ -87,6 +94,7 @@ COMPARISON_COLUMNS = [
     "seed",
     "treatment_unit",
     "baseline_unit",
+    "interval_flags",
 ]
 
 
@@ -118,6 +126,7 @@ def estimates_frame(analysis: Analysis) -> pd.DataFrame:
                 "step": "" if u.step is None else u.step,
                 "unit_key": e.unit_key,
                 "source_value": source_value(u, e.metric),
+                "interval_flags": ";".join(e.interval_flags),
             }
         )
     return pd.DataFrame(rows, columns=ESTIMATE_COLUMNS)
@@ -149,6 +158,7 @@ def comparisons_frame(analysis: Analysis) -> pd.DataFrame:
             "seed": c.seed,
             "treatment_unit": c.treatment_unit,
             "baseline_unit": c.baseline_unit,
+            "interval_flags": ";".join(c.interval_flags),
         }
         for c in analysis.comparisons
     ]
@@ -163,6 +173,45 @@ def _signed(x: float) -> str:
     return f"{100 * x:+.1f}"
 
 
+def _flags(flags: Sequence[str]) -> str:
+    """The interval flags printed beside a cell (see :data:`rlvr_audit.analysis.stats.INTERVAL_FLAGS`)."""
+    return " ⚠ " + ", ".join(flags) if flags else ""
+
+
+def interval_settings(analysis: Analysis, *, level: float, n_resamples: int, seed: int) -> list[Inline]:
+    """One paragraph's content: which interval the cells use (and that ``wilson`` is the default),
+    and the meaning of every flag that occurs in this report."""
+    pct = f"{level * 100:g}%"
+    how: list[Inline]
+    if analysis.ci_method == "wilson":
+        how = [
+            f"Intervals: {pct} Wilson score interval over problems with a cluster design effect for accuracies, "
+            "MOVER from the two Wilson intervals for paired gains (",
+            Code("--ci-method wilson"),
+            ", the default since it replaced the percentile bootstrap, which under-covers at AIME size; see ",
+            Code("rlvr_audit.analysis.stats"),
+            ").",
+        ]
+    else:
+        how = [
+            f"Intervals: {pct} {analysis.ci_method} bootstrap over problems ({n_resamples} resamples, seed {seed}; ",
+            Code(f"--ci-method {analysis.ci_method}"),
+            "; the default is ",
+            Code("wilson"),
+            ").",
+        ]
+    used = sorted(
+        {f for e in analysis.estimates for f in e.interval_flags}
+        | {f for c in analysis.comparisons for f in c.interval_flags}
+    )
+    if used:
+        how.append(" ⚠ marks a cell whose interval carries a flag: ")
+        for i, f in enumerate(used):
+            how += ["; " if i else "", Code(f), f": {stats.INTERVAL_FLAGS.get(f, '(unknown flag)')}"]
+        how.append(".")
+    return how
+
+
 def protocol_label(u: UnitInfo) -> str:
     """The sampling protocol of a unit in words (decoding, samples, token limit, seed)."""
     p = u.spec.protocol
@@ -170,6 +219,22 @@ def protocol_label(u: UnitInfo) -> str:
         "greedy" if p.temperature == 0 else f"T={p.temperature:g}" + (f", top-p {p.top_p:g}" if p.top_p < 1 else "")
     )
     return f"{decoding}, {p.n} sample{'s' if p.n > 1 else ''}, {p.max_new_tokens} tokens, seed {p.seed}"
+
+
+def applied_label(u: UnitInfo) -> str:
+    """What the engine applied beyond the protocol (``UnitInfo.sampling``), for the settings table
+    (``""`` when the store does not say)."""
+    a = u.sampling
+    if a is None:
+        return ""
+    extra = [f"top-k {a.top_k}"] if a.top_k else []
+    extra += [f"min-p {a.min_p:g}"] if a.min_p else []
+    extra += [f"repetition penalty {a.repetition_penalty:g}"] if a.repetition_penalty != 1.0 else []
+    source = {"protocol": "", "protocol+model": " from the model's generation config", "protocol+engine": ""}
+    applied = ", ".join(extra) + source[a.source] if extra else "no top-k, min-p or repetition penalty"
+    if a.source == "protocol+engine":
+        applied = "other parameters: the engine's defaults"
+    return f"; applied: {applied}" + (f" ({a.engine})" if a.engine else "")
 
 
 def reproduction_table(analysis: Analysis, grader_id: str) -> Table | Paragraph:
@@ -203,13 +268,17 @@ def reproduction_table(analysis: Analysis, grader_id: str) -> Table | Paragraph:
     for family, fam_units in families.items():
         rows.append(Row([family], group=True))
         by_row: dict[tuple[str, str], dict[tuple[str, str | None], UnitInfo]] = {}
-        for u in sorted(fam_units, key=lambda x: (x.base is not None, x.step or 0, x.spec.checkpoint.checkpoint_id)):
+        for u in sorted(
+            fam_units, key=lambda x: (x.base is not None, x.step or 0, natural_key(x.spec.checkpoint.checkpoint_id))
+        ):
             col = (u.spec.task, protocol_label(u) if len(protocols_per_task[u.spec.task]) > 1 else None)
             by_row.setdefault((u.spec.checkpoint.checkpoint_id, u.spec.template_id), {})[col] = u
         for (cid, template), cells in by_row.items():
             any_unit = next(iter(cells.values()))
             short = cid.split("/", 1)[1] if "/" in cid else cid
             extras = [x for x in (any_unit.reward, f"step {any_unit.step}" if any_unit.step else None) if x]
+            if any(c.spec.synthetic for c in cells.values()):
+                extras.append(f"synthetic: {any_unit.spec.backend}, no model")
             name = f"{short} ({', '.join(extras)})" if extras else short
             row: list[Text] = [name, Code(template)]
             for col in columns:
@@ -219,12 +288,15 @@ def reproduction_table(analysis: Analysis, grader_id: str) -> Table | Paragraph:
                     row.append("")
                     continue
                 u = cell_unit
-                cell: list[Inline] = [f"{_pct(e.value)} [{_pct(e.ci_low or 0)}, {_pct(e.ci_high or 0)}]"]
+                cell: list[Inline] = [
+                    f"{_pct(e.value)} [{_pct(e.ci_low or 0)}, {_pct(e.ci_high or 0)}]{_flags(e.interval_flags)}"
+                ]
                 if e.n_problems < u.n_problems_total:
                     cell += [BREAK, Emph(f"n={e.n_problems}/{u.n_problems_total}")]
                 c = comp.get(u.key)
                 if c is not None:
-                    cell += [BREAK, f"{_signed(c.delta)} [{_signed(c.ci_low)}, {_signed(c.ci_high)}] vs base"]
+                    gain = f"{_signed(c.delta)} [{_signed(c.ci_low)}, {_signed(c.ci_high)}]"
+                    cell += [BREAK, f"{gain} vs base{_flags(c.interval_flags)}"]
                 elif u.base:
                     cell += [BREAK, Emph("base not evaluated in this setting")]
                 row.append(cell)
@@ -247,12 +319,12 @@ def intro(analysis: Analysis, store: Store, *, level: float, n_resamples: int, s
         ),
         Paragraph(
             [
-                f"Cells: accuracy in % with its {int(level * 100)}% bootstrap confidence interval (problems "
-                f"resampled, {n_resamples} resamples, seed {seed}); under it, the gain over the checkpoint's base "
-                "model in points, with a paired bootstrap interval over the same problems, task, prompt, protocol "
-                "and grader. ",
+                f"Cells: accuracy in % with its {level * 100:g}% confidence interval; under it, the gain over the "
+                "checkpoint's base model in points, with a paired interval over the same problems, task, prompt, "
+                "protocol and grader. ",
                 Code("n=a/b"),
-                " marks a unit evaluated on a of its b problems.",
+                " marks a unit evaluated on a of its b problems. ",
+                *interval_settings(analysis, level=level, n_resamples=n_resamples, seed=seed),
             ]
         ),
     ]
@@ -381,7 +453,7 @@ def gains_section(analysis: Analysis) -> Section | None:
                 Code(c.template_id),
                 c.grader_id,
                 c.metric,
-                f"{_signed(c.delta)} [{_signed(c.ci_low)}, {_signed(c.ci_high)}]",
+                f"{_signed(c.delta)} [{_signed(c.ci_low)}, {_signed(c.ci_high)}]{_flags(c.interval_flags)}",
                 p,
                 p_holm,
                 p_bh,
@@ -396,8 +468,9 @@ def gains_section(analysis: Analysis) -> Section | None:
     return Section("Gains over base", [note, Table(header, rows, kind="measured")])
 
 
-def settings_section(analysis: Analysis, store: Store) -> Section:
-    """One row per unit: what was run and how much of it is stored and graded."""
+def settings_section(analysis: Analysis, store: Store, *, level: float, n_resamples: int, seed: int) -> Section:
+    """The interval method (and the meaning of its flags that occur), then one row per unit: what
+    was run, what the engine applied, and how much of it is stored and graded."""
     header: list[Text] = ["Checkpoint", "Model", "Task", "Prompt", "Protocol", "Backend", "Generated"]
     header += ["Graded by", "Unit key"]
     rows: list[list[Text]] = []
@@ -413,14 +486,15 @@ def settings_section(analysis: Analysis, store: Store) -> Section:
                 model,
                 s.task,
                 Code(s.template_id),
-                protocol_label(u),
+                protocol_label(u) + applied_label(u),
                 engine,
                 str(len(store.read_generations(u.key))),
                 ", ".join(store.graders(u.key)) or "-",
                 Code(u.key),
             ]
         )
-    return Section("Settings", [Table(header, rows)])
+    intervals = Paragraph(interval_settings(analysis, level=level, n_resamples=n_resamples, seed=seed))
+    return Section("Settings", [intervals, Table(header, rows)])
 
 
 def manifest_section(manifests: list[RunManifest], unit_keys: set[str]) -> Section:
@@ -430,7 +504,9 @@ def manifest_section(manifests: list[RunManifest], unit_keys: set[str]) -> Secti
         return Section("Runs (manifest)", [Paragraph(Emph("No run manifest in the store for these units."))])
     items: list[tuple[Text, list[Text]]] = []
     for m in relevant[-5:]:
-        head: list[Inline] = [Strong(m.run_id), f" ({m.status}, {m.started_at} to {m.finished_at or '?'}): "]
+        status = run_status(m)
+        end = m.finished_at or ("now" if status == "running" else "?")
+        head: list[Inline] = [Strong(m.run_id), f" ({status}, {m.started_at} to {end}): "]
         head.append(Code(m.command))
         items.append(
             (
@@ -516,3 +592,18 @@ def seed_spread_section(analysis: Analysis) -> Section | None:
         "seed. A gain smaller than the range can be had by picking a seed."
     )
     return Section("Seed-to-seed spread", [note, Table(header, rows)], tables={"seed_spread.csv": frame})
+
+
+def broken_units_section(broken: Sequence[BrokenUnit]) -> Section | None:
+    """The unit folders of the store that could not be read (and were left out of every table),
+    with ``broken_units.csv``; ``None`` when there are none."""
+    if not broken:
+        return None
+    n = len(broken)
+    note = Paragraph(
+        f"{n} unit folder{'s' if n != 1 else ''} of the store could not be read and "
+        f"{'is' if n == 1 else 'are'} left out of every table of this report:"
+    )
+    items: list[Text] = [[Code(b.key), ": ", Code(str(b.path)), f": {b.reason}"] for b in broken]
+    frame = pd.DataFrame([{"unit": b.key, "path": str(b.path), "reason": b.reason} for b in broken])
+    return Section("Broken units", [note, BulletList(items)], tables={"broken_units.csv": frame})

@@ -32,19 +32,107 @@ problem as draws from that problem's success probability ``p_i``.
 
 Intervals
 ---------
-Problems are the unit of resampling (a cluster bootstrap): each bootstrap replicate draws
-``n_problems`` rows with replacement and recomputes the mean of the per-problem scores.
-A problem's ``k`` samples are never resampled individually, since they are correlated
-through ``p_i``; resampling them would understate the variance. Intervals are percentile
-(``np.quantile`` with linear interpolation, as ``scipy.stats.bootstrap(method='percentile')``)
-or BCa (bias-corrected and accelerated, as ``method='BCa'``). Data with no variation across
-problems (e.g. all correct) gives a zero-width interval.
+Problems are the unit of every interval: a problem's ``k`` samples are correlated through
+``p_i`` and are never treated as independent draws. Three methods (:data:`CI_METHODS`):
+
+- ``wilson`` (the default, :data:`DEFAULT_CI_METHOD`): for one accuracy, the Wilson score
+  interval of a proportion on an *effective number of problems* (:func:`wilson_ci`); for a
+  paired gain, the MOVER combination of the two sides' Wilson intervals with the correlation of
+  their per-problem scores (:func:`paired_wilson_ci`). No resampling: a function of the data.
+- ``percentile``: cluster bootstrap, the ``(1 -+ level) / 2`` quantiles of the replicates
+  (``np.quantile`` with linear interpolation, as ``scipy.stats.bootstrap(method='percentile')``).
+- ``bca``: cluster bootstrap, bias-corrected and accelerated (as ``method='BCa'``).
+
+The bootstrap replicates draw ``n_problems`` rows with replacement and recompute the mean of
+the per-problem scores. Both bootstrap intervals give zero width when every problem scores the
+same (e.g. 0 of n correct: ``[0, 0]``).
+
+Why ``wilson`` is the default. At AIME size (30 problems) the bootstrap distribution of a mean
+carried by a handful of informative problems is too narrow and too discrete: the percentile
+interval covers 81.5% at 5.4% accuracy and 91.8% at 12% (30 x 8, icc 0.7), BCa 84.9% / 94.5%.
+The Wilson score interval is the standard remedy for small binomial samples (Brown, Cai &
+DasGupta 2001): its variance is evaluated at the hypothesised proportion, so it is skewed
+towards 0.5 near the edges instead of collapsing. For clustered outcomes it is applied to an
+effective sample size ``n_eff = n / d`` (Kish's design effect; Korn & Graubard 1998 use the same
+effective size for survey proportions), where ``d`` is the per-problem scores' variance relative
+to the largest a [0, 1] score with that mean can have (1 when each problem is all-or-nothing,
+about ``1/k`` for ``k`` independent samples of equally hard problems). One change makes it hold
+at 30 problems: ``d`` is shrunk towards the worst case by one pseudo-problem,
+``d = (e rho + 1) / (e + 1)`` with ``e`` the informative problems (see :func:`wilson_ci`).
+With one or two problems holding all the successes the observed spread says nothing about how
+clustered the successes are; without the pseudo-problem the interval covered 65% of the
+benchmarks with exactly one informative problem (30 x 8, icc 0.5, 3% accuracy) and 84-90%
+overall at 3-5.4% accuracy (icc 0.3-0.7); a Student-t quantile instead (Korn & Graubard's
+degrees-of-freedom correction) left it at 89-92%. The gain interval uses MOVER (Zou &
+Donner 2008; for one sample per problem it is Newcombe's 1998 method 10, among the intervals
+Fagerland, Lydersen & Laake 2014 recommend for paired proportions): it inherits the Wilson
+intervals' behaviour near 0 and 1, and the pairing enters through the correlation.
+
+Coverage at the 95% level (``benchmarks/stats_coverage.py``; simulated benchmarks with
+``p_i ~ Beta`` of mean the true accuracy and intra-class correlation ``icc``, 4,000 per cell;
+``icc = 0.7`` is :data:`DEFAULT_PROBLEM_ICC` and reproduces the issue's percentile figures;
+``tests/test_stats_theory.py`` re-checks the required cells on every run):
+
+==========================  =============================  ==========================================
+cell                        ``wilson``                     percentile / BCa
+==========================  =============================  ==========================================
+accuracy, 30 x 8, 3-97%     93.5-96.9% (icc 0.7),          67.7-93.9% / 70.3-96.0% (icc 0.7)
+                            94.0-96.6% (0.9), 94.2-97.3%
+                            (0.5), 95.2-97.9% (0.3)
+accuracy, 500 x 1, 3-97%    93.7-96.3% (exact, every       92.4-96.7% / 93.2-97.2% (exact)
+                            0.1 point)
+accuracy, 83 x 8, 3-97%     94.2-96.3% (icc 0.3, 0.7)      88.6-95.1% / 91.1-95.7%
+accuracy, 500 x 4, 1-97%    94.2-95.8% (icc 0.3, 0.7)      93.2-95.6% / 94.3-96.0%
+accuracy, 30 x 1, 3-97%     91.9-98.0% (exact)             58.7-96.5% / 53.9-98.6% (exact)
+gain, 30 x 8, base 10-87%,  93.7-96.8% (icc 0.5, 0.7),      83.7-99.2% / 83.2-95.8% (mostly < 93%)
+gains 0, 5, 10 points       93.8-97.4% (0.9); base 3-5.4%:
+                            95.8-99.1%
+gain, 500 x 1, base 3-87%   94.2-96.0%                     94.3-96.3% / 94.1-96.1%
+==========================  =============================  ==========================================
+
+Where coverage leaves 93-97%, and why:
+
+- Thirty problems, accuracy (or base accuracy) below about 6% or above 94%: ``wilson`` covers up
+  to 97.9% (up to 99.1% for gains). Such benchmarks have 0-2 problems with any success; in
+  simulation the upper end never missed there (the bound has to cover the truth when every
+  problem fails, 1-20% of the draws), so only the lower end misses, 2-5%. The exact paired
+  test shows the same discreteness: under no gain the sign-flip test rejects in 0-2% of these
+  benchmarks. Near-homogeneous difficulty (icc 0.1, not what math benchmarks look like) widens
+  this to accuracies below 10% and above 90% (up to 98.4%): the pseudo-problem assumes
+  clustering that the data cannot rule out.
+- One sample on 30 problems (greedy AIME): 91.9-98.0%. Thirty Bernoulli outcomes are too
+  discrete for the usual intervals to stay within 93-97% at every accuracy (exact coverage over
+  3-97%: Clopper-Pearson 95.4-99.5%, Agresti-Coull 93.4-98.8%, Jeffreys 88.9-98.8%).
+
+Each interval carries :data:`INTERVAL_FLAGS` for the data conditions under which coverage is
+not established by the data (``no-variation``: every problem scored the same, e.g. 0 of n;
+``few-informative``: fewer than :data:`FEW_INFORMATIVE` problems off the boundary;
+``no-discordance`` / ``few-discordant`` for gains); the report prints them beside the cell.
+
+Interval against exact test. The paired tests below (McNemar's exact test, the sign-flip
+test) and the gain interval are different procedures and can disagree about significance. The
+test conditions on the problems whose scores differ and asks whether the signs of the
+differences are exchangeable; its level is guaranteed, and being exact and discrete it is
+conservative (with ``m`` differing problems it cannot reach p < 0.05 below ``m = 6``). The
+interval estimates the mean gain from a variance model that also uses the samples within a
+problem, so with ``k`` samples it can call a gain carried by four problems significant, and it
+can miss one the test finds. Measured disagreement (the share of simulated benchmarks where
+exactly one of the two calls the gain significant), ``benchmarks/stats_coverage.py``: 500 x 1,
+0-4.3% (0.8-1.9% under no gain); 30 x 8, 0.9-3.5% under no gain, 1.6-10.2% for 5- and
+10-point gains at base accuracies 10-80%, up to 20% for 10-point gains at 3% or 87% (a gain carried by a few
+problems: the interval calls it on fewer problems than the test can, the test calls some the
+interval does not). Under no gain the interval excludes 0 in at most about 6% of benchmarks and
+the test rejects in at most about 5%. The percentile bootstrap, narrower at AIME size, excluded
+0 for gains whose exact p was 0.096-0.19. Both are reported; a comparison where they disagree
+carries the flag ``test-disagrees`` (:func:`disagrees_with_test`), and a verdict must say
+which of the two it rests on.
 
 One plan per table: a :class:`ResamplingPlan` fixes the resampled problems once (as counts,
 generated in bounded blocks from its own seed) and serves every unit and every comparison
 evaluated on those problems, so comparisons are paired over the same resampled problems and a
 whole table is one matrix product. :func:`bootstrap_ci` and :func:`paired_bootstrap_ci` are
-the one-cell versions (a fresh plan per call).
+the one-cell versions (a fresh plan per call). With ``method="wilson"`` the plan's
+:meth:`~ResamplingPlan.intervals_from_scores` computes the same table without resampling.
 
 Tests and multiplicity
 ----------------------
@@ -92,11 +180,16 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CI_METHODS",
+    "CI_METHOD_TEXT",
+    "DEFAULT_CI_METHOD",
     "DEFAULT_PAIR_CORRELATION",
     "DEFAULT_PROBLEM_ICC",
     "EXACT_PERMUTATION_MAX",
+    "FEW_INFORMATIVE",
+    "INTERVAL_FLAGS",
     "MAJ_TIES",
     "MCNEMAR_TEST",
+    "RESAMPLING_METHODS",
     "SIGN_FLIP_EXACT_TEST",
     "SIGN_FLIP_MC_TEST",
     "Interval",
@@ -112,6 +205,7 @@ __all__ = [
     "bootstrap_distribution",
     "check_bootstrap_options",
     "ci_half_width",
+    "disagrees_with_test",
     "holm",
     "maj_at_k",
     "maj_at_k_scores",
@@ -121,6 +215,7 @@ __all__ = [
     "paired_bootstrap_ci",
     "paired_permutation_pvalue",
     "paired_test",
+    "paired_wilson_ci",
     "pass_at_k",
     "pass_at_k_matrix",
     "per_problem_matrix",
@@ -128,6 +223,7 @@ __all__ = [
     "problems_needed",
     "samples_per_problem_needed",
     "seed_spread",
+    "wilson_ci",
 ]
 
 EXACT_PERMUTATION_MAX = 16
@@ -140,8 +236,59 @@ _CHUNK_ELEMENTS = 1 << 22
 BOOTSTRAP_METHOD = "bootstrap-percentile(problems)"
 PAIRED_BOOTSTRAP_METHOD = "paired-bootstrap-percentile(problems)"
 
-CI_METHODS = ("percentile", "bca")
-"""Interval methods: percentile bootstrap and bias-corrected and accelerated (BCa) bootstrap."""
+WILSON_METHOD = "wilson-cluster(problems)"
+PAIRED_WILSON_METHOD = "paired-mover-wilson(problems)"
+
+CI_METHODS = ("wilson", "percentile", "bca")
+"""Interval methods: the Wilson score interval with a cluster design effect (and its MOVER
+paired difference), the percentile bootstrap, and the bias-corrected and accelerated (BCa)
+bootstrap. See "Intervals" in the module docstring for when each covers."""
+
+DEFAULT_CI_METHOD = "wilson"
+"""The interval the analysis uses unless told otherwise (``--ci-method``)."""
+
+CI_METHOD_TEXT: dict[str, str] = {
+    "wilson": "Wilson score intervals over problems with a cluster design effect (MOVER for differences)",
+    "percentile": "percentile cluster-bootstrap intervals (problems resampled)",
+    "bca": "BCa cluster-bootstrap intervals (problems resampled)",
+}
+"""What each of :data:`CI_METHODS` is, in words for report text."""
+
+RESAMPLING_METHODS = ("percentile", "bca")
+"""The bootstrap methods (:func:`bootstrap_ci`, :func:`paired_bootstrap_ci` accept only these)."""
+
+PSEUDO_PROBLEMS = 1.0
+"""Weight of the worst-case pseudo-problem in the Wilson interval's design effect (see
+:func:`wilson_ci`)."""
+
+FEW_INFORMATIVE = 5
+"""Fewer informative problems than this (problems off the nearer boundary for an estimate,
+problems whose score differs between the units for a comparison) raise a flag."""
+
+INTERVAL_FLAGS: dict[str, str] = {
+    "no-variation": (
+        "every problem has the same score (e.g. 0 of n correct): the data say nothing about the spread; "
+        "wilson assumes the worst case (each problem all-or-nothing), bootstrap intervals have zero width"
+    ),
+    "few-informative": (
+        f"fewer than {FEW_INFORMATIVE} problems are off the nearer boundary (not all wrong, or not all right): "
+        "the interval's width rests mostly on the assumed worst-case design effect, not on the data"
+    ),
+    "no-discordance": (
+        "no problem's score differs between the two units: the gain interval is the bound on the share of "
+        "problems that could differ (wilson), or zero-width (bootstrap)"
+    ),
+    "few-discordant": (
+        f"fewer than {FEW_INFORMATIVE} problems' scores differ between the two units: the gain rests on a handful "
+        "of problems"
+    ),
+    "test-disagrees": (
+        "the interval and the exact paired test disagree about significance at this level (one excludes 0, the "
+        "other does not reject); neither is wrong: they are different procedures, see rlvr_audit.analysis.stats"
+    ),
+}
+"""Flags an :class:`Interval` (and the Estimate/Comparison built from it) can carry, with their
+meaning: conditions under which the stated coverage is not established by the data."""
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
@@ -162,7 +309,10 @@ class Interval:
     method: str
     """How the interval was computed, e.g. ``bootstrap-percentile(problems)``."""
     se: float | None = field(default=None, compare=False)
-    """Bootstrap standard error (standard deviation of the replicates), where computed."""
+    """Standard error: the standard deviation of the bootstrap replicates (bootstrap methods) or
+    the cluster standard error ``sd(per-problem scores) / sqrt(n)`` (``wilson``), where computed."""
+    flags: tuple[str, ...] = field(default=(), compare=False)
+    """Keys of :data:`INTERVAL_FLAGS` that apply to this interval (empty: none)."""
 
     @property
     def width(self) -> float:
@@ -441,9 +591,9 @@ def pass_at_k_matrix(correct: npt.ArrayLike, k: int) -> float:
 # --------------------------------------------------------------------------------------
 
 
-def _check_method(method: object) -> str:
-    if method not in CI_METHODS:
-        raise ValueError(f"method must be one of {', '.join(repr(m) for m in CI_METHODS)}; got {method!r}")
+def _check_method(method: object, allowed: tuple[str, ...] = CI_METHODS) -> str:
+    if method not in allowed:
+        raise ValueError(f"method must be one of {', '.join(repr(m) for m in allowed)}; got {method!r}")
     return str(method)
 
 
@@ -615,9 +765,12 @@ class ResamplingPlan:
         column indices; pair intervals are of ``mean(treatment) - mean(baseline)``, with
         replicates ``replicates[:, treatment] - replicates[:, baseline]`` (paired by
         construction). ``method``: ``"percentile"`` (the ``(1 -+ level) / 2`` quantiles of the
-        replicates) or ``"bca"`` (bias-corrected and accelerated; see :func:`bootstrap_ci`).
-        One pass over the plan serves every unit and pair. A column (or difference) that is
-        the same on every problem gets the zero-width interval at its value.
+        replicates), ``"bca"`` (bias-corrected and accelerated; see :func:`bootstrap_ci`) or
+        ``"wilson"`` (no resampling: :func:`wilson_ci` per unit, :func:`paired_wilson_ci` per
+        pair; needs scores in [0, 1]). One pass over the plan serves every unit and pair. With
+        the bootstrap methods a column (or difference) that is the same on every problem gets
+        the zero-width interval at its value. Every interval carries its
+        :data:`INTERVAL_FLAGS`.
         """
         s = self._as_scores(scores, "scores")
         if s.ndim == 1:
@@ -626,6 +779,8 @@ class ResamplingPlan:
         how = _check_method(method)
         m = s.shape[1]
         pair_list = [_check_pair(p, m, i) for i, p in enumerate(pairs)]
+        if how == "wilson":
+            return _wilson_table(s, pair_list, lvl)
         reps = self.replicates(s)
         if pair_list:
             base_idx = np.array([b for b, _ in pair_list], dtype=np.int64)
@@ -637,8 +792,9 @@ class ResamplingPlan:
             all_scores, all_reps, theta = s, reps, s.mean(axis=0)
         low, high, se = _interval_columns(all_scores, all_reps, theta, lvl, how)
         methods = [f"bootstrap-{how}(problems)"] * m + [f"paired-bootstrap-{how}(problems)"] * len(pair_list)
+        flags = _unit_flags(s) + _pair_flags(all_scores[:, m:])
         ivs = [
-            Interval(float(theta[j]), float(low[j]), float(high[j]), lvl, methods[j], se=float(se[j]))
+            Interval(float(theta[j]), float(low[j]), float(high[j]), lvl, methods[j], se=float(se[j]), flags=flags[j])
             for j in range(all_scores.shape[1])
         ]
         return TableIntervals(units=ivs[:m], pairs=ivs[m:])
@@ -679,7 +835,8 @@ class ResamplingPlan:
 
 
 def check_bootstrap_options(*, n_resamples: int, level: float, method: str) -> None:
-    """Validate bootstrap options up front (the errors of :func:`bootstrap_ci` for bad values)."""
+    """Validate interval options up front (``method`` one of :data:`CI_METHODS`; the errors of
+    :func:`bootstrap_ci` for bad values)."""
     _check_n_resamples(n_resamples)
     _check_level(level)
     _check_method(method)
@@ -771,7 +928,7 @@ def bootstrap_ci(
     gen = _check_rng(rng)
     b = _check_n_resamples(n_resamples)
     lvl = _check_level(level)
-    how = _check_method(method)
+    how = _check_method(method, RESAMPLING_METHODS)
     plan = ResamplingPlan(arr.shape[0], b, rng=gen)
     return plan.intervals_from_scores(_per_problem_scores(arr, j), level=lvl, method=how).units[0]
 
@@ -803,10 +960,211 @@ def paired_bootstrap_ci(
     gen = _check_rng(rng)
     n_b = _check_n_resamples(n_resamples)
     lvl = _check_level(level)
-    how = _check_method(method)
+    how = _check_method(method, RESAMPLING_METHODS)
     scores = np.stack([_per_problem_scores(b, j), _per_problem_scores(t, j)], axis=1)
     plan = ResamplingPlan(b.shape[0], n_b, rng=gen)
     return plan.intervals_from_scores(scores, pairs=[(0, 1)], level=lvl, method=how).pairs[0]
+
+
+# --------------------------------------------------------------------------------------
+# Wilson score interval with a cluster design effect (the default), MOVER paired differences
+# --------------------------------------------------------------------------------------
+
+
+def _z_two_sided(level: float) -> float:
+    return NormalDist().inv_cdf(0.5 + level / 2.0)
+
+
+def _informative(scores: FloatArray) -> npt.NDArray[np.int64]:
+    """Per column: problems off the nearer boundary, ``min(#{s_i > 0}, #{s_i < 1})``."""
+    return np.asarray(
+        np.minimum(np.count_nonzero(scores > 0, axis=0), np.count_nonzero(scores < 1, axis=0)), dtype=np.int64
+    )
+
+
+def _wilson_bounds(p: FloatArray, n_eff: FloatArray, z: float) -> tuple[FloatArray, FloatArray]:
+    """Wilson score bounds of a proportion ``p`` on ``n_eff`` (effective) observations."""
+    z2 = z * z
+    denom = 1.0 + z2 / n_eff
+    center = (p + z2 / (2.0 * n_eff)) / denom
+    half = z / denom * np.sqrt(np.maximum(p * (1.0 - p), 0.0) / n_eff + z2 / (4.0 * n_eff * n_eff))
+    low = np.where(p <= 0.0, 0.0, np.clip(center - half, 0.0, 1.0))
+    high = np.where(p >= 1.0, 1.0, np.clip(center + half, 0.0, 1.0))
+    return np.minimum(low, p), np.maximum(high, p)
+
+
+def _wilson_columns(scores: FloatArray, level: float) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """``(theta, low, high, se)`` of the column means of ``scores`` ``(n, m)`` in [0, 1] (see :func:`wilson_ci`)."""
+    n = scores.shape[0]
+    theta = scores.mean(axis=0)
+    var = scores.var(axis=0, ddof=1) if n > 1 else np.zeros_like(theta)
+    spread = theta * (1.0 - theta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = np.where(spread > 0, var / spread, 1.0)
+    relative = np.clip(relative, 0.0, 1.0)
+    informative = _informative(scores)
+    design = (informative * relative + PSEUDO_PROBLEMS) / (informative + PSEUDO_PROBLEMS)
+    low, high = _wilson_bounds(theta, n / design, _z_two_sided(level))
+    return theta, low, high, np.sqrt(var / n)
+
+
+def _mover_columns(
+    base: FloatArray,
+    treat: FloatArray,
+    level: float,
+    b_iv: tuple[FloatArray, FloatArray, FloatArray],
+    t_iv: tuple[FloatArray, FloatArray, FloatArray],
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+    """``(delta, low, high, se)`` of ``mean(treat) - mean(base)`` per column (see :func:`paired_wilson_ci`)."""
+    (mb, lb, ub), (mt, lt, ut) = b_iv, t_iv
+    n = base.shape[0]
+    cb, ct = base - mb, treat - mt
+    den = np.sqrt((cb * cb).sum(axis=0) * (ct * ct).sum(axis=0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(den > 0, (cb * ct).sum(axis=0) / den, 0.0)
+    r = np.clip(r, -1.0, 1.0)
+    delta = mt - mb
+    down_t, up_b = mt - lt, ub - mb
+    up_t, down_b = ut - mt, mb - lb
+    low = delta - np.sqrt(np.maximum(down_t**2 + up_b**2 - 2.0 * r * down_t * up_b, 0.0))
+    high = delta + np.sqrt(np.maximum(up_t**2 + down_b**2 - 2.0 * r * up_t * down_b, 0.0))
+    diff = treat - base
+    same = ~np.any(diff != 0, axis=0)
+    z = _z_two_sided(level)
+    bound = z * z / (n + z * z)  # Wilson upper bound of the share of problems that differ, at 0 of n
+    low = np.where(same, -bound, np.clip(low, -1.0, 1.0))
+    high = np.where(same, bound, np.clip(high, -1.0, 1.0))
+    se = np.sqrt(diff.var(axis=0, ddof=1) / n) if n > 1 else np.zeros_like(delta)
+    return delta, np.minimum(low, delta), np.maximum(high, delta), se
+
+
+def _unit_flags(scores: FloatArray) -> list[tuple[str, ...]]:
+    """:data:`INTERVAL_FLAGS` of each column's mean."""
+    flat = np.ptp(scores, axis=0) == 0
+    informative = _informative(scores)
+    return [
+        ("no-variation",) if f else ("few-informative",) if i < FEW_INFORMATIVE else ()
+        for f, i in zip(flat.tolist(), informative.tolist(), strict=True)
+    ]
+
+
+def _pair_flags(diff: FloatArray) -> list[tuple[str, ...]]:
+    """:data:`INTERVAL_FLAGS` of each column of per-problem differences."""
+    differing = np.count_nonzero(diff != 0, axis=0)
+    return [
+        ("no-discordance",) if d == 0 else ("few-discordant",) if d < FEW_INFORMATIVE else ()
+        for d in differing.tolist()
+    ]
+
+
+def _check_unit_scores(scores: FloatArray) -> None:
+    bad = np.argwhere((scores < 0) | (scores > 1))
+    if bad.size:
+        i, j = bad[0]
+        raise ValueError(
+            f"the wilson interval needs per-problem scores in [0, 1]; problem {i} of column {j} is "
+            f"{scores[i, j]!r} (use method='percentile' or 'bca' for other scores)"
+        )
+
+
+def _wilson_table(s: FloatArray, pairs: list[tuple[int, int]], level: float) -> TableIntervals:
+    """Wilson intervals of every column of ``s`` and MOVER intervals of every pair."""
+    _check_unit_scores(s)
+    theta, low, high, se = _wilson_columns(s, level)
+    flags = _unit_flags(s)
+    units = [
+        Interval(float(theta[j]), float(low[j]), float(high[j]), level, WILSON_METHOD, se=float(se[j]), flags=flags[j])
+        for j in range(s.shape[1])
+    ]
+    if not pairs:
+        return TableIntervals(units=units, pairs=[])
+    b = np.array([p[0] for p in pairs], dtype=np.int64)
+    t = np.array([p[1] for p in pairs], dtype=np.int64)
+    delta, p_low, p_high, p_se = _mover_columns(
+        s[:, b], s[:, t], level, (theta[b], low[b], high[b]), (theta[t], low[t], high[t])
+    )
+    p_flags = _pair_flags(s[:, t] - s[:, b])
+    out = [
+        Interval(
+            float(delta[i]),
+            float(p_low[i]),
+            float(p_high[i]),
+            level,
+            PAIRED_WILSON_METHOD,
+            se=float(p_se[i]),
+            flags=p_flags[i],
+        )
+        for i in range(len(pairs))
+    ]
+    return TableIntervals(units=units, pairs=out)
+
+
+def wilson_ci(correct: npt.ArrayLike, *, level: float = 0.95, statistic: str = "avg") -> Interval:
+    """Wilson score interval of ``avg@k`` or ``pass@j`` with a cluster design effect (the default interval).
+
+    Estimand as :func:`bootstrap_ci`. With ``s_i`` the per-problem scores (in [0, 1]),
+    ``theta = mean(s)``, ``v`` their sample variance (``ddof=1``) and ``n`` problems:
+
+    - relative spread ``rho = v / (theta (1 - theta))``, clipped to [0, 1]: 1 when each problem
+      is all-or-nothing (the most a [0, 1] score with mean ``theta`` can vary), ``1/k`` for
+      ``k`` independent samples of equally hard problems;
+    - ``e`` informative problems, ``min(#{s_i > 0}, #{s_i < 1})``; the design factor
+      ``d = (e rho + 1) / (e + 1)`` adds one pseudo-problem of the worst case ``rho = 1``
+      (:data:`PSEUDO_PROBLEMS`), which matters only when few problems carry information;
+    - the Wilson score interval of a proportion ``theta`` on ``n_eff = n / d`` observations at
+      ``z = z_((1 + level) / 2)``.
+
+    With ``k = 1`` (or whenever ``rho = 1``) this is the plain Wilson interval on ``n``
+    problems; all problems the same (e.g. 0 of n) gives ``[0, z^2 / (n + z^2)]``. No
+    resampling, hence no ``rng``: the result is a function of the data. ``se`` is the cluster
+    standard error ``sqrt(v / n)``. ``flags`` as :data:`INTERVAL_FLAGS`. Coverage: see the
+    module docstring.
+    """
+    arr = _as_correct_matrix(correct)
+    j = _check_statistic(statistic, arr.shape[1])
+    lvl = _check_level(level)
+    return _wilson_table(_per_problem_scores(arr, j)[:, None], [], lvl).units[0]
+
+
+def paired_wilson_ci(
+    baseline: npt.ArrayLike, treatment: npt.ArrayLike, *, level: float = 0.95, statistic: str = "avg"
+) -> Interval:
+    """MOVER interval of ``treatment - baseline`` from the two :func:`wilson_ci` intervals (the default).
+
+    Estimand and inputs as :func:`paired_bootstrap_ci`. With ``(l_b, u_b)``, ``(l_t, u_t)`` each
+    side's Wilson interval around ``theta_b``, ``theta_t`` and ``r`` the correlation of the
+    two sides' per-problem scores over the shared problems (0 if either side has no spread),
+    the method of variance estimates recovery (Zou & Donner 2008; Newcombe 1998, method 10 for
+    one sample per problem) gives, for ``delta = theta_t - theta_b``::
+
+        low  = delta - sqrt((theta_t - l_t)^2 + (u_b - theta_b)^2 - 2 r (theta_t - l_t)(u_b - theta_b))
+        high = delta + sqrt((u_t - theta_t)^2 + (theta_b - l_b)^2 - 2 r (u_t - theta_t)(theta_b - l_b))
+
+    The pairing enters through ``r``: the between-problem variation the two systems share cancels.
+    When no problem's score differs the interval is ``[-u, u]`` with ``u = z^2 / (n + z^2)``,
+    the Wilson upper bound of the share of problems that differ (flag ``no-discordance``).
+    ``se`` is ``sd(s_t - s_b) / sqrt(n)``. Deterministic (no ``rng``).
+    """
+    b, t = _as_paired(baseline, treatment)
+    j = _check_statistic(statistic, min(b.shape[1], t.shape[1]))
+    lvl = _check_level(level)
+    scores = np.stack([_per_problem_scores(b, j), _per_problem_scores(t, j)], axis=1)
+    return _wilson_table(scores, [(0, 1)], lvl).pairs[0]
+
+
+def disagrees_with_test(interval: Interval, p_value: float | None) -> bool:
+    """Whether an interval of a difference and a test of no difference disagree about significance.
+
+    The interval calls the difference significant when it excludes 0; the test when
+    ``p_value < 1 - interval.level``. ``False`` when there is no p-value. See the module
+    docstring for why the paired interval and the exact paired test can disagree.
+    """
+    if p_value is None:
+        return False
+    excludes = interval.ci_low > 0 or interval.ci_high < 0
+    alpha = 1.0 - interval.level
+    rejects = p_value < alpha and not math.isclose(p_value, alpha, rel_tol=1e-9)  # 1 - 0.95 is 0.05000000000000004
+    return bool(excludes != rejects)
 
 
 def align_problems(

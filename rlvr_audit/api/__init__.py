@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ..analysis.behaviour import is_code_reasoning
 from ..analysis.claims_sections import claims_document, measured_correction_section
@@ -20,6 +21,7 @@ from ..analysis.disagreement import disagreement_section, grader_disagreements
 from ..analysis.estimates import Analysis, analyse, apply_registry, grader_version
 from ..analysis.figures import figures_section
 from ..analysis.reproduction import (
+    broken_units_section,
     gains_section,
     imported_section,
     intro,
@@ -34,15 +36,20 @@ from ..core.claims import ledger_path, task_catalog
 from ..core.configfile import default_config_dir
 from ..core.errors import UsageError
 from ..core.manifest import ManifestWriter
+from ..core.merge import merge_stores as merge_store_folders
+from ..core.records import natural_key
 from ..core.registry import Registry
 from ..core.section import Code, Document, Inline, table_links
 from ..core.store import Store
 from ..core.ui import make_progress
+from ..generation.distributed import connect
 from ..generation.engines import parse_model_args
 from ..generation.plan import ProtocolOverrides, Selection
 from ..generation.probes import ProbeOptions, has_probe_units
 from ..generation.probes import check_options as check_probe_options
-from ..grading.runner import grade_units
+from ..grading.judge import JudgeSettings
+from ..grading.judging import judge_units
+from ..grading.runner import GradeSummary, grade_units
 from ..importers import ImportOptions, plan_import, write_import
 from ..report.browser import BrowserSource
 from ..report.html import HtmlOptions
@@ -52,6 +59,7 @@ from ..simulation.synthetic import synthesize
 from .listing import LISTABLE, listing, validate
 from .options import (
     CI_METHODS,
+    DEFAULT_CI_METHOD,
     DEFAULT_GRADERS,
     EngineOptions,
     GradeOptions,
@@ -67,10 +75,12 @@ from .probe import ProbeResult, run_contamination_probe
 
 __all__ = [
     "CI_METHODS",
+    "DEFAULT_CI_METHOD",
     "DEFAULT_GRADERS",
     "LISTABLE",
     "EngineOptions",
     "GradeOptions",
+    "JudgeSettings",
     "Locations",
     "ProbeOptions",
     "ProbeResult",
@@ -83,9 +93,11 @@ __all__ = [
     "default_config_dir",
     "generate",
     "grade",
+    "grade_notes",
     "import_generations",
     "listing",
     "load_registry",
+    "merge_stores",
     "parse_model_args",
     "plan_units",
     "rates_rows",
@@ -108,20 +120,34 @@ def generate(
     loc: Locations,
     *,
     progress: bool = True,
-    then: Callable[[RunResult], None] | None = None,
+    then: Callable[[RunResult, Callable[[str], None]], None] | None = None,
 ) -> RunResult:
-    """Plan and generate (no grading). ``then(result)``, if given, runs after generation under
-    the same run manifest (``run`` grades and reports there), so the manifest says ``finished``
-    only when that is done too."""
+    """Plan and generate (no grading). ``then(result, finish)``, if given, runs after generation
+    under the same run manifest (``run`` grades and reports there), so the manifest says
+    ``finished`` only when that is done too; ``then`` may call ``finish(status)`` itself to record
+    the end before its last step (``run`` does before writing the report, so that the report
+    shows its own run finished). Nothing is written before the first model has loaded (the run
+    manifest included), so a run that fails to load its model leaves the store as it was. With
+    ``engine.shard``, ``result.unit_keys`` are the units this shard holds."""
     units = plan_units(selection, overrides, engine, loc)
+    cluster = None
+    if engine.ray_address is not None:  # connect (and check the cluster) before anything is written
+        cluster = connect(engine.ray_address, gpus_per_unit=engine.gpus_per_unit, model_args=engine.model_args)
     store = Store(loc.store)
-    with ManifestWriter(store, [u.key for u in units], engine.backend) as manifest:
-        result = RunResult(unit_keys=[u.key for u in units], run_id=manifest.manifest.run_id)
-        with make_progress(progress) as prog:
-            s = generate_with(engine, store, units, prog)
-        result.generated, result.reused = s.generated, s.reused
-        if then is not None:
-            then(result)
+    try:
+        with ManifestWriter(store, [u.key for u in units], engine.backend, lazy=True) as manifest:
+            result = RunResult(unit_keys=[u.key for u in units], run_id=manifest.manifest.run_id)
+            with make_progress(progress) as prog:
+                s = generate_with(engine, store, units, prog, ray=cluster, before_write=manifest.start)
+            result.generated, result.reused = s.generated, s.reused
+            if engine.shard is not None:
+                result.unit_keys = s.stored_units
+            if then is not None:
+                manifest.start()  # grading and the report write to the store too
+                then(result, manifest.finish)
+    finally:
+        if cluster is not None:
+            cluster.close()
     return result
 
 
@@ -147,8 +173,43 @@ def grade(
             timeout=options.timeout,
             progress=prog,
             save_every=options.save_every,
+            retry=options.retry,
+            cache=options.cache,
         )
-    return RunResult(unit_keys=unit_keys, graded=s.graded, reused=s.reused)
+    notes = grade_notes(s, store)
+    if options.judge is not None:
+        with make_progress(progress) as prog:
+            notes += judge_units(store, unit_keys, options.judge, progress=prog).lines()
+    return RunResult(unit_keys=unit_keys, graded=s.graded, reused=s.reused, notes=notes)
+
+
+def grade_notes(summary: GradeSummary, store: Store) -> list[str]:
+    """Lines for the user after a grading pass: re-grades, the verdict cache, and the timeouts and
+    errors of every graded unit and grader (with how to re-grade them)."""
+    notes = []
+    if summary.regraded:
+        notes.append(f"re-graded {summary.regraded} samples (their new grades supersede the old ones)")
+    if summary.retried_alone:
+        notes.append(f"{summary.retried_alone} grading steps timed out and were run again alone with 4x the limit")
+    if summary.cache is not None:
+        c = summary.cache
+        looked = c["hits"] + c["judged"]
+        rate = f" ({c['hits'] / looked:.0%})" if looked else ""
+        notes.append(
+            f"verdict cache ({store.root / 'cache' / 'verdicts.sqlite'}): {c['hits']} of {looked} distinct answers "
+            f"found{rate}, {c['samples']} samples served from it"
+        )
+    failing = [r for r in summary.failures if r["timeout"] or r["error"]]
+    for r in failing:
+        notes.append(
+            f"{r['checkpoint_id']} · {r['task']} · {r['template_id']} · {r['grader_id']}: "
+            f"{r['timeout']} timeout, {r['error']} error of {r['graded']} graded (unit {r['unit_key']})"
+        )
+    if failing:
+        notes.append("re-grade them with: rlvr-audit grade --retry timeout,error --timeout <longer limit>")
+    elif summary.failures:
+        notes.append("no timeout or error verdicts in the graded units")
+    return notes
 
 
 def report(
@@ -162,7 +223,7 @@ def report(
 ) -> RunResult:
     """Analyse stored grades and write the report folder (``progress``: show progress bars for
     the longer steps: classifying responses, the per-sample browser)."""
-    options.check()
+    options.check(loc)
     store = Store(loc.store)
     if unit_keys is None:
         if not store.unit_keys() and has_probe_units(store):
@@ -184,6 +245,7 @@ def report(
         options.out_dir,
         html=HtmlOptions(browser=options.browser, page_size=options.browser_page_size, progress=progress),
         browser=BrowserSource(store, analysis, grader_version=grader_version, is_code=is_code_reasoning),
+        protected=[("the store", store.root)],
     )
     return RunResult(unit_keys=unit_keys, report=paths.index_md)
 
@@ -201,7 +263,7 @@ def report_document(
     """The report of ``analysis``: every analysis's section, in the report's order (reproduction
     tables, imported numbers, grader disagreement, gains, figures, cross-family gains, seed spread,
     baseline correction, prompt sensitivity, code reasoning, behaviour flags, contamination probe,
-    settings, run manifests)."""
+    broken units, settings, run manifests)."""
     sections = reproduction_sections(analysis)
     doc = Document(
         ["rlvr-audit report: ", options.name],
@@ -258,11 +320,12 @@ def report_document(
             sweep,
             *code_sections(code),
             probe,
+            broken_units_section(store.broken_units()),  # left out of every table above: say so
         )
         if s is not None
     ]
     sections += [
-        settings_section(analysis, store),
+        settings_section(analysis, store, level=options.level, n_resamples=options.n_resamples, seed=options.seed),
         manifest_section(store.manifests(), {u.key for u in analysis.units}),
     ]
     doc.sections = sections
@@ -279,14 +342,27 @@ def report_order(store: Store, unit_keys: list[str], registry: Registry | None =
     """The units of a report in one canonical order (checkpoint, task, prompt, sampling seed,
     key), without repeats: the same store gives the same tables whether the units came from a
     run's plan or from the store's listing. Checkpoints follow the registry's order (families
-    and their checkpoints as ``checkpoints.yaml`` lists them), then the others by id."""
+    and their checkpoints as ``checkpoints.yaml`` lists them), then the others by family, step
+    and id, numbers compared as numbers (``step50`` before ``step1000``)."""
     infos = {key: store.load_unit(key) for key in dict.fromkeys(unit_keys)}
     rank = {cid: i for i, cid in enumerate(registry.checkpoints)} if registry is not None else {}
 
-    def order(key: str) -> tuple[int, str, str, str, int, str]:
-        spec = infos[key].spec
+    def order(key: str) -> tuple[Any, ...]:
+        info = infos[key]
+        spec = info.spec
         cid = spec.checkpoint.checkpoint_id
-        return (rank.get(cid, len(rank)), cid, spec.task, spec.template_id, spec.protocol.seed, key)
+        step = -1 if info.step is None else info.step  # steps numerically: step 1000 after step 50
+        known = rank.get(cid, len(rank))
+        return (
+            known,
+            info.family if known == len(rank) else "",
+            step,
+            natural_key(cid),
+            spec.task,
+            spec.template_id,
+            spec.protocol.seed,
+            key,
+        )
 
     return sorted(infos, key=order)
 
@@ -299,8 +375,9 @@ def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
     no model, download or store; when the store exists and holds units of the claimed models,
     our estimates of their base models are added as measured baselines (and our paired gains
     of the claimed checkpoints, where measured). ``RunResult.unit_keys``: the units used.
+    Synthetic units (backend ``scripted``: no model ran) are never taken for measurements.
     """
-    options.check()
+    options.check(loc)
     registry = load_registry(loc)
     ledger = registry.ledger
     if not len(ledger):
@@ -317,7 +394,9 @@ def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
     else:
         store = Store(loc.store)
         families = {getattr(c, "model", None) for c in ledger.claims if c.kind == "rlvr_gain"}
-        keys = [u.key for u in store.units() if apply_registry(u, registry).family in families]
+        claimed = [u for u in store.units() if apply_registry(u, registry).family in families]
+        keys = [u.key for u in claimed if not u.spec.synthetic]  # a scripted oracle measures no model
+        n_synthetic = len(claimed) - len(keys)
         if keys:
             analysis = analyse(
                 store,
@@ -328,8 +407,14 @@ def claims_report(options: ReportOptions, loc: Locations) -> RunResult:
             note = ["Measured baselines come from the store ", store_text, f" ({len(keys)} units of claimed models)."]
         else:
             note = ["The store ", store_text, " holds no unit of a claimed model: every baseline below is cited."]
+        if n_synthetic:
+            note += [
+                f" {n_synthetic} synthetic unit{'s' if n_synthetic > 1 else ''} of claimed models (backend ",
+                Code("scripted"),
+                f": no model ran) {'are' if n_synthetic > 1 else 'is'} ignored.",
+            ]
     doc = claims_document(ledger, catalog, name=options.name, level=options.level, analysis=analysis, store_note=note)
-    paths = write_report(doc, options.out_dir)
+    paths = write_report(doc, options.out_dir, protected=[("the store", loc.store)])
     return RunResult(unit_keys=keys, report=paths.index_md)
 
 
@@ -345,22 +430,31 @@ def run(
 ) -> RunResult:
     """Plan, generate what is missing, grade what is ungraded, and write the report."""
     grading.check()  # before anything is generated or written
-    reporting.check()
+    reporting.check(loc)
     after: list[RunResult] = []
 
-    def grade_and_report(gen: RunResult) -> None:  # under the run's manifest
+    def grade_and_report(gen: RunResult, finish: Callable[[str], None]) -> None:  # under the run's manifest
         after.append(grade(gen.unit_keys, grading, loc, progress=progress))
-        after.append(report(gen.unit_keys, reporting, loc, graders=grading.graders, progress=progress))
+        if engine.shard is None:  # a shard's units are partial: report after `rlvr-audit store merge`
+            finish("finished")  # generation and grading are done: the report shows this run finished
+            after.append(report(gen.unit_keys, reporting, loc, graders=grading.graders, progress=progress))
 
     gen = generate(selection, overrides, engine, loc, progress=progress, then=grade_and_report)
-    gr, rep = after
+    gr, rep = after[0], after[1] if len(after) > 1 else None
+    notes: list[str] = []
+    if rep is None:
+        notes.append(
+            f"shard {engine.shard}: no report (its units are partial); merge the shards' stores with "
+            "`rlvr-audit store merge`, then run `rlvr-audit report`"
+        )
     return RunResult(
         unit_keys=gen.unit_keys,
         generated=gen.generated,
         reused=gen.reused,
         graded=gr.graded,
-        report=rep.report,
+        report=rep.report if rep is not None else None,
         run_id=gen.run_id,
+        notes=notes,
     )
 
 
@@ -397,3 +491,11 @@ def import_generations(
         run_id=manifest.manifest.run_id,
         notes=done.summary_lines(),
     )
+
+
+def merge_stores(sources: list[Path], dest: Path) -> RunResult:
+    """Merge the stores ``sources`` into ``dest`` (``rlvr-audit store merge``, see
+    :func:`rlvr_audit.core.merge.merge_stores`): ``unit_keys`` are the units new to ``dest``,
+    ``generated`` and ``graded`` the generations and grades copied."""
+    done = merge_store_folders(sources, dest)
+    return RunResult(unit_keys=done.new_units, generated=done.generations, graded=done.grades, notes=done.notes)

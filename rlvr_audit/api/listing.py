@@ -93,7 +93,8 @@ def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = N
     if kind == "units":
         store = Store(loc.store)
         rows = []
-        for u in store.units():
+        good, broken = store.scan()
+        for u in good:
             s = u.spec
             rows.append(
                 {
@@ -103,11 +104,14 @@ def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = N
                     "prompt": s.template_id,
                     "n": str(s.protocol.n),
                     "T": f"{s.protocol.temperature:g}",
-                    "backend": s.backend,
+                    "backend": s.backend + (f" ({u.imported.label})" if u.imported is not None else ""),
                     "generated": str(len(store.read_generations(u.key))),
                     "graders": ", ".join(store.graders(u.key)) or "-",
                 }
             )
+        columns = ("task", "prompt", "n", "T", "backend", "generated", "graders")
+        for b in broken:  # listed with the file that is wrong, instead of failing the whole listing
+            rows.append({"unit": b.key, "checkpoint": f"BROKEN: {b.line()}", **dict.fromkeys(columns, "-")})
         return rows
     if kind == "graders":
         return [
@@ -122,7 +126,13 @@ def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = N
         return [{"backend": b} for b in available_backends()]
     if kind == "formats":
         return [
-            {"format": f.name, "default max new tokens": str(f.default_max_new_tokens), "description": f.description}
+            {
+                "format": f.name,
+                "default max new tokens": str(f.default_max_new_tokens)
+                if f.default_max_new_tokens is not None
+                else "none: from the file, else --max-new-tokens",
+                "description": f.description,
+            }
             for f in FORMATS.values()
         ]
     raise UnknownNameError("listing", kind, LISTABLE)

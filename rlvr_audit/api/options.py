@@ -6,6 +6,7 @@ validated inputs every command starts from (:func:`load_registry`, :func:`plan_u
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,9 +18,14 @@ from ..core.prompts import available_prompts
 from ..core.registry import Registry
 from ..core.store import DEFAULT_STORE, Store, UnitInfo
 from ..core.ui import Progress
+from ..generation.distributed import RayCluster
 from ..generation.plan import PlannedUnit, ProtocolOverrides, Selection, plan
-from ..generation.runner import GenerateSummary, generate_units
+from ..generation.runner import GenerateSummary, generate_units, parse_shard
+from ..generation.work import EngineSpec
 from ..grading import get_grader
+from ..grading.judge import JudgeSettings
+from ..grading.runner import RETRYABLE
+from ..report.writer import check_report_name, check_report_target
 
 DEFAULT_GRADERS = ["math_verify"]
 """Graders used when none are named."""
@@ -59,7 +65,29 @@ class EngineOptions:
     limit: int | None = None
     """Only the first N problems of each task."""
     save_every: int = 64
-    """Store samples after every N generated."""
+    """Requests per call for engines driven through lm-eval (servers, SGLang) and the scripted
+    engine; vLLM gets a unit per call and hf a batch, and what an engine hands back is stored at once."""
+    use_model_generation_config: bool = False
+    """Let the model's generation config supply top_k, min_p and repetition_penalty (part of the
+    unit key); by default every sampling parameter comes from the protocol."""
+    shard: str | None = None
+    """``I/N``: generate only shard I of N of the planned work (see
+    :func:`rlvr_audit.generation.runner.shard_work`)."""
+    ray_address: str | None = None
+    """Generate on a Ray cluster (``auto`` or ``HOST:PORT``); this process writes the store."""
+    gpus_per_unit: int | None = None
+    """GPUs each Ray worker holds (default: the tensor-parallel size on a GPU cluster, else 0)."""
+
+    def spec(self) -> EngineSpec:
+        """How a generation worker loads and drives the engine (picklable, for Ray workers)."""
+        return EngineSpec(
+            backend=self.backend,
+            model_args=self.model_args,
+            batch_size=self.batch_size,
+            device=self.device,
+            chunk_size=self.save_every,
+            use_model_generation_config=self.use_model_generation_config,
+        )
 
 
 @dataclass(frozen=True)
@@ -74,6 +102,14 @@ class GradeOptions:
     """Wall-clock limit per answer, in seconds."""
     save_every: int = 500
     """Store a unit's grades after every N graded samples (an interrupted pass keeps them)."""
+    retry: list[str] = field(default_factory=list)
+    """Re-grade only the samples whose latest grade has one of these verdicts (``timeout``,
+    ``error``); empty: grade what has no grade yet."""
+    cache: bool = True
+    """Use the store's persistent verdict cache (``--no-cache``: bypass it)."""
+    judge: JudgeSettings | None = None
+    """An LLM judge for the samples the graders disagree on (:mod:`rlvr_audit.grading.judging`);
+    ``None``: none."""
 
     def check(self) -> None:
         """Raise :class:`~rlvr_audit.core.errors.UsageError` naming the first invalid option
@@ -88,10 +124,17 @@ class GradeOptions:
             raise UsageError(f"--workers must be >= 1, got {self.workers}")
         if self.save_every < 1:
             raise UsageError(f"--grade-save-every must be >= 1, got {self.save_every}")
+        unknown = [v for v in self.retry if v not in RETRYABLE]
+        if unknown:
+            raise UsageError(f"--retry: unknown verdict {unknown[0]!r}; valid: {', '.join(RETRYABLE)}")
 
 
-CI_METHODS = ("percentile", "bca")
-"""Valid ``--ci-method`` values (see :func:`rlvr_audit.analysis.stats.bootstrap_ci`)."""
+CI_METHODS = ("wilson", "percentile", "bca")
+"""Valid ``--ci-method`` values, :data:`rlvr_audit.analysis.stats.CI_METHODS` (spelled out here so
+the CLI starts without numpy); the default is :data:`DEFAULT_CI_METHOD`."""
+
+DEFAULT_CI_METHOD = "wilson"
+"""The default ``--ci-method``, :data:`rlvr_audit.analysis.stats.DEFAULT_CI_METHOD`."""
 
 
 @dataclass(frozen=True)
@@ -108,8 +151,9 @@ class ReportOptions:
     """Bootstrap resamples."""
     level: float = 0.95
     """Confidence level."""
-    ci_method: str = "percentile"
-    """Bootstrap interval method: ``percentile`` or ``bca``."""
+    ci_method: str = DEFAULT_CI_METHOD
+    """Interval method: ``wilson`` (default; Wilson score interval with a cluster design effect),
+    ``percentile`` or ``bca`` (bootstrap over problems)."""
     browser: bool = True
     """Write the per-sample browser beside ``index.html`` (see :mod:`rlvr_audit.report.browser`)."""
     browser_page_size: int = 500
@@ -125,8 +169,19 @@ class ReportOptions:
         ``ci_method``."""
         return {"seed": self.seed, "n_resamples": self.n_resamples, "level": self.level, "ci_method": self.ci_method}
 
-    def check(self) -> None:
-        """Raise :class:`~rlvr_audit.core.errors.UsageError` naming the first invalid option."""
+    def check(self, loc: Locations | None = None) -> None:
+        """Raise :class:`~rlvr_audit.core.errors.UsageError` naming the first invalid option, before
+        anything is generated or written: the name must be one folder name and, when ``loc`` is
+        given (a report will be written), the report folder must not be anything but an earlier
+        report (see :func:`rlvr_audit.report.writer.check_report_target`)."""
+        check_report_name(self.name)
+        if loc is not None:  # the options are for a report that will be written
+            protected = [
+                ("the current directory", Path.cwd()),
+                ("the store", loc.store),
+                ("the configuration folder", loc.config_dir),
+            ]
+            check_report_target(self.out_dir, protected=protected)
         if not 0 < self.level < 1:
             raise UsageError(f"--level must be in (0, 1), got {self.level}")
         if self.n_resamples < 100:
@@ -178,6 +233,14 @@ def plan_units(
         raise UsageError(f"--batch-size must be >= 1, got {engine.batch_size}")
     if engine.save_every < 1:
         raise UsageError(f"--save-every must be >= 1, got {engine.save_every}")
+    if engine.shard is not None:
+        parse_shard(engine.shard)
+    if engine.gpus_per_unit is not None and engine.gpus_per_unit < 0:
+        raise UsageError(f"--gpus-per-unit must be >= 0, got {engine.gpus_per_unit}")
+    if engine.gpus_per_unit is not None and engine.ray_address is None:
+        raise UsageError("--gpus-per-unit places Ray workers: give --ray-address too")
+    if engine.shard is not None and engine.ray_address is not None:
+        raise UsageError("--shard splits work between processes without Ray; with --ray-address, Ray spreads it")
     return plan(
         selection,
         config_dir=loc.config_dir,
@@ -186,6 +249,7 @@ def plan_units(
         model_args=engine.model_args,
         overrides=overrides,
         data_dir=loc.data_dir,
+        use_model_generation_config=engine.use_model_generation_config,
     )
 
 
@@ -224,16 +288,25 @@ def select_stored(
     return out
 
 
-def generate_with(engine: EngineOptions, store: Store, units: list[PlannedUnit], progress: Progress) -> GenerateSummary:
-    """Generate what is missing of ``units`` into ``store`` with the engine options."""
+def generate_with(
+    engine: EngineOptions,
+    store: Store,
+    units: list[PlannedUnit],
+    progress: Progress,
+    *,
+    ray: RayCluster | None = None,
+    before_write: Callable[[], None] | None = None,
+) -> GenerateSummary:
+    """Generate what is missing of ``units`` into ``store`` with the engine options (only the
+    shard ``engine.shard``, if given; on the Ray cluster ``ray``, if given). ``before_write`` runs
+    once, before the first write to the store."""
     return generate_units(
         store,
         units,
-        backend=engine.backend,
-        model_args=engine.model_args,
-        batch_size=engine.batch_size,
-        device=engine.device,
+        engine=engine.spec(),
         limit=engine.limit,
-        save_every=engine.save_every,
         progress=progress,
+        shard=parse_shard(engine.shard) if engine.shard is not None else None,
+        ray=ray,
+        before_write=before_write,
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..analysis.contamination import ProbeAnalysis, analyse_probes
+from ..core.errors import UsageError
 from ..core.manifest import ManifestWriter
 from ..core.store import Store
 from ..core.ui import make_progress
@@ -53,9 +54,13 @@ def run_contamination_probe(
 
     Everything is validated (options, checkpoints, tasks, templates, graders, bootstrap settings)
     before anything is written; then the probe units go to the store's ``probes/`` folder and a
-    run manifest to its ``runs/``."""
+    run manifest to its ``runs/``. Probes run in this process: ``--shard`` and ``--ray-address``
+    are refused."""
     grading.check()
     reporting.check()
+    given = [flag for flag, value in (("--shard", engine.shard), ("--ray-address", engine.ray_address)) if value]
+    if given:
+        raise UsageError(f"{' and '.join(given)}: the contamination probe runs in this process; drop it")
     planned = plan_probes(plan_units(selection, probe_overrides(options), engine, loc), options)
     store = Store(loc.store)
     pstore = probe_store(store)

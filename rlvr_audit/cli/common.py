@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.logging import RichHandler
+from typer.core import TyperGroup
 
 from ..core.errors import AuditError
 from ..core.ui import console, fail
@@ -22,6 +24,49 @@ def library() -> ModuleType:
     from .. import api  # imports every stage (pandas, numpy, pydantic models: seconds): only when a command runs
 
     return api
+
+
+def _flags_as_flags(command: Any) -> Any:
+    """Show on/off options as flags in ``--help``: typer 0.29 prints ``<bool>`` beside every flag
+    (``--quiet <bool>``), which reads as if ``--quiet true`` were expected. An empty metavar shows
+    the flag alone. ``command``: a typer (click) command or group."""
+    for param in command.params:
+        if getattr(param, "is_flag", False) and param.metavar is None:
+            param.metavar = ""
+    help_option = command.get_help_option(command.context_class(command))  # ``--help`` itself
+    if help_option is not None:
+        help_option.metavar = ""
+    return command
+
+
+class Group(TyperGroup):
+    """The command groups of ``rlvr-audit``: flags shown as flags (:func:`_flags_as_flags`), in
+    every sub-command and sub-group (``train``, ``simulate``, ...)."""
+
+    def get_params(self, ctx: Any) -> list[Any]:
+        _flags_as_flags(self)
+        return list(super().get_params(ctx))
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            return None
+        if isinstance(command, TyperGroup) and not isinstance(command, Group):
+            command.__class__ = Group
+        return _flags_as_flags(command)
+
+
+def print_version(value: bool) -> None:
+    """``--version``: print the installed version and exit."""
+    if value:
+        from importlib import metadata  # only when --version is given
+
+        try:
+            version = metadata.version("rlvr-audit")
+        except metadata.PackageNotFoundError:  # a source tree that was not installed
+            version = "unknown (not installed)"
+        typer.echo(f"rlvr-audit {version}")
+        raise typer.Exit()
 
 
 # ---- shared options --------------------------------------------------------------------------
@@ -82,7 +127,44 @@ MaxTokensOpt = Annotated[
 ]
 BatchOpt = Annotated[int, typer.Option("--batch-size", help="Engine batch size.")]
 DeviceOpt = Annotated[str | None, typer.Option("--device", help="Device for transformers engines (cuda, cpu).")]
-SaveEveryOpt = Annotated[int, typer.Option("--save-every", help="Store samples after every N generated.")]
+SaveEveryOpt = Annotated[
+    int,
+    typer.Option(
+        "--save-every",
+        help="Requests per engine call for servers and SGLang (vLLM takes a unit per call, hf a batch); what an "
+        "engine hands back is stored at once.",
+    ),
+]
+ModelGenConfigOpt = Annotated[
+    bool,
+    typer.Option(
+        "--use-model-generation-config",
+        help="Let the model's generation_config.json supply top_k, min_p and repetition_penalty (part of the unit "
+        "key). Default: every sampling parameter comes from the protocol.",
+    ),
+]
+ShardOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--shard",
+        help="I/N: generate only shard I of N of the planned work (Slurm arrays, hand-split runs); join the "
+        "shards' stores with `rlvr-audit store merge`.",
+    ),
+]
+RayAddressOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--ray-address",
+        help="Generate on a Ray cluster: 'auto' or HOST:PORT (this process alone writes the store).",
+    ),
+]
+GpusPerUnitOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--gpus-per-unit",
+        help="GPUs each Ray worker holds (default: tensor_parallel_size on a GPU cluster, 0 on CPUs).",
+    ),
+]
 GradeSaveEveryOpt = Annotated[
     int, typer.Option("--grade-save-every", help="Store a unit's grades after every N graded samples.")
 ]
@@ -98,7 +180,12 @@ ReportSeedOpt = Annotated[int, typer.Option("--bootstrap-seed", help="Seed of th
 ResamplesOpt = Annotated[int, typer.Option("--resamples", help="Bootstrap resamples.")]
 LevelOpt = Annotated[float, typer.Option("--level", help="Confidence level of the intervals.")]
 CiMethodOpt = Annotated[
-    str, typer.Option("--ci-method", help="Bootstrap interval: 'percentile' or 'bca' (bias-corrected, accelerated).")
+    str,
+    typer.Option(
+        "--ci-method",
+        help="Interval: 'wilson' (default; Wilson score interval with a cluster design effect over problems, "
+        "MOVER for gains), or a bootstrap over problems: 'percentile' or 'bca' (bias-corrected, accelerated).",
+    ),
 ]
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
 NoBrowserOpt = Annotated[
@@ -156,6 +243,9 @@ def summary(result, what: str) -> None:  # type: ignore[no-untyped-def]
         parts.append(f"{result.graded} graded")
     if what == "import":
         parts.append(f"{result.generated} samples imported, {result.reused} already stored")
+    if what == "merge":
+        parts = [f"{len(result.unit_keys)} new units"]
+        parts.append(f"{result.generated} generations and {result.graded} grades copied")
     console.print("[green]done:[/green] " + "; ".join(parts), highlight=False)
     for note in result.notes:
         console.print(f"  {note}", highlight=False, markup=False, soft_wrap=True)
@@ -201,6 +291,10 @@ def generation_inputs(opts: dict[str, Any]) -> tuple[Any, Any, Any]:
         device=opts["device"],
         limit=opts["limit"],
         save_every=opts["save_every"],
+        use_model_generation_config=opts["use_model_generation_config"],
+        shard=opts["shard"],
+        ray_address=opts["ray_address"],
+        gpus_per_unit=opts["gpus_per_unit"],
     )
     return selection, overrides, engine
 
@@ -214,4 +308,13 @@ def execute(what: str, call: Callable[[], Any]) -> None:
         fail(exc)
     except KeyboardInterrupt:
         interrupted()
+    except OSError as exc:
+        if exc.errno not in _DISK_ERRORS:
+            raise
+        # outside the store (which names its own failures): a report folder on a full or read-only disk
+        fail(AuditError(f"{exc.filename or 'a file'}: {exc.strerror}; nothing else was changed"))
     summary(result, what)
+
+
+_DISK_ERRORS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM)
+"""Operating-system failures a user fixes (space, permissions): one line instead of a traceback."""

@@ -20,17 +20,21 @@ from .common import (
     ConfigDirOpt,
     DataDirOpt,
     DeviceOpt,
+    GpusPerUnitOpt,
     GradersOpt,
     GradeSaveEveryOpt,
+    Group,
     LevelOpt,
     LimitOpt,
     MaxTokensOpt,
     ModelArgsOpt,
+    ModelGenConfigOpt,
     NameOpt,
     NoBasesOpt,
     NoBrowserOpt,
     PromptsOpt,
     QuietOpt,
+    RayAddressOpt,
     RegistryOpt,
     ReportDirOpt,
     ReportSeedOpt,
@@ -38,6 +42,7 @@ from .common import (
     SamplesOpt,
     SaveEveryOpt,
     SeedOpt,
+    ShardOpt,
     StoreOpt,
     TasksOpt,
     TemperatureOpt,
@@ -50,12 +55,14 @@ from .common import (
     generation_inputs,
     library,
     locations,
+    print_version,
     report_options,
     split,
 )
 
 app = typer.Typer(
     name="rlvr-audit",
+    cls=Group,
     help=(
         "Audit claims about RL with verifiable rewards on math benchmarks: generate once, grade with "
         "several graders, report accuracies and gains over base models with confidence intervals.\n\n"
@@ -67,6 +74,16 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode="rich",
 )
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=print_version, is_eager=True, help="Print the version and exit."),
+    ] = False,
+) -> None:
+    """Audit claims about RL with verifiable rewards on math benchmarks."""
 
 
 @app.command()
@@ -85,6 +102,10 @@ def run(
     batch_size: BatchOpt = 8,
     device: DeviceOpt = None,
     save_every: SaveEveryOpt = 64,
+    use_model_generation_config: ModelGenConfigOpt = False,
+    shard: ShardOpt = None,
+    ray_address: RayAddressOpt = None,
+    gpus_per_unit: GpusPerUnitOpt = None,
     no_bases: NoBasesOpt = False,
     graders: GradersOpt = "math_verify",
     workers: WorkersOpt = None,
@@ -95,7 +116,7 @@ def run(
     bootstrap_seed: ReportSeedOpt = 0,
     resamples: ResamplesOpt = 10_000,
     level: LevelOpt = 0.95,
-    ci_method: CiMethodOpt = "percentile",
+    ci_method: CiMethodOpt = "wilson",
     no_browser: NoBrowserOpt = False,
     browser_page_size: BrowserPageSizeOpt = 500,
     store: StoreOpt = Path("rlvr-audit-store"),
@@ -131,6 +152,7 @@ def run(
         flags = {"checkpoints": "--checkpoints", "tasks": "--tasks", "prompts": "--prompts"}
         flags |= {"model_args": "--model-args", "limit": "--limit", "samples": "--samples"}
         flags |= {"temperature": "--temperature", "top_p": "--top-p", "max_new_tokens": "--max-new-tokens"}
+        flags |= {"shard": "--shard", "ray_address": "--ray-address", "gpus_per_unit": "--gpus-per-unit"}
         given = [flag for key, flag in flags.items() if opts[key] is not None]
 
         def claims_call() -> Any:
@@ -177,6 +199,10 @@ def generate(
     batch_size: BatchOpt = 8,
     device: DeviceOpt = None,
     save_every: SaveEveryOpt = 64,
+    use_model_generation_config: ModelGenConfigOpt = False,
+    shard: ShardOpt = None,
+    ray_address: RayAddressOpt = None,
+    gpus_per_unit: GpusPerUnitOpt = None,
     no_bases: NoBasesOpt = False,
     store: StoreOpt = Path("rlvr-audit-store"),
     data_dir: DataDirOpt = None,
@@ -209,22 +235,82 @@ def grade(
     workers: WorkersOpt = None,
     timeout: TimeoutOpt = 10.0,
     grade_save_every: GradeSaveEveryOpt = 500,
+    retry: Annotated[
+        str | None,
+        typer.Option(
+            "--retry",
+            help="Re-grade only the samples whose latest grade is one of these verdicts (timeout, error); "
+            "the new grade supersedes the old.",
+        ),
+    ] = None,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Bypass the store's verdict cache (cache/verdicts.sqlite).")
+    ] = False,
+    judge_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--judge-endpoint",
+            help="OpenAI-compatible API base URL (e.g. http://localhost:8000/v1) of an LLM judge asked about "
+            "the samples the graders disagree on; nothing is sent without it.",
+        ),
+    ] = None,
+    judge_model: Annotated[
+        str | None, typer.Option("--judge-model", help="The judge's model name on that server (with --judge-endpoint).")
+    ] = None,
+    judge_timeout: Annotated[
+        float, typer.Option("--judge-timeout", help="Seconds to wait for one judge reply.")
+    ] = 60.0,
+    judge_retries: Annotated[
+        int,
+        typer.Option(
+            "--judge-retries", help="Retries of a judge request after a timeout, connection or 5xx/429 error."
+        ),
+    ] = 2,
+    judge_concurrency: Annotated[
+        int, typer.Option("--judge-concurrency", help="Judge requests in flight at once.")
+    ] = 4,
     store: StoreOpt = Path("rlvr-audit-store"),
     config_dir: ConfigDirOpt = None,
     quiet: QuietOpt = False,
 ) -> None:
     """Grade stored generations (every unit, or those selected) without touching a model.
 
+    Prints the timeout and error verdicts of every graded unit and grader. Judged answers are
+    kept in the store's verdict cache, so the next checkpoint of a run is graded fast.
+
+    With --judge-endpoint and --judge-model, the samples on which math_verify, paper, boxed_strict
+    and minerva disagree are then sent to that LLM judge and recorded as the `judge` grader (the
+    graders' own verdict where they agree); judgements are cached in the store.
+
     Example: rlvr-audit grade --graders math_verify --checkpoints 'qwen2.5-math-7b/*'
     """
     audit = library()
+
+    def judge_settings() -> Any:
+        if judge_endpoint is None and judge_model is None:
+            return None
+        if judge_endpoint is None or judge_model is None:
+            raise UsageError("--judge-endpoint and --judge-model go together; give both or neither")
+        return audit.JudgeSettings(
+            endpoint=judge_endpoint,
+            model=judge_model,
+            timeout=judge_timeout,
+            retries=judge_retries,
+            concurrency=judge_concurrency,
+        )
 
     execute(
         "grade",
         lambda: audit.grade(
             None,
             audit.GradeOptions(
-                graders=split(graders) or [], workers=workers, timeout=timeout, save_every=grade_save_every
+                graders=split(graders) or [],
+                workers=workers,
+                timeout=timeout,
+                save_every=grade_save_every,
+                retry=split(retry) or [],
+                cache=not no_cache,
+                judge=judge_settings(),
             ),
             locations(store, None, config_dir, None),
             progress=not quiet,
@@ -246,7 +332,7 @@ def report(
     bootstrap_seed: ReportSeedOpt = 0,
     resamples: ResamplesOpt = 10_000,
     level: LevelOpt = 0.95,
-    ci_method: CiMethodOpt = "percentile",
+    ci_method: CiMethodOpt = "wilson",
     no_browser: NoBrowserOpt = False,
     browser_page_size: BrowserPageSizeOpt = 500,
     store: StoreOpt = Path("rlvr-audit-store"),
@@ -307,8 +393,18 @@ def import_(
     ] = None,
     max_new_tokens: Annotated[
         int | None,
-        typer.Option("--max-new-tokens", help="New-token limit, for files that record none (default: the tool's)."),
+        typer.Option(
+            "--max-new-tokens",
+            help="New-token limit the generations were made with, for files that record none (required where "
+            "the tool has no fixed limit: qwen-math-jsonl).",
+        ),
     ] = None,
+    family: Annotated[
+        str | None,
+        typer.Option("--family", help="Family of a new checkpoint id (default: the registry family it starts with)."),
+    ] = None,
+    step: Annotated[int | None, typer.Option("--step", help="Training step of a new checkpoint id.")] = None,
+    reward: Annotated[str | None, typer.Option("--reward", help="RLVR reward of a new checkpoint id.")] = None,
     store: StoreOpt = Path("rlvr-audit-store"),
     data_dir: DataDirOpt = None,
     config_dir: ConfigDirOpt = None,
@@ -322,8 +418,15 @@ def import_(
     the wrong format. Importing the same file again stores nothing new. Then grade and report
     as usual; the report shows the source's own numbers beside ours.
 
+    Shards of one source imported in separate commands are added to the same unit; another
+    source for the same checkpoint and setting becomes a unit of its own, labelled by its files.
+
     Example: rlvr-audit import spurious-rewards-json out/Qwen2.5-Math-7B_MATH-500.json
     --checkpoint qwen2.5-math-7b/base --data-dir ../shared/data/benchmarks
+
+    Example: rlvr-audit import qwen-math-jsonl sky-t1/Sky-T1-math-wrong-5K-14B.aime24.jsonl
+    --checkpoint sky-t1/wrong-14b --family sky-t1 --step 5000 --reward wrong-answers --temperature 0
+    --max-new-tokens 32768 --data-dir ../shared/data/benchmarks
     """
     audit = library()
 
@@ -339,6 +442,9 @@ def import_(
                 allow_unmatched=allow_unmatched,
                 temperature=temperature,
                 max_new_tokens=max_new_tokens,
+                family=family,
+                step=step,
+                reward=reward,
             ),
             locations(store, data_dir, config_dir, registry),
             progress=not quiet,

@@ -10,6 +10,7 @@ import datetime as _dt
 import os
 import platform
 import secrets
+import socket
 import subprocess
 import sys
 from importlib import metadata
@@ -70,12 +71,20 @@ def _now() -> str:
 
 
 class ManifestWriter:
-    """Writes a run's manifest when the run starts (status ``running``) and updates it when the
-    run ends (:meth:`finish`). As a context manager it records the end itself: ``finished``, or
-    ``interrupted`` on Ctrl-C, or ``failed`` on any other exception (which propagates)."""
+    """Writes a run's manifest when the run starts (status ``running``; with ``lazy``, when
+    :meth:`start` is called: before the run first writes to the store) and updates it when the
+    run ends (:meth:`finish`). As a context manager it records the end itself: ``finished`` (unless
+    the run already recorded it), or ``interrupted`` on Ctrl-C, or ``failed`` on any other
+    exception (which propagates). The manifest names the process (``pid``, ``host``), so a run
+    that died without recording its end can be told from one still running
+    (:func:`rlvr_audit.core.store.run_status`)."""
 
-    def __init__(self, store: Store, units: list[str], backend: str | None) -> None:
+    def __init__(self, store: Store, units: list[str], backend: str | None, *, lazy: bool = False) -> None:
         self.store = store
+        self.started = False
+        """Whether the manifest has been written."""
+        self.finished = False
+        """Whether the run's end (any status) has been recorded."""
         run_id = _dt.datetime.now(_dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
         self.manifest = RunManifest(
             run_id=run_id,
@@ -86,21 +95,38 @@ class ManifestWriter:
             packages=_package_versions(),
             git_commit=_git_commit(),
             hardware=_hardware(),
+            pid=os.getpid(),
+            host=socket.gethostname(),
         )
-        store.write_manifest(self.manifest)
+        if not lazy:
+            self.start()
+
+    def start(self) -> None:
+        """Write the manifest (once)."""
+        if not self.started:
+            self.started = True
+            self.store.write_manifest(self.manifest)
 
     def __enter__(self) -> ManifestWriter:
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if kind is None:
-            self.finish("finished")
+            if not self.finished:
+                self.finish("finished")
         else:
             self.finish("interrupted" if issubclass(kind, KeyboardInterrupt) else "failed")
 
     def finish(self, status: str) -> None:
-        """Record how the run ended (``finished``, ``failed``, ``interrupted``) and when."""
+        """Record how the run ended (``finished``, ``failed``, ``interrupted``) and when. May be
+        called again: a run marked finished before its report is written is marked failed if the
+        report fails. A lazy manifest that was never started is left unwritten when the run
+        failed before it wrote anything."""
+        if not self.started and status != "finished":
+            return
         self.manifest = self.manifest.model_copy(
             update={"status": status, "finished_at": _now(), "hardware": _hardware()}
         )
+        self.started = True
         self.store.write_manifest(self.manifest)
+        self.finished = True

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
+from pathlib import PurePath
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -43,6 +45,15 @@ VERDICTS: tuple[str, ...] = ("correct", "incorrect", "no_answer", "truncated", "
 FinishReason = Literal["stop", "length", "unknown"]
 """Why generation ended: a stop string or end-of-sequence (``stop``), the new-token limit
 (``length``), or not reported by the engine (``unknown``)."""
+
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key of a name with its digit runs compared as numbers: ``fam/step50`` sorts before
+    ``fam/step1000`` (as text it would sort after). Use it wherever ids or steps are sorted."""
+    return tuple((1, int(part)) if part.isdigit() else (0, part) for part in _DIGITS.split(text) if part)
 
 
 class Record(BaseModel):
@@ -91,23 +102,77 @@ class Prompt(Record):
     """Hash of :attr:`text`."""
 
 
+MAX_NEW_TOKENS = 2**31 - 1
+"""Largest new-token limit a protocol accepts (engines take a 32-bit count; ``1e300`` is a mistake)."""
+MAX_SAMPLES = 1_000_000
+"""Largest number of samples per problem a protocol accepts."""
+
+
 class SamplingProtocol(Record):
     """How completions are sampled; part of a unit's key."""
 
-    n: int = Field(ge=1)
+    n: int = Field(ge=1, le=MAX_SAMPLES)
     """Samples per problem (1 for greedy MATH-500; 8 for avg@8 on AMC/AIME)."""
-    temperature: float = Field(ge=0.0)
-    """Sampling temperature; 0 means greedy decoding."""
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    temperature: float = Field(ge=0.0, allow_inf_nan=False)
+    """Sampling temperature; 0 means greedy decoding. Finite (JSON cannot hold inf or nan, so a
+    unit file with one could not be read back)."""
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0, allow_inf_nan=False)
     """Nucleus sampling mass."""
-    max_new_tokens: int = Field(ge=1)
+    max_new_tokens: int = Field(ge=1, le=MAX_NEW_TOKENS)
     """Upper bound on generated tokens per sample; a sample that reaches it is ``length``."""
-    seed: int = 0
-    """Base seed; sample ``i`` of every problem is drawn with seed :meth:`sample_seed` ``(i)``."""
+    seed: int = Field(default=0, ge=-(2**63), lt=2**63)
+    """Base seed. Units of the current sampling scheme (:attr:`UnitSpec.sampling_scheme`) draw each
+    sample with its own seed, :func:`sample_seed` of (unit key, problem, sample index), and the
+    unit key includes this base seed; older units drew sample ``i`` of every problem with
+    :meth:`sample_seed` ``(i)``."""
 
     def sample_seed(self, sample_idx: int) -> int:
-        """The seed used for sample ``sample_idx`` (the same for every problem of the unit)."""
+        """The seed of sample round ``sample_idx`` in units of the legacy scheme (one seed per round,
+        the same for every problem); see :func:`sample_seed` for the current per-sample seeds."""
         return int(stable_hash({"seed": self.seed, "sample_idx": sample_idx}, 8), 16) & 0x7FFFFFFF
+
+
+SAMPLING_SCHEME = "per-sample-seed-v1"
+"""The sampling scheme of units generated now (see :attr:`UnitSpec.sampling_scheme`)."""
+
+
+def sample_seed(unit_key: str, problem_id: str, sample_idx: int) -> int:
+    """The seed of one sample: a hash of (unit key, problem id, sample index), in [0, 2^31).
+
+    Each sample has its own seed, so its text does not depend on which other samples share an
+    engine call, on the batch size, or on whether the run was interrupted and resumed."""
+    return int(stable_hash({"unit": unit_key, "problem": problem_id, "sample": sample_idx}, 8), 16) & 0x7FFFFFFF
+
+
+class EffectiveSampling(Record):
+    """The sampling parameters an engine actually applied to a unit's requests, after it merged
+    the model's generation config (``generation_config.json``) where that was allowed. Stored on
+    the unit (``unit.json``) when it is generated; not part of its key (it follows from the key's
+    fields and the model)."""
+
+    temperature: float
+    """Sampling temperature (0: greedy)."""
+    top_p: float
+    """Nucleus mass (1.0: off)."""
+    top_k: int | None = None
+    """Top-k cut (``None``: off)."""
+    min_p: float = 0.0
+    """Min-p cut relative to the most likely token (0: off)."""
+    repetition_penalty: float = 1.0
+    """Repetition penalty (1.0: off)."""
+    max_new_tokens: int
+    """New-token limit per sample."""
+    stop: list[str] = Field(default_factory=list)
+    """Stop strings (the end-of-sequence tokens of the model stop generation as well)."""
+    source: Literal["protocol", "protocol+model", "protocol+engine"] = "protocol"
+    """``protocol``: every parameter set by rlvr-audit (the model's sampling defaults ignored);
+    ``protocol+model``: ``--use-model-generation-config``, the model's generation config supplied
+    ``top_k``, ``min_p`` and ``repetition_penalty`` (the protocol still sets temperature, top_p,
+    the token limit and stops); ``protocol+engine``: an engine driven through lm-eval that takes
+    only temperature, top_p, the token limit and stops (an OpenAI-compatible server, SGLang): the
+    other parameters are the server's own defaults, not known here (recorded as off)."""
+    engine: str = ""
+    """Engine that applied them, with its version (e.g. ``vllm 0.11.0``, ``transformers 4.57.1``)."""
 
 
 class CheckpointRef(Record):
@@ -121,6 +186,10 @@ class CheckpointRef(Record):
     """Hub revision (branch, tag or commit); ``None`` for local directories."""
     fingerprint: str | None = None
     """For local directories: hash of the file names, sizes and small config files."""
+
+
+SYNTHETIC_BACKENDS = frozenset({"scripted"})
+"""Backends whose "generations" come from a script or a seeded oracle, not from a model."""
 
 
 class UnitSpec(Record):
@@ -144,11 +213,38 @@ class UnitSpec(Record):
     """lm-eval model type (``hf``, ``vllm``, ``local-completions``, ...) or ``scripted``/import."""
     engine_args: dict[str, Any] = Field(default_factory=dict)
     """Engine arguments that can change generations (dtype, ...); batch sizes excluded."""
+    sampling_scheme: str | None = None
+    """How seeds and sampling parameters reach the engine: :data:`SAMPLING_SCHEME` for units
+    generated now (a seed per sample, every sampling parameter set explicitly); ``None`` for
+    imported units and units written before (one seed per sample round, the engines' defaults
+    for what the protocol did not set). Enters the key only when set, so older keys stay valid."""
+    use_model_generation_config: bool = False
+    """``--use-model-generation-config``: the model's generation config supplies the sampling
+    parameters the protocol does not set (see :class:`EffectiveSampling`). Enters the key only
+    when true."""
 
     @property
     def key(self) -> str:
-        """Hash of everything above: two specs with equal keys share their generations."""
-        return stable_hash(self.model_dump(mode="json"))
+        """Hash of everything above: two specs with equal keys share their generations. Fields at
+        the values units had before they existed (``sampling_scheme`` ``None``,
+        ``use_model_generation_config`` false) are left out, so earlier keys are unchanged."""
+        data = self.model_dump(mode="json")
+        for name, legacy in _KEY_LEGACY_DEFAULTS.items():
+            if data.get(name) == legacy:
+                data.pop(name)
+        return stable_hash(data)
+
+    @property
+    def synthetic(self) -> bool:
+        """Whether the generations came from no model (:data:`SYNTHETIC_BACKENDS`): such units
+        test the pipeline; they are marked in reports and never count as a measurement of the
+        checkpoint they are filed under."""
+        return self.backend in SYNTHETIC_BACKENDS
+
+
+_KEY_LEGACY_DEFAULTS: dict[str, Any] = {"sampling_scheme": None, "use_model_generation_config": False}
+"""Unit-spec fields added after the first stores were written, with the value that leaves them
+out of the key."""
 
 
 class Generation(Record):
@@ -201,6 +297,18 @@ class Grade(Record):
     """See :data:`Verdict`."""
     error: str | None = None
     """Error message for ``error`` and ``timeout`` verdicts."""
+    limit_s: float | None = None
+    """Wall-clock seconds one grading step was allowed when this verdict was reached: the pass's
+    ``--timeout``, or 4 times it when the step timed out and was run again alone (``None`` in
+    grades stored before the limit was recorded)."""
+    antlr_version: str | None = None
+    """Version of the ANTLR Python runtime installed where it was graded (math-verify's verdicts
+    differ between ANTLR 4.9 and 4.13); ``None`` when none was installed or it was not recorded."""
+    attempt: int = Field(default=0, ge=0)
+    """0 for a sample's first grade by this grader version; a re-grade (``grade --retry``) stores
+    one more than the sample's latest. The store is append-only: every reader uses, per sample
+    and grader version, the grade with the highest attempt (see
+    :meth:`rlvr_audit.core.store.Store.read_grades`)."""
 
 
 class Estimate(Record):
@@ -227,7 +335,8 @@ class Estimate(Record):
     level: float
     """Confidence level of the interval, e.g. 0.95."""
     method: str
-    """How the interval was computed, e.g. ``bootstrap-percentile(problems)``."""
+    """How the interval was computed, e.g. ``wilson-cluster(problems)`` (the default) or
+    ``bootstrap-percentile(problems)``."""
     n_problems: int
     """Problems that entered the estimate."""
     n_samples: int
@@ -235,7 +344,13 @@ class Estimate(Record):
     seed: int
     """Seed of the bootstrap generator."""
     se: float | None = None
-    """Bootstrap standard error of ``value`` (standard deviation of the replicates), where computed."""
+    """Standard error of ``value``, where computed: the standard deviation of the bootstrap
+    replicates (bootstrap methods) or the cluster standard error over problems (``wilson``)."""
+    interval_flags: tuple[str, ...] = ()
+    """Conditions under which the interval's coverage is not established by the data, as keys of
+    :data:`rlvr_audit.analysis.stats.INTERVAL_FLAGS` (e.g. ``no-variation``: every problem scored the same,
+    such as 0 of n correct); the report prints them beside the cell. Empty when none apply, and in
+    records written before flags were recorded."""
 
 
 class Comparison(Record):
@@ -264,13 +379,14 @@ class Comparison(Record):
     delta: float
     """``treatment_value - baseline_value``, as a fraction."""
     ci_low: float
-    """Lower end of the paired bootstrap interval of ``delta``."""
+    """Lower end of the paired interval of ``delta`` (see ``method``)."""
     ci_high: float
-    """Upper end of the paired bootstrap interval of ``delta``."""
+    """Upper end of the paired interval of ``delta``."""
     level: float
     """Confidence level, e.g. 0.95."""
     method: str
-    """How the interval was computed, e.g. ``paired-bootstrap-percentile(problems)``."""
+    """How the interval was computed, e.g. ``paired-mover-wilson(problems)`` (the default) or
+    ``paired-bootstrap-percentile(problems)``."""
     p_value: float | None = None
     """Two-sided p-value of a paired test of no difference, where computed (raw, unadjusted)."""
     test: str | None = None
@@ -284,7 +400,13 @@ class Comparison(Record):
     """``p_value`` adjusted by Benjamini-Hochberg over the same comparisons (false discovery
     rate); ``None`` where not computed."""
     se: float | None = None
-    """Bootstrap standard error of ``delta``, where computed."""
+    """Standard error of ``delta``, where computed (bootstrap replicates, or the cluster standard
+    error of the per-problem differences for ``wilson``)."""
+    interval_flags: tuple[str, ...] = ()
+    """Keys of :data:`rlvr_audit.analysis.stats.INTERVAL_FLAGS` that apply to this comparison, e.g.
+    ``test-disagrees`` when the interval and the paired test disagree about significance at
+    ``level``, ``no-discordance`` when no problem's score differs. Empty when none apply, and in
+    records written before flags were recorded."""
     n_problems: int
     """Problems shared by both units and used in the comparison."""
     seed: int
@@ -316,6 +438,11 @@ class RunManifest(Record):
     """Commit of the rlvr-audit source tree, when run from a git checkout."""
     hardware: dict[str, Any] = Field(default_factory=dict)
     """Platform, Python, CPU count and accelerators seen."""
+    pid: int | None = None
+    """Process id of the run (with :attr:`host` and :attr:`started_at`, tells a run still going
+    from one whose process is gone: see :func:`rlvr_audit.core.store.run_status`)."""
+    host: str | None = None
+    """Host name of the machine the run ran on."""
 
 
 class SourceMetric(Record):
@@ -354,6 +481,19 @@ class ImportSource(Record):
     """Matched items whose gold answer differs from the task file's (graded against the task file's)."""
     base_given: str | None = None
     """Base checkpoint named with ``--base`` at import; it overrides the registry's base in reports."""
+    truncation_known: bool = False
+    """Whether the source recorded, per sample, whether generation stopped at the token limit (a
+    finish reason or a token count). No supported format does: imported samples carry
+    ``finish_reason`` ``unknown`` and no token count, so an imported unit's truncation rate is
+    unknown (a report must show it as unknown, never as 0)."""
+
+    @property
+    def label(self) -> str:
+        """The source files as a short label: each file's folder and name (``aime24/test_....jsonl``),
+        which tells apart two sources of one checkpoint (and Qwen's files of one name in several
+        benchmark folders)."""
+        names = [str(PurePath(f).parent.name + "/" + PurePath(f).name).lstrip("/") for f in self.files]
+        return ", ".join(names[:2]) + (f" +{len(names) - 2} files" if len(names) > 2 else "")
 
 
 class ProbeInfo(Record):

@@ -2,9 +2,10 @@
 
 Every checkpoint has an id ``<family>/<variant>``. A checkpoint with a ``base`` is compared
 against that base in reports (paired over the same problems, task, prompt and grader). A
-local model directory given on the command line is an ad-hoc checkpoint ``local/<name>``
-with no base. The claims ledger about the registry's families is ``claims.yaml`` beside it
-(:mod:`rlvr_audit.core.claims`), loaded and checked against the registry with it.
+local model directory given on the command line is an ad-hoc checkpoint
+``local/<name>-<path hash>`` with no base (see :func:`local_checkpoint_id`). The claims ledger
+about the registry's families is ``claims.yaml`` beside it (:mod:`rlvr_audit.core.claims`),
+loaded and checked against the registry with it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -236,13 +238,44 @@ class Registry:
         return list(out.values())
 
 
+GENERIC_DIR_NAMES = frozenset(
+    {"huggingface", "hf", "hf_model", "model", "models", "actor", "checkpoint", "checkpoints", "final", "latest"}
+    | {"merged", "snapshot", "snapshots", "output", "outputs", "weights", "export", "best"}
+)
+"""Folder names that say nothing about which model they hold (verl saves every step as
+``global_step_N/actor/huggingface``): a local checkpoint's readable name adds parent folders
+until one is not generic."""
+
+
+def local_checkpoint_id(path: Path) -> str:
+    """The id of the ad-hoc checkpoint for a local model directory: ``local/<name>-<hash>``.
+
+    ``<name>`` is the folder's name, preceded by its parents' names while those are generic
+    (:data:`GENERIC_DIR_NAMES`, or a 40-hex snapshot hash), at most three folders joined by
+    ``-``; ``<hash>`` is the first 8 hex digits of the SHA-256 of the resolved path. Two folders
+    with the same name (``a/model``, ``b/model``) are two checkpoints; the same folder always has
+    the same id, from any working directory or through any link."""
+    resolved = path.resolve()
+    names = [resolved.name]
+    parent = resolved.parent
+    while len(names) < 3 and parent.name and _generic(names[0]):
+        names.insert(0, parent.name)
+        parent = parent.parent
+    digest = hashlib.sha256(str(resolved).encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"local/{'-'.join(names)}-{digest}"
+
+
+def _generic(name: str) -> bool:
+    return name.lower() in GENERIC_DIR_NAMES or bool(re.fullmatch(r"[0-9a-f]{40}", name))
+
+
 def local_checkpoint(path: Path) -> Checkpoint:
-    """An ad-hoc checkpoint for a local model directory (``local/<dir name>``)."""
+    """An ad-hoc checkpoint for a local model directory (id: :func:`local_checkpoint_id`)."""
     if not (path / "config.json").is_file():
         raise UsageError(f"{path} is not a model directory: it has no config.json")
     resolved = path.resolve()
     return Checkpoint(
-        checkpoint_id=f"local/{resolved.name}",
+        checkpoint_id=local_checkpoint_id(resolved),
         family="local",
         family_display="Local models",
         model=str(resolved),

@@ -11,12 +11,15 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TaskID,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 __all__ = ["Progress", "TaskID", "console", "fail", "make_progress"]
 
@@ -27,13 +30,25 @@ console = Console(stderr=True)
 """Where progress, warnings and summaries go (stdout stays for data such as ``ls`` output)."""
 
 
+class RateColumn(ProgressColumn):
+    """Items per second, named by the task's ``unit`` field (``add_task(..., unit="samples")``)."""
+
+    def render(self, task: Task) -> Text:
+        """``12.3 samples/s`` (blank until rich has a speed estimate)."""
+        unit = task.fields.get("unit")
+        if unit is None or task.speed is None:
+            return Text("")
+        return Text(f"{task.speed:.2f} {unit}/s", style="progress.data.speed")
+
+
 def make_progress(enabled: bool = True) -> Progress:
-    """A progress display with a bar, counts, elapsed and remaining time."""
+    """A progress display with a bar, counts, rate, elapsed and remaining time."""
     return Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        RateColumn(),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
         console=console,

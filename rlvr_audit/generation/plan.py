@@ -14,7 +14,15 @@ from pydantic import ValidationError
 
 from ..core.errors import UnknownNameError, UsageError
 from ..core.prompts import PromptTemplate, available_prompts, load_prompt
-from ..core.records import CheckpointRef, Problem, SamplingProtocol, UnitSpec
+from ..core.records import (
+    MAX_NEW_TOKENS,
+    MAX_SAMPLES,
+    SAMPLING_SCHEME,
+    CheckpointRef,
+    Problem,
+    SamplingProtocol,
+    UnitSpec,
+)
 from ..core.registry import Checkpoint, Registry, has_chat_template
 from ..core.store import UnitInfo
 from ..core.tasks import TaskSpec, available_tasks, data_hash, load_problems, load_task
@@ -30,11 +38,11 @@ _PROTOCOL_FLAGS = {
 }
 """The option behind each :class:`SamplingProtocol` field (for one-line error messages)."""
 _PROTOCOL_RANGES = {
-    "n": ">= 1 sample per problem",
-    "temperature": ">= 0 (0 is greedy)",
-    "top_p": "in (0, 1]",
-    "max_new_tokens": ">= 1 token",
-    "seed": "a whole number",
+    "n": f">= 1 sample per problem (a whole number, at most {MAX_SAMPLES})",
+    "temperature": "a finite number >= 0 (0 is greedy)",
+    "top_p": "a number in (0, 1]",
+    "max_new_tokens": f">= 1 token (a whole number, at most {MAX_NEW_TOKENS})",
+    "seed": "a whole number in [-2**63, 2**63)",
 }
 
 
@@ -155,8 +163,10 @@ def plan(
     model_args: dict[str, str],
     overrides: ProtocolOverrides,
     data_dir: Path | None,
+    use_model_generation_config: bool = False,
 ) -> list[PlannedUnit]:
-    """Build and validate the grid of units; loads task data (from ``data_dir`` or the Hub)."""
+    """Build and validate the grid of units; loads task data (from ``data_dir`` or the Hub).
+    ``use_model_generation_config`` (``--use-model-generation-config``) enters each unit's key."""
     check_backend(backend)
     if backend == SCRIPTED:  # its arguments are checked here, before anything is written
         check_model_args(model_args)
@@ -203,6 +213,8 @@ def plan(
                     protocol=protocol,
                     backend=backend,
                     engine_args=engine_args,
+                    sampling_scheme=SAMPLING_SCHEME,
+                    use_model_generation_config=use_model_generation_config,
                 )
                 info = UnitInfo(
                     key=spec.key,

@@ -28,7 +28,7 @@ import numpy as np
 from ..core.errors import StoreError, UsageError
 from ..core.prompts import PromptTemplate
 from ..core.records import ProbeInfo, Problem, SamplingProtocol, UnitSpec, stable_hash
-from ..core.store import Store, atomic_write
+from ..core.store import Store
 from ..core.tasks import data_hash
 from .plan import PlannedUnit, ProtocolOverrides
 
@@ -286,7 +286,7 @@ def _probe_spec(
 
 def probe_store(store: Store) -> Store:
     """The store of probe units inside ``store`` (its ``probes/`` folder)."""
-    return Store(store.root / PROBE_DIR)
+    return store.substore(PROBE_DIR)
 
 
 def write_probe_info(pstore: Store, probe: ProbeInfo) -> None:
@@ -298,7 +298,7 @@ def write_probe_info(pstore: Store, probe: ProbeInfo) -> None:
             return
         if current.model_copy(update={"skipped": probe.skipped}) != probe:
             raise StoreError(f"{path}: describes another probe than key {probe.unit_key}; the store is inconsistent")
-    atomic_write(path, probe.model_dump_json(indent=2) + "\n")
+    pstore.write_text(path, probe.model_dump_json(indent=2) + "\n", f"writing probe unit {probe.unit_key}")
 
 
 def read_probe_info(pstore: Store, key: str) -> ProbeInfo:

@@ -19,6 +19,7 @@ from __future__ import annotations
 from ..core.errors import UnknownNameError
 from .base import GradeOutcome, Grader
 from .boxed_strict import BoxedStrictGrader
+from .consensus import ConsensusGrader
 from .math_verify import MathVerifyGrader
 from .minerva import MinervaGrader
 from .paper import PaperGrader
@@ -28,6 +29,7 @@ GRADERS: dict[str, type[Grader]] = {
     "paper": PaperGrader,
     "boxed_strict": BoxedStrictGrader,
     "minerva": MinervaGrader,
+    "consensus": ConsensusGrader,
 }
 """The grader registry: id -> grader class (constructed with no arguments)."""
 
@@ -47,6 +49,7 @@ def get_grader(grader_id: str) -> Grader:
 __all__ = [
     "GRADERS",
     "BoxedStrictGrader",
+    "ConsensusGrader",
     "GradeOutcome",
     "Grader",
     "MathVerifyGrader",

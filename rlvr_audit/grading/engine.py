@@ -38,7 +38,7 @@ Outcomes:
 - **Timeouts are shared by a key.** When judging a key runs past ``timeout`` its worker is
   killed and *every* sample with that key and gold answer is graded ``timeout`` (error
   ``grading took over T s (worker killed)``), later ones too: judging the same key again
-  would do the same work. A grader's own in-process timeouts (math-verify's 2 s alarms) are
+  would do the same work. A grader's own in-process timeouts (math-verify's 5 s alarms) are
   outcomes like any other and are shared the same way; since the fast path does the same
   parse and comparison as the plain call, it never turns a plain-call ``timeout`` into
   ``correct``/``incorrect`` or the reverse, except for answers within a hair of a limit
@@ -48,10 +48,24 @@ Outcomes:
   N)``); a plain ``grade`` call that raises (against the protocol) is ``error``
   (``grading failed: Type: message``).
 - The limit applies to each step (prepare, judge, full path) separately.
+- **A step that times out is run again alone**, once: when everything else of the call is
+  done, with nothing else in the pool, with :data:`RETRY_FACTOR` times the wall-clock limit
+  and the grader's own limits (``with_time_scale``). Only if it times out again are its
+  samples graded ``timeout`` (error ``... run alone after taking over T s``), so a verdict
+  does not depend on how loaded the machine was when the step first ran.
+  :meth:`GradingEngine.limit_for` tells which limit a sample's outcome was reached under.
 
 The caches live as long as the engine: :func:`rlvr_audit.grading.runner.grade_units` uses one engine
 for all units and graders of a pass, so answers repeated across checkpoints of the same task
-are judged once too.
+are judged once too. Given a :class:`~rlvr_audit.grading.cache.VerdictCache` (the store's,
+persistent), the engine looks each key up there before judging it and writes what it judged
+(``correct``/``incorrect``/``no_answer`` only), so the next pass, the next checkpoint of a
+run or the next prompt template finds them.
+
+Finding the answer (prepare) costs about what the answer region costs, not the response:
+math-verify's patterns are tried only where a match can start, and its number patterns are
+scanned from near the end (:mod:`rlvr_audit.grading._starts`; on 630 real long responses
+3.4 s became about 1 s of CPU, with the same candidates).
 
 What it gains (``benchmarks/grading.py``, 500 MATH-500 problems x 8 long responses, 2 cores
 shared with other work, against math-verify's documented parse + parse + verify loop, none
@@ -99,6 +113,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, cast
 
 from . import GradeOutcome, Grader, get_grader
+from .cache import VerdictCache
 from .math_verify import Decision, Prepared, Tail
 from .pool import ChunkPool, GradeTask, ItemFailure
 
@@ -112,6 +127,9 @@ FULL_CHUNK = 4
 """Samples per full-path chunk."""
 MAX_TAILS_PER_JOB = 8
 """Distinct tails sent with one key; samples with others wait for the key's answer."""
+RETRY_FACTOR = 4.0
+"""A step that times out is run again alone, once, with its limits (the wall-clock limit and
+the grader's own) multiplied by this."""
 
 
 class KeyedGrader(Protocol):
@@ -171,34 +189,42 @@ def keyed(grader: Grader) -> KeyedGrader | None:
 
 # --- worker side -----------------------------------------------------------------------
 
-_WORKER_GRADERS: dict[str, Grader] = {}
-"""Per worker process: the grader instance for each id, built on first use."""
+_WORKER_GRADERS: dict[tuple[str, float], Grader] = {}
+"""Per worker process: the grader instance for each id and time scale, built on first use."""
 
 
-def _worker_grader(grader_id: str) -> Grader:
-    grader = _WORKER_GRADERS.get(grader_id)
+def scaled(grader: Grader, factor: float) -> Grader:
+    """``grader`` with its own time limits multiplied by ``factor`` (itself if it has none)."""
+    rescale = getattr(grader, "with_time_scale", None)
+    if factor == 1 or not callable(rescale):
+        return grader
+    return cast(Grader, rescale(factor))
+
+
+def _worker_grader(grader_id: str, scale: float = 1.0) -> Grader:
+    grader = _WORKER_GRADERS.get((grader_id, scale))
     if grader is None:
-        grader = _WORKER_GRADERS[grader_id] = get_grader(grader_id)
+        grader = _WORKER_GRADERS[(grader_id, scale)] = scaled(get_grader(grader_id), scale)
     return grader
 
 
-def _prepare_item(grader_id: str, completion: str) -> Prepared | None:
+def _prepare_item(grader_id: str, completion: str, scale: float = 1.0) -> Prepared | None:
     """Runs in a worker: the prepare step for one completion."""
-    fast = keyed(_worker_grader(grader_id))
+    fast = keyed(_worker_grader(grader_id, scale))
     return None if fast is None else fast.prepare(completion)
 
 
-def _decide_item(grader_id: str, head: Any, gold: str, tails: tuple[Tail, ...]) -> Decision:
+def _decide_item(grader_id: str, head: Any, gold: str, tails: tuple[Tail, ...], scale: float = 1.0) -> Decision:
     """Runs in a worker: the judge step for one key."""
-    fast = keyed(_worker_grader(grader_id))
+    fast = keyed(_worker_grader(grader_id, scale))
     if fast is None:  # cannot happen: the parent only sends keys of keyed graders
         raise TypeError(f"grader {grader_id!r} has no two-step grading")
     return fast.decide(head, gold, tails)
 
 
-def _grade_item(grader_id: str, completion: str, gold: str, truncated: bool) -> GradeOutcome:
+def _grade_item(grader_id: str, completion: str, gold: str, truncated: bool, scale: float = 1.0) -> GradeOutcome:
     """Runs in a worker: the plain call for one sample."""
-    return _worker_grader(grader_id).grade(completion=completion, gold=gold, truncated=truncated)
+    return _worker_grader(grader_id, scale).grade(completion=completion, gold=gold, truncated=truncated)
 
 
 # --- parent side -----------------------------------------------------------------------
@@ -223,6 +249,14 @@ class EngineStats:
     ``math_verify``, a plain-integer answer against a plain-integer gold answer)."""
     timed_out: int = 0
     """Items (a completion to prepare, a key to judge, a plain call) stopped by the wall-clock limit."""
+    retried: int = 0
+    """Steps that timed out (wall-clock limit or the grader's own) and were run again alone."""
+    retry_timeouts: int = 0
+    """Of those, steps that timed out again (their samples are graded ``timeout``)."""
+    cache_hits: int = 0
+    """Distinct keys whose outcome came from the persistent verdict cache."""
+    cache_samples: int = 0
+    """Samples whose outcome came from the persistent verdict cache."""
 
 
 @dataclass
@@ -239,11 +273,13 @@ class _Job:
     dispatched: bool = False
 
 
-def _failure_outcome(failure: ItemFailure) -> GradeOutcome:
-    """The outcome a sample gets when the work for it failed in the pool."""
+def _failure_outcome(failure: ItemFailure, *, retried: float | None = None) -> GradeOutcome:
+    """The outcome a sample gets when the work for it failed in the pool (``retried``: the
+    first limit, when this was the retry alone)."""
     if failure.kind == "timeout":
         killed = " (worker killed)" if failure.killed else ""
-        return GradeOutcome("timeout", None, f"grading took over {failure.message} s{killed}")
+        again = f", run alone after taking over {retried:g} s" if retried is not None else ""
+        return GradeOutcome("timeout", None, f"grading took over {failure.message} s{killed}{again}")
     if failure.kind == "died":
         return GradeOutcome("error", None, f"grading worker died (exit code {failure.message})")
     return GradeOutcome("error", None, f"grading failed: {failure.message}")
@@ -257,13 +293,16 @@ class GradingEngine:
     docstring for what is cached and why outcomes equal the plain calls'.
     """
 
-    def __init__(self, *, workers: int | None = None, timeout: float = 10.0) -> None:
+    def __init__(self, *, workers: int | None = None, timeout: float = 10.0, cache: VerdictCache | None = None) -> None:
         """Configure the engine (nothing starts yet).
 
         Args:
             workers: Worker processes (``None``: ``os.cpu_count()``; never more than the
                 samples of the first :meth:`grade` call).
-            timeout: Wall-clock seconds one step for one item may take in a worker.
+            timeout: Wall-clock seconds one step for one item may take in a worker. A step
+                that times out is run again alone with :data:`RETRY_FACTOR` times the limits.
+            cache: A persistent verdict cache to read judged outcomes from and write them to
+                (:mod:`rlvr_audit.grading.cache`); ``None``: this engine's memory only.
         """
         if not timeout > 0:
             raise ValueError(f"timeout must be positive, got {timeout!r}")
@@ -271,11 +310,15 @@ class GradingEngine:
             raise ValueError(f"workers must be at least 1, got {workers!r}")
         self.workers = workers
         self.timeout = float(timeout)
+        self.cache = cache
         self.stats = EngineStats()
+        self._long_limit: set[Hashable] = set()
         self._pool: ChunkPool | None = None
         self._decided: dict[tuple[str, Any, str], GradeOutcome] = {}
         self._head_fails: set[tuple[str, Any, str]] = set()
         self._decided_tail: dict[tuple[str, Any, str, Tail], GradeOutcome | None] = {}
+        self._looked_up: set[tuple[Any, ...]] = set()
+        self._from_cache: set[tuple[Any, ...]] = set()
 
     def __enter__(self) -> GradingEngine:
         return self
@@ -325,6 +368,15 @@ class GradingEngine:
         except BaseException:
             self._stop()
             raise
+        finally:
+            if self.cache is not None:
+                self.cache.flush()
+
+    def limit_for(self, task: GradeTask) -> float:
+        """The wall-clock limit per step under which ``task``'s outcome was reached: the
+        engine's ``timeout``, or :data:`RETRY_FACTOR` times it when the step that decided it
+        was run again alone (call it from ``on_result`` or after :meth:`grade`)."""
+        return self.timeout * RETRY_FACTOR if task.key in self._long_limit else self.timeout
 
 
 class _Run:
@@ -338,8 +390,10 @@ class _Run:
         on_result: Callable[[GradeTask, GradeOutcome], None] | None,
     ) -> None:
         self.engine = engine
+        engine._long_limit = set()
         self.grader_id = grader.grader_id
         self.key_prefix = f"{grader.grader_id}\x00{grader.version}"
+        self.cache = engine.cache
         fast = keyed(grader)
         self.keyed = fast is not None
         shortcut = getattr(fast, "shortcut", None)
@@ -358,6 +412,11 @@ class _Run:
         self.full_waiters: dict[tuple[str, str, bool], list[int]] = {}
         self.full_done: dict[tuple[str, str, bool], GradeOutcome] = {}
         self.full_queue: list[tuple[str, str, bool]] = []
+        self.retry_queue: list[tuple[str, Any]] = []
+        """Tokens of steps that timed out, to run again alone once the rest is done."""
+        self.retried: set[tuple[str, Any]] = set()
+        self.now_retried: tuple[str, Any] | None = None
+        """The token being handled, when it is a step's retry (its samples got the long limit)."""
 
     # -- the loop
 
@@ -385,11 +444,15 @@ class _Run:
         return done
 
     def _has_work(self) -> bool:
-        return bool(self.prepare_queue or self.judge_queue or self.full_queue)
+        return bool(self.prepare_queue or self.judge_queue or self.full_queue or self.retry_queue)
 
     def _schedule(self, pool: ChunkPool) -> None:
-        """Fill the pool: full-path samples, then full chunks of keys, then completions."""
-        while pool.spare and self._has_work():
+        """Fill the pool: full-path samples, then full chunks of keys, then completions; once
+        all of that is done, the steps that timed out, one at a time (alone)."""
+        if self.retry_queue and not pool.pending and not (self.prepare_queue or self.judge_queue or self.full_queue):
+            self._submit_retry(pool, self.retry_queue.pop(0))
+            return
+        while pool.spare and (self.prepare_queue or self.judge_queue or self.full_queue):
             if self.full_queue:
                 batch = [self.full_queue.pop() for _ in range(min(FULL_CHUNK, len(self.full_queue)))]
                 pool.submit(_grade_item, [(self.grader_id, c, g, t) for c, g, t in batch], [("full", k) for k in batch])
@@ -419,14 +482,47 @@ class _Run:
                     size += len(texts[-1])
                 pool.submit(_prepare_item, [(self.grader_id, t) for t in texts], [("prepare", t) for t in texts])
 
+    def _submit_retry(self, pool: ChunkPool, token: tuple[str, Any]) -> None:
+        """Run a step that timed out again, alone, with :data:`RETRY_FACTOR` times its limits."""
+        kind, key = token
+        factor = RETRY_FACTOR
+        item: tuple[Any, ...]
+        if kind == "prepare":
+            function: Callable[..., Any] = _prepare_item
+            item = (self.grader_id, key, factor)
+        elif kind == "judge":
+            job = self.jobs[key]
+            function, item = _decide_item, (self.grader_id, job.head, job.gold, tuple(job.tails), factor)
+        else:
+            completion, gold, truncated = key
+            function, item = _grade_item, (self.grader_id, completion, gold, truncated, factor)
+        pool.submit(function, [item], [token], limit=self.engine.timeout * factor)
+
     def _handle(self, token: Hashable, result: Any) -> None:
         kind, key = cast(tuple[str, Any], token)
-        if kind == "prepare":
-            self._prepared(key, result)
-        elif kind == "judge":
-            self._judged(key, result)
-        else:
-            self._graded(key, result)
+        if (kind, key) not in self.retried and _timed_out(kind, result):
+            self.retried.add((kind, key))
+            self.retry_queue.append((kind, key))
+            self.engine.stats.retried += 1
+            if isinstance(result, ItemFailure):
+                self._count(result)
+            return
+        self.now_retried = (kind, key) if (kind, key) in self.retried else None
+        if self.now_retried is not None and _timed_out(kind, result):
+            self.engine.stats.retry_timeouts += 1
+        try:
+            if kind == "prepare":
+                self._prepared(key, result)
+            elif kind == "judge":
+                self._judged(key, result)
+            else:
+                self._graded(key, result)
+        finally:
+            self.now_retried = None
+
+    def _failure(self, failure: ItemFailure) -> GradeOutcome:
+        retried = self.engine.timeout if self.now_retried is not None else None
+        return _failure_outcome(failure, retried=retried)
 
     # -- finishing samples
 
@@ -436,6 +532,8 @@ class _Run:
 
     def _finish(self, index: int, outcome: GradeOutcome, *, keyed: bool) -> None:
         task = self.tasks[index]
+        if self.now_retried is not None:
+            self.engine._long_limit.add(task.key)
         if keyed and outcome.verdict == "no_answer" and task.truncated:
             outcome = GradeOutcome("truncated", outcome.extracted, outcome.error)
         self.outcomes[index] = outcome
@@ -453,7 +551,7 @@ class _Run:
                 for index in indices:
                     self._full(index)
             else:
-                outcome = _failure_outcome(result)
+                outcome = self._failure(result)
                 for index in indices:
                     self._finish(index, outcome, keyed=False)
             return
@@ -480,9 +578,31 @@ class _Run:
                 return
         key = (self.key_prefix, head, gold)
         outcome = engine._decided.get(key)
+        if outcome is None and self.cache is not None and key not in engine._looked_up:
+            engine._looked_up.add(key)
+            outcome = self.cache.get(self.key_prefix, ["head", head], gold)
+            if outcome is not None:
+                engine._decided[key] = outcome
+                engine._from_cache.add(key)
+                engine.stats.cache_hits += 1
         if outcome is not None:
+            self._served(key)
             self._finish(index, outcome, keyed=True)
             return
+        if self.cache is not None and key not in engine._head_fails:
+            tail_key = (*key, prepared.tail)
+            if tail_key not in engine._looked_up:  # a tail entry exists only when the head did not parse
+                engine._looked_up.add(tail_key)
+                tail_outcome = self.cache.get(self.key_prefix, ["tail", head, prepared.tail], gold)
+                if tail_outcome is not None:
+                    engine._decided_tail[tail_key] = tail_outcome
+                    engine._from_cache.add(tail_key)
+                    engine.stats.cache_hits += 1
+            tail_outcome = engine._decided_tail.get(tail_key)
+            if tail_outcome is not None:
+                self._served(tail_key)
+                self._finish(index, tail_outcome, keyed=True)
+                return
         if key in engine._head_fails:
             tail_key = (*key, prepared.tail)
             if tail_key in engine._decided_tail:
@@ -490,6 +610,7 @@ class _Run:
                 if tail_outcome is None:
                     self._full(index)
                 else:
+                    self._served(tail_key)
                     self._finish(index, tail_outcome, keyed=True)
                 return
             self._join(("tail", *tail_key), head, gold, prepared.tail, index, prepared)
@@ -523,7 +644,7 @@ class _Run:
                 for index, _ in job.waiters:
                     self._full(index)
                 return
-            outcome = _failure_outcome(result)  # shared by every sample with this key (see module docstring)
+            outcome = self._failure(result)  # shared by every sample with this key (see module docstring)
             if job.tail_key is None:
                 engine._decided[key] = outcome
             else:
@@ -535,14 +656,18 @@ class _Run:
         if decision.outcome is not None:
             if job.tail_key is None:
                 engine._decided[key] = decision.outcome
+                self._remember(["head", job.head], job.gold, decision.outcome)
             else:
                 engine._decided_tail[(*key, job.tail_key)] = decision.outcome
+                self._remember(["tail", job.head, job.tail_key], job.gold, decision.outcome)
             for index, _ in job.waiters:
                 self._finish(index, decision.outcome, keyed=True)
             return
         engine._head_fails.add(key)
         for tail, tail_outcome in zip(job.tails, decision.per_tail, strict=False):
             engine._decided_tail[(*key, tail)] = tail_outcome
+            if tail_outcome is not None:
+                self._remember(["tail", job.head, tail], job.gold, tail_outcome)
         if job.tail_key is not None:  # never judge the same tail twice: undecided means the plain call
             engine._decided_tail.setdefault((*key, job.tail_key), None)
         for index, prepared in job.waiters:
@@ -568,10 +693,34 @@ class _Run:
     def _graded(self, key: tuple[str, str, bool], result: Any) -> None:
         if isinstance(result, ItemFailure):
             self._count(result)
-        outcome = _failure_outcome(result) if isinstance(result, ItemFailure) else result
+        outcome = self._failure(result) if isinstance(result, ItemFailure) else result
         self.full_done[key] = outcome
         for index in self.full_waiters.pop(key):
             self._finish(index, outcome, keyed=False)
+
+    # -- the persistent cache
+
+    def _served(self, key: tuple[Any, ...]) -> None:
+        if self.cache is not None and key in self.engine._from_cache:
+            self.engine.stats.cache_samples += 1
+            self.cache.served(self.key_prefix)
+
+    def _remember(self, answer: list[Any], gold: str, outcome: GradeOutcome) -> None:
+        if self.cache is not None:
+            self.cache.put(self.key_prefix, answer, gold, outcome)
+
+
+def _timed_out(kind: str, result: Any) -> bool:
+    """Whether a step's result is a timeout (the pool's wall-clock limit or the grader's own)."""
+    if isinstance(result, ItemFailure):
+        return result.kind == "timeout"
+    if kind == "prepare":
+        return isinstance(result, Prepared) and result.head == ("timeout",)
+    if kind == "judge":
+        decision = cast(Decision, result)
+        outcomes = [decision.outcome] if decision.outcome is not None else list(decision.per_tail)
+        return any(o is not None and o.verdict == "timeout" for o in outcomes)
+    return isinstance(result, GradeOutcome) and result.verdict == "timeout"
 
 
 def grade_many(

@@ -8,6 +8,7 @@ nested braces, a box that never closes.
 from __future__ import annotations
 
 import re
+from importlib import metadata
 
 from .base import GradeOutcome
 
@@ -101,3 +102,13 @@ def describe(exc: BaseException) -> str:
     if len(message) > 200:
         message = message[:197] + "..."
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+
+
+def antlr_version() -> str | None:
+    """The installed ANTLR Python runtime's version, ``None`` without one. latex2sympy2_extended
+    parses LaTeX with it and ships a parser per runtime version, and verdicts differ between
+    them (math-verify under ANTLR 4.9 and 4.13), so it is part of graders' versions and keys."""
+    try:
+        return metadata.version("antlr4-python3-runtime")
+    except metadata.PackageNotFoundError:
+        return None

@@ -137,6 +137,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -144,11 +145,14 @@ from dataclasses import dataclass, replace
 from importlib import metadata
 from typing import Any, NamedTuple
 
+from ._starts import last_matches, matches_from_starts, matches_reaching, start_finder, syncs_after_letters
 from ._two_stage import parse_latex
 from .base import GradeOutcome
+from .latex import antlr_version
 
-IMPLEMENTATION_VERSION = "1"
-"""Version of this grader's own logic; bump it whenever a verdict could change."""
+IMPLEMENTATION_VERSION = "2"
+"""Version of this grader's own logic; bump it whenever a verdict could change (2: math-verify's
+own 5 s time limits instead of 2 s)."""
 
 FAST_PATH_VERSIONS = frozenset({"0.9.0"})
 """math-verify versions whose ``parse`` the fast path (:meth:`MathVerifyGrader.prepare`) mirrors."""
@@ -353,6 +357,9 @@ class _Pattern:
     latex_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
     """For LaTeX patterns: per prefix (``first``, ``next1`` ..), its ``<prefix>_latex*`` group
     names in the order ``groupdict()`` lists them."""
+    starts: Any = None
+    """For ``full`` patterns: a function giving a sorted superset of where matches can start
+    (:func:`rlvr_audit.grading._starts.start_finder`), or ``None`` (scan every position)."""
 
 
 class _Scanner:
@@ -390,9 +397,13 @@ class _Scanner:
                 elif source == _BOXED_PLAIN:
                     pattern = _Pattern(regex, target, is_latex, "boxed_plain", None, required, latex_groups)
                 elif is_latex and priority == target.boxed_match_priority and "\\\\boxed{" in source:
-                    pattern = _Pattern(regex, target, is_latex, "boxed_env", None, required, latex_groups)
+                    pattern = _Pattern(
+                        regex, target, is_latex, "boxed_env", None, required, latex_groups, start_finder(regex)
+                    )
                 else:
-                    pattern = _Pattern(regex, target, is_latex, "full", None, required, latex_groups)
+                    pattern = _Pattern(
+                        regex, target, is_latex, "full", None, required, latex_groups, start_finder(regex)
+                    )
                 flat.append((priority, pattern))
         # math-verify: sorted(all patterns, key=priority) (stable), then groupby priority.
         flat.sort(key=lambda item: item[0])
@@ -401,42 +412,63 @@ class _Scanner:
         ]
         self.last_priority = self.groups[-1][0] if self.groups else 0
 
-    def scan(self, text: str) -> tuple[int, list[tuple[Any, _Pattern]]] | None:
+    def scan(self, text: str, *, first: int | None = None) -> tuple[int, list[tuple[Any, _Pattern]]] | None:
         """The first priority group with a match: ``(priority, [(match, pattern), ...])`` in
-        math-verify's trial order, or ``None`` if no pattern matches anywhere."""
-        return next(self.scan_all(text), None)
+        math-verify's trial order, or ``None`` if no pattern matches anywhere.
 
-    def scan_all(self, text: str) -> Iterator[tuple[int, list[tuple[Any, _Pattern]]]]:
+        ``first``: only the first ``first`` matches of the list are needed, and whether there
+        are more. The list then starts with exactly those and has more than ``first`` entries
+        only if the whole list does (number patterns of the lowest priority are scanned from
+        near the end: :func:`rlvr_audit.grading._starts.last_matches`).
+        """
+        return next(self.scan_all(text, first=first), None)
+
+    def scan_all(self, text: str, *, first: int | None = None) -> Iterator[tuple[int, list[tuple[Any, _Pattern]]]]:
         """Every priority group with a match, in order, each as :meth:`scan` gives it (lazily)."""
-        anchors: dict[str, int | None] = {}
+        anchors: dict[str, list[int]] = {}
         for priority, patterns in self.groups:
-            found: list[tuple[Any, int, int, _Pattern]] = []
-            for pattern in patterns:
+            per_pattern: list[list[tuple[Any, int, int, _Pattern]]] = [[] for _ in patterns]
+            late: list[int] = []
+            for index, pattern in enumerate(patterns):
                 if pattern.required is not None and pattern.required not in text:
                     continue
-                found.extend((m, m.start(), m.end(), pattern) for m in self._matches(pattern, text, anchors))
+                if first is not None and pattern.role == "full" and syncs_after_letters(pattern.regex):
+                    late.append(index)  # number patterns: from near the end, once the rest is known
+                    continue
+                per_pattern[index] = [(m, m.start(), m.end(), pattern) for m in self._matches(pattern, text, anchors)]
+            for index in reversed(late):  # the plain-number pattern (the last) matches most: first
+                # Matches left out rank below `first + 1` or more that are given (they end earlier).
+                assert first is not None
+                pattern = patterns[index]
+                known = sorted((x[2], -x[1]) for matches in per_pattern for x in matches)
+                if len(known) > first:
+                    matches = matches_reaching(pattern.regex, text, known[-(first + 1)][0])
+                else:
+                    matches, _ = last_matches(pattern.regex, text, first + 1)
+                per_pattern[index] = [(m, m.start(), m.end(), pattern) for m in matches]
+            found = [x for matches in per_pattern for x in matches]
             if found:
                 found.sort(key=lambda x: (x[2], -x[1]), reverse=True)
                 yield priority, [(m, pattern) for m, _, _, pattern in found]
 
     @staticmethod
-    def _matches(pattern: _Pattern, text: str, anchors: dict[str, int | None]) -> Iterator[Any]:
+    def _matches(pattern: _Pattern, text: str, anchors: dict[str, list[int]]) -> Iterator[Any]:
         """Exactly ``pattern.regex.finditer(text)``, without trying where no match can start."""
         role = pattern.role
         if role == "full":
-            return pattern.regex.finditer(text)
+            if pattern.starts is None:
+                return pattern.regex.finditer(text)
+            return matches_from_starts(pattern.regex, text, pattern.starts(text))
         if role in ("final", "answer"):
             if role not in anchors:
-                hit = pattern.anchor.search(text)
-                anchors[role] = hit.start() if hit else None
-            start = anchors[role]
-            return iter(()) if start is None else pattern.regex.finditer(text, start)
+                anchors[role] = [hit.start() for hit in pattern.anchor.finditer(text)]
+            return matches_from_starts(pattern.regex, text, anchors[role])
         box = text.find(_BOX)
         if box < 0:
             return iter(())
         if role == "boxed_plain":
             return pattern.regex.finditer(text, box)
-        return _boxed_env_matches(pattern.regex, text, box)
+        return _boxed_env_matches(pattern.regex, text, box, pattern.starts)
 
 
 def _positions(text: str, needle: str, start: int, stop: int) -> list[int]:
@@ -449,7 +481,7 @@ def _positions(text: str, needle: str, start: int, stop: int) -> list[int]:
     return found
 
 
-def _boxed_env_matches(regex: Any, text: str, box: int) -> Iterator[Any]:
+def _boxed_env_matches(regex: Any, text: str, box: int, find_starts: Any = None) -> Iterator[Any]:
     """``regex.finditer(text)`` for the boxed LaTeX-environment pattern; ``box``: the first ``\\boxed{``.
 
     A match's first environment holds a box, and its content cannot hold a newline (``$``,
@@ -458,7 +490,8 @@ def _boxed_env_matches(regex: Any, text: str, box: int) -> Iterator[Any]:
     ``$$`` preceding the box, or at a ``\\[`` no earlier than one before the last ``\\]``
     preceding it; later boxes only raise these bounds. Those few positions are tried one by
     one (``regex.match``: the attempt ``finditer`` would make there), then the scan goes on
-    from ``line`` as ``finditer`` does.
+    from ``line`` as ``finditer`` does (only at possible starts, given ``find_starts``: see
+    :mod:`rlvr_audit.grading._starts`).
     """
     line = max(text.rfind("\n", 0, box) - 1, 0)
     starts: list[int] = []
@@ -477,7 +510,11 @@ def _boxed_env_matches(regex: Any, text: str, box: int) -> Iterator[Any]:
         if match is not None:
             yield match
             pos = match.end()
-    yield from regex.finditer(text, max(pos, line))
+    begin = max(pos, line)
+    if find_starts is None:
+        yield from regex.finditer(text, begin)
+    else:
+        yield from matches_from_starts(regex, text, (s for s in find_starts(text) if s >= begin))
 
 
 def _candidate(match: Any, pattern: _Pattern, *, normalize: bool) -> Candidate:
@@ -665,8 +702,9 @@ class MathVerifyGrader:
 
     grader_id = "math_verify"
 
-    def __init__(self, *, parsing_timeout: int = 2, verify_timeout: int = 2) -> None:
-        """Import Math-Verify and fix the timeouts (whole seconds, at least 1)."""
+    def __init__(self, *, parsing_timeout: int = 5, verify_timeout: int = 5) -> None:
+        """Import Math-Verify and fix the timeouts (whole seconds, at least 1; the defaults are
+        math-verify's own, so that a verdict is the one its documented loop gives)."""
         if parsing_timeout < 1 or verify_timeout < 1:
             raise ValueError("math-verify timeouts are whole seconds, at least 1")
         # heavy (sympy and the ANTLR parser, about a second): only when grading
@@ -678,12 +716,21 @@ class MathVerifyGrader:
         self.version = (
             f"{IMPLEMENTATION_VERSION}+math-verify=={library_version}"
             f"+latex2sympy2_extended=={metadata.version('latex2sympy2_extended')}"
+            f"+antlr4-python3-runtime=={antlr_version()}"
         )
         self._latex_config = LatexExtractionConfig()
         self._pred_config = (self._latex_config, ExprExtractionConfig())
         self.fast_path = library_version in FAST_PATH_VERSIONS
         """Whether :meth:`prepare` mirrors this math-verify version (else it returns ``None``)."""
         self._scanner: _Scanner | None = None
+
+    def with_time_scale(self, factor: float) -> MathVerifyGrader:
+        """The same grader with both time limits multiplied by ``factor`` (rounded up to whole
+        seconds): how the grading engine retries a sample that timed out."""
+        return MathVerifyGrader(
+            parsing_timeout=math.ceil(self.parsing_timeout * factor),
+            verify_timeout=math.ceil(self.verify_timeout * factor),
+        )
 
     # --- the plain call ----------------------------------------------------------------
 
@@ -741,7 +788,7 @@ class MathVerifyGrader:
     def _prepare(self, completion: str) -> Prepared:
         if self._scanner is None:
             self._scanner = _Scanner(self._pred_config)
-        found = self._scanner.scan(completion)
+        found = self._scanner.scan(completion, first=1 + MAX_TAIL)
         if found is None:
             return Prepared(_NONE_HEAD, _NO_TAIL)
         priority, matches = found

@@ -29,7 +29,7 @@ from typing import Any
 from ..core.errors import AuditError
 from ._timeout import TimeLimitExceeded, in_main_thread, time_limit
 from .base import GradeOutcome
-from .latex import MAX_ANSWER_CHARS, clip_answer, describe, too_long
+from .latex import MAX_ANSWER_CHARS, antlr_version, clip_answer, describe, too_long
 
 IMPLEMENTATION_VERSION = "1"
 """Version of this grader's own logic; bump it whenever a verdict could change."""
@@ -218,7 +218,12 @@ class MinervaGrader:
             f"+minerva_math-{self._lm.source_hash}"
             f"+latex2sympy2_extended=={metadata.version('latex2sympy2_extended')}"
             f"+sympy=={metadata.version('sympy')}"
+            f"+antlr4-python3-runtime=={antlr_version()}"
         )
+
+    def with_time_scale(self, factor: float) -> MinervaGrader:
+        """The same grader with its time limit multiplied by ``factor`` (engine retries)."""
+        return MinervaGrader(timeout=self.timeout * factor)
 
     def extract(self, completion: str) -> str | None:
         """The normalised answer from the answer sentence, else from the last box; or ``None``."""

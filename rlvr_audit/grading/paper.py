@@ -776,6 +776,10 @@ class PaperGrader:
             f"+pylatexenc=={metadata.version('pylatexenc')}+word2number=={metadata.version('word2number')}"
         )
 
+    def with_time_scale(self, factor: float) -> PaperGrader:
+        """The same grader with its sympy time limit multiplied by ``factor`` (engine retries)."""
+        return PaperGrader(sympy_timeout=self.sympy_timeout * factor)
+
     def extract(self, completion: str) -> str | None:
         """The normalised extracted answer (see :func:`extract_answer`), or ``None``."""
         return extract_answer(completion)

@@ -128,6 +128,7 @@ class _Chunk:
     function: Callable[..., Any]
     items: list[tuple[Any, ...]]
     tokens: list[Hashable]
+    limit: float
     slot: int = -1
     seq: int = 0
     future: Any = field(default=None, repr=False)
@@ -170,16 +171,24 @@ class ChunkPool:
     # -- submitting
 
     def submit(
-        self, function: Callable[..., Any], items: Sequence[tuple[Any, ...]], tokens: Sequence[Hashable]
+        self,
+        function: Callable[..., Any],
+        items: Sequence[tuple[Any, ...]],
+        tokens: Sequence[Hashable],
+        *,
+        limit: float | None = None,
     ) -> None:
         """Queue one chunk: ``function(*item)`` for each item; results come back with its token.
 
-        ``function`` must be a module-level function (it is pickled by reference).
+        ``function`` must be a module-level function (it is pickled by reference). ``limit``:
+        this chunk's wall-clock seconds per item (default: the pool's :attr:`limit`).
         """
         if len(items) != len(tokens):
             raise ValueError(f"{len(items)} items but {len(tokens)} tokens")
+        if limit is not None and not limit > 0:
+            raise ValueError(f"limit must be positive, got {limit!r}")
         if items:
-            self._queue.append(_Chunk(function, list(items), list(tokens)))
+            self._queue.append(_Chunk(function, list(items), list(tokens), float(limit or self.limit)))
             self._dispatch()
 
     @property
@@ -204,8 +213,8 @@ class ChunkPool:
             self._slots[base + 2] = 0.0
             chunk.future = self._pool.schedule(
                 _run_chunk,
-                args=(chunk.function, chunk.slot, chunk.seq, chunk.items, self.limit),
-                timeout=self.limit * (len(chunk.items) + 1),
+                args=(chunk.function, chunk.slot, chunk.seq, chunk.items, chunk.limit),
+                timeout=chunk.limit * (len(chunk.items) + 1),
             )
             self._running[chunk.future] = chunk
 
@@ -250,10 +259,10 @@ class ChunkPool:
         now = time.monotonic()
         for future, chunk in list(self._running.items()):
             index, start = self._running_index(chunk)
-            if index >= 0 and now - start > self.limit and not future.done():
+            if index >= 0 and now - start > chunk.limit and not future.done():
                 future.cancel()  # pebble kills the worker
                 self._running.pop(future, None)
-                self._lost(chunk, index, ItemFailure("timeout", f"{self.limit:g}", killed=True))
+                self._lost(chunk, index, ItemFailure("timeout", f"{chunk.limit:g}", killed=True))
 
     def _finished(self, chunk: _Chunk) -> None:
         future = chunk.future
@@ -268,7 +277,7 @@ class ChunkPool:
             return
         except concurrent.futures.TimeoutError:
             index, _ = self._running_index(chunk)
-            self._lost(chunk, index, ItemFailure("timeout", f"{self.limit:g}", killed=True))
+            self._lost(chunk, index, ItemFailure("timeout", f"{chunk.limit:g}", killed=True))
             return
         except Exception as exc:  # e.g. an item that cannot be pickled: fail each item alike
             self._release(chunk)
@@ -282,7 +291,7 @@ class ChunkPool:
             elif status == _RAISED:
                 self._ready.append((token, ItemFailure("raised", value)))
             else:
-                self._ready.append((token, ItemFailure("timeout", f"{self.limit:g}")))
+                self._ready.append((token, ItemFailure("timeout", f"{chunk.limit:g}")))
 
     def _lost(self, chunk: _Chunk, index: int, failure: ItemFailure) -> None:
         """A chunk's worker was killed or died while running item ``index`` (-1: unknown)."""
@@ -291,13 +300,15 @@ class ChunkPool:
             self._ready.append((chunk.tokens[index], failure))
             rest = [i for i in range(len(chunk.items)) if i != index]
             if rest:
-                again = _Chunk(chunk.function, [chunk.items[i] for i in rest], [chunk.tokens[i] for i in rest])
+                again = _Chunk(
+                    chunk.function, [chunk.items[i] for i in rest], [chunk.tokens[i] for i in rest], chunk.limit
+                )
                 self._queue.appendleft(again)
         elif len(chunk.items) == 1:
             self._ready.append((chunk.tokens[0], failure))
         else:  # the culprit is unknown: one chunk per item, so that only it fails
             for item, token in reversed(list(zip(chunk.items, chunk.tokens, strict=True))):
-                self._queue.appendleft(_Chunk(chunk.function, [item], [token]))
+                self._queue.appendleft(_Chunk(chunk.function, [item], [token], chunk.limit))
 
     # -- shutting down
 

@@ -1,10 +1,10 @@
 """Importers: published generations from other tools -> stored units (``rlvr-audit import``).
 
-Each format is one module with a ``read(path) -> SourceFile`` function, registered in the
-explicit registry :data:`FORMATS` (:mod:`.formats`: adding a format is one module and one entry
-there); :func:`get_format` names the valid ids when given an unknown one. :mod:`.core` turns read
-files into stored units (matching problems by text, see :mod:`.matching`), so imported
-generations are graded and reported like generated ones.
+Each format is one module with a streaming ``read(source, header)`` reader (see :mod:`.base`),
+registered in the explicit registry :data:`FORMATS` (:mod:`.formats`: adding a format is one
+module and one entry there); :func:`get_format` names the valid ids when given an unknown one.
+:mod:`.core` turns read files into stored units (matching problems by text, see :mod:`.matching`),
+so imported generations are graded and reported like generated ones.
 
 Formats:
 
@@ -18,11 +18,21 @@ Formats:
 from __future__ import annotations
 
 from .base import ImportFormat, SourceFile, SourceItem
-from .core import ImportedUnit, ImportOptions, ImportPlan, ImportResult, PlannedImport, plan_import, write_import
+from .core import (
+    FilePlan,
+    ImportedUnit,
+    ImportOptions,
+    ImportPlan,
+    ImportResult,
+    PlannedImport,
+    plan_import,
+    write_import,
+)
 from .formats import FORMATS, get_format
 
 __all__ = [
     "FORMATS",
+    "FilePlan",
     "ImportFormat",
     "ImportOptions",
     "ImportPlan",

@@ -1,10 +1,21 @@
 """What every import format reader produces, and the checks they share.
 
-A reader turns one file into a :class:`SourceFile`: the sampling settings the file records
-(``None`` where it records none), the source's own reported metrics, and one
-:class:`SourceItem` per problem with its completions. Readers validate the whole file and
-raise :class:`~rlvr_audit.core.errors.UsageError` naming the file, the expected format and the
-missing or malformed field; they never touch the store.
+A reader streams one file: it is called with a :class:`SourceStream` (the file opened for one
+pass, hashed as it is read) and the file's :class:`SourceFile` header, yields one
+:class:`SourceItem` per problem with its completions, in file order, and fills the header (the
+sampling settings the file records, ``None`` where it records none; the source's own reported
+metrics; k) as it goes: the header is complete once the items are exhausted. Readers validate the
+whole file and raise :class:`~rlvr_audit.core.errors.UsageError` naming the file, the expected format
+and the missing or malformed field; they never touch the store.
+
+Streaming keeps an import's memory bounded by the largest *item*, not the file: an import reads
+each file twice (once to validate and match, once to store), and neither pass holds more than
+one item's completions. JSON lines are read line by line; a single JSON object (the paper's
+format) is read by :meth:`SourceStream.json_object`, which decodes its top-level values one at
+a time and the items of one array member one item at a time with Python's own ``json`` decoder
+(so the rules match :func:`parse_json`: ``NaN`` literals parse and are refused where a number
+must be finite, big integers and deep nesting are errors, lone surrogates become U+FFFD). A
+UTF-8 byte-order mark at the start of a file is accepted and skipped.
 """
 
 from __future__ import annotations
@@ -14,10 +25,10 @@ import json
 import logging
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ..core.errors import UsageError
 from ..core.records import SourceMetric
@@ -47,20 +58,23 @@ class SourceItem:
 
 @dataclass
 class SourceFile:
-    """One source file, fully read and validated."""
+    """One source file's header: what the file says about its items (filled while reading)."""
 
     path: Path
     """The file as named by the user."""
     format: str
     """Import format id."""
-    sha256: str
-    """SHA-256 of the file's bytes."""
-    benchmark: str | None
+    sha256: str = ""
+    """SHA-256 of the file's bytes (set when the file has been read to the end)."""
+    benchmark: str | None = None
     """The benchmark name the file gives (paper ``dataset``, Qwen folder, lm-eval task name)."""
-    n: int
+    benchmark_hints: tuple[str, ...] = ()
+    """Other names the file suggests for its benchmark, tried after :attr:`benchmark` (e.g. the
+    ``aime24`` in a renamed ``<model>.aime24.jsonl``)."""
+    n: int = 0
     """Completions per item (k); every item has exactly k."""
-    items: list[SourceItem]
-    """The items, in file order."""
+    n_items: int = 0
+    """Items read (problems, each once)."""
     model: str | None = None
     """The model the file names, if any."""
     temperature: float | None = None
@@ -69,6 +83,8 @@ class SourceFile:
     """Nucleus mass the file records (``None``: not recorded)."""
     max_new_tokens: int | None = None
     """New-token limit the file records (``None``: not recorded)."""
+    max_new_tokens_origin: str | None = None
+    """Where :attr:`max_new_tokens` was read (field and file), for messages."""
     seed: int | None = None
     """Sampling seed the file records (``None``: not recorded)."""
     prompt_style: str | None = None
@@ -76,6 +92,10 @@ class SourceFile:
     themselves (e.g. Qwen's ``prompt_type``); part of the imported unit's template hash."""
     metrics: list[SourceMetric] = field(default_factory=list)
     """The source's own reported numbers."""
+
+
+Reader = Callable[["SourceStream", SourceFile], Iterator[SourceItem]]
+"""A format's reader: streams the items of one file and fills its header (see the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -86,33 +106,254 @@ class ImportFormat:
     """Format id used on the command line."""
     description: str
     """One line: which tool writes it."""
-    read: Callable[[Path], SourceFile]
-    """Reads and validates one file."""
-    default_max_new_tokens: int
-    """New-token limit assumed when a file records none (the writing tool's default)."""
+    reader: Reader
+    """Streams and validates one file."""
+    default_max_new_tokens: int | None
+    """New-token limit the writing tool always uses when a file records none (a constant of the
+    tool, e.g. a hard-coded ``max_tokens``); ``None`` where the tool takes it from an option the
+    files do not record, so it must be stated with ``--max-new-tokens``."""
     default_top_p: float = 1.0
     """Nucleus mass assumed when a file records none."""
 
+    def stream(self, path: Path) -> tuple[SourceFile, Iterator[SourceItem]]:
+        """The file's header and an iterator over its items (one pass; the header is complete, and
+        ``sha256`` set, once the iterator is exhausted)."""
+        header = SourceFile(path=path, format=self.name)
+        source = SourceStream(path, self.name)
 
-def read_bytes(path: Path, fmt: str) -> tuple[bytes, str]:
-    """The file's bytes and their SHA-256; a missing or unreadable file is a usage error."""
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise UsageError(f"{path}: no such file (expected a {fmt} file)") from None
-    except IsADirectoryError:
-        raise UsageError(f"{path}: is a directory; name the {fmt} files in it") from None
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror}") from exc
-    return data, hashlib.sha256(data).hexdigest()
+        def items() -> Iterator[SourceItem]:
+            with source:
+                n = 0
+                for item in self.reader(source, header):
+                    n += 1
+                    yield item
+                source.finish()
+            header.n_items = n
+            header.sha256 = source.sha256
+
+        return header, items()
+
+    def read(self, path: Path) -> tuple[SourceFile, list[SourceItem]]:
+        """The whole file at once: its complete header and every item (for small files and tests)."""
+        header, items = self.stream(path)
+        return header, list(items)
 
 
-def decode(data: bytes, path: Path, fmt: str) -> str:
-    """UTF-8 text of a file, or a usage error naming the format."""
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UsageError(f"{path}: not a {fmt} file: not UTF-8 text (byte {exc.start})") from None
+BOM = b"\xef\xbb\xbf"
+"""The UTF-8 byte-order mark some Windows tools write at the start of a file."""
+
+CHUNK = 1 << 20
+"""Bytes read at a time."""
+
+
+class SourceStream:
+    """A source file opened for one pass: every byte read is hashed; a leading UTF-8 byte-order
+    mark is skipped; decoding and JSON errors are usage errors naming the file and format."""
+
+    def __init__(self, path: Path, fmt: str) -> None:
+        self.path = path
+        self.fmt = fmt
+        self._hash = hashlib.sha256()
+        self._fh: IO[bytes] | None = None
+        self._offset = 0
+        """Bytes consumed so far (for messages)."""
+
+    def __enter__(self) -> SourceStream:
+        try:
+            self._fh = self.path.open("rb")
+        except FileNotFoundError:
+            raise UsageError(f"{self.path}: no such file (expected a {self.fmt} file)") from None
+        except IsADirectoryError:
+            raise UsageError(f"{self.path}: is a directory; name the {self.fmt} files in it") from None
+        except OSError as exc:
+            raise UsageError(f"{self.path}: cannot read: {exc.strerror}") from exc
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
+
+    @property
+    def sha256(self) -> str:
+        """Hex SHA-256 of the bytes read so far (of the whole file after :meth:`finish`)."""
+        return self._hash.hexdigest()
+
+    def _take(self, data: bytes) -> bytes:
+        """Hash ``data`` (just read); drop a byte-order mark at the start of the file."""
+        if self._offset == 0 and data.startswith(BOM):
+            self._hash.update(BOM)
+            self._offset = len(BOM)
+            data = data[len(BOM) :]
+        self._hash.update(data)
+        self._offset += len(data)
+        return data
+
+    def _read(self, size: int) -> bytes:
+        assert self._fh is not None, "use the stream as a context manager"
+        try:
+            return self._take(self._fh.read(size))
+        except OSError as exc:
+            raise UsageError(f"{self.path}: cannot read: {exc.strerror}") from exc
+
+    def _readline(self) -> bytes:
+        assert self._fh is not None, "use the stream as a context manager"
+        try:
+            return self._take(self._fh.readline())
+        except OSError as exc:
+            raise UsageError(f"{self.path}: cannot read: {exc.strerror}") from exc
+
+    def finish(self) -> None:
+        """Hash whatever the reader left unread (trailing bytes), so :attr:`sha256` covers the file."""
+        while self._read(CHUNK):
+            pass
+
+    def _decode(self, raw: bytes, start: int, where: str) -> str:
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            at = f" at {where}" if where else ""
+            raise wrong(self.path, self.fmt, f"not UTF-8 text (byte {start + exc.start}{at})", "UTF-8 text") from None
+
+    def lines(self) -> Iterator[tuple[int, str]]:
+        """``(line number, text)`` of every line (split at ``\\n`` only: JSON text holds no raw
+        newline, while ``\\u2028`` and friends may stand raw inside its strings)."""
+        lineno = 0
+        start = self._offset
+        while True:
+            raw = self._readline()
+            if not raw:
+                return
+            lineno += 1
+            yield lineno, self._decode(raw[:-1] if raw.endswith(b"\n") else raw, start, f"line {lineno}")
+            start = self._offset
+
+    def json_object(self, stream_member: str, expected: str) -> Iterator[tuple[str, Any, bool]]:
+        """The members of the file's top-level JSON object, in file order: ``(key, value, False)``
+        for every member, except that the array member ``stream_member`` is given one element at
+        a time as ``(stream_member, element, True)`` (its elements are never all in memory)."""
+        decoder = json.JSONDecoder()
+        text = ""
+        pos = 0
+        eof = False
+        consumed = 0  # characters dropped from the front of ``text``
+        byte_start = 0
+        pending = b""
+
+        def more() -> bool:
+            nonlocal text, pos, eof, consumed, pending, byte_start
+            if eof:
+                return False
+            data = self._read(max(CHUNK, len(text) - pos))  # doubles the text a long value is retried on
+            if not data:
+                eof = True
+                if pending:
+                    self._decode(pending, byte_start, "")  # raises: a cut multi-byte character
+                return False
+            data = pending + data
+            keep = _incomplete_utf8_tail(data)
+            pending = data[len(data) - keep :] if keep else b""
+            body = data[: len(data) - keep] if keep else data
+            decoded = self._decode(body, byte_start, "")
+            byte_start += len(body)
+            consumed += pos
+            text = text[pos:] + decoded
+            pos = 0
+            return True
+
+        def skip_ws() -> str:
+            """The next non-space character (``""`` at the end of the file)."""
+            nonlocal pos
+            while True:
+                while pos < len(text) and text[pos] in " \t\n\r":
+                    pos += 1
+                if pos < len(text):
+                    return text[pos]
+                if not more():
+                    return ""
+
+        def value(where: str) -> Any:
+            nonlocal pos
+            skip_ws()
+            while True:
+                try:
+                    obj, end = decoder.raw_decode(text, pos)
+                except json.JSONDecodeError as exc:
+                    if more():
+                        continue
+                    raise wrong(self.path, self.fmt, f"{where} is not valid JSON ({exc.msg})", expected) from None
+                except (ValueError, RecursionError) as exc:
+                    if isinstance(exc, ValueError) and more():
+                        continue
+                    reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0]
+                    raise wrong(
+                        self.path, self.fmt, f"{where} is JSON that cannot be read ({reason})", expected
+                    ) from None
+                # a number or literal that ends exactly at the buffer's end may go on in the next chunk
+                if end == len(text) and not isinstance(obj, dict | list | str) and more():
+                    continue
+                pos = end
+                return _replace_lone_surrogates(obj, self.path, where)
+
+        def expect(chars: str, where: str) -> str:
+            nonlocal pos
+            c = skip_ws()
+            if not c or c not in chars:
+                got = repr(c) if c else "the end of the file"
+                want = " or ".join(repr(x) for x in chars)
+                raise wrong(
+                    self.path, self.fmt, f"the file is not valid JSON (expected {want} {where}, got {got})", expected
+                )
+            pos += 1
+            return c
+
+        first = skip_ws()
+        if first != "{":
+            if first in '["-0123456789tfn':
+                top = value("the file")
+                raise wrong(
+                    self.path, self.fmt, f"the top level is a JSON {type(top).__name__}, not an object", expected
+                )
+            expect("{", "at the start")
+        pos += 1
+        if skip_ws() == "}":
+            pos += 1
+        else:
+            while True:
+                if skip_ws() != '"':
+                    expect('"', "(a member name)")
+                key = value("a member name")
+                expect(":", f"after the member name {key!r}")
+                if key == stream_member and skip_ws() == "[":
+                    pos += 1
+                    if skip_ws() == "]":
+                        pos += 1
+                    else:
+                        i = 0
+                        while True:
+                            yield key, value(f"{stream_member}[{i}]"), True
+                            i += 1
+                            if expect(",]", f"after {stream_member}[{i - 1}]") == "]":
+                                break
+                else:
+                    yield key, value(f"the value of {key!r}"), False
+                if expect(",}", f"after the value of {key!r}") == "}":
+                    break
+        if skip_ws():
+            raise wrong(
+                self.path, self.fmt, "the file is not valid JSON (extra data after the top-level object)", expected
+            )
+
+
+def _incomplete_utf8_tail(data: bytes) -> int:
+    """How many bytes at the end of ``data`` start a UTF-8 character that continues beyond it."""
+    for back in range(1, min(4, len(data)) + 1):
+        b = data[-back]
+        if b & 0xC0 == 0x80:  # a continuation byte: look further back
+            continue
+        need = 2 if b & 0xE0 == 0xC0 else 3 if b & 0xF0 == 0xE0 else 4 if b & 0xF8 == 0xF0 else 1
+        return back if need > back else 0
+    return 0
 
 
 def parse_json(text: str, path: Path, fmt: str, where: str, expected: str) -> Any:

@@ -36,18 +36,44 @@ with the source's own reported metrics, so reports put its numbers beside ours.
 Several files for one checkpoint are imported together; files that share task, protocol and
 template become one unit (e.g. Qwen's ``_s0_e250`` / ``_s250_e500`` shards), and a problem
 present in two of them is an error.
+
+Shards imported in separate commands merge the same way: when the store already holds an
+imported unit of the same checkpoint, task, protocol, prompt template and format whose problems
+are disjoint from the new files' problems, the new files are read as further shards of its
+source and their samples are added to that unit (its ``unit.json`` then lists every file;
+its key stays the one its first files gave it). Files already stored in such a unit store nothing
+new. Files of the same setting that share problems with the stored unit are another source (a
+re-run): they become a distinct unit, and both units' labels (:attr:`ImportSource.label`) name
+their source files. Two stored units that the new files could both extend are refused.
+
+Streaming and failures: each file is read twice, once by :func:`plan_import` (validate, match,
+hash) and once by :func:`write_import` (store, in batches of :data:`BATCH` samples), so memory
+stays bounded by one item's completions whatever the file size. A file whose bytes change between
+the two passes stops the import. An import that fails while writing (a full disk, Ctrl-C, any
+error) leaves nothing behind: units it created are removed, samples it added to an existing unit
+are cut off again, a problems file it created is removed (its run manifest records the failure).
+
+One module, one concept (over 800 lines): the two passes of one import share the plan (each
+file's resolved checkpoint, task, protocol and matched problems) and the one rule of what an
+imported unit is; the format readers (one module each) and the matching are apart.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
 
 from ..core.errors import UnknownNameError, UsageError
 from ..core.records import (
+    MAX_NEW_TOKENS,
     CheckpointRef,
     Generation,
     ImportSource,
@@ -61,9 +87,11 @@ from ..core.registry import Registry
 from ..core.store import Store, UnitInfo
 from ..core.tasks import TaskSpec, available_tasks, data_hash, load_problems, load_task
 from ..core.ui import Progress
-from .base import ImportFormat, SourceFile, SourceItem
+from .base import ImportFormat, SourceFile
 from .formats import get_format
-from .matching import MatchOutcome, ProblemIndex, normalise, same_gold
+from .matching import MatchOutcome, ProblemIndex, match_form, normalise, same_gold
+
+log = logging.getLogger(__name__)
 
 TEMPLATE_ID = "imported"
 """Template id of every imported unit (the template hash tells templates apart)."""
@@ -93,6 +121,7 @@ SHOWN = 5
 """How many unmatched items or gold mismatches an error or summary lists."""
 
 _CHECKPOINT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*(/[A-Za-z0-9][A-Za-z0-9._+\-]*)*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]*$")
 
 
 @dataclass(frozen=True)
@@ -110,26 +139,68 @@ class ImportOptions:
     temperature: float | None = None
     """Sampling temperature, for files that record none."""
     max_new_tokens: int | None = None
-    """New-token limit, for files that record none (default: the writing tool's default)."""
+    """New-token limit, for files that record none (required where the format has no fixed limit)."""
+    family: str | None = None
+    """Family id of a new checkpoint id (default: the registry family its id starts with, else
+    ``imported``); for a registry id it must agree with the registry."""
+    step: int | None = None
+    """Training step of a new checkpoint id (for a registry id it must agree with the registry)."""
+    reward: str | None = None
+    """RLVR reward of a new checkpoint id (for a registry id it must agree with the registry)."""
+
+
+BATCH = 10_000
+"""Samples stored per append while writing an import."""
+
+
+@dataclass
+class FilePlan:
+    """One source file, read and matched (pass 1): what pass 2 needs to store its samples."""
+
+    file: SourceFile
+    """Its complete header (k, settings, metrics, SHA-256)."""
+    task: str
+    """Task id."""
+    problem_of: list[str | None] = field(repr=False)
+    """Problem id matched by the item at each position of the file (``None``: unmatched)."""
+    n_unmatched: int = 0
+    """Items matching no problem."""
+    n_gold: int = 0
+    """Matched items whose gold answer differs from the task file's."""
+    template_hash: str = ""
+    """Hash of the prompt templates its prompts follow."""
+
+    @property
+    def problems(self) -> list[str]:
+        """Matched problem ids, in file order."""
+        return [p for p in self.problem_of if p is not None]
 
 
 @dataclass
 class PlannedImport:
-    """One unit to store: its info, the task's problems and the generations to append."""
+    """One unit to store: its info, the task's problems and the files whose samples go to it."""
 
     info: UnitInfo
     """What goes to ``unit.json``."""
     problems: list[Problem] = field(repr=False)
     """All problems of the task (stored once per task version)."""
-    generations: list[Generation] = field(repr=False)
-    """Every imported sample of the unit."""
+    files: list[FilePlan] = field(repr=False)
+    """The source files of this import that go to the unit, in order."""
     n_problems: int = 0
     """Problems matched."""
+    extends: str | None = None
+    """``shards``: the unit is stored already and these files add problems to it; ``stored``:
+    every file is in the unit already; ``None``: a new unit (or a re-import of the same files)."""
 
     @property
     def key(self) -> str:
         """The unit key."""
         return self.info.key
+
+    @property
+    def n_samples(self) -> int:
+        """Samples to store (matched problems x k)."""
+        return self.n_problems * self.info.spec.protocol.n
 
 
 @dataclass
@@ -145,9 +216,14 @@ class ImportPlan:
     units: list[PlannedImport]
     """Units, in file order."""
     unmatched: list[str]
-    """Items matching no task problem (``file: item: text``), skipped under ``allow_unmatched``."""
+    """The first :data:`SHOWN` items matching no task problem (``file: item: text``), skipped under
+    ``allow_unmatched``."""
     gold_mismatches: list[str]
-    """Matched items whose gold answer differs from the task file's."""
+    """The first :data:`SHOWN` matched items whose gold answer differs from the task file's."""
+    n_unmatched: int = 0
+    """Items matching no task problem, in all."""
+    n_gold_mismatches: int = 0
+    """Matched items whose gold answer differs from the task file's, in all."""
 
 
 @dataclass
@@ -161,7 +237,7 @@ class ImportedUnit:
     task: str
     """Task id."""
     files: list[str]
-    """Source files."""
+    """Source files of this import."""
     n_problems: int
     """Problems imported."""
     n_samples: int
@@ -172,6 +248,8 @@ class ImportedUnit:
     """Samples that were in the store already (a repeated import)."""
     metrics: list[SourceMetric]
     """The source's own reported numbers."""
+    extends: str | None = None
+    """See :attr:`PlannedImport.extends`."""
 
 
 @dataclass
@@ -200,23 +278,27 @@ class ImportResult:
             lines.append(f"{self.plan.checkpoint_id!r} is not in the registry: stored as a new checkpoint id")
         for u in self.units:
             numbers = ", ".join(f"{m.name} {100 * m.value:.1f}%" for m in u.metrics) or "no reported metric"
+            how = {
+                "shards": " (added to the stored unit of the same source: further shards)",
+                "stored": " (already stored in this unit)",
+            }.get(u.extends or "", "")
             lines.append(
                 f"{u.checkpoint_id} · {u.task}: {u.n_problems} problems x {u.n_samples} "
                 f"sample{'s' if u.n_samples != 1 else ''} "
-                f"from {', '.join(Path(f).name for f in u.files)} (source: {numbers}); unit {u.key}"
+                f"from {', '.join(u.files)} (source: {numbers}); unit {u.key}{how}"
             )
-        if self.plan.unmatched:
+        if self.plan.n_unmatched:
             lines.append(
-                f"skipped {len(self.plan.unmatched)} items matching no task problem: "
+                f"skipped {self.plan.n_unmatched} items matching no task problem: "
                 + "; ".join(self.plan.unmatched[:SHOWN])
-                + (" ..." if len(self.plan.unmatched) > SHOWN else "")
+                + (" ..." if self.plan.n_unmatched > SHOWN else "")
             )
-        if self.plan.gold_mismatches:
+        if self.plan.n_gold_mismatches:
             lines.append(
-                f"{len(self.plan.gold_mismatches)} items have a gold answer other than the task file's "
+                f"{self.plan.n_gold_mismatches} items have a gold answer other than the task file's "
                 "(graded against the task file's): "
                 + "; ".join(self.plan.gold_mismatches[:SHOWN])
-                + (" ..." if len(self.plan.gold_mismatches) > SHOWN else "")
+                + (" ..." if self.plan.n_gold_mismatches > SHOWN else "")
             )
         return lines
 
@@ -238,10 +320,25 @@ def _resolve_checkpoint(
 ) -> tuple[CheckpointRef, _Descriptive, bool]:
     """The checkpoint's identity, its descriptive info (family, base, ...) and whether it is new."""
     cid = options.checkpoint.strip()
+    if options.step is not None and options.step < 0:
+        raise UsageError(f"--step must be a training step >= 0, got {options.step}")
+    for flag, value in (("--family", options.family), ("--reward", options.reward)):
+        if value is not None and not _NAME.match(value):
+            raise UsageError(f"{flag} {value!r} is not a valid name: use letters, digits and . _ + -")
     if cid in registry.checkpoints:
         ck = registry.checkpoints[cid]
         ref = ck.ref()
         descr = _Descriptive(ck.family, ck.family_display, ck.base, ck.reward, ck.step)
+        for flag, given, registered in (
+            ("--family", options.family, ck.family),
+            ("--step", options.step, ck.step),
+            ("--reward", options.reward, ck.reward),
+        ):
+            if given is not None and given != registered:
+                raise UsageError(
+                    f"{flag} {given} contradicts the registry, which gives {cid} {flag[2:]} {registered}; "
+                    "edit the registry, or import under a new checkpoint id"
+                )
         new = False
     else:
         if not _CHECKPOINT_ID.match(cid):
@@ -250,13 +347,16 @@ def _resolve_checkpoint(
                 "digits and . _ + - in parts separated by '/', e.g. 'qwen2.5-math-7b/my-run' "
                 "(registry ids: see `rlvr-audit ls checkpoints`)"
             )
-        prefix = cid.split("/", 1)[0] if "/" in cid else None
-        family = next((c for c in registry.checkpoints.values() if c.family == prefix), None)
+        fam_id = options.family or (cid.split("/", 1)[0] if "/" in cid else None)
+        family = next((c for c in registry.checkpoints.values() if c.family == fam_id), None)
         ref = CheckpointRef(checkpoint_id=cid, model=source_model or cid)
         if family is not None:
-            descr = _Descriptive(family.family, family.family_display, None, None, None)
+            fam = (family.family, family.family_display)
+        elif options.family is not None:
+            fam = (options.family, options.family)
         else:
-            descr = _Descriptive(*IMPORTED_FAMILY, None, None, None)
+            fam = IMPORTED_FAMILY
+        descr = _Descriptive(*fam, None, options.reward, options.step)
         new = True
     if options.base is not None:
         base = options.base.strip()
@@ -277,9 +377,11 @@ def _resolve_checkpoint(
 def _resolve_task(file: SourceFile, option: str | None, valid: dict[str, Path]) -> str:
     """Our task id for a file: the benchmark it names, or ``--task`` (which must agree)."""
     named: str | None = None
-    if file.benchmark:
-        b = file.benchmark.strip()
+    for b in (file.benchmark or "", *file.benchmark_hints):
+        b = b.strip()
         named = TASK_ALIASES.get(b.lower()) or (b if b in valid else None)
+        if named is not None:
+            break
     if option is not None:
         if option not in valid:
             raise UnknownNameError("task", option, valid)
@@ -301,7 +403,9 @@ def _resolve_task(file: SourceFile, option: str | None, valid: dict[str, Path]) 
 
 
 def _resolve_protocol(file: SourceFile, fmt: ImportFormat, options: ImportOptions) -> SamplingProtocol:
-    """The sampling protocol: the file's settings, else the options, else the format's defaults."""
+    """The sampling protocol: the file's settings, else the options, else the format's fixed
+    values; a new-token limit that neither the file nor the format nor ``--max-new-tokens`` gives
+    is an error (a truncation rate computed from a guessed limit would be wrong)."""
     t = file.temperature
     if options.temperature is not None:
         if t is not None and t != options.temperature:
@@ -315,16 +419,24 @@ def _resolve_protocol(file: SourceFile, fmt: ImportFormat, options: ImportOption
     if options.max_new_tokens is not None:
         if tokens is not None and tokens != options.max_new_tokens:
             raise UsageError(
-                f"{file.path}: the file records max_new_tokens {tokens}, but --max-new-tokens "
-                f"{options.max_new_tokens} was given"
+                f"{file.path}: {file.max_new_tokens_origin or 'the file'} records max_new_tokens {tokens}, but "
+                f"--max-new-tokens {options.max_new_tokens} was given"
             )
         tokens = options.max_new_tokens
+    if tokens is None:
+        tokens = fmt.default_max_new_tokens
+    if tokens is None:
+        raise UsageError(
+            f"{file.path}: neither the file nor a metrics file beside it records the new-token limit the "
+            f"generations were made with, and {fmt.name} has no fixed one; pass --max-new-tokens N (the "
+            "limit the run used), so that truncation is judged against the right limit"
+        )
     try:
         return SamplingProtocol(
             n=file.n,
             temperature=t,
             top_p=file.top_p if file.top_p is not None else fmt.default_top_p,
-            max_new_tokens=tokens if tokens is not None else fmt.default_max_new_tokens,
+            max_new_tokens=tokens,
             seed=file.seed or 0,
         )
     except ValidationError as exc:
@@ -333,36 +445,50 @@ def _resolve_protocol(file: SourceFile, fmt: ImportFormat, options: ImportOption
         raise UsageError(f"{file.path}: invalid sampling protocol: {where}: {err['msg']}") from None
 
 
-def _template_hash(
-    file: SourceFile, matched: list[tuple[SourceItem, Problem, MatchOutcome]], index: ProblemIndex
-) -> str:
-    """Hash of the prompt templates the file's prompts follow (problem text cut out)."""
-    templates: set[str] = set()
-    for item, problem, _ in matched:
-        if item.prompt is None:
-            continue
-        prompt = normalise(item.prompt)
-        question = index.question(problem)
-        templates.add(prompt.replace(question, "{problem}", 1) if question in prompt else prompt)
-    return stable_hash({"prompt_style": file.prompt_style, "templates": sorted(templates)})
+def _template_of(prompt: str, question: str) -> str:
+    """A prompt's template: the prompt with its problem text cut out, both normalised; where the
+    prompt lacks the problem's figure, both in match form (so both give the same template)."""
+    text, q = normalise(prompt), normalise(question)
+    if q in text:
+        return text.replace(q, "{problem}", 1)
+    text, q = match_form(prompt), match_form(question)
+    return text.replace(q, "{problem}", 1) if q in text else text
 
 
-def _frame(
-    file: SourceFile, matched: list[tuple[SourceItem, Problem, MatchOutcome]], index: ProblemIndex
-) -> tuple[str, str]:
-    """The template words around the problem in this file's item texts (normalised), so that
-    messages can show the problem part of an unmatched item: taken from a matched item whose
-    text holds its problem, else the common prefix and suffix of all items' texts."""
-    for _, problem, outcome in matched:
-        if outcome.kind == "contained" and outcome.text is not None:
-            pre, _, post = outcome.text.partition(index.question(problem))
-            return pre, post
-    texts = [normalise(item.texts[0]) for item in file.items]
-    if len(texts) < 2:
-        return "", ""
-    pre = _common_prefix(texts)
-    post = _common_prefix([t[len(pre) :][::-1] for t in texts])[::-1]
-    return pre, post
+def _template_hash(prompt_style: str | None, templates: set[str]) -> str:
+    """Hash of the prompt templates a file's prompts follow (problem text cut out)."""
+    return stable_hash({"prompt_style": prompt_style, "templates": sorted(templates)})
+
+
+class _Frame:
+    """The template words around the problem in one file's item texts (match form), so that
+    messages can show the problem part of an unmatched item: taken from the first item whose text
+    holds its problem, else the common prefix and suffix of all items' texts (kept as they stream)."""
+
+    def __init__(self) -> None:
+        self.found: tuple[str, str] | None = None
+        self.pre: str | None = None
+        self.post = ""
+        self.count = 0
+
+    def add(self, text: str, outcome: MatchOutcome, question: str | None) -> None:
+        if self.found is None and outcome.kind == "contained" and outcome.text is not None and question:
+            pre, _, post = outcome.text.partition(question)
+            self.found = (pre, post)
+        t = match_form(text)
+        self.count += 1
+        if self.pre is None:
+            self.pre, self.post = t, t
+        else:
+            self.pre = _common_prefix([self.pre, t])
+            self.post = _common_prefix([self.post[::-1], t[::-1]])[::-1]
+
+    def frame(self) -> tuple[str, str]:
+        if self.found is not None:
+            return self.found
+        if self.count < 2 or self.pre is None:
+            return "", ""
+        return self.pre, self.post
 
 
 def _common_prefix(texts: list[str]) -> str:
@@ -376,41 +502,163 @@ def _common_prefix(texts: list[str]) -> str:
 
 def _excerpt(text: str, frame: tuple[str, str] = ("", ""), limit: int = 70) -> str:
     """A short quote of an item's problem part (template words of ``frame`` cut off)."""
-    t = normalise(text)
+    t = match_form(text)
     pre, post = frame
     if pre and t.startswith(pre):
         t = t[len(pre) :]
     if post and t.endswith(post):
         t = t[: len(t) - len(post)]
-    t = t.strip() or normalise(text)
+    t = t.strip() or match_form(text)
     return repr(t if len(t) <= limit else t[: limit - 3] + "...")
 
 
-def _combined_metrics(files: list[SourceFile]) -> list[SourceMetric]:
-    """The source's metrics of a unit: a file's own, or for several files (shards), the
-    item-weighted mean of each metric every file reports."""
-    if len(files) == 1:
-        return list(files[0].metrics)
-    first = files[0].metrics
+def _combined_metrics(parts: list[tuple[list[SourceMetric], int]]) -> list[SourceMetric]:
+    """The source's metrics of a unit from its files (or a stored unit and new files): one part's
+    own, or for several parts (shards), the item-weighted mean of each metric every part reports."""
+    if len(parts) == 1:
+        return list(parts[0][0])
+    first = parts[0][0]
     out = []
     for m in first:
-        parts = [next((x for x in f.metrics if x.name == m.name and x.metric == m.metric), None) for f in files]
-        if any(p is None for p in parts):
+        found = [next((x for x in ms if x.name == m.name and x.metric == m.metric), None) for ms, _ in parts]
+        if any(p is None for p in found):
             continue
-        weights = [len(f.items) for f in files]
-        value = sum(p.value * w for p, w in zip(parts, weights, strict=True) if p is not None) / sum(weights)
+        weights = [w for _, w in parts]
+        value = sum(p.value * w for p, w in zip(found, weights, strict=True) if p is not None) / max(1, sum(weights))
         out.append(
             SourceMetric(
                 name=m.name,
                 value=min(1.0, max(0.0, value)),
                 metric=m.metric,
-                origin=f"item-weighted mean of each file's {m.name!r} over {len(files)} files",
+                origin=f"item-weighted mean of each file's {m.name!r} over {len(parts)} parts",
             )
         )
     return out
 
 
 # ---- plan and write ---------------------------------------------------------------------------
+@dataclass
+class _Missed:
+    """Unmatched items of one file: the first few (for messages) and how many in all."""
+
+    shown: list[tuple[str, str, MatchOutcome]] = field(default_factory=list)
+    """(item ref, item text, outcome) of the first :data:`SHOWN`."""
+    count: int = 0
+    """Unmatched items in all."""
+
+
+def _task_now(file: SourceFile, option: str | None, valid: dict[str, Path]) -> str | None:
+    """The file's task if it can be told already (``None``: not yet; errors wait for the end)."""
+    if option is not None:
+        return option if option in valid else None
+    try:
+        return _resolve_task(file, None, valid)
+    except UsageError:
+        return None
+
+
+def _read_and_match(
+    importer: ImportFormat,
+    path: Path,
+    options: ImportOptions,
+    valid_tasks: dict[str, Path],
+    index_of: Callable[[str], ProblemIndex],
+    gold: _Missed,
+    progress: Progress,
+) -> tuple[FilePlan, _Missed, tuple[str, str]]:
+    """Pass 1 over one file: validate it, match every item to a problem of its task, and keep only
+    what pass 2 needs (the problem of each item position, the template hash), never completions.
+    A file whose benchmark is named only after its items is read once more first, for its header."""
+    header, items = importer.stream(path)
+    task = _task_now(header, options.task, valid_tasks)
+    if task is None:  # e.g. a paper JSON whose 'dataset' member comes after 'metadata'
+        for _ in items:
+            pass
+        task = _resolve_task(header, options.task, valid_tasks)
+        header, items = importer.stream(path)
+    index = index_of(task)
+    problem_of: list[str | None] = []
+    first_item: dict[str, str] = {}
+    missed = _Missed()
+    frame = _Frame()
+    templates: set[str] = set()
+    n_gold = 0
+    progress_id = progress.add_task(f"reading and matching {path.name}", total=None)
+    for item in items:
+        outcome = index.match(item.texts)
+        progress.advance(progress_id)
+        question = index.question(outcome.problem) if outcome.problem is not None else None
+        frame.add(item.texts[0], outcome, question)
+        if outcome.problem is None or question is None:
+            problem_of.append(None)
+            missed.count += 1
+            if len(missed.shown) < SHOWN:
+                missed.shown.append((item.ref, item.texts[0], outcome))
+            continue
+        pid = outcome.problem.problem_id
+        if pid in first_item:
+            raise UsageError(
+                f"{path}: {item.ref} and {first_item[pid]} are both problem {pid!r} of task {task}; "
+                "a file must hold each problem once. Nothing was stored."
+            )
+        first_item[pid] = item.ref
+        problem_of.append(pid)
+        if item.prompt is not None:
+            templates.add(_template_of(item.prompt, outcome.problem.question))
+        if item.gold is not None and not same_gold(item.gold, outcome.problem.answer):
+            n_gold += 1
+            gold.count += 1
+            if len(gold.shown) < SHOWN:
+                gold.shown.append(
+                    (
+                        f"{path}: {item.ref} ({pid})",
+                        f"file says {item.gold!r}, task file says {outcome.problem.answer!r}",
+                        outcome,
+                    )
+                )
+    progress.update(progress_id, total=len(problem_of), completed=len(problem_of))
+    # the header is complete now: the task must agree with it (e.g. --task against its benchmark)
+    if _resolve_task(header, options.task, valid_tasks) != task:
+        raise UsageError(f"{path}: its benchmark changed while it was read; import it again")
+    plan = FilePlan(
+        file=header,
+        task=task,
+        problem_of=problem_of,
+        n_unmatched=missed.count,
+        n_gold=n_gold,
+        template_hash=_template_hash(header.prompt_style, templates),
+    )
+    return plan, missed, frame.frame()
+
+
+def _existing_target(store: Store, spec: UnitSpec, group: list[FilePlan]) -> tuple[UnitInfo | None, str | None]:
+    """A stored imported unit the planned one belongs to, and how: ``stored`` (every file is in it
+    already) or ``shards`` (same checkpoint, task, protocol, template and format, no problem in
+    common: further shards of its source). ``(None, None)``: a new unit of its own."""
+    shas = {fp.file.sha256 for fp in group}
+    problems = {pid for fp in group for pid in fp.problems}
+    same: list[UnitInfo] = []
+    setting = (spec.checkpoint, spec.task, spec.data_hash, spec.template_hash, spec.protocol, spec.backend)
+    for u in store.units():
+        s = u.spec
+        if u.key == spec.key:
+            return None, None  # the same files again: the same unit
+        if u.imported is None or (s.checkpoint, s.task, s.data_hash, s.template_hash, s.protocol, s.backend) != setting:
+            continue
+        if shas <= set(u.imported.file_sha256):
+            return u, "stored"
+        same.append(u)
+    disjoint = [u for u in same if not problems & store.generation_problem_ids(u.key)]
+    if len(disjoint) > 1:
+        a, b = (f"{u.key} ({', '.join(u.imported.files) if u.imported else '?'})" for u in disjoint[:2])
+        raise UsageError(
+            f"{', '.join(str(fp.file.path) for fp in group)} could be further shards of unit {a} or of unit {b}: "
+            "both hold other problems of the same checkpoint, task, protocol and template. Import the shards of "
+            "each source in one command. Nothing was stored."
+        )
+    return (disjoint[0], "shards") if disjoint else (None, None)
+
+
 def plan_import(
     fmt: str,
     paths: list[Path],
@@ -422,20 +670,23 @@ def plan_import(
     data_dir: Path | None,
     progress: Progress,
 ) -> ImportPlan:
-    """Read, validate and match everything; build every record. Writes nothing.
+    """Read, validate and match everything (pass 1, streaming). Writes nothing.
 
     Raises :class:`~rlvr_audit.core.errors.UsageError` for an unknown format, a file in another
     format (naming the file, the format and the missing field), an unknown task or base,
-    contradictory settings, a problem imported twice, and unmatched items (unless
-    ``options.allow_unmatched``; a file with no matched item is refused either way).
+    contradictory settings, a problem imported twice, a new-token limit nobody states, and
+    unmatched items (unless ``options.allow_unmatched``; a file with no matched item is refused
+    either way).
     """
     importer = get_format(fmt)
     if not paths:
         raise UsageError(f"no files given: name the {fmt} files to import")
-    if options.max_new_tokens is not None and options.max_new_tokens < 1:
-        raise UsageError(f"--max-new-tokens must be >= 1, got {options.max_new_tokens}")
-    if options.temperature is not None and options.temperature < 0:
-        raise UsageError(f"--temperature must be >= 0, got {options.temperature}")
+    if options.max_new_tokens is not None and not 1 <= options.max_new_tokens <= MAX_NEW_TOKENS:
+        raise UsageError(
+            f"--max-new-tokens must be a whole number in [1, {MAX_NEW_TOKENS}], got {options.max_new_tokens}"
+        )
+    if options.temperature is not None and not 0 <= options.temperature < math.inf:  # also refuses nan
+        raise UsageError(f"--temperature must be a finite number >= 0, got {options.temperature}")
     seen_paths: dict[Path, Path] = {}
     for p in paths:
         resolved = p.resolve()
@@ -446,88 +697,57 @@ def plan_import(
     if options.task is not None and options.task not in valid_tasks:
         raise UnknownNameError("task", options.task, valid_tasks)
 
-    read_id = progress.add_task(f"reading {fmt} files", total=len(paths))
-    files: list[SourceFile] = []
-    by_sha: dict[str, Path] = {}
-    for p in paths:
-        f = importer.read(p)
-        if f.sha256 in by_sha:
-            raise UsageError(f"{p}: has the same contents as {by_sha[f.sha256]}; import it once")
-        by_sha[f.sha256] = p
-        files.append(f)
-        progress.advance(read_id)
-
-    models = {f.model for f in files if f.model}
-    ref, descr, new = _resolve_checkpoint(options, registry, store, next(iter(models)) if len(models) == 1 else None)
-    file_tasks = [_resolve_task(f, options.task, valid_tasks) for f in files]
-    protocols = [_resolve_protocol(f, importer, options) for f in files]
     specs: dict[str, TaskSpec] = {}
     problems: dict[str, list[Problem]] = {}
     indexes: dict[str, ProblemIndex] = {}
-    for t in file_tasks:
-        if t not in specs:
-            specs[t] = load_task(t, config_dir)
-            problems[t] = load_problems(specs[t], data_dir=data_dir)
-            indexes[t] = ProblemIndex(problems[t])
 
-    match_id = progress.add_task("matching problems by text", total=sum(len(f.items) for f in files))
+    def index_of(task: str) -> ProblemIndex:
+        if task not in indexes:
+            specs[task] = load_task(task, config_dir)
+            problems[task] = load_problems(specs[task], data_dir=data_dir)
+            indexes[task] = ProblemIndex(problems[task])
+        return indexes[task]
+
+    plans: list[FilePlan] = []
     unmatched: list[str] = []
-    mismatched: list[str] = []
-    per_file: list[list[tuple[SourceItem, Problem, MatchOutcome]]] = []
-    per_file_unmatched: list[int] = []
-    per_file_gold: list[int] = []
-    for f, task in zip(files, file_tasks, strict=True):
-        index = indexes[task]
-        matched: list[tuple[SourceItem, Problem, MatchOutcome]] = []
-        first_item: dict[str, SourceItem] = {}
-        n_gold = 0
-        missed: list[tuple[SourceItem, MatchOutcome]] = []
-        for item in f.items:
-            outcome = index.match(item.texts)
-            progress.advance(match_id)
-            if outcome.problem is None:
-                missed.append((item, outcome))
-                continue
-            pid = outcome.problem.problem_id
-            if pid in first_item:
-                raise UsageError(
-                    f"{f.path}: {item.ref} and {first_item[pid].ref} are both problem {pid!r} of task {task}; "
-                    "a file must hold each problem once. Nothing was stored."
-                )
-            first_item[pid] = item
-            if item.gold is not None and not same_gold(item.gold, outcome.problem.answer):
-                n_gold += 1
-                mismatched.append(
-                    f"{f.path.name}: {item.ref} ({pid}): file says {item.gold!r}, task file says "
-                    f"{outcome.problem.answer!r}"
-                )
-            matched.append((item, outcome.problem, outcome))
-        frame = _frame(f, matched, index)
-        if not matched:
+    n_unmatched = 0
+    gold = _Missed()
+    by_sha: dict[str, Path] = {}
+    for p in paths:
+        fp, missed, frame = _read_and_match(importer, p, options, valid_tasks, index_of, gold, progress)
+        f = fp.file
+        if f.sha256 in by_sha:
+            raise UsageError(f"{p}: has the same contents as {by_sha[f.sha256]}; import it once")
+        by_sha[f.sha256] = p
+        if not fp.problems:
+            first = missed.shown[0][1] if missed.shown else ""
             raise UsageError(
-                f"{f.path}: none of its {len(f.items)} items matches a problem of task {task} by text "
-                f"(first: {_excerpt(f.items[0].texts[0], frame)}); is it for another task? Nothing was stored."
+                f"{p}: none of its {f.n_items} items matches a problem of task {fp.task} by text "
+                f"(first: {_excerpt(first, frame)}); is it for another task? Nothing was stored."
             )
-        for item, outcome in missed:
+        for item_ref, text, outcome in missed.shown:
             why = f" (fits {', '.join(outcome.candidates)} equally)" if outcome.kind == "ambiguous" else ""
-            unmatched.append(f"{f.path.name}: {item.ref}: {_excerpt(item.texts[0], frame)}{why}")
-        per_file.append(matched)
-        per_file_unmatched.append(len(missed))
-        per_file_gold.append(n_gold)
-    if unmatched and not options.allow_unmatched:
-        total = sum(len(f.items) for f in files)
+            if len(unmatched) < SHOWN:
+                unmatched.append(f"{p}: {item_ref}: {_excerpt(text, frame)}{why}")
+        n_unmatched += missed.count
+        plans.append(fp)
+    if n_unmatched and not options.allow_unmatched:
+        total = sum(fp.file.n_items for fp in plans)
         raise UsageError(
-            f"{len(unmatched)} of {total} items match no task problem by text: "
+            f"{n_unmatched} of {total} items match no task problem by text: "
             + "; ".join(unmatched[:SHOWN])
-            + (f"; ... ({len(unmatched) - SHOWN} more)" if len(unmatched) > SHOWN else "")
+            + (f"; ... ({n_unmatched - SHOWN} more)" if n_unmatched > SHOWN else "")
             + ". Nothing was stored. Check the task (--task), or pass --allow-unmatched to import the matched items."
         )
 
+    models = {fp.file.model for fp in plans if fp.file.model}
+    ref, descr, new = _resolve_checkpoint(options, registry, store, next(iter(models)) if len(models) == 1 else None)
+    protocols = [_resolve_protocol(fp.file, importer, options) for fp in plans]
+
     # group files into units: same task, protocol and prompt template
     groups: dict[tuple[str, str, str], list[int]] = {}
-    hashes = [_template_hash(f, m, indexes[t]) for f, m, t in zip(files, per_file, file_tasks, strict=True)]
-    for i, (task, proto, th) in enumerate(zip(file_tasks, protocols, hashes, strict=True)):
-        groups.setdefault((task, proto.model_dump_json(), th), []).append(i)
+    for i, (fp, proto) in enumerate(zip(plans, protocols, strict=True)):
+        groups.setdefault((fp.task, proto.model_dump_json(), fp.template_hash), []).append(i)
 
     backend = f"import:{fmt}"
     units: list[PlannedImport] = []
@@ -535,16 +755,15 @@ def plan_import(
         proto = protocols[members[0]]
         owner: dict[str, Path] = {}
         for i in members:
-            for _, problem, _ in per_file[i]:
-                if problem.problem_id in owner:
+            for pid in plans[i].problems:
+                if pid in owner:
                     raise UsageError(
-                        f"problem {problem.problem_id!r} of task {task} is in both {owner[problem.problem_id]} and "
-                        f"{files[i].path} (same protocol and prompt template); import them separately. "
-                        "Nothing was stored."
+                        f"problem {pid!r} of task {task} is in both {owner[pid]} and {plans[i].file.path} (same "
+                        "protocol and prompt template); import them separately. Nothing was stored."
                     )
-                owner[problem.problem_id] = files[i].path
-        group_files = [files[i] for i in members]
-        shas = sorted(f.sha256[:16] for f in group_files)
+                owner[pid] = plans[i].file.path
+        group = [plans[i] for i in members]
+        shas = sorted(fp.file.sha256[:16] for fp in group)
         spec = UnitSpec(
             checkpoint=ref,
             task=task,
@@ -555,18 +774,37 @@ def plan_import(
             backend=backend,
             engine_args={"source_sha256": "+".join(shas)},
         )
-        unit_models = {f.model for f in group_files if f.model}
+        unit_models = {fp.file.model for fp in group if fp.file.model}
         source = ImportSource(
             format=fmt,
-            files=[str(f.path) for f in group_files],
-            file_sha256=[f.sha256 for f in group_files],
+            files=[str(fp.file.path) for fp in group],
+            file_sha256=[fp.file.sha256 for fp in group],
             model=next(iter(unit_models)) if len(unit_models) == 1 else None,
-            metrics=_combined_metrics(group_files),
-            items=sum(len(f.items) for f in group_files),
-            unmatched=sum(per_file_unmatched[i] for i in members),
-            gold_mismatches=sum(per_file_gold[i] for i in members),
+            metrics=_combined_metrics([(fp.file.metrics, fp.file.n_items) for fp in group]),
+            items=sum(fp.file.n_items for fp in group),
+            unmatched=sum(fp.n_unmatched for fp in group),
+            gold_mismatches=sum(fp.n_gold for fp in group),
             base_given=options.base.strip() if options.base is not None else None,
         )
+        target, extends = _existing_target(store, spec, group)
+        if target is not None and target.imported is not None:
+            spec = target.spec
+            if extends == "shards":
+                old = target.imported
+                source = source.model_copy(
+                    update={
+                        "files": [*old.files, *source.files],
+                        "file_sha256": [*old.file_sha256, *source.file_sha256],
+                        "model": old.model if old.model == source.model else None,
+                        "metrics": _combined_metrics([(old.metrics, old.items), (source.metrics, source.items)]),
+                        "items": old.items + source.items,
+                        "unmatched": old.unmatched + source.unmatched,
+                        "gold_mismatches": old.gold_mismatches + source.gold_mismatches,
+                        "base_given": source.base_given or old.base_given,
+                    }
+                )
+            else:
+                source = target.imported
         info = UnitInfo(
             key=spec.key,
             spec=spec,
@@ -580,63 +818,110 @@ def plan_import(
             reward=descr.reward,
             step=descr.step,
         )
-        gens: list[Generation] = []
-        for i in members:
-            for item, problem, _ in per_file[i]:
-                prompt = item.prompt if item.prompt is not None else item.texts[0]
-                phash = stable_hash(prompt)
-                for sample_idx, completion in enumerate(item.completions):
-                    gens.append(
-                        Generation(
-                            unit_key=spec.key,
-                            checkpoint_id=ref.checkpoint_id,
-                            task=task,
-                            problem_id=problem.problem_id,
-                            template_id=TEMPLATE_ID,
-                            sample_idx=sample_idx,
-                            seed=proto.seed,
-                            prompt=prompt,
-                            prompt_hash=phash,
-                            completion=completion,
-                            finish_reason="unknown",
-                            n_tokens=None,
-                            backend=backend,
-                        )
-                    )
-        units.append(PlannedImport(info=info, problems=problems[task], generations=gens, n_problems=len(owner)))
+        units.append(
+            PlannedImport(info=info, problems=problems[task], files=group, n_problems=len(owner), extends=extends)
+        )
     return ImportPlan(
         format=fmt,
         checkpoint_id=ref.checkpoint_id,
         new_checkpoint=new,
         units=units,
         unmatched=unmatched,
-        gold_mismatches=mismatched,
+        gold_mismatches=[f"{where}: {what}" for where, what, _ in gold.shown],
+        n_unmatched=n_unmatched,
+        n_gold_mismatches=gold.count,
     )
 
 
+def _store_samples(u: PlannedImport, importer: ImportFormat, store: Store, progress: Progress, task_id: Any) -> int:
+    """Pass 2 for one unit: read its files again and store every matched sample, in batches."""
+    stored = 0
+    spec = u.info.spec
+    backend = spec.backend
+    batch: list[Generation] = []
+    for fp in u.files:
+        header, items = importer.stream(fp.file.path)
+        position = 0
+        for item in items:
+            if position >= len(fp.problem_of):
+                raise UsageError(f"{fp.file.path}: changed while it was being imported (it grew); import it again")
+            pid = fp.problem_of[position]
+            position += 1
+            if pid is None:
+                continue
+            prompt = item.prompt if item.prompt is not None else item.texts[0]
+            phash = stable_hash(prompt)
+            for sample_idx, completion in enumerate(item.completions):
+                batch.append(
+                    Generation(
+                        unit_key=u.key,
+                        checkpoint_id=spec.checkpoint.checkpoint_id,
+                        task=spec.task,
+                        problem_id=pid,
+                        template_id=TEMPLATE_ID,
+                        sample_idx=sample_idx,
+                        seed=spec.protocol.seed,
+                        prompt=prompt,
+                        prompt_hash=phash,
+                        completion=completion,
+                        finish_reason="unknown",
+                        n_tokens=None,
+                        backend=backend,
+                    )
+                )
+            if len(batch) >= BATCH:
+                stored += store.append_generations(u.key, batch)
+                progress.advance(task_id, len(batch))
+                batch = []
+        if header.sha256 != fp.file.sha256 or position != len(fp.problem_of):
+            raise UsageError(f"{fp.file.path}: changed while it was being imported; import it again")
+    if batch:
+        stored += store.append_generations(u.key, batch)
+        progress.advance(task_id, len(batch))
+    return stored
+
+
 def write_import(plan: ImportPlan, store: Store, *, progress: Progress) -> ImportResult:
-    """Store a planned import: unit files, the task's problems, and every sample not yet stored."""
-    task_id = progress.add_task("storing", total=sum(len(u.generations) for u in plan.units))
+    """Store a planned import (pass 2): the task's problems, the unit files, and every sample not
+    yet stored. On any failure, what this import wrote is taken back (see the module docstring)."""
+    importer = get_format(plan.format)
+    task_id = progress.add_task("storing", total=sum(u.n_samples for u in plan.units))
     out: list[ImportedUnit] = []
-    for u in plan.units:
-        store.ensure_unit(u.info)
-        store.save_problems(u.info.spec.data_hash, u.problems)
-        have = {(g.problem_id, g.sample_idx) for g in store.read_generations(u.key)}
-        new = [g for g in u.generations if (g.problem_id, g.sample_idx) not in have]
-        store.append_generations(u.key, new)
-        progress.advance(task_id, len(u.generations))
-        source = u.info.imported
-        out.append(
-            ImportedUnit(
-                key=u.key,
-                checkpoint_id=plan.checkpoint_id,
-                task=u.info.spec.task,
-                files=source.files if source else [],
-                n_problems=u.n_problems,
-                n_samples=u.info.spec.protocol.n,
-                imported=len(new),
-                already_stored=len(u.generations) - len(new),
-                metrics=source.metrics if source else [],
+    undo: list[Callable[[], None]] = []
+    try:
+        for u in plan.units:
+            problems_path = store.problems_path(u.info.spec.data_hash)
+            if not problems_path.exists():
+                store.save_problems(u.info.spec.data_hash, u.problems)
+                undo.append(partial(store.remove_file, problems_path))
+            mark = store.generations_mark(u.key)
+            if mark is None:  # a new unit: unit.json first (records never stand without it)
+                store.ensure_unit(u.info)
+                undo.append(partial(store.remove_unit, u.key))
+            else:
+                undo.append(partial(store.cut_generations, u.key, mark))
+            stored = _store_samples(u, importer, store, progress, task_id)
+            if mark is not None:  # an existing unit learns about its new files once they are stored
+                store.ensure_unit(u.info)
+            out.append(
+                ImportedUnit(
+                    key=u.key,
+                    checkpoint_id=plan.checkpoint_id,
+                    task=u.info.spec.task,
+                    files=[str(fp.file.path) for fp in u.files],
+                    n_problems=u.n_problems,
+                    n_samples=u.info.spec.protocol.n,
+                    imported=stored,
+                    already_stored=u.n_samples - stored,
+                    metrics=u.info.imported.metrics if u.info.imported else [],
+                    extends=u.extends,
+                )
             )
-        )
+    except BaseException:
+        for step in reversed(undo):
+            try:
+                step()
+            except Exception as exc:  # keep undoing the rest; the first error is the one to report
+                log.warning("could not take back part of the failed import: %s", exc)
+        raise
     return ImportResult(plan=plan, units=out)

@@ -12,19 +12,19 @@ FORMATS: dict[str, ImportFormat] = {
     spurious_rewards.FORMAT: ImportFormat(
         name=spurious_rewards.FORMAT,
         description="Spurious Rewards paper eval_checkpoint.py output (one JSON per model x benchmark)",
-        read=spurious_rewards.read,
+        reader=spurious_rewards.read,
         default_max_new_tokens=spurious_rewards.MAX_NEW_TOKENS,
     ),
     qwen_math.FORMAT: ImportFormat(
         name=qwen_math.FORMAT,
         description="Qwen2.5-Math evaluation math_eval.py output (JSON lines + *_metrics.json)",
-        read=qwen_math.read,
+        reader=qwen_math.read,
         default_max_new_tokens=qwen_math.MAX_NEW_TOKENS,
     ),
     lm_eval_samples.FORMAT: ImportFormat(
         name=lm_eval_samples.FORMAT,
         description="lm-evaluation-harness --log_samples output (samples_<task>_<date>.jsonl)",
-        read=lm_eval_samples.read,
+        reader=lm_eval_samples.read,
         default_max_new_tokens=lm_eval_samples.MAX_NEW_TOKENS,
     ),
 }

@@ -31,14 +31,17 @@ read as one item (differing completions for one ``doc_id`` are an error).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..core.records import MAX_NEW_TOKENS as MAX_TOKENS
 from ..core.records import SourceMetric
-from .base import SourceFile, SourceItem, as_texts, decode, gold_text, parse_json, read_bytes
+from .base import SourceFile, SourceItem, SourceStream, as_texts, gold_text, parse_json
 from .base import require as _require
 from .base import wrong as _wrong
 
@@ -78,19 +81,21 @@ def _request(arguments: Any) -> tuple[Any, Any] | None:
     return None
 
 
-def read(path: Path) -> SourceFile:
-    """Read and validate one lm-eval samples file."""
-    data, sha = read_bytes(path, FORMAT)
-    text = decode(data, path, FORMAT)
+def read(source: SourceStream, file: SourceFile) -> Iterator[SourceItem]:
+    """Stream one lm-eval samples file (a document logged once per filter is one item)."""
+    path = source.path
 
     def require(o: dict[str, Any], key: str, where: str) -> Any:
         return _require(o, key, where, path, FORMAT, EXPECTED)
 
-    items: dict[Any, SourceItem] = {}
-    metric_values: dict[str, list[float]] = {}
+    seen: dict[str, tuple[str, str]] = {}
+    """doc_id (as JSON) -> (hash of its completions, where it was first) of every document read."""
+    metric_sums: dict[str, list[float]] = {}
+    """metric label -> [sum, count] over documents."""
     settings: dict[str, Any] | None = None
     n: int | None = None
-    for lineno, line in enumerate(text.splitlines(), 1):
+    file.benchmark = task_name_from_file(path)  # known from the file name before any line is read
+    for lineno, line in source.lines():
         if not line.strip():
             continue
         where = f"line {lineno}"
@@ -124,22 +129,9 @@ def read(path: Path) -> SourceFile:
         kwargs = gen_kwargs if isinstance(gen_kwargs, dict) else {}
         if settings is None:
             settings = kwargs
+            _check_settings(kwargs, path)
         elif kwargs != settings:
             raise _wrong(path, FORMAT, f"{where}: its generation arguments differ from line 1's", EXPECTED)
-        key = json.dumps(doc_id, sort_keys=True)
-        texts = (*(doc[k] for k in QUESTION_KEYS if isinstance(doc.get(k), str)), prompt)
-        item = SourceItem(
-            ref=f"{where} (doc_id {doc_id})",
-            texts=texts,
-            gold=gold_text(target),
-            completions=completions,
-            prompt=prompt,
-        )
-        if key in items:
-            if items[key].completions != completions:
-                raise _wrong(path, FORMAT, f"{where}: doc_id {doc_id} appears again with other responses", EXPECTED)
-        else:
-            items[key] = item
         filt = row.get("filter")
         names = row.get("metrics")
         for name in names if isinstance(names, list) else []:
@@ -148,50 +140,75 @@ def read(path: Path) -> SourceFile:
                 value = float(value)
             if isinstance(value, int | float) and math.isfinite(value) and 0.0 <= value <= 1.0:
                 label = f"{name},{filt}" if isinstance(filt, str) else str(name)
-                metric_values.setdefault(label, []).append(float(value))
-    if not items or n is None:
+                acc = metric_sums.setdefault(label, [0.0, 0.0])
+                acc[0] += float(value)
+                acc[1] += 1
+        key = json.dumps(doc_id, sort_keys=True)
+        digest = hashlib.sha256(json.dumps(completions).encode("utf-8", "surrogatepass")).hexdigest()
+        if key in seen:
+            if seen[key][0] != digest:
+                raise _wrong(path, FORMAT, f"{where}: doc_id {doc_id} appears again with other responses", EXPECTED)
+            continue
+        seen[key] = (digest, where)
+        texts = (*(doc[k] for k in QUESTION_KEYS if isinstance(doc.get(k), str)), prompt)
+        yield SourceItem(
+            ref=f"{where} (doc_id {doc_id})",
+            texts=texts,
+            gold=gold_text(target),
+            completions=completions,
+            prompt=prompt,
+        )
+    if not seen or n is None:
         raise _wrong(path, FORMAT, "the file holds no JSON lines", EXPECTED)
     kw = settings or {}
-    metrics = [
+    file.metrics = [
         SourceMetric(
             name=label,
-            value=sum(values) / len(values),
+            value=min(1.0, total / count),
             metric="avg@1" if n == 1 else None,
             origin=f"mean of per-document '{label.split(',')[0]}' in {path.name}"
             + ("" if n == 1 else "; lm-eval scores the filtered response, usually the first sample"),
         )
-        for label, values in metric_values.items()
-        if len(values) == len(items)
+        for label, (total, count) in metric_sums.items()
+        if count == len(seen)
     ]
-    return SourceFile(
-        path=path,
-        format=FORMAT,
-        sha256=sha,
-        benchmark=task_name_from_file(path),
-        n=n,
-        items=list(items.values()),
-        temperature=_temperature(kw, path),
-        top_p=_optional_number(kw, "top_p", path),
-        max_new_tokens=_optional_int(kw, "max_gen_toks", path),
-        metrics=metrics,
-    )
+    file.n = n
+    file.temperature = _temperature(kw, path)
+    file.top_p = _optional_number(kw, "top_p", path)
+    file.max_new_tokens = _optional_int(kw, "max_gen_toks", path)
+    if file.max_new_tokens is not None:
+        file.max_new_tokens_origin = f"the generation argument 'max_gen_toks' in {path}"
+
+
+def _check_settings(kw: dict[str, Any], path: Path) -> None:
+    """Refuse unusable sampling settings on the first line, before anything else is read."""
+    _temperature(kw, path)
+    _optional_number(kw, "top_p", path)
+    _optional_int(kw, "max_gen_toks", path)
 
 
 def _optional_number(kw: dict[str, Any], key: str, path: Path) -> float | None:
+    """A generation argument that must be a finite number, if given."""
     value = kw.get(key)
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise _wrong(path, FORMAT, f"generation argument {key!r} must be a number, got {value!r}", EXPECTED)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _wrong(path, FORMAT, f"generation argument {key!r} must be a finite number, got {value!r}", EXPECTED)
     return float(value)
 
 
 def _optional_int(kw: dict[str, Any], key: str, path: Path) -> int | None:
+    """A generation argument that must be a whole number of tokens, if given."""
     value = _optional_number(kw, key, path)
     if value is None:
         return None
-    if value != int(value) or value < 1:
-        raise _wrong(path, FORMAT, f"generation argument {key!r} must be a positive integer, got {value!r}", EXPECTED)
+    if value != int(value) or not 1 <= value <= MAX_TOKENS:
+        raise _wrong(
+            path,
+            FORMAT,
+            f"generation argument {key!r} must be a whole number in [1, {MAX_TOKENS}], got {kw[key]!r}",
+            EXPECTED,
+        )
     return int(value)
 
 

@@ -4,8 +4,12 @@ Published generation files order and number their problems in their own way (a J
 ``index``, Qwen's ``idx``, lm-eval's ``doc_id``), so positions cannot be trusted to line up
 with a task file. An item is matched by the text of its problem instead:
 
-1. Texts are compared after :func:`normalise` (Unicode NFKC, every run of whitespace made one
-   space, ends stripped), so line-break and spacing differences do not matter.
+1. Texts are compared in :func:`match_form`: figure text removed (Asymptote ``[asy]...[/asy]``
+   blocks, web addresses, and a one-word caption line such as ``Graph`` standing above an address),
+   then :func:`normalise` (Unicode NFKC, every run of whitespace made one space, ends stripped).
+   So line-break and spacing differences do not matter, and a source that dropped a problem's
+   figure (as some published AIME 2024 files do) still matches it; every other character must
+   be the same.
 2. An item offers its texts in order of preference (e.g. Qwen's ``question`` field, then a
    rendered prompt). For each text, an exact match of the whole normalised text wins.
 3. Otherwise the problem whose normalised question *occurs inside* the text is sought (a
@@ -34,8 +38,31 @@ _WS = re.compile(r"\s+")
 
 
 def normalise(text: str) -> str:
-    """Text as compared for matching: NFKC, whitespace runs collapsed to one space, stripped."""
+    """Text with NFKC applied, whitespace runs collapsed to one space, stripped."""
     return _WS.sub(" ", unicodedata.normalize("NFKC", text)).strip()
+
+
+_ASY = re.compile(r"\[asy\].*?\[/asy\]", re.DOTALL | re.IGNORECASE)
+"""An Asymptote figure block as MATH/AIME problems write it."""
+_CAPTIONED_URL = re.compile(r"(?m)^[ \t]*[A-Za-z]+[ \t]*:?[ \t]*\r?\n[ \t]*https?://\S+")
+"""A one-word caption line (``Graph``, ``Diagram``) directly above a web address."""
+_URL = re.compile(r"https?://\S+")
+"""A web address (a link to a figure)."""
+
+
+def strip_figures(text: str) -> str:
+    """``text`` without figure material: ``[asy]...[/asy]`` blocks, web addresses and a one-word
+    caption line above an address (each replaced by a space)."""
+    if "[asy]" not in text.lower() and "://" not in text:
+        return text
+    text = _ASY.sub(" ", text)
+    text = _CAPTIONED_URL.sub(" ", text)
+    return _URL.sub(" ", text)
+
+
+def match_form(text: str) -> str:
+    """Text as compared for matching: :func:`strip_figures`, then :func:`normalise`."""
+    return normalise(strip_figures(text))
 
 
 MatchKind = Literal["exact", "contained", "ambiguous", "none"]
@@ -64,7 +91,7 @@ class ProblemIndex:
         if not problems:
             raise ValueError("cannot index an empty problem list")
         self.problems = problems
-        self._questions = {p.problem_id: normalise(p.question) for p in problems}
+        self._questions = {p.problem_id: match_form(p.question) for p in problems}
         self._by_text: dict[str, list[Problem]] = {}
         for p in problems:
             self._by_text.setdefault(self._questions[p.problem_id], []).append(p)
@@ -77,13 +104,13 @@ class ProblemIndex:
                 self._by_anchor.setdefault(q[: self._anchor], []).append(p)
 
     def question(self, problem: Problem) -> str:
-        """The normalised question of one of the indexed problems."""
+        """The question of one of the indexed problems, in :func:`match_form`."""
         return self._questions[problem.problem_id]
 
     def match(self, texts: tuple[str, ...] | list[str]) -> MatchOutcome:
         """Match an item offering ``texts`` (most specific first); see the module docstring."""
         for raw in texts:
-            text = normalise(raw)
+            text = match_form(raw)
             if not text:
                 continue
             exact = self._by_text.get(text)

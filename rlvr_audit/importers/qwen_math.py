@@ -24,19 +24,28 @@ What is read:
   beside avg@k only when k = 1), and from ``score``: the mean verdict (Qwen's avg@k) and, for
   k > 1, the share of problems with any correct sample (Qwen's pass@k).
 
-Not recorded, assumed: the new-token limit is the script's default ``--max_tokens_per_call
-2048`` (pass ``--max-new-tokens`` if the run used another); top-p 1.0 (the script's default).
+- The new-token limit: ``max_tokens_per_call`` (or ``max_tokens`` / ``max_new_tokens``) in the
+  metrics file or on the lines, where a variant of the script records it. ``math_eval.py`` itself
+  records it nowhere, and runs differ (2048 is the script's default; long chain-of-thought
+  evaluations use 32768), so a truncation rate computed from a guessed limit would be wrong:
+  when the files do not say, ``--max-new-tokens`` must, and the import stops naming it.
+
+Not recorded, assumed: top-p 1.0 (the script's default).
+
+The metrics file is ``<stem>_<prompt_type>_metrics.json`` (as the script writes it), else the
+only ``<stem>_*metrics.json`` or ``<stem>.metrics.json`` beside the file.
 """
 
 from __future__ import annotations
 
-import json
 import re
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import UsageError
 from ..core.records import SourceMetric
-from .base import SourceFile, SourceItem, as_number, as_texts, decode, fraction, gold_text, parse_json, read_bytes
+from .base import SourceFile, SourceItem, SourceStream, as_number, as_texts, fraction, gold_text, parse_json
 from .base import require as _require
 from .base import wrong as _wrong
 
@@ -45,8 +54,11 @@ EXPECTED = (
     "JSON lines (Qwen2.5-Math math_eval.py output), one per problem, with idx, question, gt, "
     "code (list of responses), pred and score (lists), plus a *_metrics.json beside it"
 )
-MAX_NEW_TOKENS = 2048
-"""``math_eval.py``'s default ``--max_tokens_per_call``."""
+MAX_NEW_TOKENS: int | None = None
+"""No default: ``math_eval.py``'s ``--max_tokens_per_call`` (default 2048) is not in its output."""
+
+TOKEN_KEYS = ("max_tokens_per_call", "max_tokens", "max_new_tokens")
+"""Fields that record the new-token limit, where a variant of the script writes one."""
 
 NAME_PATTERN = re.compile(
     r"^(?P<split>[^_]+)_(?P<prompt_type>.+)_(?P<num>-?\d+)_seed(?P<seed>\d+)_t(?P<t>\d+(?:\.\d+)?)"
@@ -55,40 +67,61 @@ NAME_PATTERN = re.compile(
 """The file-name stem ``math_eval.py`` writes (``test_qwen25-math-cot_-1_seed0_t0.0_s0_e-1``)."""
 
 
-def _metrics_file(path: Path, prompt_type: str | None) -> Path | None:
-    """The ``*_metrics.json`` written beside ``path``, if there is exactly one candidate."""
+def metrics_file(path: Path, prompt_type: str | None) -> Path | None:
+    """The metrics file written beside ``path``, if there is exactly one candidate."""
     if prompt_type is not None:
         exact = path.with_name(f"{path.stem}_{prompt_type}_metrics.json")
         if exact.is_file():
             return exact
-    found = sorted(path.parent.glob(f"{path.stem}_*metrics.json"))
-    return found[0] if len(found) == 1 else None
+    found = sorted(path.parent.glob(f"{glob_escape(path.stem)}_*metrics.json"))
+    if len(found) == 1:
+        return found[0]
+    dotted = path.with_name(f"{path.stem}.metrics.json")
+    return dotted if not found and dotted.is_file() else None
 
 
-def _read_acc(path: Path) -> tuple[float, bool] | None:
-    """``acc`` of a metrics file as a fraction (and whether it was in percent), if present."""
+def glob_escape(text: str) -> str:
+    """``text`` with glob wildcards escaped."""
+    return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def _read_metrics(path: Path) -> dict[str, Any]:
+    """The metrics file as an object (a UTF-8 byte-order mark is accepted)."""
     try:
-        obj = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
-        raise _wrong(path, FORMAT, f"its metrics file is not readable JSON ({exc})", EXPECTED) from None
-    if not isinstance(obj, dict) or "acc" not in obj:
-        return None
-    acc = as_number(obj["acc"], "'acc'", path, FORMAT, EXPECTED)
-    return fraction(acc, "'acc'", path, FORMAT)
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _wrong(path, FORMAT, f"its metrics file is not readable ({exc})", EXPECTED) from None
+    obj = parse_json(text, path, FORMAT, "the metrics file", EXPECTED)
+    return obj if isinstance(obj, dict) else {}
 
 
-def read(path: Path) -> SourceFile:
-    """Read and validate one ``math_eval.py`` output file (and its metrics file, if beside it)."""
-    data, sha = read_bytes(path, FORMAT)
-    text = decode(data, path, FORMAT)
+def _token_limit(obj: dict[str, Any], where: str, path: Path) -> int | None:
+    """The new-token limit ``obj`` records under one of :data:`TOKEN_KEYS`, if any."""
+    for key in TOKEN_KEYS:
+        if key in obj:
+            value = obj[key]
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise _wrong(path, FORMAT, f"{where}: {key!r} must be a positive integer, got {value!r}", EXPECTED)
+            return value
+    return None
+
+
+def read(source: SourceStream, file: SourceFile) -> Iterator[SourceItem]:
+    """Stream one ``math_eval.py`` output file (and read its metrics file, if beside it)."""
+    path = source.path
 
     def require(o: dict[str, Any], key: str, where: str) -> Any:
         return _require(o, key, where, path, FORMAT, EXPECTED)
 
-    items: list[SourceItem] = []
-    scores: list[list[bool]] = []
+    file.benchmark = path.parent.name or None  # known from the path before any line is read
+    file.benchmark_hints = tuple(part for part in path.stem.split(".")[1:] if part)[::-1]
     n: int | None = None
-    for lineno, line in enumerate(text.splitlines(), 1):
+    n_lines = 0
+    n_scored = 0
+    score_sum = 0.0
+    any_sum = 0
+    limit: tuple[int, str] | None = None
+    for lineno, line in source.lines():
         if not line.strip():
             continue
         where = f"line {lineno}"
@@ -114,57 +147,69 @@ def read(path: Path) -> SourceFile:
                     f"{where}: 'score' must be a list of {len(code)} booleans (one per response)",
                     EXPECTED,
                 )
-            scores.append(score)
+            n_scored += 1
+            score_sum += sum(score) / len(score)
+            any_sum += any(score)
+        tokens = _token_limit(row, where, path)
+        if tokens is not None:
+            if limit is not None and tokens != limit[0]:
+                raise _wrong(
+                    path, FORMAT, f"{where} records a new-token limit of {tokens}, {limit[1]} {limit[0]}", EXPECTED
+                )
+            limit = limit or (tokens, f"{where}")
+        n_lines += 1
         prompt = row.get("prompt") if isinstance(row.get("prompt"), str) else None
         texts = (question, prompt) if prompt else (question,)
-        items.append(
-            SourceItem(
-                ref=f"{where} (idx {idx})",
-                texts=texts,
-                gold=gold_text(gt),
-                completions=code,
-                prompt=prompt or question,
-            )
+        yield SourceItem(
+            ref=f"{where} (idx {idx})", texts=texts, gold=gold_text(gt), completions=code, prompt=prompt or question
         )
-    if not items or n is None:
+    if not n_lines or n is None:
         raise _wrong(path, FORMAT, "the file holds no JSON lines", EXPECTED)
-    if scores and len(scores) != len(items):
-        raise _wrong(path, FORMAT, f"only {len(scores)} of {len(items)} lines have a 'score' list", EXPECTED)
+    if n_scored and n_scored != n_lines:
+        raise _wrong(path, FORMAT, f"only {n_scored} of {n_lines} lines have a 'score' list", EXPECTED)
 
     m = NAME_PATTERN.match(path.stem)
     prompt_type = m["prompt_type"] if m else None
     metrics: list[SourceMetric] = []
-    metrics_path = _metrics_file(path, prompt_type)
-    acc = _read_acc(metrics_path) if metrics_path is not None else None
-    if acc is not None and metrics_path is not None:
+    metrics_path = metrics_file(path, prompt_type)
+    stats = _read_metrics(metrics_path) if metrics_path is not None else {}
+    if metrics_path is not None and "acc" in stats:
+        acc = fraction(as_number(stats["acc"], "'acc'", metrics_path, FORMAT, EXPECTED), "'acc'", metrics_path, FORMAT)
         origin = f"'acc' in {metrics_path.name}" + (" (given in percent)" if acc[1] else "")
         if n > 1:
             origin += "; math_eval.py computes it over the first sample of each problem"
         metrics.append(SourceMetric(name="acc", value=acc[0], metric="avg@1" if n == 1 else None, origin=origin))
-    if scores:
-        mean = sum(sum(s) / len(s) for s in scores) / len(scores)
+    if n_scored:
         metrics.append(
-            SourceMetric(name="mean score", value=mean, metric=f"avg@{n}", origin=f"mean of 'score' in {path.name}")
+            SourceMetric(
+                name="mean score",
+                value=min(1.0, score_sum / n_scored),
+                metric=f"avg@{n}",
+                origin=f"mean of 'score' in {path.name}",
+            )
         )
         if n > 1:
-            anyc = sum(any(s) for s in scores) / len(scores)
             metrics.append(
                 SourceMetric(
                     name="any score",
-                    value=anyc,
+                    value=any_sum / n_scored,
                     metric=f"pass@{n}",
                     origin=f"share of lines with a true 'score' in {path.name}",
                 )
             )
-    return SourceFile(
-        path=path,
-        format=FORMAT,
-        sha256=sha,
-        benchmark=path.parent.name or None,
-        n=n,
-        items=items,
-        temperature=float(m["t"]) if m else None,
-        seed=int(m["seed"]) if m else None,
-        prompt_style=prompt_type,
-        metrics=metrics,
-    )
+    if metrics_path is not None:
+        recorded = _token_limit(stats, "the metrics file", metrics_path)
+        if recorded is not None:
+            if limit is not None and recorded != limit[0]:
+                raise UsageError(
+                    f"{path}: {limit[1]} records a new-token limit of {limit[0]}, its metrics file {metrics_path} "
+                    f"{recorded}"
+                )
+            limit = (recorded, f"the metrics file {metrics_path}")
+    file.n = n
+    file.temperature = float(m["t"]) if m else None
+    file.seed = int(m["seed"]) if m else None
+    file.prompt_style = prompt_type
+    file.metrics = metrics
+    if limit is not None:
+        file.max_new_tokens, file.max_new_tokens_origin = limit

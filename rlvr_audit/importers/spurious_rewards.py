@@ -24,21 +24,11 @@ top-p is vLLM's default 1.0; no seed (the store records 0).
 
 from __future__ import annotations
 
-from pathlib import Path
+from collections.abc import Iterator
+from typing import Any
 
 from ..core.records import SourceMetric
-from .base import (
-    SourceFile,
-    SourceItem,
-    as_number,
-    as_text,
-    as_texts,
-    decode,
-    fraction,
-    gold_text,
-    parse_json,
-    read_bytes,
-)
+from .base import SourceFile, SourceItem, SourceStream, as_number, as_text, as_texts, fraction, gold_text
 from .base import require as _require
 from .base import wrong as _wrong
 
@@ -50,63 +40,77 @@ EXPECTED = (
 MAX_NEW_TOKENS = 3072
 """``eval_checkpoint.py`` generates with ``SamplingParams(max_tokens=3072)``."""
 
+TOP = "the top-level object"
 
-def read(path: Path) -> SourceFile:
-    """Read and validate one ``eval_checkpoint.py`` output file."""
-    data, sha = read_bytes(path, FORMAT)
-    text = decode(data, path, FORMAT)
-    obj = parse_json(text, path, FORMAT, "the file", EXPECTED)
-    if not isinstance(obj, dict):
-        raise _wrong(path, FORMAT, f"the top level is a JSON {type(obj).__name__}, not an object", EXPECTED)
 
-    def require(o: dict[str, object], key: str, where: str) -> object:
+def read(source: SourceStream, file: SourceFile) -> Iterator[SourceItem]:
+    """Stream one ``eval_checkpoint.py`` output file: the items of ``metadata`` one at a time (the
+    other members may come before or after it); the header is checked once the object ends."""
+    path = source.path
+
+    def require(o: dict[str, Any], key: str, where: str) -> Any:
         return _require(o, key, where, path, FORMAT, EXPECTED)
 
-    dataset = as_text(require(obj, "dataset", "the top-level object"), "'dataset'", path, FORMAT, EXPECTED)
-    rollouts = require(obj, "rollouts", "the top-level object")
+    top: dict[str, Any] = {}
+    n_items = 0
+    k: int | None = None
+    for key, value, streamed in source.json_object("metadata", EXPECTED):
+        if not streamed:
+            top[key] = value
+            if key == "dataset" and isinstance(value, str):
+                file.benchmark = value  # known before the items in the paper's files: matching can start
+            continue
+        where = f"metadata[{n_items}]"
+        if not isinstance(value, dict):
+            raise _wrong(path, FORMAT, f"{where} is a JSON {type(value).__name__}, not an object", EXPECTED)
+        index = value.get("index")
+        ref = f"{where}" + (f" (index {index})" if index is not None else "")
+        prompt = as_text(require(value, "prompt", where), f"{where}.prompt", path, FORMAT, EXPECTED)
+        label = require(value, "label", where)
+        outputs = as_texts(require(value, "outputs", where), f"{where}.outputs", path, FORMAT, EXPECTED)
+        rollouts = top.get("rollouts")
+        expected_k = rollouts if isinstance(rollouts, int) and not isinstance(rollouts, bool) else k
+        if expected_k is not None and len(outputs) != expected_k:
+            said = f"'rollouts' is {expected_k}" if expected_k == rollouts else f"metadata[0] has {expected_k}"
+            raise _wrong(path, FORMAT, f"{where}.outputs has {len(outputs)} responses but {said}", EXPECTED)
+        k = len(outputs)
+        n_items += 1
+        yield SourceItem(ref=ref, texts=(prompt,), gold=gold_text(label), completions=outputs, prompt=prompt)
+    _header(top, file, n_items, k)
+
+
+def _header(top: dict[str, Any], file: SourceFile, n_items: int, k: int | None) -> None:
+    """Check the top-level members and fill the header."""
+    path = file.path
+
+    def require(key: str) -> Any:
+        return _require(top, key, TOP, path, FORMAT, EXPECTED)
+
+    dataset = as_text(require("dataset"), "'dataset'", path, FORMAT, EXPECTED)
+    rollouts = require("rollouts")
     if isinstance(rollouts, bool) or not isinstance(rollouts, int) or rollouts < 1:
         raise _wrong(path, FORMAT, f"'rollouts' must be a positive integer, got {rollouts!r}", EXPECTED)
-    temperature = as_number(
-        require(obj, "temperature", "the top-level object"), "'temperature'", path, FORMAT, EXPECTED
-    )
+    temperature = as_number(require("temperature"), "'temperature'", path, FORMAT, EXPECTED)
     if temperature < 0:
         raise _wrong(path, FORMAT, f"'temperature' must be >= 0, got {temperature!r}", EXPECTED)
-    model = obj.get("model")
-    metadata = require(obj, "metadata", "the top-level object")
-    if not isinstance(metadata, list) or not metadata:
+    if "metadata" not in top and n_items == 0:
+        require("metadata")
+    if n_items == 0:
         raise _wrong(path, FORMAT, "'metadata' must be a non-empty list of items", EXPECTED)
-    items: list[SourceItem] = []
-    for i, entry in enumerate(metadata):
-        where = f"metadata[{i}]"
-        if not isinstance(entry, dict):
-            raise _wrong(path, FORMAT, f"{where} is a JSON {type(entry).__name__}, not an object", EXPECTED)
-        index = entry.get("index")
-        ref = f"{where}" + (f" (index {index})" if index is not None else "")
-        prompt = as_text(require(entry, "prompt", where), f"{where}.prompt", path, FORMAT, EXPECTED)
-        label = require(entry, "label", where)
-        outputs = as_texts(require(entry, "outputs", where), f"{where}.outputs", path, FORMAT, EXPECTED)
-        if len(outputs) != rollouts:
-            raise _wrong(
-                path, FORMAT, f"{where}.outputs has {len(outputs)} responses but 'rollouts' is {rollouts}", EXPECTED
-            )
-        items.append(SourceItem(ref=ref, texts=(prompt,), gold=gold_text(label), completions=outputs, prompt=prompt))
+    if k != rollouts:
+        raise _wrong(path, FORMAT, f"metadata[0].outputs has {k} responses but 'rollouts' is {rollouts}", EXPECTED)
     metrics: list[SourceMetric] = []
     for name, ours in ((f"avg@{rollouts}", f"avg@{rollouts}"), (f"pass@{rollouts}", f"pass@{rollouts}")):
-        if name not in obj:
+        if name not in top:
             continue
-        value, percent = fraction(as_number(obj[name], f"'{name}'", path, FORMAT, EXPECTED), f"'{name}'", path, FORMAT)
+        value, percent = fraction(as_number(top[name], f"'{name}'", path, FORMAT, EXPECTED), f"'{name}'", path, FORMAT)
         if rollouts == 1:
             ours = "avg@1"  # pass@1 of one sample is avg@1
         origin = f"'{name}' field of {path.name}" + (" (given in percent)" if percent else "")
         metrics.append(SourceMetric(name=name, value=value, metric=ours, origin=origin))
-    return SourceFile(
-        path=path,
-        format=FORMAT,
-        sha256=sha,
-        benchmark=dataset,
-        n=rollouts,
-        items=items,
-        model=str(model) if model is not None else None,
-        temperature=temperature,
-        metrics=metrics,
-    )
+    model = top.get("model")
+    file.benchmark = dataset
+    file.n = rollouts
+    file.model = str(model) if model is not None else None
+    file.temperature = temperature
+    file.metrics = metrics

@@ -12,6 +12,11 @@ Writes::
 What the sections hold is decided by the analyses and assembled by :mod:`rlvr_audit.api`; the
 tables and sections of a full report are listed in the README. Files are written to a
 temporary folder and moved into place, so a failed report never leaves a half-written one.
+
+Only a missing or empty folder, or an earlier report (a folder carrying :data:`REPORT_MARKER`),
+is ever replaced, and never one that is or holds the store, the configuration or the current
+directory (:func:`check_report_target`); a report name is one folder name
+(:func:`check_report_name`).
 """
 
 from __future__ import annotations
@@ -19,18 +24,28 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
+from ..core.errors import UsageError
 from ..core.section import Document
 from ..core.ui import make_progress
 from .browser import BrowserSource, browser_section, write_browser
 from .html import HtmlOptions, render_report
 from .markdown import render_document
 
-__all__ = ["ReportPaths", "building_report_dir", "write_html", "write_report"]
+__all__ = [
+    "REPORT_MARKER",
+    "ReportPaths",
+    "building_report_dir",
+    "check_report_name",
+    "check_report_target",
+    "write_html",
+    "write_report",
+]
 
 
 @dataclass
@@ -46,14 +61,20 @@ class ReportPaths:
 
 
 def write_report(
-    doc: Document, out_dir: Path, *, html: HtmlOptions | None = None, browser: BrowserSource | None = None
+    doc: Document,
+    out_dir: Path,
+    *,
+    html: HtmlOptions | None = None,
+    browser: BrowserSource | None = None,
+    protected: Sequence[tuple[str, Path]] = (),
 ) -> ReportPaths:
     """Write the report folder atomically (build in a temporary folder, then replace): every
     section's tables and figures, ``index.md``, then ``index.html`` rendered from it and, with
-    ``browser`` (and ``html.browser``), the per-sample browser."""
+    ``browser`` (and ``html.browser``), the per-sample browser. ``protected``: ``(what, path)``
+    pairs the report folder must not be or contain (the store), see :func:`check_report_target`."""
     out_dir = Path(out_dir)
     tables = {**{name: frame for s in doc.sections for name, frame in s.tables.items()}, **doc.tables}
-    with building_report_dir(out_dir) as tmp:
+    with building_report_dir(out_dir, protected=protected) as tmp:
         (tmp / "tables").mkdir()
         for file_name, frame in tables.items():
             frame.to_csv(tmp / "tables" / file_name, index=False)
@@ -113,21 +134,116 @@ def _remove_stale_builds(out_dir: Path) -> None:
             continue
 
 
+REPORT_MARKER = ".rlvr-audit-report"
+"""File rlvr-audit writes into every report folder it builds. An existing folder is replaced
+only when it carries this marker (see :func:`check_report_target`)."""
+
+
+def check_report_name(name: str) -> None:
+    """Refuse a report name that is not one safe path component (``reports/<name>``): empty,
+    ``.``, ``..``, or containing a path separator or NUL would put the report elsewhere, or
+    make it replace other reports."""
+    bad = (
+        "it is empty"
+        if not name.strip()
+        else "it is '.' or '..'"
+        if name.strip() in {".", ".."}
+        else "it contains a path separator"
+        if "/" in name or "\\" in name or os.sep in name
+        else "it contains a NUL byte"
+        if "\0" in name
+        else ""
+    )
+    if bad:
+        raise UsageError(
+            f"--name {name!r} is not a valid report name ({bad}): give one folder name such as 'qwen-math'; "
+            "use --report-dir to write the report elsewhere"
+        )
+
+
+def _contains(outer: Path, inner: Path) -> bool:
+    """Whether ``inner`` is ``outer`` or lies inside it (both resolved)."""
+    return inner == outer or outer in inner.parents
+
+
+def check_report_target(out_dir: Path, *, protected: Sequence[tuple[str, Path]] = ()) -> None:
+    """Refuse to build a report in ``out_dir`` when that would destroy anything but an earlier
+    rlvr-audit report.
+
+    ``out_dir`` may be missing, an empty folder, or a folder carrying :data:`REPORT_MARKER`.
+    Anything else is refused with one line: a file or link, a folder without the marker (a
+    store, a checkout, someone's data, a folder of other reports), and any folder that is or
+    contains one of ``protected`` (``(what, path)`` pairs such as the store root and the current
+    directory), marker or not."""
+    out_dir = Path(out_dir)
+    resolved = out_dir.resolve()
+    for what, path in protected:
+        if _contains(resolved, Path(path).resolve()):
+            raise UsageError(
+                f"refusing to write the report into {out_dir}: it is or contains {what} {path}; "
+                "choose another --name or --report-dir"
+            )
+    if out_dir.is_symlink():
+        raise UsageError(f"refusing to replace {out_dir}: it is a symbolic link; choose another --name or --report-dir")
+    if not out_dir.exists():
+        return
+    if not out_dir.is_dir():
+        raise UsageError(f"refusing to replace {out_dir}: it is a file, not a report folder")
+    marker = out_dir / REPORT_MARKER
+    if marker.is_file() and not marker.is_symlink():
+        return
+    entries = [p.name for p in out_dir.iterdir()]
+    if not entries:
+        return
+    looks = (
+        "a git checkout"
+        if ".git" in entries
+        else "a store"
+        if "units" in entries or "runs" in entries
+        else "a folder of reports"
+        if any((out_dir / e / REPORT_MARKER).is_file() for e in entries)
+        else "a non-empty folder"
+    )
+    raise UsageError(
+        f"refusing to replace {out_dir}: it is {looks} that rlvr-audit did not write (no {REPORT_MARKER} "
+        "marker); choose another --name or --report-dir, or remove it yourself"
+    )
+
+
+def _write_marker(folder: Path) -> None:
+    try:
+        version = metadata.version("rlvr-audit")
+    except metadata.PackageNotFoundError:  # running from a source tree
+        version = "unknown"
+    (folder / REPORT_MARKER).write_text(
+        "This folder is a report written by rlvr-audit " + version + ". rlvr-audit replaces a report\n"
+        "folder only when it holds this file; do not put anything else here.\n",
+        encoding="utf-8",
+    )
+
+
 @contextmanager
-def building_report_dir(out_dir: Path) -> Iterator[Path]:
+def building_report_dir(out_dir: Path, *, protected: Sequence[tuple[str, Path]] = ()) -> Iterator[Path]:
     """Build a report folder atomically: yields an empty temporary sibling folder to write into;
     on success it replaces ``out_dir`` (the old one is removed only after the new one is in
-    place), on any error it is deleted and ``out_dir`` is left as it was."""
+    place), on any error it is deleted and ``out_dir`` is left as it was.
+
+    ``out_dir`` is checked first (:func:`check_report_target`, with the current directory added
+    to ``protected``): only a missing or empty folder or an earlier rlvr-audit report is ever
+    replaced. The new folder carries :data:`REPORT_MARKER`."""
     out_dir = Path(out_dir)
+    check_report_target(out_dir, protected=[*protected, ("the current directory", Path.cwd())])
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_builds(out_dir)
     tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.build-{os.getpid()}-"))
+    _follow_umask(tmp)
     try:
         yield tmp
+        _write_marker(tmp)
+        check_report_target(out_dir, protected=[*protected, ("the current directory", Path.cwd())])
         if out_dir.exists():
-            old = out_dir.with_name(f".{out_dir.name}.old")
-            if old.exists():
-                shutil.rmtree(old)
+            old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old-{os.getpid()}-"))
+            old.rmdir()
             out_dir.rename(old)
             tmp.rename(out_dir)
             shutil.rmtree(old)
@@ -136,3 +252,11 @@ def building_report_dir(out_dir: Path) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _follow_umask(folder: Path) -> None:
+    """``mkdtemp`` creates mode 0700; a report is shared like any folder the user makes, so give
+    it the mode ``mkdir`` would (0777 minus the umask)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    folder.chmod(0o777 & ~mask)

@@ -101,6 +101,7 @@ def validate_cmd(
 
     Example: rlvr-audit train validate runs/random --tokenizer ./tiny-tokenizer
     """
+    from rich.markup import escape
     from rich.table import Table
 
     from ..core.ui import console
@@ -113,7 +114,16 @@ def validate_cmd(
     for check in result.checks:
         table.add_row(f"[green]ok[/green] {check.name}", check.detail)
     console.print(table)
-    console.print(f"[green]valid:[/green] {len(result.checks)} checks passed", highlight=False)
+    closure = result.launch
+    if closure is not None and not closure.ok:
+        console.print(
+            f"[yellow]cannot launch here:[/yellow] {escape(closure.reason())}; fine for validation "
+            f"({len(result.checks)} checks passed; launch from the GPU training environment)",
+            highlight=False,
+        )
+        return
+    launchable = "; launchable here (verl's trainer and rollout engine import)" if closure is not None else ""
+    console.print(f"[green]valid:[/green] {len(result.checks)} checks passed{launchable}", highlight=False)
 
 
 @train_app.command("launch")
@@ -121,24 +131,73 @@ def launch_cmd(
     run: RunArg,
     ray_address: Annotated[
         str | None,
-        typer.Option("--ray-address", help="Submit to this Ray cluster (ray job submit) instead of running here."),
+        typer.Option(
+            "--ray-address", help="Submit to this Ray cluster (its dashboard, http://HEAD:8265) as a Ray job."
+        ),
+    ] = None,
+    ray_python: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-python",
+            help="Interpreter of the training environment on the cluster (default: this one, same path on every node).",
+        ),
+    ] = None,
+    ray_env: Annotated[
+        list[str] | None,
+        typer.Option("--ray-env", metavar="KEY=VALUE", help="Environment variable for the Ray job (repeatable)."),
     ] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the exact command and do nothing.")] = False,
     detach: Annotated[bool, typer.Option("--detach", help="Local runs: start in the background and return.")] = False,
+    stop_grace: Annotated[
+        float,
+        typer.Option("--stop-grace", min=0, help="Seconds verl gets to exit after SIGTERM/Ctrl-C before it is killed."),
+    ] = 20.0,
     quiet: QuietOpt = False,
 ) -> None:
     """Run verl's trainer (python -m verl.trainer.main_ppo) on this machine with logs in RUN/logs/,
-    or submit it to a Ray cluster with --ray-address. Refuses a run directory launched with a
-    different spec.
+    or submit it to a Ray cluster with --ray-address (the job pins this environment's Python and
+    runs from RUN; a probe job first checks that the cluster imports verl and the rollout engine).
+    Refuses a run directory launched with a different spec, and an environment that cannot import
+    verl's trainer. SIGTERM or Ctrl-C stops verl and its local Ray and says where the log and the
+    last checkpoint are.
 
     Example: rlvr-audit train launch runs/random --dry-run
     """
-    from ..core.ui import console
-    from .launch import launch
+    import json
 
-    result = _call(lambda: launch(run, ray_address=ray_address, dry_run=dry_run, detach=detach, progress=not quiet))
+    from ..core.errors import UsageError
+    from ..core.ui import console
+    from .launch import Stopped, launch
+
+    env: dict[str, str] = {}
+    for item in ray_env or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(UsageError(f"--ray-env takes KEY=VALUE, got {item!r}"))
+        env[key] = value
+    try:
+        result = launch(
+            run,
+            ray_address=ray_address,
+            ray_python=ray_python,
+            ray_env=env,
+            dry_run=dry_run,
+            detach=detach,
+            progress=not quiet,
+            stop_grace=stop_grace,
+        )
+    except Stopped as exc:
+        console.print(f"[yellow]stopped:[/yellow] {exc}", highlight=False, markup=True, soft_wrap=True)
+        raise typer.Exit(exc.exit_code) from None
+    except AuditError as exc:
+        _fail(exc)
     if result.dry_run:
-        typer.echo(shlex.join(result.command))
+        if result.entrypoint:
+            typer.echo(f"ray job {result.submission_id} at {ray_address}")
+            typer.echo(f"entrypoint: {result.entrypoint}")
+            typer.echo(f"runtime_env: {json.dumps(result.runtime_env)}")
+        else:
+            typer.echo(shlex.join(result.command))
         return
     if result.output:
         console.print(result.output, highlight=False, markup=False)

@@ -45,12 +45,14 @@ from .spec import (
     resolve_path,
     spec_hash,
 )
-from .verl_config import VERL_ENTRY, overrides
+from .verl_config import VERL_ENTRY, installed_verl_version, overrides
 
 PLAN_FILE = "plan.json"
 SPEC_FILE = "spec.yaml"
 OVERRIDES_FILE = "verl_overrides.txt"
 LAUNCH_FILE = "launch.sh"
+VERL_REQUIREMENT = "verl==0.9.1"
+"""The verl this runner's overrides are written for (``pyproject.toml``'s ``train`` extra)."""
 PLANNED_FILES = (SPEC_FILE, PLAN_FILE, OVERRIDES_FILE, LAUNCH_FILE, "data/train.parquet", "data/val.parquet")
 
 
@@ -218,6 +220,8 @@ def plan(
     """
     from ..core.ui import console
 
+    if any(c in str(run_dir) for c in "\n\r"):
+        raise UsageError(f"the run directory {str(run_dir)!r} holds a line break; verl's overrides are one per line")
     spec = load_spec(spec_file)
     template, base = check_spec(spec, spec_file, config_dir=config_dir, registry=registry)
     resolved = resolved_spec(spec, spec_file)
@@ -267,7 +271,9 @@ def plan(
         "base_entry": base,
         "notes": notes,
         "rlvr_audit_version": _version("rlvr-audit"),
-        "verl_requirement": "verl==0.9.1",
+        "verl_requirement": VERL_REQUIREMENT,
+        "verl_version": installed_verl_version(),
+        "planned_with_python": sys.executable,
     }
     run_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{run_dir.name}.plan-", dir=run_dir.parent))

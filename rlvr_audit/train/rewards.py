@@ -80,6 +80,7 @@ def compute_score(
     section); without it the reward is ``ground_truth`` with the ``paper`` grader. Other keyword
     arguments verl may add are ignored. Safe to call from any thread.
     """
+    _import_graders()
     spec = _plain(kwargs.get(REWARD_KWARG)) or {"name": "ground_truth"}
     reward = build_reward(json.dumps(spec, sort_keys=True))
     info = _plain(extra_info) or {}
@@ -88,6 +89,32 @@ def compute_score(
         response=solution_str or "", label=str(ground_truth or ""), prompt=prompt, data_source=str(data_source)
     )
     return float(reward(sample))
+
+
+_import_lock = threading.Lock()
+_graders_imported = False
+
+
+def _import_graders() -> None:
+    """Import the grading package once, in one thread, before any reward runs.
+
+    verl calls :func:`compute_score` from several executor threads at once, the very first time
+    too. When the graders package still had an import cycle (its ``__init__`` imported the grader
+    modules, which imported it back), two threads importing it at the same time could see a
+    partially initialised module (``ImportError: cannot import name ... from partially
+    initialized module``, seen in a verl reward-loop worker). ``rlvr_audit.grading`` has no such
+    cycle now (``.base`` holds what the graders share), and importing it here, under a lock,
+    keeps the rewards safe should one come back; the lazy imports of the rewards then find it
+    complete.
+    """
+    global _graders_imported
+    if _graders_imported:
+        return
+    with _import_lock:
+        if not _graders_imported:
+            from .. import grading  # noqa: F401  (the import is the point)
+
+            _graders_imported = True
 
 
 def _plain(value: Any) -> Any:

@@ -21,7 +21,7 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from ..core.configfile import StrictModel, load_yaml_model
 from ..core.errors import ConfigError
@@ -34,7 +34,9 @@ ClippingMode = Literal["standard", "no_clip", "on_policy", "clip_higher"]
 """How the PPO clipping term acts (the paper's explanation of random-reward gains, §4.4):
 
 - ``standard``: GRPO's clipped surrogate with ``clip_ratio`` on both sides, several optimizer
-  steps per rollout batch (the paper: 1024 samples / 128 per mini-batch = 8).
+  steps per rollout batch (the paper: 1024 samples / 128 per mini-batch = 8). The paper's
+  OpenRLHF loss: verl's extra dual clip (``clip_ratio_c``, 3 by default in verl) is off unless
+  ``hyperparameters.dual_clip`` sets it.
 - ``no_clip``: the clip term removed from the loss (ratio bounds and the dual-clip bound set
   to :data:`NO_CLIP_RATIO`), still several optimizer steps per batch ("clipping disabled in
   code"). Needs more than one step per batch, otherwise it is ``on_policy``.
@@ -45,9 +47,12 @@ ClippingMode = Literal["standard", "no_clip", "on_policy", "clip_higher"]
 
 CLIPPING_MODES: tuple[str, ...] = ("standard", "no_clip", "on_policy", "clip_higher")
 
-NO_CLIP_RATIO = 1.0e6
-"""Clip range used for ``no_clip``: ``clamp(ratio, 1 - 1e6, 1 + 1e6)`` and the dual-clip bound
-``1e6 * |A|`` never bind, so the loss is the unclipped importance-weighted policy gradient."""
+NO_CLIP_RATIO = 1.0e9
+"""A clip bound that never binds. verl clamps ``log_prob - old_log_prob`` to [-20, 20], so the
+ratio never exceeds e^20 (about 4.9e8): ``clamp(ratio, 1 - 1e9, 1 + 1e9)`` and the dual-clip
+bound ``1e9 * |A|`` leave every token's loss unclipped. Used for ``no_clip`` (both ratio bounds
+and the dual clip) and, in every mode, for verl's dual clip unless ``hyperparameters.dual_clip``
+asks for it."""
 
 CLIP_HIGHER_DEFAULT = 0.28
 """``clip_ratio_high`` of ``clip_higher`` when the spec gives none (DAPO's value)."""
@@ -70,6 +75,18 @@ KNOWN_CONTEXT_LENGTHS: dict[str, int] = {
 """``max_position_embeddings`` of the paper's models (from their ``config.json``), so that the
 context check works without downloading them; a local model directory's own ``config.json``
 or ``model.context_length`` in the spec take precedence."""
+
+
+def _one_line(value: str) -> str:
+    """Refuse line breaks: every string of a spec may end up on one line of ``verl_overrides.txt``
+    (one Hydra override per line) and in ``launch.sh``; a line break would split it in two."""
+    if any(c in value for c in "\n\r\x00\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"):
+        raise ValueError(f"must be one line (no line breaks or NUL bytes), got {value!r}")
+    return value
+
+
+OneLine = Annotated[str, AfterValidator(_one_line)]
+"""A string without line breaks (see :func:`_one_line`)."""
 
 
 # --- rewards ---------------------------------------------------------------------------------
@@ -194,20 +211,20 @@ def describe_reward(reward: Any) -> str:
 class HubData(StrictModel):
     """A Hugging Face Hub dataset."""
 
-    dataset: str
+    dataset: OneLine
     """Dataset id (``agentica-org/DeepScaleR-Preview-Dataset``)."""
-    split: str = "train"
+    split: OneLine = "train"
     """Split to read."""
-    config: str | None = None
+    config: OneLine | None = None
     """Dataset configuration name, if it has several."""
-    revision: str | None = None
+    revision: OneLine | None = None
     """Commit hash or branch; ``null``: the default branch."""
 
 
 class OneShot(StrictModel):
     """One-shot RLVR: a single training example repeated to fill the data set."""
 
-    id: str
+    id: OneLine
     """Value of ``id_field`` of the example (the paper uses Wang et al.'s pi_1)."""
     copies: int | None = Field(default=None, ge=1)
     """How many copies (default: enough rows for every step: ``steps * prompts_per_step``)."""
@@ -216,20 +233,20 @@ class OneShot(StrictModel):
 class DataSpec(StrictModel):
     """Training data: a JSONL/JSON/Parquet file or a Hub dataset with problem and answer fields."""
 
-    path: str | None = None
+    path: OneLine | None = None
     """Local ``.jsonl``, ``.json`` or ``.parquet`` file, relative to the spec file."""
     hub: HubData | None = None
     """Or a Hub dataset."""
-    problem_field: str = "problem"
+    problem_field: OneLine = "problem"
     """Field holding the problem statement."""
-    answer_field: str = "answer"
+    answer_field: OneLine = "answer"
     """Field holding the label the reward checks against (see ``labels``)."""
-    id_field: str | None = "id"
+    id_field: OneLine | None = "id"
     """Field holding a row id (``null``: the row number)."""
     labels: Literal["ground_truth", "majority_vote", "incorrect"] = "ground_truth"
     """What ``answer_field`` holds: the gold answer, an offline majority-vote pseudo-label, or a
     WRONG majority-vote label (the paper's "incorrect" data)."""
-    gold_field: str | None = None
+    gold_field: OneLine | None = None
     """With ``labels: incorrect``: a field holding the gold answer; rows whose label the
     ``paper`` grader accepts as the gold answer are dropped (so every label is wrong). Without
     it the labels are taken as already filtered."""
@@ -237,7 +254,7 @@ class DataSpec(StrictModel):
     """Train on one example only (one-shot RLVR)."""
     limit: int | None = Field(default=None, ge=1)
     """Only the first N rows (after the label transform)."""
-    data_source: str = "rlvr_audit"
+    data_source: OneLine = "rlvr_audit"
     """The ``data_source`` column verl passes to the reward (and logs metrics by)."""
 
     @model_validator(mode="after")
@@ -253,13 +270,13 @@ class EvalSpec(StrictModel):
     """Validation data verl scores during training (the real evaluation is ``rlvr-audit run``
     on the registered checkpoints)."""
 
-    path: str
+    path: OneLine
     """Local ``.jsonl``/``.json``/``.parquet`` file with problems and gold answers, relative to the spec."""
-    problem_field: str = "problem"
+    problem_field: OneLine = "problem"
     """Field holding the problem statement."""
-    answer_field: str = "answer"
+    answer_field: OneLine = "answer"
     """Field holding the gold answer."""
-    id_field: str | None = "id"
+    id_field: OneLine | None = "id"
     """Field holding a row id (``null``: the row number)."""
     limit: int | None = Field(default=None, ge=1)
     """Only the first N problems."""
@@ -275,15 +292,15 @@ class EvalSpec(StrictModel):
 class ModelSpec(StrictModel):
     """The base model."""
 
-    path: str
+    path: OneLine
     """Hugging Face id (``Qwen/Qwen2.5-Math-7B``) or a local model directory (relative to the spec)."""
-    registry_id: str | None = None
+    registry_id: OneLine | None = None
     """Its checkpoint id in ``checkpoints.yaml`` (``qwen2.5-math-7b/base``): the trained steps are
     registered with this as their base, so reports show gains over it."""
     context_length: int | None = Field(default=None, ge=1)
     """Context window in tokens (default: a local directory's ``config.json``, else the known
     value of the paper's models)."""
-    prompt: str = "qwen_math_default"
+    prompt: OneLine = "qwen_math_default"
     """Prompt template (``prompts/<id>.yaml``); must be a chat template: verl applies the
     tokenizer's chat template to the messages."""
     trust_remote_code: bool = False
@@ -335,7 +352,13 @@ class Hyperparameters(StrictModel):
     weight_decay: float = Field(default=0.0, ge=0)
     """AdamW weight decay."""
     grad_clip: float = Field(default=1.0, gt=0)
-    """Gradient-norm clip."""
+    """Gradient-norm clip (verl ``actor.optim.clip_grad``; OpenRLHF's ``max_norm``, 1.0 in the paper)."""
+    dual_clip: float | None = Field(default=None, gt=1)
+    """verl's dual clip (``actor.clip_ratio_c``, Ye et al. 2020): for a token with a negative
+    advantage the loss is capped at ``dual_clip * |A|``. The paper's OpenRLHF loss has no dual
+    clip, so the default ``null`` turns it off (``clip_ratio_c`` = :data:`NO_CLIP_RATIO`); verl's
+    own default is 3. Applies to ``standard``, ``on_policy`` and ``clip_higher``; ``no_clip``
+    refuses it."""
     seed: int = 42
     """Data-shuffling seed (the paper's default)."""
 
@@ -398,17 +421,19 @@ class ExperimentSpec(StrictModel):
     """Checkpointing."""
     resources: Resources = Field(default_factory=Resources)
     """Nodes, GPUs, rollout engine."""
-    project: str = "rlvr-audit"
+    project: OneLine = "rlvr-audit"
     """Experiment-tracker project name (verl ``trainer.project_name``)."""
     logger: list[Logger] = Field(default_factory=lambda: list[Logger](["console"]))
     """verl loggers (``wandb`` needs ``WANDB_API_KEY``)."""
-    verl_overrides: list[str] = Field(default_factory=list)
+    verl_overrides: list[OneLine] = Field(default_factory=list)
     """Extra Hydra overrides of verl's ``ppo_trainer`` appended last (escape hatch; validated by
     ``train validate`` like the rest)."""
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentSpec:
         hp = self.hyperparameters
+        if self.clipping == "no_clip" and hp.dual_clip is not None:
+            raise ValueError("hyperparameters.dual_clip clips the loss, which clipping: no_clip removes; drop it")
         if self.clipping != "clip_higher" and hp.clip_ratio_high is not None:
             raise ValueError("hyperparameters.clip_ratio_high only applies to clipping: clip_higher")
         if self.clipping == "clip_higher" and self.clip_high <= hp.clip_ratio:
@@ -461,6 +486,12 @@ class ExperimentSpec(StrictModel):
         if self.clipping == "clip_higher":
             return hp.clip_ratio_high if hp.clip_ratio_high is not None else CLIP_HIGHER_DEFAULT
         return hp.clip_ratio
+
+    @property
+    def dual_clip_bound(self) -> float:
+        """verl's ``clip_ratio_c``: the spec's ``dual_clip``, else :data:`NO_CLIP_RATIO` (off)."""
+        dual = self.hyperparameters.dual_clip
+        return NO_CLIP_RATIO if dual is None or self.clipping == "no_clip" else dual
 
     @property
     def n_gpus(self) -> int:

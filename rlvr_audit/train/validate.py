@@ -12,6 +12,10 @@
    small local one stands in for a 7B model's), and render the first prompts.
 4. Call the reward, through verl's loader, from a worker thread (as verl does) on canned
    responses.
+5. Import what ``main_ppo`` imports at launch, and the rollout engine the spec names, in a fresh
+   interpreter (:mod:`rlvr_audit.train.preflight`). A missing package does not make the run
+   invalid, it means it cannot start *here*: on a CPU machine without vLLM the answer is "cannot
+   launch here: vllm missing; fine for validation".
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError, ModelLoadError, UsageError
+from . import preflight
 from .plan import OVERRIDES_FILE, check_context, load_run_spec
 from .spec import NO_CLIP_RATIO, ExperimentSpec, check_batches
 from .verl_config import compose, require_verl, verl_validate
@@ -52,15 +57,25 @@ class ValidationResult:
     """The checks, in order."""
     config: Any = None
     """The composed verl config (OmegaConf)."""
+    launch: preflight.Closure | None = None
+    """What importing verl's launch closure in this environment found (``None``: not checked)."""
+
+    @property
+    def launchable(self) -> bool:
+        """``train launch`` can start verl from this environment."""
+        return self.launch is not None and self.launch.ok
 
 
 CANNED_WRONG = "Let me think. The answer is \\boxed{-987654321}."
 
 
-def validate_run(run_dir: Path, *, tokenizer: str | None = None, progress: bool = True) -> ValidationResult:
+def validate_run(
+    run_dir: Path, *, tokenizer: str | None = None, progress: bool = True, check_launch: bool = True
+) -> ValidationResult:
     """Validate a planned run (see the module docstring). Raises :class:`UsageError` (exit 2) on
     the first failing check, naming the key or file and what was expected (a tokenizer that
-    cannot be loaded is :class:`ModelLoadError`)."""
+    cannot be loaded is :class:`ModelLoadError`). With ``check_launch`` the launch closure is
+    imported in a fresh interpreter too (:attr:`ValidationResult.launch`)."""
     from ..core.ui import console
 
     run_dir = run_dir.expanduser().resolve()
@@ -91,6 +106,14 @@ def validate_run(run_dir: Path, *, tokenizer: str | None = None, progress: bool 
     with console.status("loading the parquet with verl's RLHFDataset", spinner="dots") if progress else _Null():
         result.checks.extend(dataset_checks(spec, cfg, tok, run_dir))
     result.checks.append(reward_check(spec, cfg, run_dir))
+    if check_launch:
+        engine = spec.resources.rollout_engine
+        with (
+            console.status(f"importing verl's trainer and {engine} as a launch would", spinner="dots")
+            if progress
+            else _Null()
+        ):
+            result.launch = preflight.check_python(engine)
     return result
 
 

@@ -5,6 +5,12 @@
 legacy top-level ``custom_reward_function``). :func:`compose` composes them against the
 installed verl's config with Hydra, exactly as ``python -m verl.trainer.main_ppo`` does, and
 :func:`verl_validate` runs verl's own ``validate_config`` on the result.
+
+Every value is written in Hydra's override grammar by :func:`hydra_value`: strings are quoted
+where needed and ``${`` is escaped, so a path or name holding ``${...}`` stays literal instead of
+being interpolated by OmegaConf; an override with a line break is refused (one override per
+line of ``verl_overrides.txt``). ``verl_overrides`` from the spec are raw Hydra syntax and are
+appended as written (interpolation there is the user's own).
 """
 
 from __future__ import annotations
@@ -13,12 +19,13 @@ import contextlib
 import io
 import math
 import re
+import sys
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import UsageError
 from .rewards import REWARD_KWARG
-from .spec import NO_CLIP_RATIO, ExperimentSpec
+from .spec import ExperimentSpec
 
 REWARD_MODULE = "pkg://rlvr_audit.train.rewards"
 """Where verl loads the reward from (an importable module: no file path of this machine)."""
@@ -47,15 +54,23 @@ def hydra_value(value: Any) -> str:
     if isinstance(value, dict):
         return "{" + ",".join(f"{_key(k)}:{hydra_value(v)}" for k, v in value.items()) + "}"
     text = str(value)
+    if any(c in text for c in _LINE_BREAKS):
+        raise ValueError(f"{text!r} holds a line break, which would split its override line in two")
     if _SAFE.fullmatch(text) and text not in ("null", "true", "false") and not _looks_numeric(text):
         return text
     # Hydra's quoted strings: a quote is escaped with a backslash, and backslashes are escaped only
-    # where they come before a quote or the closing quote; elsewhere they are literal.
-    return "'" + re.sub(r"(\\*)('|$)", _escape_quote, text) + "'"
+    # where they come before a quote, the closing quote or an interpolation's "${"; elsewhere they
+    # are literal. "\${" keeps "${...}" literal (OmegaConf would resolve it).
+    return "'" + re.sub(r"(\\*)('|\$\{|$)", _escape_quote, text) + "'"
+
+
+_LINE_BREAKS = "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
+"""What ``str.splitlines`` splits on: none of it may appear inside one override."""
 
 
 def _escape_quote(match: re.Match[str]) -> str:
-    return match.group(1) * 2 + ("\\'" if match.group(2) else "")
+    tail = match.group(2)
+    return match.group(1) * 2 + {"'": "\\'", "${": "\\${", "": ""}[tail]
 
 
 def _key(key: Any) -> str:
@@ -125,7 +140,7 @@ def overrides(
         ("actor_rollout_ref.actor.optim.lr_warmup_steps", hp.warmup_steps),
         ("actor_rollout_ref.actor.optim.weight_decay", hp.weight_decay),
         ("actor_rollout_ref.actor.optim.betas", list(hp.adam_betas)),
-        ("actor_rollout_ref.actor.grad_clip", hp.grad_clip),
+        ("actor_rollout_ref.actor.optim.clip_grad", hp.grad_clip),
         # actor: batches (verl counts the mini-batch in prompts)
         ("actor_rollout_ref.actor.ppo_mini_batch_size", spec.mini_batch // hp.rollouts_per_prompt),
         ("actor_rollout_ref.actor.ppo_micro_batch_size_per_gpu", hp.micro_batch_per_gpu),
@@ -136,7 +151,7 @@ def overrides(
         ("actor_rollout_ref.actor.clip_ratio", spec.clip_low),
         ("actor_rollout_ref.actor.clip_ratio_low", spec.clip_low),
         ("actor_rollout_ref.actor.clip_ratio_high", spec.clip_high),
-        ("actor_rollout_ref.actor.clip_ratio_c", NO_CLIP_RATIO if spec.clipping == "no_clip" else 3.0),
+        ("actor_rollout_ref.actor.clip_ratio_c", spec.dual_clip_bound),
         ("actor_rollout_ref.actor.loss_agg_mode", hp.loss_agg_mode),
         ("actor_rollout_ref.actor.use_kl_loss", use_kl),
         ("actor_rollout_ref.actor.kl_loss_coef", hp.kl_coef),
@@ -178,10 +193,17 @@ def overrides(
         ("trainer.resume_mode", "auto"),
         ("trainer.checkpoint_callback_class", CALLBACK_CLASS),
     ]
-    out = [f"{key}={hydra_value(value)}" for key, value in items]
-    # reward_kwargs is not in verl's schema: added with '+'
-    out.append(f"+reward.custom_reward_function.reward_kwargs={hydra_value({REWARD_KWARG: reward_spec_dict(spec)})}")
-    out.extend(spec.verl_overrides)
+    items.append(("+reward.custom_reward_function.reward_kwargs", {REWARD_KWARG: reward_spec_dict(spec)}))
+    out = []
+    for key, value in items:  # reward_kwargs is not in verl's schema: added with '+'
+        try:
+            out.append(f"{key}={hydra_value(value)}")
+        except ValueError as exc:
+            raise UsageError(f"cannot write the override {key}: {exc}") from exc
+    for line in spec.verl_overrides:
+        if any(c in line for c in _LINE_BREAKS):
+            raise UsageError(f"verl_overrides entry {line!r} holds a line break; give one override per entry")
+        out.append(line)
     return out
 
 
@@ -194,9 +216,28 @@ def require_verl() -> str:
         import verl
     except ImportError as exc:
         raise UsageError(
-            f"verl is not installed ({exc}); install the training extra: pip install -e '.[train]'"
+            f"verl is not installed in this Python ({sys.prefix}): run the training commands from the training "
+            f"environment ({TRAIN_ENV_HINT}) instead. Do not add verl to the evaluation environment: it pins "
+            "ANTLR 4.9, which changes math-verify's verdicts"
         ) from exc
     return str(getattr(verl, "__version__", "unknown"))
+
+
+TRAIN_ENV_HINT = (
+    "README, Install: python3 -m venv .venv-train && .venv-train/bin/pip install torch==2.13.0 -e '.[dev,train]', "
+    "then .venv-train/bin/rlvr-audit train ..."
+)
+"""Where the training environment comes from (the README's install line for it)."""
+
+
+def installed_verl_version() -> str | None:
+    """verl's installed version (package metadata, no import), or ``None``."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("verl")
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def compose(override_list: list[str]) -> Any:

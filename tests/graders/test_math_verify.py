@@ -149,7 +149,8 @@ def test_normalize_gold(gold: str, expected: str) -> None:
 
 def test_version_names_the_library_versions(grader: MathVerifyGrader) -> None:
     assert grader.grader_id == "math_verify"
-    assert grader.version.startswith(f"1+math-verify=={metadata.version('math-verify')}+")
+    assert grader.version.startswith(f"2+math-verify=={metadata.version('math-verify')}+")
+    assert grader.version.endswith(f"+antlr4-python3-runtime=={metadata.version('antlr4-python3-runtime')}")
     assert f"latex2sympy2_extended=={metadata.version('latex2sympy2_extended')}" in grader.version
 
 

@@ -188,6 +188,7 @@ def test_version_and_registry(grader: MinervaGrader) -> None:
     assert grader.version == (
         f"1+lm-eval=={metadata.version('lm_eval')}+minerva_math-{load_lm_eval_minerva().source_hash}"
         f"+latex2sympy2_extended=={metadata.version('latex2sympy2_extended')}+sympy=={metadata.version('sympy')}"
+        f"+antlr4-python3-runtime=={metadata.version('antlr4-python3-runtime')}"
     )
     with pytest.raises(ValueError, match="positive"):
         MinervaGrader(timeout=-1)

@@ -99,7 +99,8 @@ def test_every_benchmark_gold_through_the_pool() -> None:
 
 
 def test_stuck_answer_times_out_and_the_rest_come_back() -> None:
-    """Outer timeout (1 s) below math-verify's own (2 s): the worker is killed, others carry on."""
+    """Outer timeout (1 s) below math-verify's own (5 s): the worker is killed, others carry on;
+    the stuck answer is run again alone with 4 s (and math-verify's limits at 20 s), killed again."""
     tasks = [
         task(0, boxed("5"), "5"),
         task(1, boxed("10^{10^{10^{10}}}"), "5"),
@@ -110,7 +111,7 @@ def test_stuck_answer_times_out_and_the_rest_come_back() -> None:
     outcomes = grade_many(tasks, grader_id="math_verify", workers=2, timeout=1.0)
     assert time.monotonic() - start < 8
     assert [o.verdict for o in outcomes] == ["correct", "timeout", "correct", "incorrect"]
-    assert outcomes[1].error is not None and "1 s" in outcomes[1].error
+    assert outcomes[1].error == "grading took over 4 s (worker killed), run alone after taking over 1 s"
 
 
 @needs_fork

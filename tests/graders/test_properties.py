@@ -1,6 +1,6 @@
 """Every grader: gold answers against themselves, hostile inputs, random LaTeX-like text, listing.
 
-Runs each registered grader (math_verify, paper, boxed_strict, minerva) through the same
+Runs each registered grader (math_verify, paper, boxed_strict, minerva, consensus) through the same
 checks: no crash, a valid verdict, and the invariants of the two-step extract/judge contract.
 """
 
@@ -27,7 +27,7 @@ from rlvr_audit.grading.pool import GradeTask
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCHMARKS = ROOT.parent / "shared" / "data" / "benchmarks"
-ALL_GRADERS = ("math_verify", "paper", "boxed_strict", "minerva")
+ALL_GRADERS = ("math_verify", "paper", "boxed_strict", "minerva", "consensus")
 TWO_STEP_GRADERS = ("paper", "boxed_strict", "minerva")
 """Graders with the extract/judge interface the grading engine caches on."""
 
@@ -71,6 +71,7 @@ def graders() -> dict[str, Grader]:
         "paper": PaperGrader(sympy_timeout=1),
         "boxed_strict": get_grader("boxed_strict"),
         "minerva": MinervaGrader(timeout=1),
+        "consensus": get_grader("consensus"),
     }
 
 
@@ -78,7 +79,7 @@ def test_registry_holds_all_graders() -> None:
     assert tuple(GRADERS) == ALL_GRADERS
 
 
-def test_ls_graders_lists_all_four_with_versions() -> None:
+def test_ls_graders_lists_all_with_versions() -> None:
     result = CliRunner().invoke(app, ["ls", "graders", "--format", "tsv", "--config-dir", str(ROOT)])
     assert result.exit_code == 0, result.output
     lines = result.output.strip().splitlines()
@@ -139,6 +140,13 @@ HOSTILE_VERDICTS: dict[str, dict[str, set[str]]] = {
         "megabyte_prose_then_box": {"correct"},
         "megabyte_latex_no_box": {"no_answer"},
         "megabyte_box": {"error"},
+    },
+    "consensus": {  # math_verify's outcome when there is a box; the pool may stop the three members
+        "power_tower": _NOT_CORRECT,
+        "nested_braces": _NOT_CORRECT,
+        "megabyte_prose_then_box": {"correct", "timeout", "error"},
+        "megabyte_latex_no_box": _NOT_CORRECT,
+        "megabyte_box": _NOT_CORRECT,
     },
     "minerva": {
         "power_tower": {"timeout"},  # sympy evaluates the tower; the alarm or the pool stops it

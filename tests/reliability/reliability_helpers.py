@@ -112,3 +112,28 @@ def snapshot(store: Path) -> StoreSnapshot:
 def table_bytes(report_dir: Path) -> dict[str, bytes]:
     """``tables/*.csv`` of a report folder, by file name."""
     return {p.name: p.read_bytes() for p in sorted((report_dir / "tables").glob("*.csv"))}
+
+
+def first_problems(n: int) -> list[dict[str, str]]:
+    """Id and gold answer of the first ``n`` MATH-500 problems."""
+    rows = [json.loads(line) for line in (DATA / "math500.jsonl").read_text(encoding="utf-8").splitlines()[:n]]
+    return [{"id": r.get("unique_id", r.get("id")), "answer": r["answer"]} for r in rows]
+
+
+def make_store(tmp: Path, responses: list[str], *, base: bool = False) -> Path:
+    """A scripted store of one unit (``toy/rl``; with ``base`` also ``toy/base``, same responses):
+    the first len(responses) MATH-500 problems, one sample each."""
+    write_registry(tmp)
+    problems = first_problems(len(responses))
+    script = tmp / "script.json"
+    script.write_text(json.dumps({"*": {p["id"]: r for p, r in zip(problems, responses, strict=True)}}))
+    r = run_cli(
+        cli(
+            "generate", "--backend", "scripted", "--model-args", f"script={script}", "--checkpoints", "toy/rl",
+            *([] if base else ["--no-bases"]), "--tasks", "math500", "--limit", str(len(responses)), "--store", "store",
+            "--registry", "checkpoints.yaml", "--config-dir", str(ROOT), "--data-dir", str(DATA), "--quiet",
+        ),
+        tmp,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    return tmp / "store"

@@ -187,4 +187,7 @@ def test_another_bootstrap_seed_moves_only_the_noise(built: tuple[Path, Path], t
             seed_column = column in {"seed", "bootstrap_seed"}
             monte_carlo = column.startswith("p_") and "test" in a.columns and a["test"].str.contains("monte").any()
             assert noisy or seed_column or monte_carlo, f"{name}: column {column!r} changed with the bootstrap seed"
-    assert {"ci_low", "ci_high"} <= moved  # the seed does reach the intervals
+            if name == "estimates.csv":
+                # the default interval (wilson) does not resample: the seed cannot move it
+                assert column not in {"ci_low", "ci_high", "se"}, f"{name}: {column} moved with the bootstrap seed"
+    assert any(c.endswith(("ci_low", "ci_high")) for c in moved)  # the seed does reach the bootstrap intervals

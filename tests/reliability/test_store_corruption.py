@@ -11,6 +11,7 @@ import json
 import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from reliability_helpers import DATA, ROOT, needs_data, one_line, snapshot, table_bytes, write_registry
 from typer.testing import CliRunner, Result
@@ -196,16 +197,29 @@ def test_grades_filed_under_another_grader_are_refused(damaged: Path) -> None:
     assert f"{grades / 'paper.jsonl'}:1: a Grade record of grader_id 'math_verify'" in one_line(r.output)
 
 
-def test_missing_unit_file_with_records_is_refused(damaged: Path) -> None:
-    """Without unit.json the unit used to vanish from every report (and its checkpoint's gain)."""
+def test_missing_unit_file_with_records_is_listed_as_broken_and_skipped(damaged: Path) -> None:
+    """Without unit.json the unit used to vanish silently from every report (and its checkpoint's
+    gain); failing the whole store instead hid everything else (issue 13.9). Now the rest is graded
+    and reported, and the broken unit is named with its path on the console and in the report."""
     tmp = damaged.parent
     base = unit_of(damaged, "toy/base")
     (base / "unit.json").unlink()
+    line = f"{base / 'unit.json'}: missing, but the folder holds records"
     for command in (report_args(tmp, damaged, tmp / "r"), grade_args(damaged)):
         r = invoke(*command)
-        assert r.exit_code == 1, r.output
-        assert f"{base / 'unit.json'}: missing, but the folder holds records" in one_line(r.output)
-    assert not (tmp / "r").exists()
+        assert r.exit_code == 0, r.output
+        assert line in one_line(r.output)
+    index = one_line((tmp / "r" / "index.md").read_text())
+    assert "## Broken units" in index and str(base / "unit.json") in index
+    broken = pd.read_csv(tmp / "r" / "tables" / "broken_units.csv")
+    assert list(broken["unit"]) == [base.name] and list(broken["path"]) == [str(base / "unit.json")]
+    est = pd.read_csv(tmp / "r" / "tables" / "estimates.csv")
+    assert set(est["checkpoint"]) == {"toy/rl"}
+    r = invoke("ls", "units", "--format", "json", "--store", str(damaged), "--config-dir", str(ROOT))
+    assert r.exit_code == 0, r.output
+    rows = json.loads(r.output[r.output.index("[") :])
+    assert [row["checkpoint"].startswith("BROKEN: " + line) for row in rows].count(True) == 1
+    assert any(row["checkpoint"] == "toy/rl" for row in rows)
 
 
 def test_half_created_unit_folder_is_ignored(damaged: Path, pristine: tuple[Path, dict[str, bytes]]) -> None:
@@ -220,16 +234,18 @@ def test_half_created_unit_folder_is_ignored(damaged: Path, pristine: tuple[Path
 
 
 @pytest.mark.parametrize("version", [0, 2])
-def test_unit_file_of_another_schema_version_is_refused(damaged: Path, version: int) -> None:
+def test_unit_file_of_another_schema_version_is_listed_as_broken(damaged: Path, version: int) -> None:
     tmp = damaged.parent
     unit_json = unit_of(damaged, "toy/rl") / "unit.json"
     info = json.loads(unit_json.read_text())
     info["spec"]["schema_version"] = version
     unit_json.write_text(json.dumps(info))
     r = invoke(*report_args(tmp, damaged, tmp / "r"))
-    assert r.exit_code == 1
-    assert f"{unit_json}: written with schema version {version}, this rlvr-audit reads version 1" in one_line(r.output)
-    assert not (tmp / "r").exists()
+    assert r.exit_code == 0, r.output
+    line = f"{unit_json}: written with schema version {version}, this rlvr-audit reads version 1"
+    assert line in one_line(r.output)
+    assert line.split(": ", 1)[1] in one_line((tmp / "r" / "index.md").read_text())
+    assert set(pd.read_csv(tmp / "r" / "tables" / "estimates.csv")["checkpoint"]) == {"toy/base"}
 
 
 def test_record_of_a_newer_schema_is_refused_with_its_line(damaged: Path) -> None:

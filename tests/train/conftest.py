@@ -27,8 +27,11 @@ def need_verl() -> str:
         import verl
     except ImportError as exc:
         if os.environ.get(REQUIRE_ENV):
-            pytest.fail(f"{REQUIRE_ENV} is set but verl cannot be imported ({exc}); install '.[train]'")
-        pytest.skip(f"verl is not installed ({exc}); install '.[train]' (set {REQUIRE_ENV}=1 to fail instead)")
+            pytest.fail(f"{REQUIRE_ENV} is set but verl cannot be imported ({exc}); install the training environment")
+        pytest.skip(
+            f"verl is not installed ({exc}); run tests/train in the training environment (README, Install: "
+            f".venv-train), not by adding verl here (set {REQUIRE_ENV}=1 to fail instead)"
+        )
     return str(verl.__version__)
 
 

@@ -16,6 +16,7 @@ from rlvr_audit.cli import app
 from rlvr_audit.core.errors import ConfigError, UsageError
 from rlvr_audit.train.launch import LAUNCHES_FILE, launch
 from rlvr_audit.train.plan import plan
+from rlvr_audit.train.preflight import Closure
 
 
 def cli(*args: str):  # type: ignore[no-untyped-def]
@@ -43,6 +44,15 @@ def test_plan_writes_a_run_directory_in_verls_format(tmp_path: Path, make_spec) 
     assert first["extra_info"]["question"] == first["prompt"][1]["content"]
     record = json.loads((run / "plan.json").read_text())
     assert record["spec_hash"] == result.spec_hash and record["optimizer_steps_per_batch"] == 8
+    # the versions it was planned with (verl: None in an environment without it)
+    from importlib import metadata
+
+    try:
+        verl_version: str | None = metadata.version("verl")
+    except metadata.PackageNotFoundError:
+        verl_version = None
+    assert record["rlvr_audit_version"] == metadata.version("rlvr-audit") and record["verl_version"] == verl_version
+    assert record["verl_requirement"] == "verl==0.9.1"
     overrides = (run / "verl_overrides.txt").read_text().splitlines()
     assert f"data.train_files={run / 'data' / 'train.parquet'}" in overrides
     assert "reward.custom_reward_function.path=pkg://rlvr_audit.train.rewards" in overrides
@@ -126,10 +136,16 @@ def test_launch_dry_run_prints_the_exact_command(tmp_path: Path) -> None:
     overrides = (run / "verl_overrides.txt").read_text().splitlines()
     assert command == [sys.executable, "-m", "verl.trainer.main_ppo", *overrides]
     assert not (run / "logs").exists() and not (run / LAUNCHES_FILE).exists()
-    r = cli("train", "launch", str(run), "--dry-run", "--ray-address", "http://head:8265")
-    command = shlex.split(r.stdout.strip())
-    assert command[1:5] == ["job", "submit", "--address", "http://head:8265"]
-    assert command[command.index("--") + 1 :] == ["python3", "-m", "verl.trainer.main_ppo", *overrides]
+    r = cli("train", "launch", str(run), "--dry-run", "--ray-address", "http://head:8265", "--ray-env", "A=b c")
+    assert r.exit_code == 0, r.output
+    lines = r.stdout.strip().splitlines()
+    assert lines[0].startswith("ray job qwen2.5-math-7b-random-") and lines[0].endswith(" at http://head:8265")
+    entrypoint = shlex.split(lines[1].removeprefix("entrypoint: "))
+    assert entrypoint == ["cd", str(run), "&&", "exec", sys.executable, "-m", "verl.trainer.main_ppo", *overrides]
+    runtime_env = json.loads(lines[2].removeprefix("runtime_env: "))
+    assert runtime_env == {"py_executable": sys.executable, "env_vars": {"A": "b c"}}
+    r = cli("train", "launch", str(run), "--dry-run", "--ray-address", "http://head:8265", "--ray-env", "novalue")
+    assert r.exit_code == 2 and "KEY=VALUE" in r.output
 
 
 def test_launch_refuses_a_run_launched_with_another_spec(tmp_path: Path, make_spec) -> None:  # type: ignore[no-untyped-def]
@@ -157,15 +173,20 @@ def test_cli_errors_exit_2_with_the_key(tmp_path: Path, make_spec) -> None:  # t
     assert r.exit_code == 0 and all(c in r.output for c in ("plan", "validate", "launch", "register", "merge"))
 
 
-def test_validate_without_verl_says_how_to_install_it(
+def test_validate_without_verl_points_to_the_training_environment(
     tmp_path: Path, make_spec, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
+    """Not `pip install -e '.[train]'` into this environment: verl's ANTLR pin would change
+    math-verify's verdicts in the evaluation environment (README, Install)."""
     run = tmp_path / "run"
     plan(make_spec(), run, progress=False)
     monkeypatch.setitem(sys.modules, "verl", None)  # import verl -> ImportError
     r = cli("train", "validate", str(run))
     assert r.exit_code == 2
-    assert "pip install -e '.[train]'" in " ".join(r.output.split())
+    message = " ".join(r.output.split())
+    assert "training environment" in message and ".venv-train/bin/rlvr-audit train" in message, message
+    assert "Do not add verl to the evaluation environment" in message
+    assert "pip install -e '.[train]'" not in message
 
 
 def test_local_launch_logs_and_records(tmp_path: Path, make_spec, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
@@ -176,6 +197,7 @@ def test_local_launch_logs_and_records(tmp_path: Path, make_spec, monkeypatch: p
     run = tmp_path / "run"
     plan(make_spec(), run, progress=False)
     script = "import sys; print('step 1 done'); sys.exit(int(sys.argv[1]))"
+    monkeypatch.setattr(launch_module, "_check_here", lambda spec, progress: Closure(sys.executable, "vllm"))
     monkeypatch.setattr(launch_module, "local_command", lambda run_dir: [sys.executable, "-c", script, "0"])
     result = launch(run, progress=False)
     assert result.returncode == 0 and "step 1 done" in (run / "logs" / "train.log").read_text()

@@ -148,3 +148,39 @@ def test_random_reward_is_reproducible_across_processes() -> None:
     )
     assert json.loads(out.stdout) == here
     assert 60 < sum(here) < 140
+
+
+FIRST_CALLS_AT_ONCE = """
+import threading
+from rlvr_audit.train.rewards import compute_score
+
+barrier = threading.Barrier(16)
+errors = []
+
+
+def call(i):
+    barrier.wait()
+    try:
+        response = f"The answer is $\\\\boxed{{{i}}}$"
+        compute_score("rlvr_audit", response, "3", {"question": "q"}, reward={"name": "ground_truth"})
+    except Exception as exc:
+        errors.append(repr(exc))
+
+
+threads = [threading.Thread(target=call, args=(i,)) for i in range(16)]
+for t in threads:
+    t.start()
+for t in threads:
+    t.join()
+print(errors)
+"""
+
+
+def test_the_first_calls_of_a_fresh_process_may_come_from_many_threads() -> None:
+    """verl's reward loop calls compute_score from several executor threads at once, the very
+    first time too: the graders' lazy imports must not race (seen in a verl reward-loop worker as
+    "cannot import name 'PaperGrader' from partially initialized module"; about half of fresh
+    processes hit it before the fix, so ten in a row pass by luck well under 1% of the time)."""
+    for _ in range(10):
+        out = subprocess.run([sys.executable, "-c", FIRST_CALLS_AT_ONCE], capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr[-2000:]

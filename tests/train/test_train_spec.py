@@ -40,6 +40,9 @@ def test_defaults_are_the_papers_hyperparameters() -> None:
 def test_clipping_modes(mode: str, low: float, high: float, steps: int) -> None:
     spec = spec_of(clipping=mode)
     assert (spec.clip_low, spec.clip_high, spec.optimizer_steps_per_batch) == (low, high, steps)
+    assert spec.dual_clip_bound == NO_CLIP_RATIO  # no dual clip unless asked: the paper's loss
+    if mode != "no_clip":
+        assert spec_of(clipping=mode, **{"hyperparameters.dual_clip": 3.0}).dual_clip_bound == 3.0
 
 
 def test_every_example_spec_is_valid() -> None:
@@ -52,7 +55,8 @@ def test_every_example_spec_is_valid() -> None:
     for path in found:
         spec = load_spec(path)
         check_spec(spec, path)
-        assert spec.model.path == "Qwen/Qwen2.5-Math-7B"
+        small = path.stem.startswith("acceptance-")  # the GPU acceptance run's small model
+        assert spec.model.path == ("Qwen/Qwen2.5-0.5B-Instruct" if small else "Qwen/Qwen2.5-Math-7B")
     assert load_spec(EXPERIMENTS / "qwen2.5-math-7b-random-no-clip.yaml").clipping == "no_clip"
 
 
@@ -74,6 +78,9 @@ def write(tmp_path: Path, data: dict[str, object]) -> Path:
         ({"hyperparameters.clip_ratio_high": 0.3}, "(top level)", ["clip_higher"]),
         ({"data.hub": {"dataset": "x/y"}}, "data", ["exactly one"]),
         ({"name": "Has Spaces"}, "name", ["pattern"]),
+        ({"hyperparameters.dual_clip": 1.0}, "hyperparameters.dual_clip", ["greater than 1"]),
+        ({"clipping": "no_clip", "hyperparameters.dual_clip": 3.0}, "(top level)", ["dual_clip", "no_clip"]),
+        ({"project": "a\nb"}, "project", ["one line"]),
     ],
 )
 def test_bad_specs_name_the_key(tmp_path: Path, changes: dict[str, object], key: str, words: list[str]) -> None:

@@ -1,38 +1,58 @@
 """Generation engines.
 
-rlvr-audit does not write generation loops: every real engine is a model type of
-lm-evaluation-harness's model layer (``hf``, ``vllm``, ``local-completions`` for any
-OpenAI-compatible server, ``sglang``, ...), driven through :mod:`.lmeval`. The ``scripted``
-engine (:mod:`.scripted`) answers from a script or a seeded oracle, for tests and demos.
+rlvr-audit does not write generation loops. ``vllm`` calls vLLM's offline ``LLM.generate`` directly
+(:mod:`.vllm`): a unit's prompts x samples go to the engine in one call, each request with its own
+seed, so vLLM schedules, batches and caches the shared prompt prefixes itself. ``hf`` loads the
+model through lm-evaluation-harness's ``hf`` model layer and decodes with transformers'
+``generate`` (:mod:`.hf`): a per-row sampler gives each sample its own random stream and stop
+strings end each row on its own. Every other engine is a model type of lm-eval's model layer
+(``local-completions`` for any OpenAI-compatible server, ``sglang``, ...), driven through
+:mod:`.lmeval`. The ``scripted`` engine (:mod:`.scripted`) answers from a script or a seeded
+oracle, for tests and demos.
 
-An engine receives fully rendered prompt strings (rlvr-audit renders them itself) and returns,
-per request, the completion, its token count and why it ended.
+An engine receives fully rendered prompt strings (rlvr-audit renders them itself), each with
+the seed of its sample, and yields, as they complete, the completion, its token count and why it
+ended (the interface is in :mod:`.base`). It also says which sampling parameters it applies
+(:class:`~rlvr_audit.core.records.EffectiveSampling`).
 """
 
 from __future__ import annotations
 
 from ...core.errors import UnknownNameError, UsageError
-from .base import Engine, GenOutput, GenRequest
+from .base import Engine, GenOutput, GenRequest, OutputBatch, ProgressFn, load_failure
+from .hf import HFEngine
 from .lmeval import LMEvalEngine
 from .scripted import ScriptedEngine
+from .vllm import VLLMEngine
 
 __all__ = [
     "ENGINE_ONLY_ARGS",
+    "HF",
     "SCRIPTED",
+    "VLLM",
     "Engine",
     "GenOutput",
     "GenRequest",
+    "HFEngine",
     "LMEvalEngine",
+    "OutputBatch",
+    "ProgressFn",
     "ScriptedEngine",
+    "VLLMEngine",
     "available_backends",
     "check_backend",
     "create_engine",
     "key_args",
+    "load_failure",
     "parse_model_args",
 ]
 
 SCRIPTED = "scripted"
 """Name of the scripted test backend."""
+VLLM = "vllm"
+"""vLLM's offline engine, called directly (:mod:`.vllm`)."""
+HF = "hf"
+"""transformers through lm-eval's ``hf`` model layer (:mod:`.hf`)."""
 
 ENGINE_ONLY_ARGS = frozenset(
     {
@@ -105,10 +125,31 @@ def create_engine(
     batch_size: int,
     device: str | None,
     checkpoint_id: str,
+    use_model_generation_config: bool = False,
+    chunk_size: int = 64,
 ) -> Engine:
-    """Load ``model`` with ``backend``; errors name the model and the loader's reason."""
+    """Load ``model`` with ``backend``; errors name the model and the loader's reason
+    (:class:`~rlvr_audit.core.errors.ModelLoadError`). A ``batch_size`` in ``model_args`` wins over
+    ``batch_size``. ``chunk_size``: most requests per call for engines driven through lm-eval, and
+    completions handed back at a time by the scripted engine."""
     if backend == SCRIPTED:
-        return ScriptedEngine(model=model, checkpoint_id=checkpoint_id, model_args=model_args)
+        return ScriptedEngine(model=model, checkpoint_id=checkpoint_id, model_args=model_args, chunk_size=chunk_size)
+    if backend == VLLM:
+        return VLLMEngine(
+            model=model,
+            revision=revision,
+            model_args=model_args,
+            use_model_generation_config=use_model_generation_config,
+        )
+    if backend == HF:
+        return HFEngine(
+            model=model,
+            revision=revision,
+            model_args=model_args,
+            batch_size=batch_size,
+            device=device,
+            use_model_generation_config=use_model_generation_config,
+        )
     return LMEvalEngine(
         backend,
         model=model,
@@ -116,4 +157,5 @@ def create_engine(
         model_args=model_args,
         batch_size=batch_size,
         device=device,
+        chunk_size=chunk_size,
     )

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from ...core.records import FinishReason, Problem, SamplingProtocol
+from ...core.records import EffectiveSampling, FinishReason, Problem, SamplingProtocol
 
-__all__ = ["Engine", "GenOutput", "GenRequest"]
+__all__ = ["Engine", "GenOutput", "GenRequest", "OutputBatch", "ProgressFn", "load_failure"]
 
 
 @dataclass(frozen=True)
@@ -20,6 +21,8 @@ class GenRequest:
     """The problem (scripted engines answer by problem; real engines only see the prompt)."""
     sample_idx: int
     """Sample index within the problem."""
+    seed: int = 0
+    """This sample's seed (:func:`rlvr_audit.core.records.sample_seed`)."""
 
 
 @dataclass(frozen=True)
@@ -34,15 +37,28 @@ class GenOutput:
     """``stop``, ``length`` or ``unknown``."""
 
 
+ProgressFn = Callable[[float], None]
+"""Called by an engine during a call with how many of the call's samples are done so far
+(fractional while rows are mid-generation), so progress moves before a batch returns."""
+
+OutputBatch = list[tuple[int, GenOutput]]
+"""Completions as they arrive: (index of the request in the call, its output)."""
+
+
 class Engine(Protocol):
     """A loaded model that generates completions for prompt strings."""
 
     backend: str
-    """Backend name (lm-eval model type or ``scripted``)."""
+    """Backend name (``vllm``, ``hf``, another lm-eval model type, or ``scripted``)."""
 
     @property
     def tokenizer(self) -> Any | None:
         """A Hugging Face tokenizer for chat-template rendering, or ``None``."""
+        ...
+
+    def sampling(self, protocol: SamplingProtocol, stop: list[str]) -> EffectiveSampling:
+        """The sampling parameters this engine applies to requests of ``protocol`` (after merging
+        the model's generation config where the engine was told to)."""
         ...
 
     def generate(
@@ -50,14 +66,22 @@ class Engine(Protocol):
         requests: list[GenRequest],
         *,
         protocol: SamplingProtocol,
-        seed: int,
         stop: list[str],
         keep_stop: bool = False,
-    ) -> list[GenOutput]:
-        """Generate one completion per request, all with ``seed`` (one sample round); with
-        ``keep_stop`` the stop string that ended a completion stays on it."""
+        progress: ProgressFn | None = None,
+    ) -> Iterator[OutputBatch]:
+        """Generate one completion per request, each with its request's seed, yielding outputs as
+        they complete (every request exactly once); with ``keep_stop`` the stop string that ended a
+        completion stays on it."""
         ...
 
     def close(self) -> None:
         """Release the model."""
         ...
+
+
+def load_failure(model: str, backend: str, exc: BaseException) -> str:
+    """One line for a model that did not load: the model, the backend and the loader's reason."""
+    text = str(exc).strip()
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    return f"cannot load model {model!r} with backend {backend!r}: {reason}"

@@ -1,41 +1,46 @@
-"""Generation through lm-evaluation-harness's model layer (any lm-eval model type).
+"""Generation through lm-evaluation-harness's model layer (any lm-eval model type other than
+``hf`` and ``vllm``, which have their own modules: :mod:`.hf`, :mod:`.vllm`).
 
 The prompt strings are rendered by rlvr-audit and handed to ``LM.generate_until`` as
 ``Instance`` objects; lm-eval does the batching, stopping and decoding for every engine it
-supports (``hf``, ``vllm`` with tensor/data parallelism, ``local-completions`` for any
-OpenAI-compatible server, ``sglang``, ...).
+supports (``local-completions`` for any OpenAI-compatible server, ``sglang``, ...).
 
-Seeds: one call generates one *sample round* (sample ``i`` of every problem) with one seed,
-applied the way each engine takes it: ``transformers.set_seed`` before the call for the
-transformers engines, a per-request ``seed`` sampling parameter for vLLM and SGLang, and the
-request ``seed`` field for OpenAI-compatible servers.
+Seeds: every request carries its own sample's seed in its generation arguments (the ``seed``
+field of the request payload for OpenAI-compatible servers, a sampling parameter for SGLang);
+lm-eval groups requests by their arguments, so each sample is sent with its seed. Engines with no
+per-request seed (transformers-based model types other than ``hf``) get one call per seed, after
+``transformers.set_seed``. Calls hold at most ``--save-every`` requests; results are stored as
+each call returns.
 
 Token counts and finish reasons: lm-eval returns completion strings only, and re-encoding a
 string does not give back the tokens that were sampled (invalid UTF-8 byte tokens decode to
-U+FFFD, non-canonical BPE splits re-merge, end-of-sequence tokens are dropped). So for the
-``hf`` (transformers) and ``vllm`` engines this module observes the raw generation: it wraps the
-loaded model's ``_model_generate`` to read the generated ids (transformers) or request outputs
-(vLLM, which reports token ids and the finish reason itself), and pairs them with prompts
+U+FFFD, non-canonical BPE splits re-merge, end-of-sequence tokens are dropped). So for model
+types built on lm-eval's ``HFLM`` or ``VLLM`` classes this module observes the raw generation: it
+wraps the loaded model's ``_model_generate`` to read the generated ids (transformers) or request
+outputs (vLLM, which reports token ids and the finish reason itself), and pairs them with prompts
 through lm-eval's ``cache_hook``, which lm-eval calls once per completion in the same order.
 
 Known issues:
     Other engines (OpenAI-compatible servers, SGLang, ...) expose no token ids through lm-eval:
     their token count is the completion re-encoded with the engine's tokenizer (approximate),
     and ``finish_reason`` is ``length`` when that count reaches the limit, else ``unknown``.
-    Engines apply the model's own ``generation_config.json`` defaults (e.g. ``top_k``,
-    ``repetition_penalty``) unless the task or ``--model-args`` override them.
+    They take temperature, top_p, the token limit and stops from rlvr-audit; other sampling
+    parameters (``top_k``, ``repetition_penalty``, ...) are the server's defaults (a vLLM server
+    applies the model's ``generation_config.json``), recorded as ``protocol+engine``.
 """
 
 from __future__ import annotations
 
 import gc
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
+from importlib import metadata
 from typing import Any
 
 from ...core.errors import ModelLoadError
-from ...core.records import FinishReason, SamplingProtocol
-from .base import GenOutput, GenRequest
+from ...core.records import EffectiveSampling, FinishReason, SamplingProtocol
+from .base import GenOutput, GenRequest, OutputBatch, ProgressFn, load_failure
 
 SEED_IN_GEN_KWARGS = frozenset({"vllm", "vllm-vlm", "sglang", "sglang-generate"})
 """Backends whose sampling parameters take a per-request ``seed``."""
@@ -152,24 +157,15 @@ class LMEvalEngine:
         model_args: dict[str, str],
         batch_size: int,
         device: str | None,
+        chunk_size: int = 64,
     ) -> None:
-        import lm_eval.api.registry as registry  # heavy (about a second): only when an engine is created
-        from lm_eval.utils import handle_arg_string  # heavy (about a second): only when an engine is created
-
         self.backend = backend
         self.model = model
-        args: dict[str, Any] = {k: handle_arg_string(v) for k, v in model_args.items()}
-        args["pretrained"] = model
-        if revision is not None and "revision" not in args:
-            args["revision"] = revision
-        try:
-            cls = registry.get_model(backend)
-            if device is None and any(c.__name__ == "HFLM" for c in cls.__mro__):
-                device = _default_torch_device()  # lm-eval's own default is "cuda", even without a GPU
-            self.lm = cls.create_from_arg_obj(args, {"batch_size": batch_size, "device": device})
-        except Exception as exc:  # loaders raise OSError, ValueError, RuntimeError, ...
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ModelLoadError(f"cannot load model {model!r} with backend {backend!r}: {reason}") from exc
+        self.chunk_size = chunk_size
+        """Most requests per ``generate_until`` call (``--save-every``)."""
+        self.lm = load_lm(
+            backend, model=model, revision=revision, model_args=model_args, batch_size=batch_size, device=device
+        )
         self._observer = _Observer(self.lm)
 
     @property
@@ -186,28 +182,52 @@ class LMEvalEngine:
         except Exception:  # an engine whose tokenizer cannot encode: count unknown
             return None
 
-    def _apply_seed(self, seed: int, gen_kwargs: dict[str, Any]) -> None:
+    def _seed_in_request(self) -> bool:
+        """Whether a ``seed`` generation argument reaches the engine per request."""
         from lm_eval.models.api_models import TemplateAPI  # heavy (about a second): only when an engine is created
 
-        if self.backend in SEED_IN_GEN_KWARGS:
-            gen_kwargs["seed"] = seed
-        elif isinstance(self.lm, TemplateAPI):
-            self.lm._seed = seed  # the documented per-request seed of lm-eval's API models
-        else:
-            import transformers  # heavy (seconds): only when a model or tokenizer is loaded
+        return self.backend in SEED_IN_GEN_KWARGS or isinstance(self.lm, TemplateAPI)
 
-            transformers.set_seed(seed)
+    def sampling(self, protocol: SamplingProtocol, stop: list[str]) -> EffectiveSampling:
+        """Temperature, top_p, the token limit and stops as given; the rest is the engine's."""
+        return EffectiveSampling(
+            temperature=protocol.temperature,
+            top_p=protocol.top_p,
+            max_new_tokens=protocol.max_new_tokens,
+            stop=list(stop),
+            source="protocol+engine",
+            engine=f"lm-eval {_version('lm_eval')} {self.backend}",
+        )
 
     def generate(
         self,
         requests: list[GenRequest],
         *,
         protocol: SamplingProtocol,
-        seed: int,
         stop: list[str],
         keep_stop: bool = False,
+        progress: ProgressFn | None = None,
+    ) -> Iterator[OutputBatch]:
+        """Generate through ``LM.generate_until``, at most :attr:`chunk_size` requests per call."""
+        order = list(range(len(requests)))
+        if not self._seed_in_request():  # one call per seed, after transformers.set_seed
+            order.sort(key=lambda i: requests[i].seed)
+        start = 0
+        while start < len(order):
+            end = min(start + self.chunk_size, len(order))
+            if not self._seed_in_request():
+                seed = requests[order[start]].seed
+                end = start + 1
+                while end < len(order) and end - start < self.chunk_size and requests[order[end]].seed == seed:
+                    end += 1
+            idx = order[start:end]
+            outs = self._call([requests[i] for i in idx], protocol=protocol, stop=stop, keep_stop=keep_stop)
+            yield list(zip(idx, outs, strict=True))
+            start = end
+
+    def _call(
+        self, requests: list[GenRequest], *, protocol: SamplingProtocol, stop: list[str], keep_stop: bool
     ) -> list[GenOutput]:
-        """Generate one completion per request through ``LM.generate_until``."""
         from lm_eval.api.instance import Instance  # heavy (about a second): only when an engine is created
 
         gen_kwargs: dict[str, Any] = {
@@ -216,11 +236,20 @@ class LMEvalEngine:
             "do_sample": protocol.temperature > 0,
             "temperature": protocol.temperature,
         }
-        if protocol.temperature > 0 and protocol.top_p < 1.0:
+        if protocol.temperature > 0:
             gen_kwargs["top_p"] = protocol.top_p
-        self._apply_seed(seed, gen_kwargs)
+        per_request = self._seed_in_request()
+        if not per_request:
+            import transformers  # heavy (seconds): only when a model or tokenizer is loaded
+
+            transformers.set_seed(requests[0].seed)
         instances = [
-            Instance(request_type="generate_until", doc={}, arguments=(r.prompt, dict(gen_kwargs)), idx=i)
+            Instance(
+                request_type="generate_until",
+                doc={},
+                arguments=(r.prompt, {**gen_kwargs, "seed": r.seed} if per_request else dict(gen_kwargs)),
+                idx=i,
+            )
             for i, r in enumerate(requests)
         ]
         self._observer.reset()
@@ -251,3 +280,40 @@ class LMEvalEngine:
                 torch.cuda.empty_cache()
         except ImportError:  # torch is a dependency, but an API-only install may lack it
             pass
+
+
+def _version(module: str) -> str:
+    """Installed version of a distribution by its import name, or ``?``."""
+    try:
+        return metadata.version(module.replace("_", "-"))
+    except metadata.PackageNotFoundError:
+        return "?"
+
+
+def load_lm(
+    backend: str,
+    *,
+    model: str,
+    revision: str | None,
+    model_args: dict[str, str],
+    batch_size: int,
+    device: str | None,
+) -> Any:
+    """An lm-eval model of type ``backend`` (``pretrained`` = ``model``); a ``batch_size`` in
+    ``model_args`` (e.g. ``auto``) wins over ``batch_size``. Load failures raise
+    :class:`ModelLoadError` with the loader's reason."""
+    import lm_eval.api.registry as registry
+    from lm_eval.utils import handle_arg_string  # heavy (about a second): only when an engine is created
+
+    args: dict[str, Any] = {k: handle_arg_string(v) for k, v in model_args.items()}
+    args["pretrained"] = model
+    if revision is not None and "revision" not in args:
+        args["revision"] = revision
+    config: dict[str, Any] = {"batch_size": args.pop("batch_size", batch_size), "device": args.pop("device", device)}
+    try:
+        cls = registry.get_model(backend)
+        if config["device"] is None and any(c.__name__ == "HFLM" for c in cls.__mro__):
+            config["device"] = _default_torch_device()  # lm-eval's own default is "cuda", even without a GPU
+        return cls.create_from_arg_obj(args, config)
+    except Exception as exc:  # loaders raise OSError, ValueError, RuntimeError, ...
+        raise ModelLoadError(load_failure(model, backend, exc)) from exc

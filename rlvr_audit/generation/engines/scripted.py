@@ -6,7 +6,8 @@ Model arguments (``--model-args``):
   [response per sample]}}``; a problem missing from the script gets ``default``.
 - ``accuracy=P``: a seeded oracle: sample ``i`` of a problem is answered with the gold answer
   in ``\\boxed{}`` with probability ``P`` and a wrong boxed number otherwise, decided by a hash
-  of (checkpoint, problem, sample, seed), so runs are reproducible and checkpoints differ.
+  of (checkpoint, problem, sample, the protocol's seed of sample round ``i``), so runs are
+  reproducible and checkpoints differ.
 - ``default=TEXT``: the response when neither applies (default: no answer at all).
 - ``delay=SECONDS``: sleep per request (to test interruption); not part of the unit key.
 
@@ -17,12 +18,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ...core.errors import UsageError
-from ...core.records import SamplingProtocol, stable_hash
-from .base import GenOutput, GenRequest
+from ...core.records import EffectiveSampling, SamplingProtocol, stable_hash
+from .base import GenOutput, GenRequest, OutputBatch, ProgressFn
 
 WRONG = "999999"
 """The wrong answer the oracle gives (``888888`` when the gold answer is ``999999``)."""
@@ -75,8 +77,10 @@ class ScriptedEngine:
 
     backend = "scripted"
 
-    def __init__(self, *, model: str, checkpoint_id: str, model_args: dict[str, str]) -> None:
+    def __init__(self, *, model: str, checkpoint_id: str, model_args: dict[str, str], chunk_size: int = 64) -> None:
         self.accuracy, self.delay = check_model_args(model_args)
+        self.chunk_size = chunk_size
+        """Completions handed back at a time (``--save-every``)."""
         self.model = model
         self.checkpoint_id = checkpoint_id
         self.default = model_args.get("default", "I could not solve this problem.")
@@ -124,23 +128,39 @@ class ScriptedEngine:
             return f"Working through the problem step by step.\nThe final answer is $\\boxed{{{answer}}}$."
         return self.default
 
+    def sampling(self, protocol: SamplingProtocol, stop: list[str]) -> EffectiveSampling:
+        """The protocol's parameters (the script ignores them)."""
+        return EffectiveSampling(
+            temperature=protocol.temperature,
+            top_p=protocol.top_p,
+            max_new_tokens=protocol.max_new_tokens,
+            stop=list(stop),
+            engine="scripted",
+        )
+
     def generate(
         self,
         requests: list[GenRequest],
         *,
         protocol: SamplingProtocol,
-        seed: int,
         stop: list[str],
         keep_stop: bool = False,
-    ) -> list[GenOutput]:
-        """Answer each request from the script or the oracle."""
-        out = []
-        for req in requests:
+        progress: ProgressFn | None = None,
+    ) -> Iterator[OutputBatch]:
+        """Answer each request from the script or the oracle, :attr:`chunk_size` at a time."""
+        batch: OutputBatch = []
+        for i, req in enumerate(requests):
             if self.delay:
                 time.sleep(self.delay)
-            text = self._respond(req, seed)
-            out.append(GenOutput(text=text, n_tokens=len(text.split()), finish_reason="stop"))
-        return out
+            text = self._respond(req, protocol.sample_seed(req.sample_idx))
+            batch.append((i, GenOutput(text=text, n_tokens=len(text.split()), finish_reason="stop")))
+            if progress is not None:
+                progress(i + 1)
+            if len(batch) >= self.chunk_size:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
 
     def close(self) -> None:
         """Nothing to release."""
