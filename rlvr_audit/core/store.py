@@ -237,6 +237,14 @@ class Store:
         except OSError as exc:
             raise _os_failure(exc, self.root, doing) from exc
 
+    def check_writable(self, doing: str) -> None:
+        """Raise the one-line :class:`StoreError` of a failed write now, before long work whose
+        results could not be stored (a read-only store, a full disk); ``doing``: what for, in words."""
+        with self._writing(doing):
+            self.root.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryFile(dir=self.root, prefix=".write-check-"):
+                pass
+
     def write_text(self, path: Path, data: str, doing: str) -> None:
         """Atomically write a file of the store (checked for links first; ``doing``: what for, in
         words, for the error line if the write fails)."""

@@ -281,6 +281,9 @@ def _connect(path: Path) -> sqlite3.Connection:
     if path.exists() and not path.is_file():
         raise CacheBroken("it is not a file")
     path.parent.mkdir(parents=True, exist_ok=True)
+    # SQLite creates a new database 0644 whatever the umask; every other store file follows the umask
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
     db = sqlite3.connect(str(path), timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     try:
         try:

@@ -137,6 +137,8 @@ def grade_units(
     total = sum(len(tasks) for tasks in plans.values())
     task_id = progress.add_task("grading", total=total)
     runtime = antlr_version()
+    if total:  # a store that cannot take the grades is refused before any grading work
+        store.check_writable("grading")
     verdict_cache = _open_cache(store) if cache and total else None
     try:
         with GradingEngine(workers=workers, timeout=timeout, cache=verdict_cache) as engine:
