@@ -45,12 +45,18 @@ def latest(store: Path) -> dict[tuple[str, int], Grade]:
 
 def test_timeouts_are_reported_and_retry_regrades_exactly_those(tmp_path: Path) -> None:
     problems = first_problems(24)
-    responses = [f"We compute.\n\nThe final answer is $\\boxed{{{p['answer']}}}$." for p in problems]
+    # half the answers are long expressions (~800 characters: 50-200 ms to parse on any machine),
+    # half plain integers (decided without the parser, so they never time out)
+    long = "+".join(f"\\frac{{{i}}}{{{i + 1}}}" for i in range(1, 60))
+    responses = [
+        f"We compute.\n\nThe final answer is $\\boxed{{{long if i % 2 else p['answer']}}}$."
+        for i, p in enumerate(problems)
+    ]
     store = make_store(tmp_path, responses)
-    out = grade(tmp_path, store, "--timeout", "0.02")
+    out = grade(tmp_path, store, "--timeout", "0.002")
     graded = latest(store)
     timeouts = {k for k, g in graded.items() if g.verdict == "timeout"}
-    assert len(timeouts) >= 5  # 20 ms is too short to parse LaTeX, even run again alone with 80 ms
+    assert len(timeouts) >= 5  # 2 ms cannot parse 800 characters of LaTeX, even run again alone with 8 ms
     # the summary names the unit, the grader and the counts
     assert f"toy/rl · math500 · no_template · math_verify: {len(timeouts)} timeout, 0 error of 24 graded" in out
     assert "grade --retry timeout,error" in out
@@ -58,8 +64,8 @@ def test_timeouts_are_reported_and_retry_regrades_exactly_those(tmp_path: Path) 
     assert frame[["checkpoint_id", "grader_id", "graded", "timeout", "error"]].to_dict("records") == [
         {"checkpoint_id": "toy/rl", "grader_id": "math_verify", "graded": 24, "timeout": len(timeouts), "error": 0}
     ]
-    assert all(g.limit_s in (0.02, 0.08) for g in graded.values())
-    assert all(g.limit_s == 0.08 for k, g in graded.items() if k in timeouts)  # run again alone with 4x the limit
+    assert all(g.limit_s in (0.002, 0.008) for g in graded.values())
+    assert all(g.limit_s == 0.008 for k, g in graded.items() if k in timeouts)  # run again alone with 4x the limit
 
     before = {k: g for k, g in graded.items() if k not in timeouts}
     out = grade(tmp_path, store, "--retry", "timeout,error", "--timeout", "10")
