@@ -10,27 +10,45 @@ import pytest
 
 from rlvr_audit.analysis import stats
 from rlvr_audit.analysis.estimates import analyse, grader_version, plan_for
+from rlvr_audit.analysis.reproduction import reproduction_table
 from rlvr_audit.core.records import CheckpointRef, Grade, Problem, SamplingProtocol, UnitSpec
+from rlvr_audit.core.section import Table
 from rlvr_audit.core.store import Store, UnitInfo
+from rlvr_audit.report.markdown import render_blocks
 
 DATA_HASH = "ab" * 8
 N = 40
 PIDS = [f"p{i:02d}" for i in range(N)]
 
 
-def make_unit(store: Store, name: str, correct: np.ndarray, *, base: str | None, problems: list[str] = PIDS) -> str:
-    """A unit of checkpoint ``toy/<name>`` with ``correct[i, j]`` the verdict of sample j of ``problems[i]``."""
+def make_unit(
+    store: Store,
+    name: str,
+    correct: np.ndarray,
+    *,
+    base: str | None,
+    problems: list[str] = PIDS,
+    family: str = "toy",
+    backend: str = "scripted",
+    max_new_tokens: int = 64,
+    engine_args: dict[str, object] | None = None,
+) -> str:
+    """A unit of checkpoint ``<family>/<name>`` (``name`` itself when it holds a ``/``) with
+    ``correct[i, j]`` the verdict of sample j of ``problems[i]``."""
     k = correct.shape[1]
+    cid = name if "/" in name else f"toy/{name}"
     spec = UnitSpec(
-        checkpoint=CheckpointRef(checkpoint_id=f"toy/{name}", model=f"org/{name}"),
+        checkpoint=CheckpointRef(checkpoint_id=cid, model=f"org/{name}"),
         task="math500",
         data_hash=DATA_HASH,
         template_id="qwen_math_default",
         template_hash="t" * 16,
-        protocol=SamplingProtocol(n=k, temperature=0.0 if k == 1 else 0.6, max_new_tokens=64),
-        backend="scripted",
+        protocol=SamplingProtocol(n=k, temperature=0.0 if k == 1 else 0.6, max_new_tokens=max_new_tokens),
+        backend=backend,
+        engine_args=engine_args or {},
     )
-    info = UnitInfo(key=spec.key, spec=spec, family="toy", base=None if base is None else f"toy/{base}")
+    base_id = None if base is None else base if "/" in base else f"toy/{base}"
+    info = UnitInfo(key=spec.key, spec=spec, family=family, family_display=family.upper(), base=base_id)
     store.ensure_unit(info)
     version = grader_version("math_verify")
     assert version is not None
@@ -200,3 +218,81 @@ def test_units_sharing_no_problem_give_no_comparison_and_a_warning(
 def test_bad_options(store: Store, kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         analyse(store, **kwargs)  # type: ignore[arg-type]
+
+
+# ---- issue 15 (1, 2) and 13.4 (report side): what the reproduction table's labels say ------------------
+def _table(store: Store) -> tuple[list[str], list[list[str]]]:
+    """The reproduction table of grader math_verify as Markdown text: header cells and rows."""
+    a = analyse(store, n_resamples=200)
+    table = reproduction_table(a, "math_verify")
+    assert isinstance(table, Table)
+    lines = [line for line in render_blocks([table]).splitlines() if line.startswith("|")]
+    cells = [[c.strip() for c in line.strip("|").split(" | ")] for line in lines]
+    return cells[0], cells[2:]
+
+
+def test_column_header_takes_the_metric_of_its_cells_not_of_the_tasks_first_unit(store: Store) -> None:
+    """One greedy and one 4-sample protocol of math500: main labelled both columns avg@1."""
+    make_unit(store, "base", outcomes(1, 0.4), base=None, backend="vllm")
+    make_unit(store, "rl", outcomes(2, 0.6, k=4), base=None, backend="vllm")
+    header, rows = _table(store)
+    assert sorted(header[2:]) == [
+        "math500 (avg@1)<br>math_verify, 95% Wilson<br>greedy, 1 sample, 64 tokens, seed 0",
+        "math500 (avg@4)<br>math_verify, 95% Wilson<br>T=0.6, 4 samples, 64 tokens, seed 0",
+    ]
+    assert [r[0] for r in rows] == ["**TOY**", "base", "rl"]
+
+
+def test_rows_name_their_family_and_a_descendant_sits_with_its_base(store: Store) -> None:
+    """Two bases named ``base`` in two families, and a trained step imported under a family id of
+    its own: main showed two rows reading "base" and the step in a block that was not its base's."""
+    make_unit(store, "qwen/base", outcomes(1, 0.4), base=None, family="qwen", backend="vllm")
+    make_unit(store, "llama/base", outcomes(2, 0.3), base=None, family="llama", backend="vllm")
+    make_unit(store, "imported/qwen-grpo", outcomes(3, 0.7), base="qwen/base", family="imported", backend="vllm")
+    _, rows = _table(store)
+    names = [r[0] for r in rows]
+    assert names == ["**QWEN**", "qwen/base", "imported/qwen-grpo", "**LLAMA**", "llama/base"], names
+    assert "vs base" in rows[2][2]  # paired with qwen/base, in qwen's block
+
+
+def test_units_differing_in_engine_or_engine_arguments_are_separate_labelled_rows(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Same checkpoint, task, prompt and protocol run by two engines (and one engine with other
+    arguments): main kept one of them in one cell and could show a gain paired across engines."""
+    make_unit(store, "base", np.ones((N, 1), bool), base=None, backend="hf")
+    make_unit(store, "base", outcomes(1, 0.3), base=None, backend="vllm")
+    make_unit(store, "rl", outcomes(2, 0.5), base="base", backend="vllm")
+    make_unit(store, "rl", outcomes(3, 0.5), base="base", backend="vllm", engine_args={"dtype": "float16"})
+    make_unit(store, "rl", np.zeros((N, 1), bool), base="base", backend="sglang")
+    with caplog.at_level(logging.WARNING, logger="rlvr_audit.analysis.estimates"):
+        a = analyse(store, n_resamples=200)
+    assert "fit equally" not in caplog.text
+    _, rows = _table(store)
+    names = [r[0] for r in rows if r[1].startswith("`")]
+    assert names == [
+        "base (hf)",
+        "base (vllm)",
+        "rl (sglang)",
+        "rl (vllm)",
+        "rl (vllm (dtype=float16))",
+    ], names
+    by_name = {r[0]: r[2] for r in rows if r[1].startswith("`")}
+    assert by_name["base (hf)"].startswith("100.0") and "vs base" not in by_name["base (hf)"]
+    assert "base not evaluated in this setting" in by_name["rl (sglang)"]  # never paired across engines
+    units = {u.key: u for u in a.units}
+    for c in a.comparisons:
+        assert units[c.baseline_unit].spec.backend == units[c.treatment_unit].spec.backend == "vllm"
+    assert len(a.comparisons) == 2
+
+
+def test_two_base_units_that_fit_equally_give_one_warning_naming_both(
+    store: Store, caplog: pytest.LogCaptureFixture
+) -> None:
+    a_key = make_unit(store, "base", outcomes(1, 0.3), base=None, engine_args={"source_sha256": "aa"})
+    b_key = make_unit(store, "base", outcomes(2, 0.3), base=None, engine_args={"source_sha256": "bb"})
+    make_unit(store, "rl", outcomes(3, 0.5), base="base", engine_args={"source_sha256": "cc"})
+    with caplog.at_level(logging.WARNING, logger="rlvr_audit.analysis.estimates"):
+        analyse(store, n_resamples=200)
+    lines = [r.getMessage() for r in caplog.records if "fit equally" in r.getMessage()]
+    assert len(lines) == 1 and a_key in lines[0] and b_key in lines[0] and "\n" not in lines[0]

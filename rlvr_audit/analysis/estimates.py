@@ -10,7 +10,9 @@ Estimands (see :mod:`rlvr_audit.analysis.stats` for the estimators):
   (:data:`rlvr_audit.analysis.stats.INTERVAL_FLAGS`).
 - ``pass@k`` (k > 1): the mean over problems of the unbiased pass@k estimate.
 - Gain of a checkpoint over its base: ``avg@k(checkpoint) - avg@k(base)`` on the problems both
-  units have complete, same task version, prompt template, sampling protocol and grader;
+  units have complete, same task version, prompt template, sampling protocol, engine (backend)
+  and grader (a base unit with the same engine arguments first; two that fit equally, e.g. two
+  imported sources of the base, give a one-line warning naming both);
   paired interval (``wilson``: MOVER from the two Wilson intervals and the per-problem
   correlation, :func:`rlvr_audit.analysis.stats.paired_wilson_ci`; bootstrap: the same resampled
   problems on both sides) and a two-sided exact paired test: McNemar's exact test for one
@@ -343,6 +345,7 @@ def analyse(
         return matrices[key]
 
     tables = _Tables()
+    warned: set[str] = set()
     estimate_requests: list[tuple[UnitMatrix, str, str, tuple[str, tuple[str, ...]], int]] = []
     pair_requests: list[_PairRequest] = []
     for info in units:
@@ -358,15 +361,18 @@ def analyse(
             if info.base is None:
                 continue
             candidates = [
-                u for u in all_units if u.spec.checkpoint.checkpoint_id == info.base and same_setting(u, info)
+                u
+                for u in all_units
+                if u.spec.checkpoint.checkpoint_id == info.base
+                and same_setting(u, info)
+                and u.spec.backend == info.spec.backend  # never a gain between two engines' runs
             ]
-            candidates.sort(
-                key=lambda u: (u.spec.backend != info.spec.backend, u.spec.engine_args != info.spec.engine_args)
-            )
-            for cand in candidates:
-                bm = matrix(cand, gid)
-                if bm is None:
-                    continue
+            candidates.sort(key=lambda u: (_engine_args(u) != _engine_args(info), u.key))
+            graded = [(cand, bm) for cand in candidates if (bm := matrix(cand, gid)) is not None]
+            if len(graded) > 1 and _engine_args(graded[0][0]) == _engine_args(graded[1][0]) and info.key not in warned:
+                warned.add(info.key)  # once per unit, not per grader
+                warn_ambiguous(info, graded[0][0], graded[1][0])
+            for _cand, bm in graded:
                 request = _pair_request(tables, bm, m)
                 if request is not None:
                     pair_requests.append(request)
@@ -441,6 +447,28 @@ def analyse(
         comparisons=comparisons,
         graders=use_graders,
         ci_method=ci_method,
+    )
+
+
+def _engine_args(u: UnitInfo) -> dict[str, object]:
+    """A unit's engine arguments, less an import's source hashes (which differ for every source)."""
+    return {k: v for k, v in u.spec.engine_args.items() if k != "source_sha256"}
+
+
+def _unit_words(u: UnitInfo) -> str:
+    src = f", source {u.imported.label}" if u.imported is not None else ""
+    return f"unit {u.key} ({u.spec.backend}{src})"
+
+
+def warn_ambiguous(info: UnitInfo, chosen: UnitInfo, other: UnitInfo) -> None:
+    """One line naming both base units that fit a comparison equally."""
+    log.warning(
+        "%s (%s): two units of its base %s fit equally: %s and %s; the gain is paired with the first",
+        info.spec.checkpoint.checkpoint_id,
+        info.spec.task,
+        chosen.spec.checkpoint.checkpoint_id,
+        _unit_words(chosen),
+        _unit_words(other),
     )
 
 

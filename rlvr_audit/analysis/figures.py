@@ -25,6 +25,7 @@ from pathlib import Path
 from ..core.records import Comparison, Estimate
 from ..core.section import Figure, Paragraph, Section, Strong
 from ..core.store import UnitInfo
+from . import labels
 from .estimates import Analysis
 
 __all__ = ["accuracy_figure", "figure_file", "figures_section", "gains_figure", "pyplot"]
@@ -40,11 +41,8 @@ def figure_file(kind: str, grader_id: str) -> str:
     return f"{kind}_{safe}.png"
 
 
-def _unit_label(u: UnitInfo) -> str:
-    cid = u.spec.checkpoint.checkpoint_id
-    extras = [x for x in (u.reward, f"step {u.step}" if u.step else None) if x]
-    label = cid + (f" ({', '.join(extras)})" if extras else "")
-    return f"{label} · {u.spec.template_id}"
+def _unit_label(u: UnitInfo, variant: str = "") -> str:
+    return f"{labels.row_name(u, variant)} · {u.spec.template_id}"
 
 
 def pyplot():  # type: ignore[no-untyped-def]
@@ -80,23 +78,34 @@ def accuracy_figure(analysis: Analysis, grader_id: str, path: Path) -> Path | No
     ]
     if not est:
         return None
-    tasks = list(dict.fromkeys(e.task for _, e in est))
-    rows = list(dict.fromkeys(_unit_label(u) for u, _ in est))
+    # one panel per table column (a task, and its protocol where the task was run under several)
+    proto = labels.column_protocols([u for u, _ in est], labels.protocol_label)
+    panel_of = {u.key: (u.spec.task, proto[u.key]) for u, _ in est}
+    panels = list(dict.fromkeys(panel_of[u.key] for u, _ in est))
+    variants = labels.unit_variants(
+        [u for u, _ in est], group=lambda u: (u.spec.checkpoint.checkpoint_id, u.spec.template_id, panel_of[u.key])
+    )
+
+    def row_of(u: UnitInfo) -> str:
+        return f"{labels.row_name(u, variants[u.key])} · {u.spec.template_id}"
+
+    rows = list(dict.fromkeys(row_of(u) for u, _ in est))
     families = list(dict.fromkeys(u.family for u, _ in est))
-    plt, fig, axes = _panels(len(tasks), len(rows))
-    for ax, task in zip(axes, tasks, strict=True):
+    plt, fig, axes = _panels(len(panels), len(rows))
+    for ax, panel in zip(axes, panels, strict=True):
         for u, e in est:
-            if e.task != task:
+            if panel_of[u.key] != panel:
                 continue
-            y = rows.index(_unit_label(u))
+            y = rows.index(row_of(u))
             colour = _BASE_COLOUR if u.base is None else _PALETTE[families.index(u.family) % len(_PALETTE)]
             lo, hi = e.ci_low, e.ci_high
             if lo is not None and hi is not None:
                 ax.plot([100 * lo, 100 * hi], [y, y], color=colour, lw=2, solid_capstyle="butt")
             ax.plot([100 * e.value], [y], "o", color=colour, ms=5)
-        display = next((u.task_display for u, e in est if e.task == task and u.task_display), task)
-        k = next(e.n_samples for _, e in est if e.task == task)
-        ax.set_title(f"{display} (avg@{k})", fontsize=9)
+        task, protocol = panel
+        display = next((u.task_display for u, _ in est if u.spec.task == task and u.task_display), task)
+        metric = labels.metric_header(e.metric for u, e in est if panel_of[u.key] == panel)
+        ax.set_title(f"{display} ({metric})" + (f"\n{protocol}" if protocol else ""), fontsize=8 if protocol else 9)
         ax.set_xlim(-2, 102)
         ax.set_xlabel("accuracy (%)", fontsize=8)
         ax.grid(axis="x", color="#dddddd", lw=0.6)
@@ -108,16 +117,24 @@ def accuracy_figure(analysis: Analysis, grader_id: str, path: Path) -> Path | No
     return _save(plt, fig, path)
 
 
+def _gain_labels(comparisons: Sequence[Comparison], units: dict[str, UnitInfo]) -> dict[str, str]:
+    """Treatment unit key -> its row label (units of one checkpoint and prompt in one panel are
+    told apart by what differs between them, e.g. the token limit)."""
+    treated = [units[c.treatment_unit] for c in comparisons if c.treatment_unit in units]
+    variants = labels.unit_variants(treated)
+    out = {u.key: _unit_label(u, variants[u.key]) for u in treated}
+    for c in comparisons:
+        out.setdefault(c.treatment_unit, f"{c.treatment} · {c.template_id}")
+    return out
+
+
 def _gain_rows(comparisons: Sequence[Comparison], units: dict[str, UnitInfo]) -> list[str]:
     def order(c: Comparison) -> tuple[str, str, int, str]:
         u = units.get(c.treatment_unit)
         return (u.family if u else "", (u.reward or "") if u else "", (u.step or 0) if u else 0, c.treatment)
 
-    labels = []
-    for c in sorted(comparisons, key=order):
-        u = units.get(c.treatment_unit)
-        labels.append(_unit_label(u) if u else f"{c.treatment} · {c.template_id}")
-    return list(dict.fromkeys(labels))
+    names = _gain_labels(comparisons, units)
+    return list(dict.fromkeys(names[c.treatment_unit] for c in sorted(comparisons, key=order)))
 
 
 def gains_figure(analysis: Analysis, grader_id: str, path: Path) -> Path | None:
@@ -133,6 +150,7 @@ def gains_figure(analysis: Analysis, grader_id: str, path: Path) -> Path | None:
         return None
     units = {u.key: u for u in analysis.units}
     rows = _gain_rows(comps, units)
+    names = _gain_labels(comps, units)
     tasks = list(dict.fromkeys(c.task for c in comps))
     families = list(dict.fromkeys(u.family for u in analysis.units))
     plt, fig, axes = _panels(len(tasks), len(rows))
@@ -143,8 +161,7 @@ def gains_figure(analysis: Analysis, grader_id: str, path: Path) -> Path | None:
             if c.task != task:
                 continue
             u = units.get(c.treatment_unit)
-            label = _unit_label(u) if u else f"{c.treatment} · {c.template_id}"
-            y = rows.index(label)
+            y = rows.index(names[c.treatment_unit])
             fam = u.family if u else ""
             colour = _PALETTE[families.index(fam) % len(_PALETTE)] if fam in families else _BASE_COLOUR
             ax.plot([100 * c.ci_low, 100 * c.ci_high], [y, y], color=colour, lw=2, solid_capstyle="butt")

@@ -22,11 +22,12 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..core.records import RunManifest, SourceMetric, natural_key
+from ..core.records import RunManifest, SourceMetric
 from ..core.section import BREAK, BulletList, Code, Emph, Inline, Paragraph, Row, Section, Strong, Table, Text
 from ..core.store import BrokenUnit, Store, UnitInfo, run_status
-from . import stats
+from . import labels, stats
 from .estimates import Analysis
+from .labels import protocol_label
 
 __all__ = [
     "COMPARISON_COLUMNS",
@@ -212,15 +213,6 @@ def interval_settings(analysis: Analysis, *, level: float, n_resamples: int, see
     return how
 
 
-def protocol_label(u: UnitInfo) -> str:
-    """The sampling protocol of a unit in words (decoding, samples, token limit, seed)."""
-    p = u.spec.protocol
-    decoding = (
-        "greedy" if p.temperature == 0 else f"T={p.temperature:g}" + (f", top-p {p.top_p:g}" if p.top_p < 1 else "")
-    )
-    return f"{decoding}, {p.n} sample{'s' if p.n > 1 else ''}, {p.max_new_tokens} tokens, seed {p.seed}"
-
-
 def applied_label(u: UnitInfo) -> str:
     """What the engine applied beyond the protocol (``UnitInfo.sampling``), for the settings table
     (``""`` when the store does not say)."""
@@ -238,59 +230,83 @@ def applied_label(u: UnitInfo) -> str:
 
 
 def reproduction_table(analysis: Analysis, grader_id: str) -> Table | Paragraph:
-    """Rows: checkpoints (grouped by family) x prompt; columns: benchmark (+ protocol if a task
-    was run under several); cells: avg@k [CI] and gain over base [CI]."""
+    """Rows: checkpoints in family blocks (a descendant with its base) x prompt, one row per
+    distinct setting (units differing in engine, engine arguments or import source are separate,
+    labelled rows: :mod:`rlvr_audit.analysis.labels`); columns: benchmark (+ protocol if a task was
+    run under several), headed by the metric of their cells, the grader and the interval; cells:
+    accuracy [CI] (with their own metric when a column's cells differ), the gain over base [CI]
+    of that very unit, and for an imported unit the source's own number over the same problems."""
     units = [u for u in analysis.units if (u.key, grader_id) in analysis.matrices]
     if not units:
         return Paragraph(Emph("No graded units."))
     est = {(e.unit_key, e.metric): e for e in analysis.estimates if e.grader_id == grader_id}
     comp = {c.treatment_unit: c for c in analysis.comparisons if c.grader_id == grader_id}
-    protocols_per_task: dict[str, set[str]] = {}
-    for u in units:
-        protocols_per_task.setdefault(u.spec.task, set()).add(protocol_label(u))
-    columns: list[tuple[str, str | None]] = []
-    for u in units:
-        col = (u.spec.task, protocol_label(u) if len(protocols_per_task[u.spec.task]) > 1 else None)
-        if col not in columns:
-            columns.append(col)
+    proto = labels.column_protocols(units, protocol_label)
+    column_of = {u.key: (u.spec.task, proto[u.key]) for u in units}
+    columns = list(dict.fromkeys(column_of[u.key] for u in units))
     display = {u.spec.task: u.task_display or u.spec.task for u in units}
+    metric_of = {u.key: f"avg@{u.spec.protocol.n}" for u in units}
+    level = next((e.level for e in analysis.estimates if e.grader_id == grader_id), 0.95)
+    interval = labels.interval_name(analysis.ci_method, level)
     header: list[Text] = ["Checkpoint", "Prompt"]
-    for task, proto in columns:
-        k = next(x.spec.protocol.n for x in units if x.spec.task == task)
-        label: list[Inline] = [f"{display[task]} (avg@{k})"]
-        if proto:
-            label += [BREAK, proto]
+    mixed: set[tuple[str, str | None]] = set()
+    for col in columns:
+        metrics = {metric_of[u.key] for u in units if column_of[u.key] == col}
+        if len(metrics) > 1:
+            mixed.add(col)
+        label: list[Inline] = [
+            f"{display[col[0]]} ({labels.metric_header(metrics)})",
+            BREAK,
+            f"{grader_id}, {interval}",
+        ]
+        if col[1]:
+            label += [BREAK, col[1]]
         header.append(label)
-    rows: list[Row] = []
-    families: dict[str, list[UnitInfo]] = {}
+    # what tells apart units that would share one cell: every unit of that checkpoint and prompt names it
+    cells_of: dict[tuple[str, str], dict[tuple[str, str | None], list[UnitInfo]]] = {}
     for u in units:
-        families.setdefault(u.family_display, []).append(u)
-    for family, fam_units in families.items():
-        rows.append(Row([family], group=True))
-        by_row: dict[tuple[str, str], dict[tuple[str, str | None], UnitInfo]] = {}
-        for u in sorted(
-            fam_units, key=lambda x: (x.base is not None, x.step or 0, natural_key(x.spec.checkpoint.checkpoint_id))
-        ):
-            col = (u.spec.task, protocol_label(u) if len(protocols_per_task[u.spec.task]) > 1 else None)
-            by_row.setdefault((u.spec.checkpoint.checkpoint_id, u.spec.template_id), {})[col] = u
-        for (cid, template), cells in by_row.items():
-            any_unit = next(iter(cells.values()))
-            short = cid.split("/", 1)[1] if "/" in cid else cid
-            extras = [x for x in (any_unit.reward, f"step {any_unit.step}" if any_unit.step else None) if x]
-            if any(c.spec.synthetic for c in cells.values()):
-                extras.append(f"synthetic: {any_unit.spec.backend}, no model")
-            name = f"{short} ({', '.join(extras)})" if extras else short
-            row: list[Text] = [name, Code(template)]
+        row_key = (u.spec.checkpoint.checkpoint_id, u.spec.template_id)
+        cells_of.setdefault(row_key, {}).setdefault(column_of[u.key], []).append(u)
+    attrs = {
+        row_key: sorted(
+            {a for cell in cells.values() for a in labels.differing(cell)},
+            key=list(labels.ATTRIBUTES).index,
+        )
+        for row_key, cells in cells_of.items()
+    }
+    blocks = labels.family_blocks(units)
+    short_names: dict[str, set[str]] = {}
+    for block in blocks:
+        for u in block.units:
+            cid = u.spec.checkpoint.checkpoint_id
+            short_names.setdefault(labels.row_name(u, block=block.family).split(" (", 1)[0], set()).add(cid)
+    rows: list[Row] = []
+    for block in blocks:
+        rows.append(Row([block.display], group=True))
+        by_row: dict[tuple[str, str, str], dict[tuple[str, str | None], UnitInfo]] = {}
+        for u in block.units:
+            row_key = (u.spec.checkpoint.checkpoint_id, u.spec.template_id)
+            variant = labels.describe(u, attrs[row_key])
+            if u.spec.synthetic and "synthetic" not in attrs[row_key]:
+                variant = ", ".join(x for x in (variant, labels.ATTRIBUTES["synthetic"](u)) if x)
+            cell_units = by_row.setdefault((*row_key, variant), {})
+            if column_of[u.key] in cell_units:  # the same in every attribute a label can name
+                variant = f"{variant}, unit {u.key}" if variant else f"unit {u.key}"
+                cell_units = by_row.setdefault((*row_key, variant), {})
+            cell_units[column_of[u.key]] = u
+        for (_, template, variant), cells in by_row.items():
+            any_unit = max(cells.values(), key=lambda x: (x.reward is not None, x.step is not None))
+            short = len(short_names[labels.row_name(any_unit, block=block.family).split(" (", 1)[0]]) == 1
+            row: list[Text] = [labels.row_name(any_unit, variant, block=block.family, short=short), Code(template)]
             for col in columns:
                 cell_unit = cells.get(col)
-                e = est.get((cell_unit.key, f"avg@{cell_unit.spec.protocol.n}")) if cell_unit is not None else None
+                e = est.get((cell_unit.key, metric_of[cell_unit.key])) if cell_unit is not None else None
                 if cell_unit is None or e is None:
                     row.append("")
                     continue
                 u = cell_unit
-                cell: list[Inline] = [
-                    f"{_pct(e.value)} [{_pct(e.ci_low or 0)}, {_pct(e.ci_high or 0)}]{_flags(e.interval_flags)}"
-                ]
+                value = f"{_pct(e.value)} [{_pct(e.ci_low or 0)}, {_pct(e.ci_high or 0)}]{_flags(e.interval_flags)}"
+                cell: list[Inline] = [f"{e.metric} {value}" if col in mixed else value]
                 if e.n_problems < u.n_problems_total:
                     cell += [BREAK, Emph(f"n={e.n_problems}/{u.n_problems_total}")]
                 c = comp.get(u.key)
@@ -299,9 +315,16 @@ def reproduction_table(analysis: Analysis, grader_id: str) -> Table | Paragraph:
                     cell += [BREAK, f"{gain} vs base{_flags(c.interval_flags)}"]
                 elif u.base:
                     cell += [BREAK, Emph("base not evaluated in this setting")]
+                cell += _source_line(analysis, u, grader_id, e.metric)
                 row.append(cell)
             rows.append(Row(row))
     return Table(header, rows, kind="measured")
+
+
+def _source_line(analysis: Analysis, u: UnitInfo, grader_id: str, metric: str) -> list[Inline]:
+    """For an imported unit's cell: the source's own number of ``metric`` over the same problems
+    (nothing when it reported none comparable)."""
+    return []
 
 
 def intro(analysis: Analysis, store: Store, *, level: float, n_resamples: int, seed: int) -> list[Paragraph]:
