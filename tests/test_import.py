@@ -16,12 +16,15 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
+from rlvr_audit.analysis.estimates import analyse
+from rlvr_audit.analysis.reproduction import estimates_frame, imported_section
 from rlvr_audit.cli import app
 from rlvr_audit.core.records import Problem, natural_key
 from rlvr_audit.core.store import Store, UnitInfo
 from rlvr_audit.grading import GRADERS
 from rlvr_audit.importers import FORMATS
 from rlvr_audit.importers.matching import ProblemIndex, normalise, same_gold
+from rlvr_audit.report.markdown import render_section
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "benchmarks"
@@ -645,9 +648,11 @@ def test_cli_import_grade_report_shows_source_numbers_beside_ours(env: dict[str,
     for g in graders:
         assert f"Ours: `{g}`" in section
     math_avg = next(line for line in rows_md if "'avg@1' field" in line)
-    assert "| 60.0 |" in math_avg and "avg@1 50.0 [" in math_avg and "-10.0 vs source" in math_avg
+    assert "| 60.0 on its 6 items |" in math_avg and "avg@1 50.0 [" in math_avg
+    assert "-10.0 vs source on the same 6 problems" in math_avg
     aime_pass = next(line for line in rows_md if "'pass@2' field" in line)
-    assert "| 75.0 |" in aime_pass and "pass@2 75.0 [" in aime_pass and "+0.0 vs source" in aime_pass
+    assert "| 75.0 on its 4 items |" in aime_pass and "pass@2 75.0 [" in aime_pass
+    assert "+0.0 vs source on the same 4 problems" in aime_pass
 
     est = pd.read_csv(env["tmp"] / "reports" / "audit" / "tables" / "estimates.csv")
     assert set(est["grader"]) == set(graders)
@@ -836,3 +841,62 @@ def test_family_step_and_reward_of_imported_checkpoints_and_steps_sort_numerical
 def test_natural_key_sorts_digit_runs_as_numbers() -> None:
     ids = ["f/step1000", "f/step50", "f/step200", "f/base", "g/step5"]
     assert sorted(ids, key=natural_key) == ["f/base", "f/step50", "f/step200", "f/step1000", "g/step5"]
+
+
+@needs_real
+def test_the_sources_number_is_compared_over_the_same_problems_and_its_own_total_shown_apart(
+    env: dict[str, Path],
+) -> None:
+    """The AIME 2024 files hold 30 items, 29 of which match a task problem: main set ours over 29
+    problems against the source's total over 30 (a false +0.7 for the correct-trace model)."""
+    for name, cid, base in (("correct", "sky/correct", ()), ("wrong", "sky/wrong", ("--base", "sky/correct"))):
+        path = REAL / f"Sky-T1-math-{name}-5K-14B.aime24.jsonl"
+        r = do_import(env, "qwen-math-jsonl", path, checkpoint=cid, extra=(*REAL_SETTINGS, "--allow-unmatched", *base))
+        assert r.exit_code == 0, r.output
+    units = {u.spec.checkpoint.checkpoint_id: u for u in Store(env["store"]).units()}
+    src = units["sky/wrong"].imported
+    assert src is not None and set(src.problem_scores) == {"acc", "mean score"}
+    assert len(src.problem_scores["mean score"]) == 29 and sum(src.problem_scores["mean score"].values()) == 5
+    r = invoke("grade", "--graders", "math_verify", "--workers", "1", "-q", "--store", str(env["store"]))
+    assert r.exit_code == 0, r.output
+    a = analyse(Store(env["store"]), n_resamples=200)
+    frame = estimates_frame(a).set_index("checkpoint")
+    wrong, correct = frame.loc["sky/wrong"], frame.loc["sky/correct"]
+    assert (wrong["value"], wrong["source_value"], wrong["source_value_same_problems"]) == pytest.approx(
+        (4 / 29, 0.167, 5 / 29)  # the metrics file rounds: acc 16.7
+    )
+    assert (correct["value"], correct["source_value"], correct["source_value_same_problems"]) == pytest.approx(
+        (6 / 29, 6 / 30, 6 / 29)
+    )
+    section = imported_section(a)
+    assert section is not None
+    md = render_section(section)
+    row = next(line for line in md.splitlines() if line.startswith("| sky/wrong") and "mean score" in line)
+    assert "16.7 on its 30 items<br>17.2 on the same 29 problems as ours" in row
+    assert "avg@1 13.8 [" in row and "-3.4 vs source on the same 29 problems" in row
+    row = next(line for line in md.splitlines() if line.startswith("| sky/correct") and "mean score" in line)
+    assert "+0.0 vs source on the same 29 problems" in row and "+0.7" not in row
+
+
+def test_a_source_without_per_problem_scores_is_not_differenced_over_other_problems(env: dict[str, Path]) -> None:
+    """The paper's JSON reports only totals: with an item unmatched, its total is over other problems."""
+    items = rows("math500", 6)
+    path = spurious_file(env["src"] / "out.json", items)
+    obj = json.loads(path.read_text())
+    obj["metadata"][0]["prompt"] = chat_prompt("A question that is in no task file at all?")
+    path.write_text(json.dumps(obj))
+    r = do_import(env, "spurious-rewards-json", path, extra=("--allow-unmatched",))
+    assert r.exit_code == 0, r.output
+    assert only_unit(env).imported.problem_scores == {}  # type: ignore[union-attr]
+    assert (
+        invoke("grade", "--graders", "math_verify", "--workers", "1", "-q", "--store", str(env["store"])).exit_code == 0
+    )
+    a = analyse(Store(env["store"]), n_resamples=200)
+    assert estimates_frame(a)["source_value_same_problems"].isna().all()
+    section = imported_section(a)
+    assert section is not None
+    md = render_section(section)
+    table = md[md.index("| Checkpoint") :]
+    assert (
+        "vs source" not in table and "no difference: the source's number is over 6 items, ours over 5 problems" in table
+    )

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import datetime as _dt
 from collections.abc import Sequence
-from pathlib import Path
 
 import pandas as pd
 
-from ..core.records import RunManifest, SourceMetric
+from ..core.records import ImportSource, RunManifest, SourceMetric
 from ..core.section import BREAK, BulletList, Code, Emph, Inline, Paragraph, Row, Section, Strong, Table, Text
 from ..core.store import BrokenUnit, Store, UnitInfo, run_status
 from . import labels, stats
@@ -47,6 +46,7 @@ __all__ = [
     "seed_spread_section",
     "settings_section",
     "source_value",
+    "source_value_same_problems",
 ]
 
 ESTIMATE_COLUMNS = [
@@ -71,6 +71,7 @@ ESTIMATE_COLUMNS = [
     "unit_key",
     "source_value",
     "interval_flags",
+    "source_value_same_problems",
 ]
 COMPARISON_COLUMNS = [
     "checkpoint",
@@ -128,6 +129,7 @@ def estimates_frame(analysis: Analysis) -> pd.DataFrame:
                 "unit_key": e.unit_key,
                 "source_value": source_value(u, e.metric),
                 "interval_flags": ";".join(e.interval_flags),
+                "source_value_same_problems": _same_problems_value(analysis, u, e.grader_id, e.metric),
             }
         )
     return pd.DataFrame(rows, columns=ESTIMATE_COLUMNS)
@@ -323,8 +325,46 @@ def reproduction_table(analysis: Analysis, grader_id: str) -> Table | Paragraph:
 
 def _source_line(analysis: Analysis, u: UnitInfo, grader_id: str, metric: str) -> list[Inline]:
     """For an imported unit's cell: the source's own number of ``metric`` over the same problems
-    (nothing when it reported none comparable)."""
-    return []
+    as ours (nothing when it reported none that can be put on the same problems)."""
+    found = source_value_same_problems(u, metric, _problems(analysis, u, grader_id))
+    if found is None:
+        return []
+    value, _ = found
+    return [BREAK, Emph(f"source: {_pct(value)} on the same problems")]
+
+
+def _problems(analysis: Analysis, u: UnitInfo, grader_id: str) -> list[str]:
+    m = analysis.matrices.get((u.key, grader_id))
+    return list(m.problem_ids) if m is not None else []
+
+
+def _same_problems_value(analysis: Analysis, u: UnitInfo, grader_id: str, metric: str) -> float | None:
+    found = source_value_same_problems(u, metric, _problems(analysis, u, grader_id))
+    return None if found is None else found[0]
+
+
+def _metric_on(src: ImportSource, m: SourceMetric, problem_ids: Sequence[str]) -> float | None:
+    """A source metric over exactly ``problem_ids``: recomputed from its per-problem values, or
+    its total where that total is over the same problems (every item matched and measured)."""
+    value = src.value_over(m.name, problem_ids)
+    if value is None and len(problem_ids) == src.items and src.unmatched == 0:
+        value = m.value  # every item of the source is one of our problems
+    return value
+
+
+def source_value_same_problems(u: UnitInfo, metric: str, problem_ids: Sequence[str]) -> tuple[float, str] | None:
+    """For an imported unit, the source's own value of ``metric`` over exactly ``problem_ids``
+    (the problems our estimate is over) and the name of the source's metric it came from;
+    ``None`` when the source reported no such metric or cannot say it over these problems."""
+    if u.imported is None:
+        return None
+    candidates = [m for m in u.imported.metrics if m.metric == metric]
+    candidates.sort(key=lambda m: m.name != metric)
+    for m in candidates:
+        value = _metric_on(u.imported, m, problem_ids)
+        if value is not None:
+            return value, m.name
+    return None
 
 
 def intro(analysis: Analysis, store: Store, *, level: float, n_resamples: int, seed: int) -> list[Paragraph]:
@@ -401,35 +441,46 @@ def source_value(u: UnitInfo, metric: str) -> float | None:
 
 
 def imported_section(analysis: Analysis) -> Section | None:
-    """For every imported unit: each number the source reported beside ours under every grader.
+    """For every imported unit: each number the source reported beside ours under every grader,
+    compared over the same problems.
 
-    One row per imported unit and source metric; a grader's cell is our estimate of the same
-    metric [CI] and ours minus the source's, in points. A source number that measures
-    something else than our avg@k / pass@k (e.g. the first sample only) is listed without ours.
-    ``None`` without imported units.
+    One row per imported unit and source metric. The source's value is shown on its own items
+    (as it reported it) and, where it differs, over the problems our estimate is over (from the
+    source's per-problem scores); a grader's cell is our estimate of the same metric [CI] and ours
+    minus the source's over the same problems, in points. A source number that cannot be put on
+    the same problems (no per-problem scores, and some of its items unmatched or not measured) is
+    shown without a difference, and a source number that measures something else than our avg@k /
+    pass@k (e.g. the first sample only) without ours. ``None`` without imported units.
     """
     units = [u for u in analysis.units if u.imported is not None]
     if not units:
         return None
     est = {(e.unit_key, e.grader_id, e.metric): e for e in analysis.estimates}
+    variants = labels.unit_variants(units)
     header: list[Text] = ["Checkpoint", "Task", "Source", "Problems", "Source's metric", "Source's value"]
     header += [["Ours: ", Code(g)] for g in analysis.graders]
     rows: list[list[Text]] = []
     for u in units:
         src = u.imported
         assert src is not None
-        files = ", ".join(Path(f).name for f in src.files)
-        source = f"{src.format}: {files}" + (f" (model {src.model})" if src.model else "")
+        source = f"{src.format}: {src.label}" + (f" (model {src.model})" if src.model else "")
         problems: list[Inline] = [f"{src.items - src.unmatched}/{src.items}"]
         if src.gold_mismatches:
             problems += [BREAK, f"{src.gold_mismatches} gold mismatches"]
         metrics: list[SourceMetric | None] = [*src.metrics] or [None]
         for m in metrics:
-            row: list[Text] = [u.spec.checkpoint.checkpoint_id, u.task_display or u.spec.task, source, problems]
+            row: list[Text] = [labels.row_name(u, variants[u.key]), u.task_display or u.spec.task, source, problems]
             if m is None:
                 row += [Emph("none reported"), ""]
             else:
-                row += [f"{m.name} ({m.origin})", _pct(m.value)]
+                row.append(f"{m.name} ({m.origin})")
+                shown: list[Inline] = [f"{_pct(m.value)} on its {src.items} items"]
+                sets = {tuple(p) for g in analysis.graders if (p := _problems(analysis, u, g))}
+                for ids in sorted(sets, key=len):  # one line per distinct problem set of our estimates
+                    on = _metric_on(src, m, ids)
+                    if on is not None and len(ids) != src.items:
+                        shown += [BREAK, f"{_pct(on)} on the same {len(ids)} problems as ours"]
+                row.append(shown)
             for g in analysis.graders:
                 if m is None or m.metric is None:
                     row.append(Emph("not comparable") if m is not None else "")
@@ -439,9 +490,12 @@ def imported_section(analysis: Analysis) -> Section | None:
                     row.append(Emph("not graded"))
                     continue
                 cell: list[Inline] = [f"{m.metric} {_pct(e.value)} [{_pct(e.ci_low or 0)}, {_pct(e.ci_high or 0)}]"]
-                cell += [BREAK, f"{_signed(e.value - m.value)} vs source"]
-                if e.n_problems < src.items - src.unmatched:
-                    cell += [BREAK, Emph(f"n={e.n_problems}")]
+                on = _metric_on(src, m, _problems(analysis, u, g))
+                if on is None:
+                    why = f"no difference: the source's number is over {src.items} items, ours over {e.n_problems}"
+                    cell += [BREAK, Emph(f"{why} problems, and it gives no per-problem scores")]
+                else:
+                    cell += [BREAK, f"{_signed(e.value - on)} vs source on the same {e.n_problems} problems"]
                 row.append(cell)
             rows.append(row)
     note = Paragraph(
@@ -449,10 +503,12 @@ def imported_section(analysis: Analysis) -> Section | None:
             "Generations imported from published outputs (",
             Code("rlvr-audit import"),
             "), graded by rlvr-audit. Each row puts a number the source reported about these same generations "
-            "beside ours (accuracy in %, our interval, and ours minus the source's in points). Problems: matched / "
-            "items in the source (unmatched items were skipped); gold mismatches: items whose gold answer differs "
-            "from our task file's (we grade against ours). Where graders disagree on these samples, see the grader "
-            "disagreement section.",
+            "beside ours (accuracy in %, our interval, and ours minus the source's in points). The difference is "
+            "always over the same problems: the source's number recomputed from its own per-problem scores over "
+            "the problems ours is over (shown under its number on its own items when they differ). Problems: "
+            "matched / items in the source (unmatched items were skipped); gold mismatches: items whose gold "
+            "answer differs from our task file's (we grade against ours). Where graders disagree on these "
+            "samples, see the grader disagreement section.",
         ]
     )
     return Section("Imported generations: the source's numbers beside ours", [note, Table(header, rows)])

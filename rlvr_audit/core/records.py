@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from pathlib import PurePath
 from typing import Any, Literal
 
@@ -481,11 +482,25 @@ class ImportSource(Record):
     """Matched items whose gold answer differs from the task file's (graded against the task file's)."""
     base_given: str | None = None
     """Base checkpoint named with ``--base`` at import; it overrides the registry's base in reports."""
+    problem_scores: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Source metric name -> problem id -> the source's own value of that metric on the problem
+    (e.g. Qwen's mean ``score`` of its k samples), for matched problems of sources that record one
+    per item; empty where the source reports only totals. With it a report compares the source's
+    number with ours over the *same* problems (a total over the source's items is over other
+    problems whenever some were unmatched or are not graded)."""
     truncation_known: bool = False
     """Whether the source recorded, per sample, whether generation stopped at the token limit (a
     finish reason or a token count). No supported format does: imported samples carry
     ``finish_reason`` ``unknown`` and no token count, so an imported unit's truncation rate is
     unknown (a report must show it as unknown, never as 0)."""
+
+    def value_over(self, name: str, problem_ids: Sequence[str]) -> float | None:
+        """The source's metric ``name`` recomputed over ``problem_ids`` (mean of its per-problem
+        values); ``None`` when it has no per-problem value for one of them (or there are none)."""
+        scores = self.problem_scores.get(name, {})
+        if not problem_ids or any(p not in scores for p in problem_ids):
+            return None
+        return sum(scores[p] for p in problem_ids) / len(problem_ids)
 
     @property
     def label(self) -> str:

@@ -92,6 +92,11 @@ class SourceFile:
     themselves (e.g. Qwen's ``prompt_type``); part of the imported unit's template hash."""
     metrics: list[SourceMetric] = field(default_factory=list)
     """The source's own reported numbers."""
+    item_scores: dict[str, dict[int, float]] = field(default_factory=dict)
+    """Source metric name (a :attr:`SourceMetric.name` of :attr:`metrics`) -> item position (0-based,
+    in the order the items are yielded) -> the source's own value of that metric on the item, for
+    sources that record one per item (Qwen's ``score``, lm-eval's per-document metrics), so its
+    number can be recomputed over the problems we measured."""
 
 
 Reader = Callable[["SourceStream", SourceFile], Iterator[SourceItem]]

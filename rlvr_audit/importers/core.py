@@ -536,6 +536,23 @@ def _combined_metrics(parts: list[tuple[list[SourceMetric], int]]) -> list[Sourc
     return out
 
 
+def _problem_scores(fp: FilePlan) -> dict[str, dict[str, float]]:
+    """A file's per-item source values (:attr:`SourceFile.item_scores`) by matched problem id."""
+    out: dict[str, dict[str, float]] = {}
+    for name, values in fp.file.item_scores.items():
+        out[name] = {
+            pid: v for pos, v in values.items() if pos < len(fp.problem_of) and (pid := fp.problem_of[pos]) is not None
+        }
+    return out
+
+
+def _combined_scores(parts: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """The per-problem source values of a unit from its parts (files, or a stored unit and new
+    shards): each metric every part has per problem, over all their (disjoint) problems."""
+    names = set.intersection(*(set(p) for p in parts)) if parts else set()
+    return {name: {pid: v for p in parts for pid, v in p[name].items()} for name in sorted(names)}
+
+
 # ---- plan and write ---------------------------------------------------------------------------
 @dataclass
 class _Missed:
@@ -781,6 +798,7 @@ def plan_import(
             file_sha256=[fp.file.sha256 for fp in group],
             model=next(iter(unit_models)) if len(unit_models) == 1 else None,
             metrics=_combined_metrics([(fp.file.metrics, fp.file.n_items) for fp in group]),
+            problem_scores=_combined_scores([_problem_scores(fp) for fp in group]),
             items=sum(fp.file.n_items for fp in group),
             unmatched=sum(fp.n_unmatched for fp in group),
             gold_mismatches=sum(fp.n_gold for fp in group),
@@ -797,6 +815,7 @@ def plan_import(
                         "file_sha256": [*old.file_sha256, *source.file_sha256],
                         "model": old.model if old.model == source.model else None,
                         "metrics": _combined_metrics([(old.metrics, old.items), (source.metrics, source.items)]),
+                        "problem_scores": _combined_scores([old.problem_scores, source.problem_scores]),
                         "items": old.items + source.items,
                         "unmatched": old.unmatched + source.unmatched,
                         "gold_mismatches": old.gold_mismatches + source.gold_mismatches,

@@ -94,6 +94,10 @@ def read(source: SourceStream, file: SourceFile) -> Iterator[SourceItem]:
     """metric label -> [sum, count] over documents."""
     settings: dict[str, Any] | None = None
     n: int | None = None
+    positions: dict[str, int] = {}
+    """doc_id (as JSON) -> its item position."""
+    per_item: dict[str, dict[int, float]] = {}
+    """metric label -> item position -> the document's value."""
     file.benchmark = task_name_from_file(path)  # known from the file name before any line is read
     for lineno, line in source.lines():
         if not line.strip():
@@ -143,6 +147,9 @@ def read(source: SourceStream, file: SourceFile) -> Iterator[SourceItem]:
                 acc = metric_sums.setdefault(label, [0.0, 0.0])
                 acc[0] += float(value)
                 acc[1] += 1
+                key_now = json.dumps(doc_id, sort_keys=True)
+                position = positions.get(key_now, len(positions))  # this document's item position
+                per_item.setdefault(label, {})[position] = float(value)
         key = json.dumps(doc_id, sort_keys=True)
         digest = hashlib.sha256(json.dumps(completions).encode("utf-8", "surrogatepass")).hexdigest()
         if key in seen:
@@ -150,6 +157,7 @@ def read(source: SourceStream, file: SourceFile) -> Iterator[SourceItem]:
                 raise _wrong(path, FORMAT, f"{where}: doc_id {doc_id} appears again with other responses", EXPECTED)
             continue
         seen[key] = (digest, where)
+        positions[key] = len(positions)
         texts = (*(doc[k] for k in QUESTION_KEYS if isinstance(doc.get(k), str)), prompt)
         yield SourceItem(
             ref=f"{where} (doc_id {doc_id})",
@@ -172,6 +180,7 @@ def read(source: SourceStream, file: SourceFile) -> Iterator[SourceItem]:
         for label, (total, count) in metric_sums.items()
         if count == len(seen)
     ]
+    file.item_scores = {m.name: per_item[m.name] for m in file.metrics if m.name in per_item}
     file.n = n
     file.temperature = _temperature(kw, path)
     file.top_p = _optional_number(kw, "top_p", path)

@@ -121,6 +121,7 @@ def read(source: SourceStream, file: SourceFile) -> Iterator[SourceItem]:
     score_sum = 0.0
     any_sum = 0
     limit: tuple[int, str] | None = None
+    per_item: dict[str, dict[int, float]] = {}
     for lineno, line in source.lines():
         if not line.strip():
             continue
@@ -150,6 +151,8 @@ def read(source: SourceStream, file: SourceFile) -> Iterator[SourceItem]:
             n_scored += 1
             score_sum += sum(score) / len(score)
             any_sum += any(score)
+            for name, value in (("mean score", sum(score) / len(score)), ("any score", any(score)), ("acc", score[0])):
+                per_item.setdefault(name, {})[n_lines] = float(value)  # n_lines: this item's position
         tokens = _token_limit(row, where, path)
         if tokens is not None:
             if limit is not None and tokens != limit[0]:
@@ -211,5 +214,7 @@ def read(source: SourceStream, file: SourceFile) -> Iterator[SourceItem]:
     file.seed = int(m["seed"]) if m else None
     file.prompt_style = prompt_type
     file.metrics = metrics
+    # per item: 'mean score' (avg@k), 'any score' (pass@k), and 'acc' (the first sample's score, as math_eval.py's acc)
+    file.item_scores = {m.name: per_item[m.name] for m in metrics if m.name in per_item}
     if limit is not None:
         file.max_new_tokens, file.max_new_tokens_origin = limit
