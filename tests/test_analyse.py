@@ -9,12 +9,14 @@ import numpy as np
 import pytest
 
 from rlvr_audit.analysis import stats
+from rlvr_audit.analysis.disagreement import disagreement_section, grader_disagreements
 from rlvr_audit.analysis.estimates import analyse, grader_version, plan_for
+from rlvr_audit.analysis.labels import unit_variants
 from rlvr_audit.analysis.reproduction import reproduction_table
 from rlvr_audit.core.records import CheckpointRef, Grade, Problem, SamplingProtocol, UnitSpec
 from rlvr_audit.core.section import Table
 from rlvr_audit.core.store import Store, UnitInfo
-from rlvr_audit.report.markdown import render_blocks
+from rlvr_audit.report.markdown import render_blocks, render_section
 
 DATA_HASH = "ab" * 8
 N = 40
@@ -296,3 +298,44 @@ def test_two_base_units_that_fit_equally_give_one_warning_naming_both(
         analyse(store, n_resamples=200)
     lines = [r.getMessage() for r in caplog.records if "fit equally" in r.getMessage()]
     assert len(lines) == 1 and a_key in lines[0] and b_key in lines[0] and "\n" not in lines[0]
+
+
+def _grade_again(store: Store, key: str, grader_id: str, correct: np.ndarray) -> None:
+    version = grader_version(grader_id)
+    assert version is not None
+    store.append_grades(
+        key,
+        grader_id,
+        [
+            Grade(
+                unit_key=key,
+                problem_id=pid,
+                sample_idx=0,
+                grader_id=grader_id,
+                grader_version=version,
+                verdict="correct" if correct[i, 0] else "incorrect",
+            )
+            for i, pid in enumerate(PIDS)
+        ],
+    )
+
+
+def test_disagreement_rows_of_units_differing_only_in_token_limit_name_it(store: Store) -> None:
+    """Two runs of one checkpoint that differ only in the token limit: on main the disagreement
+    table showed two identical-looking rows (and the gains table two identical checkpoint cells)."""
+    short = outcomes(1, 0.3)
+    long = outcomes(2, 0.6)
+    keys = {
+        tokens: make_unit(store, "rl", c, base=None, backend="vllm", max_new_tokens=tokens)
+        for tokens, c in ((4096, short), (32768, long))
+    }
+    for tokens, c in ((4096, short), (32768, long)):
+        _grade_again(store, keys[tokens], "paper", c)
+    units = {u.key: u for u in store.units()}
+    rows = grader_disagreements(store, list(units.values()), ["math_verify", "paper"])
+    md = render_section(disagreement_section(rows))
+    pct = f"{100 * short.mean():.1f}"
+    assert f"| toy/rl (4096 tokens) | math500 | `qwen_math_default` | {pct} | {pct} | 40 | 0 (0.0%) |" in md
+    assert f"| toy/rl (32768 tokens) | math500 | `qwen_math_default` | {100 * long.mean():.1f} |" in md
+    # the same labels in every table of units: behaviour flags, code, gains
+    assert unit_variants(list(units.values())) == {keys[4096]: "4096 tokens", keys[32768]: "32768 tokens"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -360,3 +361,21 @@ def test_worker_processes_give_the_same_report(env: dict[str, Path], monkeypatch
     pd.testing.assert_frame_equal(code_report.steps_frame(alone), code_report.steps_frame(pooled))
     with pytest.raises(ValueError, match="workers must be a positive integer"):
         build_code_report(analysis, store, workers=0)
+
+
+def test_the_strategy_table_is_not_repeated_per_grader(env: dict[str, Path], tmp_path: Path) -> None:
+    """Whether a response reasons in code does not depend on the grader: on main the whole per-unit
+    table (code rates included) came once per grader; now the rates come once per unit and only the
+    accuracies per grader."""
+    copy = {**env, "store": tmp_path / "store", "tmp": tmp_path}
+    shutil.copytree(env["store"], copy["store"])
+    (tmp_path / "reports").mkdir()
+    r = invoke("grade", "--graders", "boxed_strict", "--workers", "1", "--quiet", "--store", str(copy["store"]))
+    assert r.exit_code == 0, r.output
+    md = (report(copy) / "index.md").read_text()
+    code_md = md.split("## Code reasoning", 1)[1].split("\n## ", 1)[0]
+    assert code_md.count("| toy/rl100 | aime24 | `no_template` | 8 | 62.5 [25.0, 100.0] | 75.0 [") == 1
+    accuracy = code_md.split("### Accuracy by strategy, per grader", 1)[1].split("\n### ", 1)[0]
+    rl100 = [line for line in accuracy.splitlines() if line.startswith("| toy/rl100 |")]
+    assert [line.split(" | ")[3] for line in rl100] == ["`math_verify`", "`boxed_strict`"]
+    assert "Per unit, grader" not in code_md

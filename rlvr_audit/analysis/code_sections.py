@@ -27,8 +27,10 @@ from .behaviour import (
     CODE_DEFINITIONS,
     DEFAULT_DEFINITION,
 )
-from .code_reasoning import CodeReport, StepSeries, code_frame, flags_frame, steps_frame, transitions_frame
+from .code_reasoning import CodeReport, StepSeries, UnitCode, code_frame, flags_frame, steps_frame, transitions_frame
+from .estimates import grader_order
 from .figures import pyplot
+from .labels import unit_name, unit_variants
 
 __all__ = ["code_section", "code_sections", "flags_section", "step_figure", "step_figure_names"]
 
@@ -86,34 +88,52 @@ def code_section(report: CodeReport) -> Section | None:
             ]
         )
     ]
-    graders = sorted({c.grader_id for c in rows})
+    graders = grader_order(list({c.grader_id for c in rows}))  # math_verify first, as the report's tables
     python = {(c.info.key, c.grader_id): c.summary for c in report.code if c.definition == "mentions_python"}
-    header: list[Text] = ["Checkpoint", "Task", "Prompt", "Responses", "Code (%)", "Mentions Python (%)"]
+    by_unit: dict[str, list[UnitCode]] = {}
+    for c in rows:
+        by_unit.setdefault(c.info.key, []).append(c)
+    variants = unit_variants([cs[0].info for cs in by_unit.values()])
+    unit_names = {key: unit_name(cs[0].info, variants[key]) for key, cs in by_unit.items()}
+    # the strategy of a response does not depend on the grader: one row per unit, whatever the graders
+    strategy: list[list[Text]] = []
+    for key, cs in by_unit.items():
+        c = max(cs, key=lambda x: x.summary.n_responses)  # the grader that graded the most of the unit
+        s, spec = c.summary, c.info.spec
+        py = python.get((key, c.grader_id))
+        strategy.append(
+            [
+                unit_names[key],
+                spec.task,
+                Code(spec.template_id),
+                str(s.n_responses),
+                _cell(s.code_frequency),
+                _cell(py.code_frequency) if py else "–",
+            ]
+        )
+    blocks.append(Heading("Strategy per unit"))
+    blocks.append(Table(["Checkpoint", "Task", "Prompt", "Responses", "Code (%)", "Mentions Python (%)"], strategy))
+    # accuracies do: one row per unit and grader
+    header: list[Text] = ["Checkpoint", "Task", "Prompt", *(["Grader"] if len(graders) > 1 else [])]
     header += ["Accuracy (%)", "Accuracy given code (%)", "Accuracy given language (%)", "Code - language (points)"]
-    for grader in graders:
-        if len(graders) > 1:
-            blocks.append(Heading(["Per unit, grader ", Code(grader)]))
-        table: list[list[Text]] = []
-        for c in rows:
-            if c.grader_id != grader:
-                continue
+    table: list[list[Text]] = []
+    for key, cs in by_unit.items():
+        for c in sorted(cs, key=lambda x: graders.index(x.grader_id)):
             s, spec = c.summary, c.info.spec
-            py = python.get((c.info.key, grader))
             table.append(
                 [
-                    spec.checkpoint.checkpoint_id,
+                    unit_names[key],
                     spec.task,
                     Code(spec.template_id),
-                    str(s.n_responses),
-                    _cell(s.code_frequency),
-                    _cell(py.code_frequency) if py else "–",
+                    *([Code(c.grader_id)] if len(graders) > 1 else []),
                     _cell(s.accuracy),
                     f"{_cell(s.accuracy_code)} (n={s.n_code})",
                     f"{_cell(s.accuracy_language)} (n={s.n_language})",
                     _cell(s.code_minus_language, signed=True),
                 ]
             )
-        blocks.append(Table(header, table))
+    blocks.append(Heading("Accuracy by strategy" + (", per grader" if len(graders) > 1 else "")))
+    blocks.append(Table(header, table))
     transitions = [t for t in report.transitions if t.table.definition == default]
     if transitions:
         blocks.append(Heading("Strategy transitions: RLVR checkpoint vs base"))
@@ -136,7 +156,7 @@ def code_section(report: CodeReport) -> Section | None:
             blocks.append(
                 Paragraph(
                     [
-                        Strong(comp.treatment),
+                        Strong(unit_names.get(comp.treatment_unit, comp.treatment)),
                         f" vs {comp.baseline} · {comp.task} · ",
                         Code(comp.template_id),
                         " · grader ",
@@ -204,6 +224,7 @@ def flags_section(report: CodeReport) -> Section | None:
     header: list[Text] = ["Checkpoint", "Task", "Prompt", "Responses", "Truncated (%)", "Repetition (%)", "Empty (%)"]
     header += ["No boxed answer (%)", "Mean tokens"]
     rows: list[list[Text]] = []
+    variants = unit_variants([f.info for f in report.flags])
     for f in report.flags:
         s, spec = f.summary, f.info.spec
         tokens = "–" if s.mean_tokens is None else f"{s.mean_tokens:.0f}"
@@ -211,7 +232,7 @@ def flags_section(report: CodeReport) -> Section | None:
             tokens += f" (n={s.n_tokens_known})"
         rows.append(
             [
-                spec.checkpoint.checkpoint_id,
+                unit_name(f.info, variants[f.info.key]),
                 spec.task,
                 Code(spec.template_id),
                 str(s.n_responses),

@@ -28,6 +28,7 @@ from ..core.records import Grade
 from ..core.section import BulletList, Code, Emph, Inline, Paragraph, Section, Table, Text
 from ..core.store import Store, UnitInfo
 from .estimates import grader_version
+from .labels import unit_name, unit_variants
 
 TAIL_CHARS = 400
 """Characters of the response's end shown in an example."""
@@ -200,15 +201,15 @@ def disagreement_section(rows: Sequence[UnitDisagreement]) -> Section:
         )
         return section
     all_graders = sorted({g for d in rows for g in d.graders})
+    variants = unit_variants([d.info for d in rows])
+    name = {d.info.key: unit_name(d.info, variants[d.info.key]) for d in rows}
     header: list[Text] = ["Checkpoint", "Task", "Prompt", *(Code(g) for g in all_graders), "Samples", "Disagree"]
     table: list[list[Text]] = []
     for d in rows:
         s = d.info.spec
         accs: list[Text] = [f"{100 * d.accuracy[g]:.1f}" if g in d.accuracy else "" for g in all_graders]
         share = f" ({100 * d.n_disagree / d.n_common:.1f}%)" if d.n_common else ""
-        table.append(
-            [s.checkpoint.checkpoint_id, s.task, Code(s.template_id), *accs, str(d.n_common), f"{d.n_disagree}{share}"]
-        )
+        table.append([name[d.info.key], s.task, Code(s.template_id), *accs, str(d.n_common), f"{d.n_disagree}{share}"])
     section.blocks += [
         Paragraph(
             [
@@ -226,7 +227,7 @@ def disagreement_section(rows: Sequence[UnitDisagreement]) -> Section:
             if x or y:
                 moved += [*(["; "] if moved else []), Code(a), f" only {x}, ", Code(b), f" only {y}"]
         if moved:
-            pair_items.append([f"{d.info.spec.checkpoint.checkpoint_id} · {d.info.spec.task}: ", *moved])
+            pair_items.append([f"{name[d.info.key]} · {d.info.spec.task}: ", *moved])
     if pair_items:
         section.blocks += [Paragraph("Correct under one grader of a pair but not the other:"), BulletList(pair_items)]
     examples = [(d, ex) for d in rows for ex in d.examples]
@@ -239,7 +240,7 @@ def disagreement_section(rows: Sequence[UnitDisagreement]) -> Section:
             ]
             table.append(
                 [
-                    d.info.spec.checkpoint.checkpoint_id,
+                    name[d.info.key],
                     f"{ex.problem_id} #{ex.sample_idx}",
                     _cell(ex.gold),
                     *per,

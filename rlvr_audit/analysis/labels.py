@@ -39,6 +39,7 @@ __all__ = [
     "metric_header",
     "protocol_label",
     "row_name",
+    "unit_name",
     "unit_variants",
 ]
 
@@ -122,6 +123,13 @@ def row_name(u: UnitInfo, variant: str = "", *, block: str | None = None, short:
     name = cid.split("/", 1)[1] if short and block is not None and cid.startswith(f"{block}/") else cid
     extras = [x for x in (u.reward, f"step {u.step}" if u.step else None, variant) if x]
     return name + (f" ({', '.join(extras)})" if extras else "")
+
+
+def unit_name(u: UnitInfo, variant: str = "") -> str:
+    """A unit in a table of units (one row per unit): its checkpoint id, and in parentheses what
+    tells it apart from the table's other units of that checkpoint, task and prompt
+    (:func:`unit_variants`), e.g. ``sky-t1/correct-14b (4096 tokens)``."""
+    return u.spec.checkpoint.checkpoint_id + (f" ({variant})" if variant else "")
 
 
 @dataclass

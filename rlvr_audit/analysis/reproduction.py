@@ -522,11 +522,15 @@ def gains_section(analysis: Analysis) -> Section | None:
     header: list[Text] = ["Checkpoint", "Base", "Task", "Prompt", "Grader", "Metric", "Gain (points)"]
     header += ["p", "p (Holm)", "p (BH)", "Test", "Problems"]
     rows: list[list[Text]] = []
+    info = {u.key: u for u in analysis.units}
+    treated = [info[k] for k in dict.fromkeys(c.treatment_unit for c in analysis.comparisons) if k in info]
+    variants = labels.unit_variants(treated)
     for c in analysis.comparisons:
         p, p_holm, p_bh = ("-" if x is None else f"{x:.3g}" for x in (c.p_value, c.p_holm, c.p_bh))
+        u = info.get(c.treatment_unit)
         rows.append(
             [
-                c.treatment,
+                labels.unit_name(u, variants[u.key]) if u is not None else c.treatment,
                 c.baseline,
                 c.task,
                 Code(c.template_id),
