@@ -900,3 +900,28 @@ def test_a_source_without_per_problem_scores_is_not_differenced_over_other_probl
     assert (
         "vs source" not in table and "no difference: the source's number is over 6 items, ours over 5 problems" in table
     )
+
+
+def test_ls_units_and_claims_stay_readable_at_80_columns_and_wide_shows_everything(env: dict[str, Path]) -> None:
+    """On main, 80 columns folded every cell of `ls units` into four-letter lines and the token limit
+    (all that tells two imports of one file apart) was not listed at all."""
+    path = spurious_file(env["src"] / "a-rather-long-file-name-of-the-paper_MATH-500.json", rows("math500", 4))
+    for tokens in ("3072", "1024"):  # one file imported as if made with two token limits: two units
+        r = do_import(env, "spurious-rewards-json", path, extra=("--max-new-tokens", tokens))
+        assert r.exit_code == 0, r.output
+    runner = CliRunner()
+    narrow = runner.invoke(app, ["ls", "units", *loc_args(env, data=False)], env={"COLUMNS": "80"})
+    assert narrow.exit_code == 0, narrow.output
+    lines = narrow.output.splitlines()
+    assert max(len(line) for line in lines) <= 80, narrow.output
+    units = Store(env["store"]).units()
+    assert len(units) == 2
+    for u in units:
+        tokens = str(u.spec.protocol.max_new_tokens)
+        assert any(u.key in line and "toy/rl" in line and tokens in line for line in lines), narrow.output
+    assert "tokens" in lines[1] and "--wide shows everything" in " ".join(lines)
+    wide = runner.invoke(app, ["ls", "units", "--wide", *loc_args(env, data=False)], env={"COLUMNS": "80"})
+    assert f"import:spurious-rewards-json (src/{path.name})" in wide.output and "graders" in wide.output
+    claims = runner.invoke(app, ["ls", "claims", "--config-dir", str(ROOT)], env={"COLUMNS": "80"})
+    assert claims.exit_code == 0 and max(len(line) for line in claims.output.splitlines()) <= 80, claims.output
+    assert "pre.fig1.qwen2.5-math-7b" in claims.output  # ids are wrapped, never cut

@@ -104,12 +104,13 @@ def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = N
                     "prompt": s.template_id,
                     "n": str(s.protocol.n),
                     "T": f"{s.protocol.temperature:g}",
+                    "tokens": str(s.protocol.max_new_tokens),
                     "backend": s.backend + (f" ({u.imported.label})" if u.imported is not None else ""),
                     "generated": str(len(store.read_generations(u.key))),
                     "graders": ", ".join(store.graders(u.key)) or "-",
                 }
             )
-        columns = ("task", "prompt", "n", "T", "backend", "generated", "graders")
+        columns = ("task", "prompt", "n", "T", "tokens", "backend", "generated", "graders")
         for b in broken:  # listed with the file that is wrong, instead of failing the whole listing
             rows.append({"unit": b.key, "checkpoint": f"BROKEN: {b.line()}", **dict.fromkeys(columns, "-")})
         return rows

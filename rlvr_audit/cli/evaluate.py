@@ -59,6 +59,7 @@ from .common import (
     report_options,
     split,
 )
+from .fit import fit
 
 app = typer.Typer(
     name="rlvr-audit",
@@ -471,6 +472,9 @@ def ls(
     source: Annotated[
         str | None, typer.Option("--source", help="ls claims: only this source (SR-v1, critique).")
     ] = None,
+    wide: Annotated[
+        bool, typer.Option("--wide", help="Table: every column in full (default: fit the terminal).")
+    ] = False,
 ) -> None:
     """List tasks, prompts, checkpoints, stored units, graders, backends, import formats or claims.
 
@@ -503,12 +507,30 @@ def ls(
     if not rows:
         out.print(f"(no {what})")
         return
+    broken = [r for r in rows if what == "units" and r.get("checkpoint", "").startswith("BROKEN: ")]
+    rows = [r for r in rows if r not in broken]  # broken units: one whole line each, under the table
+    if not rows:
+        for r in broken:
+            out.print(f"unit {r['unit']}: {r['checkpoint']}", highlight=False, soft_wrap=True)
+        return
+    if wide:  # every column in full, however wide
+        widths = [max(len(c), *(len(r[c]) for r in rows)) for c in rows[0]]
+        out = Console(width=max(out.width, sum(widths) + 3 * len(widths) + 1))
+        fitted = fit(what, rows, out.width)
+    else:
+        fitted = fit(what, rows, out.width)
     table = Table(show_lines=False)
-    for col in rows[0]:
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(*row.values())
-    out.print(table)
+    for col in fitted.columns:
+        wraps = col in fitted.wrap and not wide
+        table.add_column(col, overflow="fold" if wraps else "ellipsis", no_wrap=not wraps)
+    for cells in fitted.rows:
+        table.add_row(*cells)
+    out.print(table, highlight=False)
+    for r in broken:
+        out.print(f"unit {r['unit']}: {r['checkpoint']}", highlight=False, soft_wrap=True)
+    if fitted.left_out or fitted.cut:
+        left = f"columns left out: {', '.join(fitted.left_out)}; " if fitted.left_out else ""
+        out.print(f"({left}long cells cut with …; --wide shows everything)", highlight=False)
 
 
 @app.command()
