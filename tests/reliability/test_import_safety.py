@@ -308,3 +308,37 @@ def test_imported_units_report_truncation_as_unknown_not_zero(tmp: Path) -> None
     table = index[index.index("| Truncated (%)") :]
     row = next(line for line in table.splitlines() if line.startswith("| toy/rl | amc"))
     assert row.split(" | ")[4] == "unknown", row
+
+
+# ---- 13.4 (report side): two imports of one base are two labelled rows, gains pair one of them -----
+def test_two_imports_of_a_base_are_two_labelled_rows_and_the_ambiguous_pairing_one_warning(tmp: Path) -> None:
+    """On main the reproduction table kept one of the two base imports (silently) and a gain could
+    sit in a row of the other one's numbers ("base 87.5, rl 17.5, +10.0 vs base" matching neither)."""
+    probs = problems(8)
+    (tmp / "first").mkdir()
+    (tmp / "rerun").mkdir()
+    first = spurious(tmp / "first" / "base.json", probs, answer="1")
+    rerun = spurious(tmp / "rerun" / "base.json", probs, answer="2")
+    rl = spurious(tmp / "rl.json", probs, answer="3")
+    for path, checkpoint in ((first, "toy/base"), (rerun, "toy/base"), (rl, "toy/rl")):
+        r = invoke(*args(tmp, "spurious-rewards-json", path, checkpoint=checkpoint))
+        assert r.exit_code == 0, r.output
+    store = Store(tmp / "store")
+    assert len(store.units()) == 3
+    common = ["--store", str(tmp / "store"), "--config-dir", str(ROOT), "--quiet"]
+    assert invoke("grade", "--graders", "boxed_strict", "--workers", "1", *common).exit_code == 0
+    r = invoke("report", "--resamples", "200", "--no-browser", "--report-dir", str(tmp / "r"), *common)
+    assert r.exit_code == 0, r.output
+    warnings = [line for line in r.output.splitlines() if "fit equally" in line]
+    keys = {u.imported.label if u.imported else "": u.key for u in store.units()}
+    assert len(warnings) == 1, r.output
+    assert keys["first/base.json"] in warnings[0] and keys["rerun/base.json"] in warnings[0]
+    index = (tmp / "r" / "index.md").read_text()
+    table = index[index.index("## Reproduction table") :].split("\n## ", 1)[0]
+    names = [line.split(" | ")[0].lstrip("| ") for line in table.splitlines() if "`imported`" in line]
+    assert names == ["base (source first/base.json)", "base (source rerun/base.json)", "rl (random, step 50)"]
+    est = pd.read_csv(tmp / "r" / "tables" / "estimates.csv")
+    comp = pd.read_csv(tmp / "r" / "tables" / "comparisons.csv")
+    (c,) = comp.itertuples()
+    base_value = est.set_index("unit_key").loc[c.baseline_unit, "value"]
+    assert c.baseline_value == pytest.approx(base_value)  # the gain is of the units it names, nothing else
