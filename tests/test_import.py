@@ -925,3 +925,18 @@ def test_ls_units_and_claims_stay_readable_at_80_columns_and_wide_shows_everythi
     claims = runner.invoke(app, ["ls", "claims", "--config-dir", str(ROOT)], env={"COLUMNS": "80"})
     assert claims.exit_code == 0 and max(len(line) for line in claims.output.splitlines()) <= 80, claims.output
     assert "pre.fig1.qwen2.5-math-7b" in claims.output  # ids are wrapped, never cut
+
+
+def test_per_problem_source_scores_of_lm_eval_documents_logged_once_per_filter(env: dict[str, Path]) -> None:
+    """lm-eval logs a document once per filter: each filter's metric is kept per problem (doc i is
+    right iff i is even), keyed by the problem the document matched, not by its line."""
+    probs = rows("math500", 6, seed=2)
+    path = lm_eval_file(env["src"], probs, filters=("last_boxed", "flexible"))
+    r = do_import(env, "lm-eval-samples", path)
+    assert r.exit_code == 0, r.output
+    src = only_unit(env).imported
+    assert src is not None
+    expected = {p["id"]: 1.0 if i % 2 == 0 else 0.0 for i, p in enumerate(probs)}
+    assert src.problem_scores == {"exact_match,flexible": expected, "exact_match,last_boxed": expected}
+    assert src.value_over("exact_match,flexible", [probs[0]["id"], probs[2]["id"]]) == 1.0
+    assert src.value_over("exact_match,flexible", [probs[1]["id"], "not-a-problem"]) is None
