@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rlvr_audit.analysis import stats
+from rlvr_audit.analysis import figures, stats
 from rlvr_audit.analysis.disagreement import disagreement_section, grader_disagreements
 from rlvr_audit.analysis.estimates import analyse, grader_version, plan_for
 from rlvr_audit.analysis.labels import unit_variants
@@ -339,3 +339,26 @@ def test_disagreement_rows_of_units_differing_only_in_token_limit_name_it(store:
     assert f"| toy/rl (32768 tokens) | math500 | `qwen_math_default` | {100 * long.mean():.1f} |" in md
     # the same labels in every table of units: behaviour flags, code, gains
     assert unit_variants(list(units.values())) == {keys[4096]: "4096 tokens", keys[32768]: "32768 tokens"}
+
+
+def test_accuracy_figure_has_a_panel_per_protocol_titled_by_its_metric(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """main drew a greedy and a 4-sample unit of one task in one panel titled avg@<first unit's k>."""
+    make_unit(store, "base", outcomes(1, 0.4), base=None, backend="vllm")
+    make_unit(store, "rl", outcomes(2, 0.6, k=4), base=None, backend="vllm")
+    titles: list[str] = []
+    real = figures._panels
+
+    def spy(n_tasks: int, n_rows: int):  # type: ignore[no-untyped-def]
+        plt, fig, axes = real(n_tasks, n_rows)
+        for ax in axes:
+            monkeypatch.setattr(ax, "set_title", lambda text, **kw: titles.append(text))
+        return plt, fig, axes
+
+    monkeypatch.setattr(figures, "_panels", spy)
+    assert figures.accuracy_figure(analyse(store, n_resamples=200), "math_verify", tmp_path / "a.png") is not None
+    assert sorted(titles) == [
+        "math500 (avg@1)\ngreedy, 1 sample, 64 tokens, seed 0",
+        "math500 (avg@4)\nT=0.6, 4 samples, 64 tokens, seed 0",
+    ]
