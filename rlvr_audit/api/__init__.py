@@ -11,6 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..analysis.anatomy_sections import anatomy_section, anatomy_summary
 from ..analysis.behaviour import is_code_reasoning
 from ..analysis.claims_sections import claims_document, measured_correction_section
 from ..analysis.code_reasoning import build_code_report
@@ -313,6 +314,7 @@ def report_document(
             imported_section(analysis),
             disagreement if len(analysis.graders) > 1 else None,
             gains_section(analysis),
+            anatomy_section(code.anatomies),
             figures_section(analysis),
             cross_family_section(grids) if grids else None,
             seed_spread_section(analysis),
@@ -329,6 +331,7 @@ def report_document(
         manifest_section(store.manifests(), {u.key for u in analysis.units}),
     ]
     doc.sections = sections
+    doc.intro.extend(anatomy_summary(code.anatomies))
     doc.outro.append(
         table_links(
             [("estimates.csv", ""), ("comparisons.csv", ""), ("grader_disagreement.csv", "(accuracies as fractions)")],
