@@ -125,7 +125,7 @@ def anatomy_figure(items: Sequence[ComparisonAnatomy], grader_id: str, path: Pat
         ax.errorbar(x, g, yerr=[[g - 100 * iv.ci_low], [100 * iv.ci_high - g]], fmt="D", color="black", capsize=4, ms=6)
     for cls in BEHAVIOUR_CLASSES:
         ax.bar(0, 0, color=_COLOURS[cls], label=f"base {cls}")
-    ax.errorbar([], [], yerr=[], fmt="D", color="black", label="total gain (interval)")
+    ax.errorbar([], [], yerr=[], fmt="D", color="black", label="total gain (paired interval)")
     ax.axhline(0, color="grey", lw=0.8)
     ax.set_xticks(range(len(ordered)))
     ax.set_xticklabels([_bar_label(a) for a in ordered], fontsize=7)
@@ -151,9 +151,15 @@ def _header(a: ComparisonAnatomy) -> Paragraph:
             f" · {a.protocol} · grader ",
             Code(c.grader_id),
             f": {_points(an.acc_before)} -> {_points(an.acc_after)}, gain "
-            f"{_with_ci(an.gain, an.gain_interval)} points over {an.n_problems} problems.",
+            f"{_with_ci(an.gain, _comparison_interval(a))} points over {an.n_problems} problems "
+            "(the reproduction table's paired interval).",
         ]
     )
+
+
+def _comparison_interval(a: ComparisonAnatomy) -> stats.Interval:
+    c = a.comparison
+    return stats.Interval(c.delta, c.ci_low, c.ci_high, c.level, c.method)
 
 
 def _class_rows(a: ComparisonAnatomy) -> list[list[Text]]:
@@ -200,6 +206,8 @@ def _clean_line(a: ComparisonAnatomy) -> Paragraph:
     ]
     if cl.p_value is not None:
         parts.append(f", p = {cl.p_value:.3g} ({cl.test})")
+        if cl.interval is not None and stats.disagrees_with_test(cl.interval, cl.p_value):
+            parts.append(" ⚠ the interval and the exact test disagree about significance")
     parts.append(".")
     return Paragraph(parts)
 
