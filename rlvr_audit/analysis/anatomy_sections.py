@@ -11,7 +11,20 @@ from pathlib import Path
 import pandas as pd
 
 from ..core.records import natural_key
-from ..core.section import Block, BulletList, Code, Emph, Figure, Heading, Paragraph, Section, Strong, Table, Text
+from ..core.section import (
+    Block,
+    BulletList,
+    Code,
+    Emph,
+    Figure,
+    Heading,
+    Inline,
+    Paragraph,
+    Section,
+    Strong,
+    Table,
+    Text,
+)
 from ..core.section import table_links as links
 from . import stats
 from .anatomy import PART_METHOD, AnatomyPart, ComparisonAnatomy
@@ -199,7 +212,7 @@ def _clean_line(a: ComparisonAnatomy) -> Paragraph:
     cl = a.anatomy.clean
     if cl.gain is None:
         return Paragraph([Emph("Gain on clean problems"), ": no problem had a clean base response."])
-    parts: list[Text] = [
+    parts: list[Inline] = [
         Emph("Gain on clean problems"),
         f" (the {cl.n_problems} problems whose base response was clean language with a boxed answer): "
         f"{_with_ci(cl.gain, cl.interval)} points",
@@ -322,7 +335,7 @@ def anatomy_section(items: Sequence[ComparisonAnatomy]) -> Section | None:
     return Section("Gain anatomy", blocks, tables={"gain_anatomy.csv": anatomy_frame(items)})
 
 
-def _summary_item(a: ComparisonAnatomy) -> Text:
+def _summary_item(a: ComparisonAnatomy) -> list[Inline]:
     c, an = a.comparison, a.anatomy
     step = f" (step {a.step})" if a.step is not None else ""
     return [
@@ -347,8 +360,7 @@ def anatomy_summary(items: Sequence[ComparisonAnatomy]) -> list[Block]:
         return []
     grader = items[0].comparison.grader_id
     mine = _order([a for a in items if a.comparison.grader_id == grader])
-    lead: Text = [Strong("Gain anatomy"), " (grader ", Code(grader), ", see the Gain anatomy section):"]
+    lead: list[Inline] = [Strong("Gain anatomy"), " (grader ", Code(grader), ", see the Gain anatomy section):"]
     if len(mine) == 1:
-        first = _summary_item(mine[0])
-        return [Paragraph([*lead, " ", *(first if isinstance(first, list) else [first])])]
+        return [Paragraph([*lead, " ", *_summary_item(mine[0])])]
     return [Paragraph(lead), BulletList([_summary_item(a) for a in mine])]

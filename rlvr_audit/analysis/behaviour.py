@@ -896,7 +896,7 @@ def problem_class(classes: Iterable[str]) -> BehaviourClass:
     for c in classes:
         if c not in counts:
             raise ValueError(f"unknown behaviour class {c!r}; valid: {', '.join(BEHAVIOUR_CLASSES)}")
-        counts[c] += 1  # type: ignore[index]
+        counts[c] += 1
         n += 1
     if n == 0:
         raise ValueError("a problem needs at least one sample's class")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from ...core.errors import UsageError
-from ...core.records import EffectiveSampling, SamplingProtocol, stable_hash
+from ...core.records import EffectiveSampling, FinishReason, SamplingProtocol, stable_hash
 from .base import GenOutput, GenRequest, OutputBatch, ProgressFn
 
 WRONG = "999999"
@@ -64,7 +64,7 @@ def check_model_args(model_args: dict[str, str]) -> tuple[float | None, float]:
     return accuracy, delay
 
 
-def cut_at_limit(text: str, limit: int) -> tuple[str, int, str]:
+def cut_at_limit(text: str, limit: int) -> tuple[str, int, FinishReason]:
     """``(text, n_tokens, finish_reason)``: ``text`` up to the end of its ``limit``-th
     whitespace-separated word and ``"length"`` when it has more words, else unchanged and ``"stop"``."""
     words = list(re.finditer(r"\S+", text))
