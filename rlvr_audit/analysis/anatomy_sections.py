@@ -299,7 +299,8 @@ def anatomy_section(items: Sequence[ComparisonAnatomy]) -> Section | None:
                 "A problem's class is the class most of its samples have (ties go to the earlier class). The "
                 "gain splits exactly into one part per base class (and per trained class, and per transition): "
                 "(problems of the part / all problems) x (accuracy after - accuracy before); the parts add up "
-                f"to the gain as exact fractions. Intervals: {level}% percentile bootstrap over problems "
+                "to the gain as exact fractions (a part's share of the gain can be negative or above 100%). "
+                f"Intervals: {level}% percentile bootstrap over problems "
                 f"({PART_METHOD}); the gain on clean problems has the reproduction table's paired interval and "
                 "the exact paired test.",
             ]
@@ -346,7 +347,8 @@ def _summary_item(a: ComparisonAnatomy) -> list[Inline]:
         f") comes from problems where the base response was degenerate or truncated "
         f"({an.n_degenerate_or_truncated} of {an.n_problems} problems); gain on clean problems "
         + (
-            f"{_with_ci(an.clean.gain, an.clean.interval)} over {an.clean.n_problems} problems."
+            f"{_with_ci(an.clean.gain, an.clean.interval)} over {an.clean.n_problems} problems"
+            + (f" (exact test p = {an.clean.p_value:.3g})." if an.clean.p_value is not None else ".")
             if an.clean.gain is not None
             else "undefined (no clean base response)."
         ),
