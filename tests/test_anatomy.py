@@ -13,11 +13,11 @@ from testbed import DATA, ROOT, TOY_REGISTRY, needs_data
 from typer.testing import CliRunner
 
 from rlvr_audit.analysis import stats
-from rlvr_audit.analysis.anatomy import gain_anatomy
-from rlvr_audit.analysis.anatomy_sections import ANATOMY_COLUMNS
+from rlvr_audit.analysis.anatomy import ComparisonAnatomy, gain_anatomy
+from rlvr_audit.analysis.anatomy_sections import ANATOMY_COLUMNS, anatomy_figure, anatomy_frame, anatomy_section
 from rlvr_audit.analysis.behaviour import BEHAVIOUR_CLASSES
 from rlvr_audit.cli import app
-from rlvr_audit.core.records import Generation
+from rlvr_audit.core.records import Comparison, Generation
 from rlvr_audit.generation.engines.scripted import cut_at_limit
 
 REAL = ROOT.parent / "shared" / "data" / "real_generations" / "sky-t1"
@@ -149,6 +149,26 @@ def test_one_class_part_equals_the_total_and_clean_gain_uses_mcnemar() -> None:
     assert an.truncation_unknown_base == 40 and an.truncation_unknown_rlvr == 40
     with pytest.raises(ValueError, match="same unit"):
         gain_anatomy(base, base, base_correct={}, rlvr_correct={}, rng=np.random.default_rng(0))
+
+
+def test_steps_of_a_run_sort_numerically_in_the_table_section_and_figure(tmp_path: Path) -> None:
+    base, base_ok = side("base", BASE)
+    rlvr, rlvr_ok = side("rlvr", RLVR)
+    an = gain_anatomy(base, rlvr, base_correct=base_ok, rlvr_correct=rlvr_ok, rng=np.random.default_rng(0))
+    items = []
+    for step in (1000, 50, 200):
+        c = Comparison(
+            baseline="toy/base", treatment=f"toy/rl{step}", baseline_unit="base", treatment_unit=f"rl{step}",
+            task="aime24", template_id="no_template", grader_id="math_verify", metric="avg@2",
+            baseline_value=float(an.acc_before), treatment_value=float(an.acc_after), delta=float(an.gain),
+            ci_low=-0.1, ci_high=0.8, level=0.95, method="mover-wilson", n_problems=6, seed=0,
+        )  # fmt: skip
+        items.append(ComparisonAnatomy(c, an, "toy", "random", step, "2 samples"))
+    frame = anatomy_frame(items)
+    assert list(dict.fromkeys(frame.step)) == [50, 200, 1000]
+    section = anatomy_section(items)
+    assert section is not None and [f.file for f in section.figures] == ["gain_anatomy_math_verify.png"]
+    assert anatomy_figure(items, "math_verify", tmp_path / "f.png").stat().st_size > 5000
 
 
 def test_scripted_engine_cuts_at_the_word_limit() -> None:
