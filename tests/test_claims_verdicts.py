@@ -428,3 +428,13 @@ def test_a_measured_gain_gets_its_own_verdict_from_its_own_interval(
     assert r.verdict == cl.verdict(claimed_gain=r.claimed_gain, ci=r.adjusted_ci)
     assert r.adjusted_ci is not None and r.adjusted_ci[0] < 74.0 - 64.2  # both numbers' uncertainty
     assert "grader: ours (math_verify) vs the paper's" in r.differences
+
+
+def test_copy_errors_are_flagged_in_the_listing_and_the_claimed_grids(ledger: schema.Ledger) -> None:
+    from rlvr_audit.analysis.crossfamily import claimed_from_ledger
+
+    rows = {r["id"]: r for r in cl.listing_rows(ledger, benchmark="amc")}
+    assert rows["v1.amc.qwen2.5-math-7b.random"]["gain"] == "+21.4 (probable copy error)"
+    assert "copy error" not in rows["pre.amc.qwen2.5-math-1.5b.random"]["gain"]
+    grid = {g.claim_id: g for g in claimed_from_ledger(ledger)}
+    assert grid["v1.amc.qwen2.5-math-7b.incorrect"].suspect == "probable copy error"

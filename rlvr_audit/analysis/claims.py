@@ -847,6 +847,8 @@ def _value_columns(c: Claim) -> tuple[str, str, str]:
             gain = f"{c.gain_range[0]:+.1f}..{c.gain_range[1]:+.1f}"
         elif c.gain is not None:
             gain = f"{c.gain:+.1f}"
+        if c.suspect:
+            gain += f" ({c.suspect})"
         return printed_or_blank(c.baseline), printed_or_blank(c.value) + ("*" if c.value_derived else ""), gain
     if isinstance(c, Evaluation):
         return "", printed_or_blank(c.value) + (f" ±{c.std:g}" if c.std is not None else ""), ""
