@@ -127,7 +127,7 @@ def test_verdicts_are_wrong_at_most_at_the_stated_rate(n: int, k: int, base: flo
     independent evaluations; for every true gain, the share of simulations that issue a given
     verdict *and* are wrong stays within the interval's 5% (plus Monte Carlo slack)."""
     rng = np.random.default_rng(20261206)
-    sims = 1500
+    sims = 3000
     for claimed in (10.0, 20.0):
         for true_gain in (-6.0, 0.0, 4.0, claimed, claimed + 6.0):
             p_t = base + true_gain / 100
@@ -136,10 +136,10 @@ def test_verdicts_are_wrong_at_most_at_the_stated_rate(n: int, k: int, base: flo
             value = 100 * _accuracy(rng, p_t, n, k, icc, sims)
             baseline = 100 * _accuracy(rng, base, n, k, icc, sims)
             wrong = dict.fromkeys(("holds", "shrinks", "within noise", "reverses"), 0)
-            for v_, b_ in zip(value.tolist(), baseline.tolist(), strict=True):
-                v_iv = cs.proportion_interval(v_ / 100, n_problems=n, k=k)
-                b_iv = cs.proportion_interval(b_ / 100, n_problems=n, k=k)
-                ci = cs.difference_interval((v_, 100 * v_iv[0], 100 * v_iv[1]), (b_, 100 * b_iv[0], 100 * b_iv[1]))
+            v_lo, v_hi = cs.proportion_intervals(value / 100, n_problems=n, k=k)
+            b_lo, b_hi = cs.proportion_intervals(baseline / 100, n_problems=n, k=k)
+            lows, highs = cs.difference_interval((value, 100 * v_lo, 100 * v_hi), (baseline, 100 * b_lo, 100 * b_hi))
+            for ci in zip(lows.tolist(), highs.tolist(), strict=True):
                 v = cl.verdict(claimed_gain=claimed, ci=ci)
                 if _wrong(v, true_gain, claimed, ci):
                     wrong[v] += 1
@@ -438,3 +438,18 @@ def test_copy_errors_are_flagged_in_the_listing_and_the_claimed_grids(ledger: sc
     assert "copy error" not in rows["pre.amc.qwen2.5-math-1.5b.random"]["gain"]
     grid = {g.claim_id: g for g in claimed_from_ledger(ledger)}
     assert grid["v1.amc.qwen2.5-math-7b.incorrect"].suspect == "probable copy error"
+
+
+def test_a_cited_accuracys_interval_is_wilson_with_the_design_effect() -> None:
+    for x, n in ((247, 500), (0, 30), (30, 30), (4, 40)):
+        ref = sps.binomtest(x, n).proportion_ci(method="wilson")
+        assert cs.proportion_interval(x / n, n_problems=n, k=1) == pytest.approx((ref.low, ref.high), abs=1e-9)
+    # k samples: n / (icc + (1 - icc) / k) effective problems; more samples, narrower, never below k = inf
+    one, eight = (cs.proportion_interval(0.3, n_problems=30, k=k) for k in (1, 8))
+    assert eight[1] - eight[0] < one[1] - one[0]
+    n_eff = 30 / (stats.DEFAULT_PROBLEM_ICC + (1 - stats.DEFAULT_PROBLEM_ICC) / 8)
+    z = sps.norm.ppf(0.975)
+    centre = (0.3 + z * z / (2 * n_eff)) / (1 + z * z / n_eff)
+    assert (eight[0] + eight[1]) / 2 == pytest.approx(centre)
+    widened = cs.widen_for_seeds(10.0, (5.0, 15.0), 3.0)
+    assert widened == pytest.approx((10 - math.hypot(5, z * 3), 10 + math.hypot(5, z * 3)))

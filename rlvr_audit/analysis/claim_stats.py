@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from scipy import stats as sps
 
 from . import stats
@@ -42,6 +44,7 @@ __all__ = [
     "exact_mcnemar_mde",
     "exact_mcnemar_power",
     "proportion_interval",
+    "proportion_intervals",
     "widen_for_seeds",
 ]
 
@@ -52,27 +55,40 @@ def _z(level: float) -> float:
     return float(sps.norm.ppf(0.5 + level / 2.0))
 
 
+def proportion_intervals(
+    values: npt.ArrayLike,
+    *,
+    n_problems: int,
+    k: int = 1,
+    level: float = 0.95,
+    problem_icc: float = stats.DEFAULT_PROBLEM_ICC,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+    """:func:`proportion_interval` of every accuracy in ``values`` (fractions), vectorised."""
+    if n_problems < 1 or k < 1:
+        raise ValueError(f"n_problems and k must be positive; got {n_problems}, {k}")
+    v = np.asarray(values, dtype=np.float64)
+    if np.any(~((v >= 0.0) & (v <= 1.0))):
+        raise ValueError("values must be accuracies in [0, 1]")
+    design = problem_icc + (1.0 - problem_icc) / k
+    return stats._wilson_bounds(v, np.full_like(v, n_problems / design), _z(level))
+
+
 def proportion_interval(
     value: float, *, n_problems: int, k: int = 1, level: float = 0.95, problem_icc: float = stats.DEFAULT_PROBLEM_ICC
 ) -> tuple[float, float]:
     """Wilson interval of an accuracy ``value`` (fraction) measured on ``n_problems`` problems
     with ``k`` samples each: effective sample size ``n / (icc + (1 - icc) / k)``."""
-    if n_problems < 1 or k < 1:
-        raise ValueError(f"n_problems and k must be positive; got {n_problems}, {k}")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"value must be in [0, 1]; got {value!r}")
-    design = problem_icc + (1.0 - problem_icc) / k
-    low, high = stats._wilson_bounds(np.array([value]), np.array([n_problems / design]), _z(level))
+    low, high = proportion_intervals([value], n_problems=n_problems, k=k, level=level, problem_icc=problem_icc)
     return float(low[0]), float(high[0])
 
 
-def difference_interval(value: tuple[float, float, float], baseline: tuple[float, float, float]) -> tuple[float, float]:
+def difference_interval(value: tuple[Any, Any, Any], baseline: tuple[Any, Any, Any]) -> tuple[Any, Any]:
     """Newcombe/MOVER interval of ``value - baseline`` for two independent estimates, each given
-    as ``(estimate, low, high)`` at the same level."""
+    as ``(estimate, low, high)`` at the same level (numbers, or arrays of them)."""
     v, vl, vh = value
     b, bl, bh = baseline
     d = v - b
-    return d - math.hypot(v - vl, bh - b), d + math.hypot(vh - v, b - bl)
+    return d - np.hypot(v - vl, bh - b), d + np.hypot(vh - v, b - bl)
 
 
 def widen_for_seeds(

@@ -6,12 +6,15 @@ the claimed models, of our own measurements:
 - :func:`baseline_correction`: for every gain claim with a claimed final value, the adjusted
   gain ``claimed value - corrected baseline`` against every corrected baseline of the same
   base model, benchmark and a metric-compatible protocol (cited ones from the ledger, measured
-  ones from the store), with a verdict in words (:func:`verdict`).
-- :func:`resolution`: for every claimed gain, the confidence-interval half-width and the
-  minimum detectable effect implied by the benchmark's size and the claim's protocol
-  (:func:`rlvr_audit.analysis.stats.ci_half_width`,
-  :func:`rlvr_audit.analysis.stats.minimum_detectable_effect`), flagging gains smaller than what
-  the benchmark can resolve.
+  ones from the store), with its interval (both numbers' uncertainty, as independent
+  evaluations) and a verdict computed from exactly that interval (:func:`verdict`, an
+  interval-only decision rule; :data:`VERDICT_RULES` words it for the report). A second verdict
+  widens the interval by the ledger's seed-to-seed SD; our measured paired gain gets its own.
+- :func:`resolution`: for every claimed gain, the confidence-interval half-width, the minimum
+  detectable effect of the test that would be run (McNemar's exact test for one sample per
+  problem, :mod:`rlvr_audit.analysis.claim_stats`; the normal approximation for k samples) and
+  the exact power at the claimed gain, flagging underpowered gains; and, separately, whether the
+  claimed gain's own interval covers 0.
 
 Numbers we only cite and numbers we measured are always visibly distinct: the kind column of
 every table marks them ``cited`` or **measured**, and measured cells carry their confidence
@@ -517,7 +520,7 @@ def baseline_correction(
                     lo, hi = claim_stats.difference_interval(
                         (value, 100 * v_iv[0], 100 * v_iv[1]), (b.value, b.ci_low, b.ci_high)
                     )
-                    adj_ci = (round(lo, 4), round(hi, 4))
+                    adj_ci = (round(float(lo), 4), round(float(hi), 4))
                 seed_ci = None
                 if spread is not None and adj_ci is not None:
                     seed_ci = claim_stats.widen_for_seeds(adj, adj_ci, spread[0], level=level)
@@ -704,7 +707,7 @@ def resolution(
             lo, hi = claim_stats.difference_interval(
                 (value, 100 * v_iv[0], 100 * v_iv[1]), (c.baseline, 100 * b_iv[0], 100 * b_iv[1])
             )
-            gain_ci = (round(lo, 4), round(hi, 4))
+            gain_ci = (round(float(lo), 4), round(float(hi), 4))
             noise = "within noise" if lo <= 0 <= hi else "significant"
         rows.append(ResolutionRow(c, n, k, acc, acc_from, half, mde, gains, flag, test, normal, pw, gain_ci, noise))
     return rows
