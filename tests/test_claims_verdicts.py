@@ -453,3 +453,18 @@ def test_a_cited_accuracys_interval_is_wilson_with_the_design_effect() -> None:
     assert (eight[0] + eight[1]) / 2 == pytest.approx(centre)
     widened = cs.widen_for_seeds(10.0, (5.0, 15.0), 3.0)
     assert widened == pytest.approx((10 - math.hypot(5, z * 3), 10 + math.hypot(5, z * 3)))
+
+
+def test_folds_and_strikes_render_safely_in_markdown_and_html() -> None:
+    from rlvr_audit.core.section import Fold, Paragraph, Strike
+    from rlvr_audit.report.html import markdown_to_html
+    from rlvr_audit.report.markdown import render_blocks
+
+    md = render_blocks([Fold("3 <b>holds</b> & more", [Paragraph(["a ", Strike("~~x~~"), " b"])])])
+    assert md.startswith("<details><summary>3 &lt;b&gt;holds&lt;/b&gt; &amp; more</summary>\n\n")
+    assert "~~\\~\\~x\\~\\~~~" in md and md.rstrip().endswith("</details>")
+    body, _ = markdown_to_html(md)
+    assert "<details><summary>3 &lt;b&gt;holds&lt;/b&gt; &amp; more</summary>" in body
+    assert "<s>~~x~~</s>" in body and "</details>" in body and "<b>" not in body
+    raw, _ = markdown_to_html("<details onclick=alert(1)><summary>x</summary>\n\ny\n")
+    assert "<details onclick" not in raw  # only the renderer's own folds pass through
