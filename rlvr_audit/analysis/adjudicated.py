@@ -3,7 +3,7 @@
 The report's grader-disagreement section says *that* graders disagree; these functions say
 *who is right* and *what it changes*, as plain DataFrames for the report to render:
 
-- :func:`truth_rates`: the truth set (``tests/data/grader_truth.jsonl``) graded by the given
+- :func:`truth_rates`: the truth set (``rlvr_audit/grading/data/grader_truth.jsonl``) graded by the given
   graders: accuracy / false-accept / false-reject rates per grader and category
   (:func:`~rlvr_audit.grading.adjudication.accuracy_table`) and per disagreement pattern
   (:func:`~rlvr_audit.grading.adjudication.pattern_accuracy`).
