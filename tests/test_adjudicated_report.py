@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_judge import JudgeServer
 from testbed import DATA, ROOT, TOY_REGISTRY
 from typer.testing import CliRunner
 
@@ -46,6 +47,10 @@ def run_report(tmp: Path, rl_answer: str) -> tuple[str, Path]:
     r = CliRunner().invoke(app, args, catch_exceptions=False)
     assert r.exit_code == 0, r.output
     return (tmp / "report" / "index.md").read_text(encoding="utf-8"), tmp / "report" / "tables"
+
+
+def store_args(tmp: Path) -> list[str]:
+    return ["--store", str(tmp / "store"), "--config-dir", str(ROOT)]
 
 
 def section(md: str, title: str) -> str:
@@ -118,3 +123,44 @@ def test_a_gain_every_grader_sees_has_no_summary_line(tmp_path: Path) -> None:
     assert "Which grader is right" in dis and "most frequent disagreement patterns" not in dis
     adj = pd.read_csv(tables / "grader_adjudication.csv")
     assert (adj["n_store_samples"] == 0).all()
+
+
+def test_gains_are_read_under_the_judge_when_present(tmp_path: Path) -> None:
+    """A judge (the local chat-completions test server) that calls every disagreement incorrect:
+    the RL gain holds under math_verify only; the judge is a column of the gains, not measured
+    by the truth set."""
+    run_report(tmp_path, "Adding these up, the final answer is {}.")
+    (tmp_path / "server").mkdir()
+    server = JudgeServer(tmp_path / "server", {"default": {"verdict": "incorrect", "final_answer": "none"}})
+    try:
+        judge = ["--judge-endpoint", server.url, "--judge-model", "toy-judge", "--judge-retries", "0"]
+        grade = ["grade", "--graders", ",".join(GRADERS), "--quiet", *store_args(tmp_path), *judge]
+        r = CliRunner().invoke(app, grade, catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+    finally:
+        server.stop()
+    assert len(server.requests()) == len(integer_problems())  # the unboxed answers, nothing else
+    out = tmp_path / "judged"
+    report = ["report", "--graders", ",".join([*GRADERS, "judge"]), "--resamples", "300", "--no-browser"]
+    report += [
+        "--quiet",
+        "--report-dir",
+        str(out),
+        *store_args(tmp_path),
+        "--registry",
+        str(tmp_path / "checkpoints.yaml"),
+    ]
+    r = CliRunner().invoke(app, report, catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    md = (out / "index.md").read_text(encoding="utf-8")
+    gains = section(md, "Gains under each grader")
+    assert "| `math_verify` | `boxed_strict` | `judge` | Verdict |" in gains
+    verdicts = pd.read_csv(out / "tables" / "gain_verdicts.csv").set_index("grader")["verdict"]
+    assert verdicts.to_dict() == {
+        "math_verify": "gain",
+        "boxed_strict": "no detectable change",
+        "judge": "no detectable change",
+    }
+    assert "under judge." in intro(md)
+    assert "`judge` not measured here" in section(md, "Grader disagreement")
+    assert set(pd.read_csv(out / "tables" / "grader_adjudication.csv")["grader"]) == set(GRADERS)
