@@ -224,3 +224,36 @@ def test_gains_by_grader_keep_seeds_apart_and_summarise_only_changes() -> None:
     steady = comparisons[comparisons["treatment_unit"] == "rl0"]
     assert verdict_change_summary(steady) is None and verdict_change_summary(steady.iloc[0:0]) is None
     assert gains_by_grader_section(steady[steady["grader"] == "consensus"]) is None  # one grader: nothing to compare
+
+
+def test_adjudication_for_report_joins_the_stores_patterns_with_the_held_out_rates(tmp_path: Path) -> None:
+    from rlvr_audit.analysis.adjudicated import SPLIT_RATE_COLUMNS, adjudication_for_report
+
+    st = Store(tmp_path / "store")
+    info = _unit(st)
+    mv, bs = grader_version("math_verify"), grader_version("boxed_strict")
+    assert mv is not None and bs is not None
+    # boxed_strict accepts 3 samples math_verify rejects, and math_verify 1 that boxed_strict rejects
+    st.append_grades(info.key, "math_verify", _grades(info, "math_verify", mv, {("p0", 0), ("p1", 0)}))
+    st.append_grades(
+        info.key, "boxed_strict", _grades(info, "boxed_strict", bs, {("p0", 0), ("p2", 0), ("p2", 1), ("p3", 1)})
+    )
+    assert adjudication_for_report(st, [info], ["math_verify", "judge"]) is None  # one rule-based grader
+    adj = adjudication_for_report(st, [info], ["math_verify", "boxed_strict", "judge"], workers=2, timeout=30)
+    assert adj is not None and adj.graders == ["math_verify", "boxed_strict"] and adj.unmeasured == ["judge"]
+    assert adj.split == "held_out" and adj.n_cases == 100 - len(adj.left_out)
+    rates = adj.rates
+    assert list(rates.columns) == SPLIT_RATE_COLUMNS and (rates["split"] == "held_out").all()
+    patterns = rates[rates["scope"] == "pattern"].groupby("pattern")
+    store_counts = patterns["n_store_samples"].first().to_dict()
+    assert store_counts["boxed_strict | math_verify"] == 3 and store_counts["math_verify | boxed_strict"] == 1
+    n_truth = patterns["n"].first()
+    assert n_truth["math_verify | boxed_strict"] > 0  # held-out cases boxed_strict rejects and math_verify accepts
+    # every held-out case is counted once in "cases", the disagreements are the sum of the patterns
+    cases = rates[rates["scope"] == "cases"].set_index("grader")
+    assert cases.loc["math_verify", "n"] == adj.n_cases
+    disagreements = rates[rates["scope"] == "disagreements"].set_index("grader")
+    assert disagreements.loc["math_verify", "n"] == n_truth.sum()
+    if n_truth["boxed_strict | math_verify"] == 0:  # a store pattern the split has no case of: no rates
+        none = rates[rates["pattern"] == "boxed_strict | math_verify"]
+        assert none["accuracy"].isna().all() and (none["n"] == 0).all()
