@@ -17,6 +17,7 @@ from ..analysis.adjudicated import (
     gains_by_grader_section,
     verdict_change_summary,
 )
+from ..analysis.anatomy_sections import anatomy_section, anatomy_summary
 from ..analysis.behaviour import is_code_reasoning
 from ..analysis.claims_sections import claims_document, measured_correction_section
 from ..analysis.code_reasoning import build_code_report
@@ -329,6 +330,7 @@ def report_document(
             disagreement if len(analysis.graders) > 1 else None,
             gains_section(analysis),
             gains_by_grader_section(comparisons, graders=analysis.graders),
+            anatomy_section(code.anatomies),
             figures_section(analysis),
             cross_family_section(grids) if grids else None,
             seed_spread_section(analysis),
@@ -345,6 +347,7 @@ def report_document(
         manifest_section(store.manifests(), {u.key for u in analysis.units}),
     ]
     doc.sections = sections
+    doc.intro.extend(anatomy_summary(code.anatomies))
     doc.outro.append(
         table_links(
             [("estimates.csv", ""), ("comparisons.csv", ""), ("grader_disagreement.csv", "(accuracies as fractions)")],
