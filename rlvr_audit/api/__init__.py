@@ -56,7 +56,7 @@ from ..report.html import HtmlOptions
 from ..report.writer import write_report
 from ..simulation.clipping import run_clipping
 from ..simulation.synthetic import synthesize
-from .listing import LISTABLE, listing, validate
+from .listing import LISTABLE, listing, listing_notes, validate
 from .options import (
     CI_METHODS,
     DEFAULT_CI_METHOD,
@@ -96,6 +96,7 @@ __all__ = [
     "grade_notes",
     "import_generations",
     "listing",
+    "listing_notes",
     "load_registry",
     "merge_stores",
     "parse_model_args",

@@ -8,7 +8,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from ..core.errors import AuditError, UsageError
 from .common import (
@@ -59,6 +58,7 @@ from .common import (
     report_options,
     split,
 )
+from .listing_table import print_table
 
 app = typer.Typer(
     name="rlvr-audit",
@@ -457,7 +457,18 @@ def ls(
     what: Annotated[
         str, typer.Argument(help="tasks, prompts, checkpoints, units, graders, backends, formats or claims.")
     ],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, tsv or json.")] = "table",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table (fitted to the terminal), tsv (tab-separated, a header line, every column in full: for "
+            "cut, awk and spreadsheets) or json.",
+        ),
+    ] = "table",
+    wide: Annotated[
+        bool, typer.Option("--wide", "-w", help="table: every column in full, however wide (no cut cells).")
+    ] = False,
     store: StoreOpt = Path("rlvr-audit-store"),
     config_dir: ConfigDirOpt = None,
     registry: RegistryOpt = None,
@@ -474,7 +485,12 @@ def ls(
 ) -> None:
     """List tasks, prompts, checkpoints, stored units, graders, backends, import formats or claims.
 
+    The table fits the terminal: long cells end in an ellipsis and the least needed columns are
+    left out (and named); --wide shows every column in full, --format tsv or json suits scripts.
+
     Example: rlvr-audit ls checkpoints
+
+    Example: rlvr-audit ls claims -f tsv | cut -f1,9,10
 
     Example: rlvr-audit ls claims --model qwen2.5-math-7b --benchmark math500
     """
@@ -501,14 +517,14 @@ def ls(
         return
     out = Console()
     if not rows:
-        out.print(f"(no {what})")
+        if what == "units":  # say where it looked: from another folder, the default store is another one
+            where = store.resolve()
+            found = "no units in the store" if where.is_dir() else "no store"
+            out.print(f"({found} {where}; --store or RLVR_AUDIT_STORE names another)", highlight=False, markup=False)
+        else:
+            out.print(f"(no {what})", highlight=False, markup=False)
         return
-    table = Table(show_lines=False)
-    for col in rows[0]:
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(*row.values())
-    out.print(table)
+    print_table(rows, what=what, wide=wide, legend=audit.listing_notes(what, rows), out=out)
 
 
 @app.command()
