@@ -247,8 +247,7 @@ def dot_figure(groups: Sequence[SweepGroup]) -> Any:
     ax.set_ylabel(f"accuracy (%), {groups[0].metric}")
     level = groups[0].scores[0].accuracy.level
     ax.set_title(
-        f"{groups[0].task_display}: accuracy per prompt (grader {groups[0].grader_id}; "
-        f"bars: {round(100 * level)}% CI)",
+        f"{groups[0].task_display}: accuracy per prompt (grader {groups[0].grader_id}; bars: {round(100 * level)}% CI)",
         fontsize=9,
     )
     ax.grid(axis="y", alpha=0.3)

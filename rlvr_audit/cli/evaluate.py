@@ -10,6 +10,7 @@ import typer
 from rich.console import Console
 
 from ..core.errors import AuditError, UsageError
+from ..core.option_help import OPTION_HELP
 from .common import (
     BackendOpt,
     BatchOpt,
@@ -324,9 +325,7 @@ def report(
     checkpoints: CheckpointsOpt = None,
     tasks: TasksOpt = None,
     prompts: PromptsOpt = None,
-    graders: Annotated[
-        str | None, typer.Option("--graders", "-g", help="Graders to report (default: all graded).")
-    ] = None,
+    graders: Annotated[str | None, typer.Option("--graders", "-g", help=OPTION_HELP["--graders"])] = None,
     name: NameOpt = "audit",
     report_dir: ReportDirOpt = None,
     bootstrap_seed: ReportSeedOpt = 0,
@@ -382,28 +381,25 @@ def import_(
     ] = None,
     task: Annotated[
         str | None,
-        typer.Option("--task", "-t", help="Task of every file, when a file names no known benchmark."),
+        typer.Option("--task", "-t", help=OPTION_HELP["--task"]),
     ] = None,
     allow_unmatched: Annotated[
         bool,
         typer.Option("--allow-unmatched", help="Import the matched problems even if some match no task problem."),
     ] = False,
-    temperature: Annotated[
-        float | None, typer.Option("--temperature", help="Sampling temperature, for files that record none.")
-    ] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", help=OPTION_HELP["--temperature"])] = None,
     max_new_tokens: Annotated[
         int | None,
         typer.Option(
             "--max-new-tokens",
-            help="New-token limit the generations were made with, for files that record none (required where "
-            "the tool has no fixed limit: qwen-math-jsonl).",
+            help=OPTION_HELP["--max-new-tokens"],
         ),
     ] = None,
     family: Annotated[
         str | None,
         typer.Option("--family", help="Family of a new checkpoint id (default: the registry family it starts with)."),
     ] = None,
-    step: Annotated[int | None, typer.Option("--step", help="Training step of a new checkpoint id.")] = None,
+    step: Annotated[int | None, typer.Option("--step", help=OPTION_HELP["--step"])] = None,
     reward: Annotated[str | None, typer.Option("--reward", help="RLVR reward of a new checkpoint id.")] = None,
     store: StoreOpt = Path("rlvr-audit-store"),
     data_dir: DataDirOpt = None,
