@@ -929,6 +929,26 @@ def listing_rows(
     return rows
 
 
+VALUE_MARKS: dict[str, str] = {
+    "*": "value not printed in the source: derived as baseline + gain",
+    ">": "a lower bound (the source gives at least this)",
+    "±": "± the standard deviation the source reports (over its seeds)",
+}
+"""What the marks in the ``value`` column of :func:`listing_rows` mean (``78.2*``, ``>12.0``)."""
+
+
+def listing_legend(rows: list[dict[str, str]]) -> list[str]:
+    """One line per mark that ``rows`` (from :func:`listing_rows`) show in their ``value``
+    column, explaining it; empty when no value carries a mark."""
+    values = [r.get("value", "") for r in rows]
+    used = {
+        "*": any(v.endswith("*") for v in values),
+        ">": any(v.startswith(">") for v in values),
+        "±": any("±" in v for v in values),
+    }
+    return [f"{mark}  {VALUE_MARKS[mark]}" for mark, shown in used.items() if shown]
+
+
 def claims_frame(ledger: Ledger) -> pd.DataFrame:
     """Every ledger entry as a row with :data:`CLAIM_COLUMNS`."""
     rows = []

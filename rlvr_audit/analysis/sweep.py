@@ -66,11 +66,14 @@ import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..core.errors import AuditError
 from ..core.records import Comparison, SamplingProtocol
+from ..core.registry import local_checkpoint
 from ..core.store import Store, UnitInfo
 from . import stats
 from .estimates import Analysis, UnitMatrix, grader_version, plan_for, unit_matrix
@@ -316,6 +319,20 @@ def _best_worst(values: dict[str, float]) -> tuple[str, str]:
     return best, worst
 
 
+def local_default_template(info: UnitInfo) -> str | None:
+    """The template ``--prompts default`` picks for the unit's checkpoint when it is a local
+    model directory (``local/...``, in no registry): ``model_default`` if its tokenizer has a chat
+    template, else ``no_template`` (:func:`~rlvr_audit.core.registry.local_checkpoint`); ``None``
+    for other checkpoints, imported units, or a directory no longer there."""
+    ref = info.spec.checkpoint
+    if not ref.checkpoint_id.startswith("local/") or info.imported is not None:
+        return None
+    try:
+        return local_checkpoint(Path(ref.model)).prompt
+    except (AuditError, OSError):  # moved or deleted since it was evaluated
+        return None
+
+
 def build_sweep(
     analysis: Analysis,
     store: Store,
@@ -338,6 +355,7 @@ def build_sweep(
         level: Confidence level.
         ci_method: ``percentile`` or ``bca``.
         default_prompt: Checkpoint id -> its registry template (ranks of defaults; none without).
+            Local model directories not in it get :func:`local_default_template`.
 
     Groups come sorted by task, protocol and grader, bases first, then by checkpoint id. A
     base's templates are read from the store even when the base was not selected, so that the
@@ -352,6 +370,10 @@ def build_sweep(
         s = m.info.spec
         gkey = (s.task, s.data_hash, s.protocol.model_dump_json(), m.grader_id, s.checkpoint.checkpoint_id)
         candidates.setdefault(gkey, {}).setdefault(s.template_id, []).append(m)
+        if s.checkpoint.checkpoint_id not in defaults:  # a local model directory, in no registry
+            default = local_default_template(m.info)
+            if default is not None:
+                defaults[s.checkpoint.checkpoint_id] = default
     selected = {u.key for u in analysis.units}
     groups: dict[tuple[str, str, str, str, str], SweepGroup] = {}
     matrices: dict[tuple[str, str, str, str, str], dict[str, UnitMatrix]] = {}

@@ -64,7 +64,7 @@ from ..report.html import HtmlOptions
 from ..report.writer import write_report
 from ..simulation.clipping import run_clipping
 from ..simulation.synthetic import synthesize
-from .listing import LISTABLE, listing, validate
+from .listing import LISTABLE, listing, listing_notes, validate
 from .options import (
     CI_METHODS,
     DEFAULT_CI_METHOD,
@@ -80,6 +80,7 @@ from .options import (
     select_stored,
 )
 from .probe import ProbeResult, run_contamination_probe
+from .report_units import earlier_units, record_units
 
 __all__ = [
     "CI_METHODS",
@@ -104,6 +105,7 @@ __all__ = [
     "grade_notes",
     "import_generations",
     "listing",
+    "listing_notes",
     "load_registry",
     "merge_stores",
     "parse_model_args",
@@ -255,6 +257,7 @@ def report(
         browser=BrowserSource(store, analysis, grader_version=grader_version, is_code=is_code_reasoning),
         protected=[("the store", store.root)],
     )
+    record_units(options.out_dir, store, unit_keys)  # a later `run` into this folder adds to these
     return RunResult(unit_keys=unit_keys, report=paths.index_md)
 
 
@@ -456,11 +459,18 @@ def run(
         after.append(grade(gen.unit_keys, grading, loc, progress=progress))
         if engine.shard is None:  # a shard's units are partial: report after `rlvr-audit store merge`
             finish("finished")  # generation and grading are done: the report shows this run finished
-            after.append(report(gen.unit_keys, reporting, loc, graders=grading.graders, progress=progress))
+            earlier = [k for k in earlier_units(reporting.out_dir, Store(loc.store)) if k not in gen.unit_keys]
+            keys = earlier + list(gen.unit_keys)
+            after.append(report(keys, reporting, loc, graders=grading.graders, progress=progress))
+            if earlier:
+                after[-1].notes.append(
+                    f"the report also shows {len(earlier)} unit(s) of the earlier report in {reporting.out_dir} "
+                    "(same store); --name or --report-dir writes a separate report"
+                )
 
     gen = generate(selection, overrides, engine, loc, progress=progress, then=grade_and_report)
     gr, rep = after[0], after[1] if len(after) > 1 else None
-    notes: list[str] = []
+    notes: list[str] = list(rep.notes) if rep is not None else []
     if rep is None:
         notes.append(
             f"shard {engine.shard}: no report (its units are partial); merge the shards' stores with "

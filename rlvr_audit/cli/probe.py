@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from ..core.errors import AuditError, UsageError
+from ..core.option_help import OPTION_HELP
 from .common import (
     BackendOpt,
     BatchOpt,
@@ -70,14 +71,13 @@ def _whole_numbers(value: str, option: str) -> tuple[int, ...]:
 @probe_app.command("contamination")
 def probe_contamination(
     checkpoints: CheckpointsOpt = None,
-    tasks: Annotated[str, typer.Option("--tasks", "-t", help="Comma-separated task ids.")] = "math500",
+    tasks: Annotated[str, typer.Option("--tasks", "-t", help=OPTION_HELP["--tasks"])] = "math500",
     prompts: Annotated[
         str | None,
         typer.Option(
             "--prompts",
             "-p",
-            help="Templates of the 'answer' probe; 'default' = each checkpoint's own (the 'completion' probe "
-            "uses no template).",
+            help=OPTION_HELP["--prompts"],
         ),
     ] = None,
     percents: Annotated[
@@ -94,7 +94,7 @@ def probe_contamination(
     ] = 512,
     max_new_tokens: Annotated[
         int | None,
-        typer.Option("--max-new-tokens", help="New-token limit of the 'answer' probe (default: the task's)."),
+        typer.Option("--max-new-tokens", help=OPTION_HELP["--max-new-tokens"]),
     ] = None,
     backend: BackendOpt = "hf",
     model_args: ModelArgsOpt = None,
@@ -190,11 +190,9 @@ def probe_contamination(
 
 @task_app.command("synth")
 def task_synth(
-    out: Annotated[Path, typer.Option("--out", "-o", help="JSON-lines file to write the problems to.")],
-    task: Annotated[
-        str, typer.Option("--task", help="Synthetic task whose generator settings to start from.")
-    ] = "synth_arith",
-    seed: Annotated[int | None, typer.Option("--seed", help="Generator seed (>= 0).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help=OPTION_HELP["--out"])],
+    task: Annotated[str, typer.Option("--task", help=OPTION_HELP["--task"])] = "synth_arith",
+    seed: Annotated[int | None, typer.Option("--seed", help=OPTION_HELP["--seed"])] = None,
     n: Annotated[int | None, typer.Option("--n", help="Number of problems (1..100000).")] = None,
     min_steps: Annotated[int | None, typer.Option("--min-steps", help="Fewest operations per problem (1..20).")] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Most operations per problem (1..20).")] = None,
