@@ -49,7 +49,9 @@ probe_app = typer.Typer(
     help="Probes beyond accuracy: does a checkpoint reproduce the benchmark it is evaluated on?",
     no_args_is_help=True,
 )
-task_app = typer.Typer(help="Benchmark tasks: generate a clean synthetic one.", no_args_is_help=True)
+task_app = typer.Typer(
+    help="Benchmark tasks: generate a clean synthetic one, or export tasks for lm-eval.", no_args_is_help=True
+)
 
 
 def _whole_numbers(value: str, option: str) -> tuple[int, ...]:
