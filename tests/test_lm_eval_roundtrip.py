@@ -324,3 +324,18 @@ def test_export_refuses_what_it_cannot_write(tmp_path: Path) -> None:
     r = invoke("task", "export", "--data-dir", str(DATA), "--out", str(out), "--config-dir", str(ROOT))
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in out.iterdir()) == ["aime24.yaml", "aime25.yaml", "amc.yaml", "math500.yaml"]
+
+
+def test_question_from_the_first_field_present() -> None:
+    """A task whose question is in one of several fields (question_field: [a, b]) reads the first present,
+    as rlvr-audit does; literal text around it stays literal."""
+    from lm_eval.utils import apply_template
+
+    from rlvr_audit.generation.task_export import jinja_literal, question_jinja
+
+    expr = question_jinja(["problem", "question"])
+    assert apply_template(expr, {"problem": "P {{x}}", "question": "Q"}) == "P {{x}}"
+    assert apply_template(expr, {"problem": None, "question": "Q"}) == "Q"
+    assert apply_template(expr, {"question": "Q"}) == "Q"
+    for text in ("", "{% endraw %}", "a {{ b }} {% raw %} c {# d #}\n", "\\frac{1}{2}}"):
+        assert apply_template(jinja_literal(text), {}) == text

@@ -43,7 +43,7 @@ from ..core.errors import UsageError
 from ..core.prompts import PLACEHOLDER, PromptTemplate, load_prompt
 from ..core.tasks import TaskSpec, available_tasks, load_task, read_jsonl_rows, rows_to_problems
 
-__all__ = ["DEFAULT_PROMPT", "ExportResult", "ExportedTask", "export_tasks", "jinja_literal"]
+__all__ = ["DEFAULT_PROMPT", "ExportResult", "ExportedTask", "export_tasks", "jinja_literal", "question_jinja"]
 
 DEFAULT_PROMPT = "no_template"
 """Template exported when none is named: the raw question, as the task files' ``doc_to_text``."""
@@ -93,7 +93,7 @@ def jinja_literal(text: str) -> str:
     return "{% raw %}" + "{% endraw %}{{ '{% endraw %}' }}{% raw %}".join(parts) + "{% endraw %}"
 
 
-def _question_jinja(fields: str | list[str]) -> str:
+def question_jinja(fields: str | list[str]) -> str:
     """Jinja for the row's question: the first of ``fields`` present and not null."""
     names = [fields] if isinstance(fields, str) else list(fields)
     for name in names:
@@ -122,7 +122,7 @@ def task_config(
     spec: TaskSpec, template: PromptTemplate, template_id: str, data_file: Path, data_sha256: str
 ) -> dict[str, Any]:
     """The lm-eval task config of ``spec`` reading ``data_file`` and prompting with ``template``."""
-    question = _question_jinja(spec.settings.question_field)
+    question = question_jinja(spec.settings.question_field)
     g = spec.generation_kwargs
     until = list(dict.fromkeys([*g.until, *template.stop]))
     cfg: dict[str, Any] = {
