@@ -55,6 +55,7 @@ from ..generation.engines import parse_model_args
 from ..generation.plan import ProtocolOverrides, Selection
 from ..generation.probes import ProbeOptions, has_probe_units
 from ..generation.probes import check_options as check_probe_options
+from ..generation.task_export import ExportResult, export_tasks
 from ..grading.judge import JudgeSettings
 from ..grading.judging import judge_units
 from ..grading.runner import GradeSummary, grade_units
@@ -88,6 +89,7 @@ __all__ = [
     "DEFAULT_GRADERS",
     "LISTABLE",
     "EngineOptions",
+    "ExportResult",
     "GradeOptions",
     "JudgeSettings",
     "Locations",
@@ -100,6 +102,7 @@ __all__ = [
     "check_probe_options",
     "claims_report",
     "default_config_dir",
+    "export_tasks",
     "generate",
     "grade",
     "grade_notes",

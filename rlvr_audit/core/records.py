@@ -485,6 +485,13 @@ class ImportSource(Record):
     """Matched items whose gold answer differs from the task file's (graded against the task file's)."""
     base_given: str | None = None
     """Base checkpoint named with ``--base`` at import; it overrides the registry's base in reports."""
+    tool_version: str | None = None
+    """Version of the tool that wrote the files, where they record it (lm-eval's ``lm_eval_version``
+    from the ``results_<date>.json`` written beside the samples file); ``None``: not recorded."""
+    task_config_hash: str | None = None
+    """Hash (:func:`stable_hash`) of the task configuration the tool recorded for these generations
+    (lm-eval's ``configs[<task>]`` in the results file): the same hash means the same task file,
+    prompt, filters and metrics; ``None``: not recorded."""
     truncation_known: bool = False
     """Whether the source recorded, per sample, whether generation stopped at the token limit (a
     finish reason or a token count). No supported format does: imported samples carry

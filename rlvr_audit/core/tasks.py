@@ -1,7 +1,9 @@
 """Benchmarks: the task YAMLs in ``tasks/`` and the problems they load.
 
 A task YAML is a valid lm-evaluation-harness task (``lm_eval --include_path tasks --tasks
-math500`` runs it), so lm-eval users can reuse it. rlvr-audit reads the same file and takes:
+math500`` runs it, loading the Hub dataset; offline, ``rlvr-audit task export`` writes tasks that
+read local files: :mod:`rlvr_audit.generation.task_export`), so lm-eval users can reuse it.
+rlvr-audit reads the same file and takes:
 
 - the dataset (``dataset_path``, ``dataset_name``, ``test_split``, revision in
   ``dataset_kwargs.revision``),
