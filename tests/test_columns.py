@@ -133,6 +133,7 @@ def test_an_append_invalidates(work: Path) -> None:
     assert store.append_grades(key, GRADER, [regrade]) == 1
     after = grade_columns(store, key, GRADER, version)
     pd.testing.assert_frame_equal(after, grades_as_frame(Store(work / "store").read_grades(key, GRADER, version)))
+
     def row(frame: pd.DataFrame) -> pd.Series:
         match = frame[(frame["problem_id"] == regrade.problem_id) & (frame["sample_idx"] == regrade.sample_idx)]
         assert len(match) == 1
