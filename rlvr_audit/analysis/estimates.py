@@ -37,6 +37,7 @@ tests are seeded from (``seed``, the two unit keys).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field
@@ -95,8 +96,10 @@ def plan_for(seed: int, data_hash: str, problem_ids: tuple[str, ...], n_resample
     )
 
 
+@functools.cache
 def grader_version(grader_id: str) -> str | None:
-    """The current version of a registered grader (``None`` for an unknown id)."""
+    """The current version of a registered grader (``None`` for an unknown id); constant in a
+    process, so built once per grader (building a grader reads library versions)."""
     return get_grader(grader_id).version if grader_id in GRADERS else None
 
 
