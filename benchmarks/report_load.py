@@ -224,10 +224,16 @@ def watch_tree(pid: int, peak: list[int], stop: threading.Event) -> None:
 
 
 def run_report(
-    root: Path, registry: Path, report_dir: Path, extra: list[str], env: dict[str, str] | None = None
+    root: Path,
+    registry: Path,
+    report_dir: Path,
+    extra: list[str],
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
 ) -> tuple[float, int, int, str]:
-    """Run ``rlvr-audit report`` (``env``: its environment); (wall seconds, peak single-process
-    RSS (``ru_maxrss``), peak tree RSS, output)."""
+    """Run ``rlvr-audit report`` (``env``, ``cwd``: its environment and folder; ``python -m`` puts
+    the folder first on the import path); (wall seconds, peak single-process RSS (``ru_maxrss``),
+    peak tree RSS, output)."""
     command = [
         sys.executable,
         "-m",
@@ -240,10 +246,12 @@ def run_report(
         "--report-dir",
         str(report_dir),
         "--quiet",
+        "--config-dir",  # this checkout's tasks/ and prompts/, whatever the folder it runs in
+        str(Path(__file__).resolve().parents[1]),
         *extra,
     ]
     start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd)
     peak = [0, 0]
     stop = threading.Event()
     watcher = threading.Thread(target=watch_tree, args=(proc.pid, peak, stop), daemon=True)
@@ -264,15 +272,32 @@ def compare(root: Path, registry: Path, work: Path, extra: list[str], baseline_s
     env = dict(os.environ)
     env.pop("RLVR_AUDIT_COLUMN_CACHE", None)
     if baseline_src is not None:
+        baseline_src = baseline_src.resolve()
         base_env = {**env, "PYTHONPATH": os.pathsep.join([str(baseline_src), env.get("PYTHONPATH", "")]).rstrip(":")}
         base_label = f"baseline ({baseline_src})"
     else:
         base_env = {**env, "RLVR_AUDIT_COLUMN_CACHE": "0"}
         base_label = "baseline (this checkout, RLVR_AUDIT_COLUMN_CACHE=0)"
     shutil.rmtree(root / "cache" / "columns", ignore_errors=True)
+    work, root, registry = work.resolve(), root.resolve(), registry.resolve()
     runs: dict[str, tuple[float, int, int]] = {}
-    for label, run_env in ((base_label, base_env), ("cold column cache", env), ("warm column cache", env)):
-        wall, _, tree, _ = run_report(root, registry, work / f"report-{len(runs)}", extra, run_env)
+    here = Path(__file__).resolve().parents[1]  # this checkout (its rlvr_audit first on the path)
+    steps = (
+        (base_label, base_env, baseline_src or here),
+        ("cold column cache", env, here),
+        ("warm column cache", env, here),
+    )
+    for label, run_env, cwd in steps:
+        wall, _, tree, _ = run_report(root, registry, work / f"report-{len(runs)}", extra, run_env, cwd)
+        which = subprocess.run(
+            [sys.executable, "-c", "import rlvr_audit; print(rlvr_audit.__file__)"],
+            env=run_env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        print(f"  ({label}: rlvr_audit from {which})", flush=True)
         single = run_report.sampled_single  # type: ignore[attr-defined]
         runs[label] = (wall, single, tree)
         print(
