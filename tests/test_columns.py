@@ -18,7 +18,13 @@ import pytest
 from typer.testing import CliRunner
 
 from rlvr_audit.analysis import code_reasoning
-from rlvr_audit.analysis.behaviour_stats import summarize_columns, summarize_unit, transition_columns, transition_table
+from rlvr_audit.analysis.behaviour_stats import (
+    summarize_columns,
+    summarize_definitions,
+    summarize_unit,
+    transition_columns,
+    transition_table,
+)
 from rlvr_audit.analysis.code_reasoning import behaviour_derivation, unit_columns
 from rlvr_audit.analysis.estimates import grader_version
 from rlvr_audit.cli import app
@@ -106,6 +112,17 @@ def test_array_summaries_equal_the_record_summaries(work: Path) -> None:
             a = summarize_unit(gens, rng=np.random.default_rng(3), correct=ok, definition=d, n_resamples=300)
             b = summarize_columns(cols, rng=np.random.default_rng(3), correct=flat, definition=d, n_resamples=300)
             assert a == b
+        together = summarize_definitions(
+            cols,
+            rng=np.random.default_rng(3),
+            correct=flat,
+            definitions=("code_lines", "mentions_python"),
+            n_resamples=300,
+        )
+        for d, summary in together.items():  # one plan for both definitions: the same numbers
+            assert summary == summarize_columns(
+                cols, rng=np.random.default_rng(3), correct=flat, definition=d, n_resamples=300
+            )
         sides.append((gens, ok, cols, flat))
     (bg, bok, bc, bf), (rg, rok, rc, rf) = sides
     for d in ("code_lines", "mentions_python"):

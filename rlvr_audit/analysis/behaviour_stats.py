@@ -9,7 +9,7 @@ gain each group explains (:class:`TransitionTable`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -395,20 +395,42 @@ def summarize_columns(
 ) -> UnitBehaviour:
     """:func:`summarize_unit` of responses given as arrays (``correct``: per response, aligned
     with ``cols``; ``None``: no accuracy). The same data give the same numbers either way."""
-    get_definition(definition)
+    many = summarize_definitions(
+        cols, rng=rng, correct=correct, definitions=(definition,), n_resamples=n_resamples, level=level
+    )
+    return many[definition]
+
+
+def summarize_definitions(
+    cols: ResponseColumns,
+    *,
+    rng: np.random.Generator,
+    correct: npt.NDArray[np.bool_] | None = None,
+    definitions: Sequence[str] = (DEFAULT_DEFINITION,),
+    n_resamples: int = 2000,
+    level: float = 0.95,
+) -> dict[str, UnitBehaviour]:
+    """:func:`summarize_columns` under several code definitions on one plan drawn from ``rng``:
+    the same numbers as one call per definition, each with a generator in ``rng``'s state (the
+    replicates are sums of whole counts, exact in any order, so one pass serves all)."""
+    for definition in definitions:
+        get_definition(definition)
     stats.check_bootstrap_options(n_resamples=n_resamples, level=level, method="percentile")
     if not isinstance(rng, np.random.Generator):
         raise TypeError(f"rng must be a numpy.random.Generator, e.g. np.random.default_rng(seed); got {rng!r}")
     if len(cols) == 0:
         raise ValueError("generations is empty: no generations given")
+    if not definitions:
+        raise ValueError("definitions is empty")
     n = len(cols.problem_ids)
-    is_code = cols.code[definition]
     ok = correct if correct is not None else np.zeros(len(cols), dtype=bool)
-    # columns: responses, code, truncated, repetition, empty, boxed_nothing,
+    # columns per definition: responses, code, truncated, repetition, empty, boxed_nothing,
     #          correct, code responses, correct code, language responses, correct language
     #          truncation known
-    values = np.stack(
-        [
+    blocks = []
+    for definition in definitions:
+        is_code = cols.code[definition]
+        blocks += [
             np.ones(len(cols), dtype=bool),
             is_code,
             cols.truncated,
@@ -421,51 +443,55 @@ def summarize_columns(
             ~is_code,
             ok & ~is_code,
             cols.truncation_known,
-        ],
-        axis=1,
-    ).astype(np.float64)
-    table = np.zeros((n, 12), dtype=np.float64)
-    np.add.at(table, cols.row, values)
+        ]
+    values = np.stack(blocks, axis=1).astype(np.float64)
+    tables = np.zeros((n, values.shape[1]), dtype=np.float64)
+    np.add.at(tables, cols.row, values)
     sizes = set(np.bincount(cols.row, minlength=n).tolist())
     tokens = cols.n_tokens[cols.n_tokens >= 0]
     plan = stats.ResamplingPlan(n, n_resamples, rng=rng)
-    reps = plan.replicates(table)  # one pass over the plan serves every rate below
-    six = [0] * 6
-    rates = _ratio_intervals(table[:, 1:7], table[:, six], reps[:, 1:7], reps[:, six], level)
-    code_freq, _, rep, empty, boxed, accuracy = rates
-    (trunc,) = _ratio_intervals(table[:, [2]], table[:, [11]], reps[:, [2]], reps[:, [11]], level)
-    acc_code = acc_lang = diff = None
-    if correct is not None:
-        num, den = [8, 10], [7, 9]
-        acc_code, acc_lang = _ratio_intervals(table[:, num], table[:, den], reps[:, num], reps[:, den], level)
-        diff = _difference_interval(table[:, num], table[:, den], reps[:, num], reps[:, den], level)
-    assert code_freq and rep and empty and boxed and accuracy  # every denominator is > 0
-    return UnitBehaviour(
-        unit_key=cols.unit_key,
-        checkpoint_id=cols.checkpoint_id,
-        task=cols.task,
-        template_id=cols.template_id,
-        definition=definition,
-        n_problems=n,
-        n_responses=int(table[:, 0].sum()),
-        k=next(iter(sizes)) if len(sizes) == 1 else None,
-        n_code=int(table[:, 1].sum()),
-        n_language=int(table[:, 9].sum()),
-        n_problems_code=int(np.count_nonzero(table[:, 1])),
-        n_problems_language=int(np.count_nonzero(table[:, 9])),
-        code_frequency=code_freq,
-        accuracy=accuracy if correct is not None else None,
-        accuracy_code=acc_code,
-        accuracy_language=acc_lang,
-        code_minus_language=diff,
-        truncation_rate=trunc,
-        repetition_rate=rep,
-        empty_rate=empty,
-        boxed_nothing_rate=boxed,
-        mean_tokens=float(np.mean(tokens)) if tokens.size else None,
-        n_tokens_known=int(tokens.size),
-        n_resamples=n_resamples,
-    )
+    all_reps = plan.replicates(tables)  # one pass over the plan serves every rate below
+    out: dict[str, UnitBehaviour] = {}
+    for d, definition in enumerate(definitions):
+        table = tables[:, 12 * d : 12 * d + 12]
+        reps = all_reps[:, 12 * d : 12 * d + 12]
+        six = [0] * 6
+        rates = _ratio_intervals(table[:, 1:7], table[:, six], reps[:, 1:7], reps[:, six], level)
+        code_freq, _, rep, empty, boxed, accuracy = rates
+        (trunc,) = _ratio_intervals(table[:, [2]], table[:, [11]], reps[:, [2]], reps[:, [11]], level)
+        acc_code = acc_lang = diff = None
+        if correct is not None:
+            num, den = [8, 10], [7, 9]
+            acc_code, acc_lang = _ratio_intervals(table[:, num], table[:, den], reps[:, num], reps[:, den], level)
+            diff = _difference_interval(table[:, num], table[:, den], reps[:, num], reps[:, den], level)
+        assert code_freq and rep and empty and boxed and accuracy  # every denominator is > 0
+        out[definition] = UnitBehaviour(
+            unit_key=cols.unit_key,
+            checkpoint_id=cols.checkpoint_id,
+            task=cols.task,
+            template_id=cols.template_id,
+            definition=definition,
+            n_problems=n,
+            n_responses=int(table[:, 0].sum()),
+            k=next(iter(sizes)) if len(sizes) == 1 else None,
+            n_code=int(table[:, 1].sum()),
+            n_language=int(table[:, 9].sum()),
+            n_problems_code=int(np.count_nonzero(table[:, 1])),
+            n_problems_language=int(np.count_nonzero(table[:, 9])),
+            code_frequency=code_freq,
+            accuracy=accuracy if correct is not None else None,
+            accuracy_code=acc_code,
+            accuracy_language=acc_lang,
+            code_minus_language=diff,
+            truncation_rate=trunc,
+            repetition_rate=rep,
+            empty_rate=empty,
+            boxed_nothing_rate=boxed,
+            mean_tokens=float(np.mean(tokens)) if tokens.size else None,
+            n_tokens_known=int(tokens.size),
+            n_resamples=n_resamples,
+        )
+    return out
 
 
 Strategy = Literal["code", "language"]

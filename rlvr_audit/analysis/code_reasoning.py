@@ -62,6 +62,7 @@ from .behaviour_stats import (
     TransitionTable,
     UnitBehaviour,
     summarize_columns,
+    summarize_definitions,
     transition_columns,
 )
 from .estimates import Analysis
@@ -425,8 +426,16 @@ def _unit_work(job: _UnitJob) -> _UnitResult:
         restricted = _restricted(cols, graded)
         if restricted is not None:
             sub, correct = restricted
+            many = summarize_definitions(
+                sub,
+                rng=_rng(job.seed, info.spec.data_hash, sub.problem_ids),
+                correct=correct,
+                definitions=job.definitions,
+                n_resamples=job.n_resamples,
+                level=job.level,
+            )
             for d in job.definitions:
-                result.code[(graded.grader_id, d)] = summary(sub, correct, d)
+                result.code[(graded.grader_id, d)] = many[d]
     if job.selected:
         # a summary over every response already holds the flags (same problems, same resampling)
         full = [s for s in result.code.values() if s.n_responses == len(cols)]

@@ -290,8 +290,10 @@ def grade_columns(store: Store, key: str, grader_id: str, grader_version: str | 
         frame = frame[frame["grader_version"] == grader_version]
     if frame.empty:
         return frame.reset_index(drop=True)
-    latest = frame.groupby(["problem_id", "sample_idx", "grader_version"], sort=False)["attempt"].transform("max")
-    frame = frame[frame["attempt"] == latest]
+    attempts = frame["attempt"]
+    if attempts.min() != attempts.max():  # re-grades: per sample and version, the latest attempt
+        latest = frame.groupby(["problem_id", "sample_idx", "grader_version"], sort=False)["attempt"].transform("max")
+        frame = frame[attempts == latest]
     later = frame.duplicated(["problem_id", "sample_idx"], keep="first")
     if later.any():
         _warn_conflicts(frame, later, path, version=grader_version is None)
