@@ -5,10 +5,14 @@ degenerate repetition, a missing boxed answer; nothing is ever executed). This m
 to the stored generations of a report (its sections are :mod:`rlvr_audit.analysis.code_sections`);
 it reads only the store and the report's :class:`~rlvr_audit.analysis.estimates.Analysis`.
 
-Each stored response is classified once per report (:func:`~rlvr_audit.analysis.behaviour.response_behaviour`,
-every code definition at once); the per-unit summaries, transition tables and step series all
-reuse that classification. Intervals are problem-clustered percentile bootstraps
-(:func:`~rlvr_audit.analysis.behaviour_stats.summarize_unit`) with ``n_resamples`` replicates at ``level``,
+Each stored response is classified once (:func:`~rlvr_audit.analysis.behaviour.response_behaviour`,
+every code definition at once) and the classification kept as columns in the store's column
+cache (:func:`behaviour_derivation`, :mod:`rlvr_audit.core.columns`; rebuilt when the unit's
+generations or the classifier change), so the next report of an unchanged unit reads it instead;
+the per-unit summaries, transition tables and step series work on those arrays
+(:class:`~rlvr_audit.analysis.behaviour_stats.ResponseColumns`). Intervals are problem-clustered
+percentile bootstraps (:func:`~rlvr_audit.analysis.behaviour_stats.summarize_columns`, one pass for
+every definition) with ``n_resamples`` replicates at ``level``,
 seeded from the report seed, the task version and the set of problems summarised, so every
 summary over the same problems (of any unit, grader or definition) resamples the same problems.
 
