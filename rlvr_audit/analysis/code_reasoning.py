@@ -60,7 +60,15 @@ from ..core.store import Store, UnitInfo
 from ..core.ui import Progress
 from . import behaviour as _behaviour_module
 from . import stats
-from .behaviour import CODE_DEFINITIONS, DEFAULT_DEFINITION, get_definition, response_behaviour
+from .anatomy import ComparisonAnatomy, gain_anatomy
+from .behaviour import (
+    CODE_DEFINITIONS,
+    DEFAULT_DEFINITION,
+    BehaviourFlags,
+    ResponseBehaviour,
+    get_definition,
+    response_behaviour,
+)
 from .behaviour_stats import (
     ResponseColumns,
     TransitionTable,
@@ -289,6 +297,8 @@ class CodeReport:
     """Confidence level."""
     n_resamples: int
     """Bootstrap replicates."""
+    anatomies: list[ComparisonAnatomy] = field(default_factory=list)
+    """Gain anatomy per comparison (default definition; :mod:`rlvr_audit.analysis.anatomy`)."""
 
 
 def _rng(seed: int, data_hash: str, problem_ids: Sequence[str]) -> np.random.Generator:
@@ -561,7 +571,94 @@ def build_code_report(
         steps=_step_series(analysis, code, definitions[0]),
         level=level,
         n_resamples=n_resamples,
+        anatomies=_anatomies(analysis, results, infos, definitions[0], seed=seed, n_resamples=n_resamples, level=level),
     )
+
+
+def _records(
+    cols: ResponseColumns, correct: np.ndarray
+) -> tuple[list[Generation], dict[tuple[str, int], ResponseBehaviour], dict[tuple[str, int], bool]]:
+    """Text-less generation records, their behaviours and correctness, from the arrays (for the
+    analyses that take records: :func:`~rlvr_audit.analysis.anatomy.gain_anatomy`)."""
+    gens: list[Generation] = []
+    behaviours: dict[tuple[str, int], ResponseBehaviour] = {}
+    right: dict[tuple[str, int], bool] = {}
+    names = list(cols.code)
+    for i, (row, idx) in enumerate(zip(cols.row.tolist(), cols.sample_idx.tolist(), strict=True)):
+        pid = cols.problem_ids[row]
+        gens.append(
+            Generation.model_construct(
+                unit_key=cols.unit_key,
+                checkpoint_id=cols.checkpoint_id,
+                task=cols.task,
+                problem_id=pid,
+                template_id=cols.template_id,
+                sample_idx=idx,
+            )
+        )
+        tokens = int(cols.n_tokens[i])
+        behaviours[(pid, idx)] = ResponseBehaviour(
+            problem_id=pid,
+            sample_idx=idx,
+            code={name: bool(cols.code[name][i]) for name in names},
+            flags=BehaviourFlags(
+                truncated=bool(cols.truncated[i]),
+                repetition=bool(cols.repetition[i]),
+                empty=bool(cols.empty[i]),
+                boxed_nothing=bool(cols.boxed_nothing[i]),
+                n_tokens=tokens if tokens >= 0 else None,
+                truncation_known=bool(cols.truncation_known[i]),
+            ),
+        )
+        right[(pid, idx)] = bool(correct[i])
+    return gens, behaviours, right
+
+
+def _anatomies(
+    analysis: Analysis,
+    results: dict[str, _UnitResult],
+    infos: dict[str, UnitInfo],
+    definition: str,
+    *,
+    seed: int,
+    n_resamples: int,
+    level: float,
+) -> list[ComparisonAnatomy]:
+    """The gain anatomy of every comparison whose two units were classified."""
+    out = []
+    for c in analysis.comparisons:
+        base, rlvr = results.get(c.baseline_unit), results.get(c.treatment_unit)
+        mb = analysis.matrices.get((c.baseline_unit, c.grader_id))
+        mt = analysis.matrices.get((c.treatment_unit, c.grader_id))
+        if base is None or rlvr is None or mb is None or mt is None or base.columns is None or rlvr.columns is None:
+            continue
+        before = _restricted(base.columns, _Graded(c.grader_id, tuple(mb.problem_ids), mb.correct))
+        after = _restricted(rlvr.columns, _Graded(c.grader_id, tuple(mt.problem_ids), mt.correct))
+        if before is None or after is None:
+            continue
+        base_gens, base_behaviours, base_ok = _records(*before)
+        rlvr_gens, rlvr_behaviours, rlvr_ok = _records(*after)
+        info = infos.get(c.treatment_unit) or mt.info
+        try:
+            anatomy = gain_anatomy(
+                base_gens,
+                rlvr_gens,
+                base_correct=base_ok,
+                rlvr_correct=rlvr_ok,
+                rng=_rng(seed, info.spec.data_hash, [*before[0].problem_ids, *after[0].problem_ids]),
+                n_resamples=n_resamples,
+                level=level,
+                definition=definition,
+                base_behaviours=base_behaviours,
+                rlvr_behaviours=rlvr_behaviours,
+            )
+        except ValueError as exc:  # no shared problem: the comparison would not exist either
+            log.warning("no gain anatomy for %s vs %s: %s", c.treatment, c.baseline, exc)
+            continue
+        out.append(
+            ComparisonAnatomy(c, anatomy, info.family, info.reward, info.step, protocol_label(info.spec.protocol))
+        )
+    return out
 
 
 def _transitions(analysis: Analysis, results: dict[str, _UnitResult], definitions: Sequence[str]) -> list[Transition]:

@@ -92,9 +92,11 @@ def _setting_blocks(gs: Sequence[SweepGroup], figure: str, several_protocols: bo
             text = f"{_interval(s.accuracy)} (#{s.rank})"
             cells.append(Strong(text) if s.is_default else text)
             parse_cells.append(_interval(s.parse_rate))
-        spread: Text = (
-            [_interval(g.spread, signed=True), BREAK, Code(g.best), " - ", Code(g.worst)] if g.spread else "–"
-        )
+        spread: Text = "–"
+        if g.spread is not None:
+            lo, hi = g.spread_pick if g.spread_pick is not None else (g.spread.ci_low, g.spread.ci_high)
+            spread = [f"{_pts(g.spread.value)} [{_pts(lo)}, {_pts(hi)}]", BREAK]
+            spread += [Code(g.best), " - ", Code(g.worst)]
         rank = "–" if g.default_rank is None else f"{g.default_rank} of {g.n_templates}"
         rows.append([g.checkpoint_id, *cells, spread, rank])
         parse_rows.append([g.checkpoint_id, *parse_cells])
@@ -156,8 +158,9 @@ def sweep_section(groups: Sequence[SweepGroup]) -> Section | None:
                 Strong("bold"),
                 ": the checkpoint's default template. ",
                 Emph("Spread"),
-                ": best minus worst template, with the paired interval of that difference; best and worst are "
-                "picked on the same data, so the spread is biased upward. ",
+                ": best minus worst template; best and worst are picked on the same data, so the spread is biased "
+                "upward. Its interval bootstraps the whole pick (best and worst picked again in every replicate), "
+                "so it accounts for the selection; it is not a test that the spread is above 0. ",
                 Emph("Parse rate"),
                 ": share of answers from which the grader extracted a final answer (not ",
                 Code("no_answer"),

@@ -11,6 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..analysis.adjudicated import (
+    add_adjudication,
+    adjudication_for_report,
+    gains_by_grader_section,
+    verdict_change_summary,
+)
+from ..analysis.anatomy_sections import anatomy_section, anatomy_summary
 from ..analysis.behaviour import is_code_reasoning
 from ..analysis.claims_sections import claims_document, measured_correction_section
 from ..analysis.code_reasoning import build_code_report
@@ -22,6 +29,7 @@ from ..analysis.estimates import Analysis, analyse, apply_registry, grader_versi
 from ..analysis.figures import figures_section
 from ..analysis.reproduction import (
     broken_units_section,
+    comparisons_frame,
     gains_section,
     imported_section,
     intro,
@@ -272,6 +280,14 @@ def report_document(
     disagreement = disagreement_section(grader_disagreements(store, analysis.units, analysis.graders))
     if len(analysis.graders) < 2:  # no section, but the (empty) table is written all the same
         doc.tables.update(disagreement.tables)
+    elif disagreement.tables["grader_disagreement.csv"].size:  # who is right: the truth set's held-out rates
+        add_adjudication(
+            disagreement, adjudication_for_report(store, analysis.units, analysis.graders, level=options.level)
+        )
+    comparisons = comparisons_frame(analysis)
+    change_summary = verdict_change_summary(comparisons, graders=analysis.graders)
+    if change_summary is not None:  # the summary says when a gain's verdict changes with the grader
+        doc.intro.append(change_summary)
     ledger = registry.ledger if registry is not None else None
     grids = [
         g
@@ -313,6 +329,8 @@ def report_document(
             imported_section(analysis),
             disagreement if len(analysis.graders) > 1 else None,
             gains_section(analysis),
+            gains_by_grader_section(comparisons, graders=analysis.graders),
+            anatomy_section(code.anatomies),
             figures_section(analysis),
             cross_family_section(grids) if grids else None,
             seed_spread_section(analysis),
@@ -329,6 +347,7 @@ def report_document(
         manifest_section(store.manifests(), {u.key for u in analysis.units}),
     ]
     doc.sections = sections
+    doc.intro.extend(anatomy_summary(code.anatomies))
     doc.outro.append(
         table_links(
             [("estimates.csv", ""), ("comparisons.csv", ""), ("grader_disagreement.csv", "(accuracies as fractions)")],
