@@ -46,6 +46,7 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -77,7 +78,7 @@ from .behaviour_stats import (
     summarize_definitions,
     transition_columns,
 )
-from .estimates import Analysis
+from .estimates import Analysis, UnitMatrix
 from .sweep import protocol_label
 
 log = logging.getLogger(__name__)
@@ -626,18 +627,26 @@ def _anatomies(
 ) -> list[ComparisonAnatomy]:
     """The gain anatomy of every comparison whose two units were classified."""
     out = []
+    made: dict[tuple[str, str], Any] = {}  # a base unit is in several comparisons: its records once
+
+    def records(unit: str, grader: str, cols: ResponseColumns, m: UnitMatrix) -> Any:
+        if (unit, grader) not in made:
+            restricted = _restricted(cols, _Graded(grader, tuple(m.problem_ids), m.correct))
+            made[(unit, grader)] = None if restricted is None else (restricted[0], *_records(*restricted))
+        return made[(unit, grader)]
+
     for c in analysis.comparisons:
         base, rlvr = results.get(c.baseline_unit), results.get(c.treatment_unit)
         mb = analysis.matrices.get((c.baseline_unit, c.grader_id))
         mt = analysis.matrices.get((c.treatment_unit, c.grader_id))
         if base is None or rlvr is None or mb is None or mt is None or base.columns is None or rlvr.columns is None:
             continue
-        before = _restricted(base.columns, _Graded(c.grader_id, tuple(mb.problem_ids), mb.correct))
-        after = _restricted(rlvr.columns, _Graded(c.grader_id, tuple(mt.problem_ids), mt.correct))
+        before = records(c.baseline_unit, c.grader_id, base.columns, mb)
+        after = records(c.treatment_unit, c.grader_id, rlvr.columns, mt)
         if before is None or after is None:
             continue
-        base_gens, base_behaviours, base_ok = _records(*before)
-        rlvr_gens, rlvr_behaviours, rlvr_ok = _records(*after)
+        base_cols, base_gens, base_behaviours, base_ok = before
+        rlvr_cols, rlvr_gens, rlvr_behaviours, rlvr_ok = after
         info = infos.get(c.treatment_unit) or mt.info
         try:
             anatomy = gain_anatomy(
@@ -645,7 +654,7 @@ def _anatomies(
                 rlvr_gens,
                 base_correct=base_ok,
                 rlvr_correct=rlvr_ok,
-                rng=_rng(seed, info.spec.data_hash, [*before[0].problem_ids, *after[0].problem_ids]),
+                rng=_rng(seed, info.spec.data_hash, [*base_cols.problem_ids, *rlvr_cols.problem_ids]),
                 n_resamples=n_resamples,
                 level=level,
                 definition=definition,
