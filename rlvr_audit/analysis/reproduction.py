@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..core.columns import generation_columns
 from ..core.records import RunManifest, SourceMetric, natural_key
 from ..core.section import BREAK, BulletList, Code, Emph, Inline, Paragraph, Row, Section, Strong, Table, Text
 from ..core.store import BrokenUnit, Store, UnitInfo, run_status
@@ -494,7 +495,7 @@ def settings_section(analysis: Analysis, store: Store, *, level: float, n_resamp
                 Code(s.template_id),
                 protocol_label(u) + applied_label(u),
                 engine,
-                str(len(store.read_generations(u.key))),
+                str(len(generation_columns(store, u.key))),  # the stored samples, from the column cache
                 ", ".join(store.graders(u.key)) or "-",
                 Code(u.key),
             ]

@@ -71,6 +71,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..core.columns import grade_columns
 from ..core.errors import AuditError
 from ..core.records import Comparison, SamplingProtocol
 from ..core.registry import local_checkpoint
@@ -298,11 +299,11 @@ def parse_scores(store: Store, m: UnitMatrix, problem_ids: Sequence[str]) -> np.
     """Per problem of ``problem_ids``, the share of the unit's ``k`` samples with an extracted
     answer under ``m``'s grader (current grader version; see the module docstring)."""
     k = m.info.spec.protocol.n
-    parsed: dict[str, list[bool]] = {}
-    for g in store.read_grades(m.info.key, m.grader_id, grader_version(m.grader_id)):
-        if g.sample_idx < k:
-            parsed.setdefault(g.problem_id, []).append(g.extracted is not None and g.verdict not in NO_PARSE_VERDICTS)
-    return np.array([sum(parsed.get(pid, [])) / k for pid in problem_ids], dtype=np.float64)
+    grades = grade_columns(store, m.info.key, m.grader_id, grader_version(m.grader_id))
+    grades = grades[grades["sample_idx"] < k]
+    parsed = grades["extracted"].notna() & ~grades["verdict"].isin(NO_PARSE_VERDICTS)
+    counts = parsed.groupby(grades["problem_id"].to_numpy(dtype=object)).sum().to_dict() if len(grades) else {}
+    return np.array([int(counts.get(pid, 0)) / k for pid in problem_ids], dtype=np.float64)
 
 
 def _rank(values: dict[str, float]) -> dict[str, int]:
