@@ -19,12 +19,23 @@ the whole process tree, sampled every 0.2 s. The target is under 4 GB. Run::
     python benchmarks/report_load.py --keep DIR             # keep (and reuse) the store in DIR
 
 Options after ``--`` go to ``rlvr-audit report`` (e.g. ``-- --no-browser``).
+
+``--compare`` runs the report three times in this process and prints each beside the first,
+as ratios: the *baseline* (``--baseline-src DIR``: the ``rlvr_audit`` package of another checkout,
+e.g. ``git worktree add /tmp/base main``, put first on ``PYTHONPATH``; without it, this checkout
+with the column cache bypassed, ``RLVR_AUDIT_COLUMN_CACHE=0``), then this checkout with a
+*cold* column cache (removed first: the report builds it) and a *warm* one (the next report of
+an unchanged store). Peak memory per run is then the sampled largest single process and the
+sampled whole tree (``ru_maxrss`` covers all runs of this process together)::
+
+    python benchmarks/report_load.py --families 1 --rewards 4 --templates 5 --compare -- --no-browser
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import resource
 import shutil
@@ -189,7 +200,8 @@ def build_store(root: Path, args: argparse.Namespace) -> int:
 
 
 def watch_tree(pid: int, peak: list[int], stop: threading.Event) -> None:
-    """Largest sum of resident memory over ``pid`` and its descendants, sampled."""
+    """Largest sum of resident memory over ``pid`` and its descendants, sampled (``peak[0]``),
+    and the largest single process's (``peak[1]``)."""
     try:
         root = psutil.Process(pid)
     except psutil.NoSuchProcess:
@@ -200,17 +212,28 @@ def watch_tree(pid: int, peak: list[int], stop: threading.Event) -> None:
             rss = 0
             for proc in procs:
                 try:
-                    rss += proc.memory_info().rss
+                    one = proc.memory_info().rss
                 except psutil.NoSuchProcess:
                     continue
+                rss += one
+                peak[1] = max(peak[1], one)
             peak[0] = max(peak[0], rss)
         except psutil.NoSuchProcess:
             return
         stop.wait(0.2)
 
 
-def run_report(root: Path, registry: Path, report_dir: Path, extra: list[str]) -> tuple[float, int, int, str]:
-    """Run ``rlvr-audit report``; (wall seconds, peak single-process RSS, peak tree RSS, output)."""
+def run_report(
+    root: Path,
+    registry: Path,
+    report_dir: Path,
+    extra: list[str],
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+) -> tuple[float, int, int, str]:
+    """Run ``rlvr-audit report`` (``env``, ``cwd``: its environment and folder; ``python -m`` puts
+    the folder first on the import path); (wall seconds, peak single-process RSS (``ru_maxrss``),
+    peak tree RSS, output)."""
     command = [
         sys.executable,
         "-m",
@@ -223,11 +246,13 @@ def run_report(root: Path, registry: Path, report_dir: Path, extra: list[str]) -
         "--report-dir",
         str(report_dir),
         "--quiet",
+        "--config-dir",  # this checkout's tasks/ and prompts/, whatever the folder it runs in
+        str(Path(__file__).resolve().parents[1]),
         *extra,
     ]
     start = time.perf_counter()
-    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    peak = [0]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=cwd)
+    peak = [0, 0]
     stop = threading.Event()
     watcher = threading.Thread(target=watch_tree, args=(proc.pid, peak, stop), daemon=True)
     watcher.start()
@@ -238,7 +263,58 @@ def run_report(root: Path, registry: Path, report_dir: Path, extra: list[str]) -
     if proc.returncode != 0:
         raise SystemExit(f"rlvr-audit report failed ({proc.returncode}):\n{output}")
     maxrss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024  # KiB on Linux
+    run_report.sampled_single = peak[1]  # type: ignore[attr-defined]
     return wall, maxrss, peak[0], output
+
+
+def compare(root: Path, registry: Path, work: Path, extra: list[str], baseline_src: Path | None) -> dict[str, float]:
+    """Baseline, cold-cache and warm-cache reports of one store, printed as ratios."""
+    env = dict(os.environ)
+    env.pop("RLVR_AUDIT_COLUMN_CACHE", None)
+    if baseline_src is not None:
+        baseline_src = baseline_src.resolve()
+        base_env = {**env, "PYTHONPATH": os.pathsep.join([str(baseline_src), env.get("PYTHONPATH", "")]).rstrip(":")}
+        base_label = f"baseline ({baseline_src})"
+    else:
+        base_env = {**env, "RLVR_AUDIT_COLUMN_CACHE": "0"}
+        base_label = "baseline (this checkout, RLVR_AUDIT_COLUMN_CACHE=0)"
+    shutil.rmtree(root / "cache" / "columns", ignore_errors=True)
+    work, root, registry = work.resolve(), root.resolve(), registry.resolve()
+    runs: dict[str, tuple[float, int, int]] = {}
+    here = Path(__file__).resolve().parents[1]  # this checkout (its rlvr_audit first on the path)
+    steps = (
+        (base_label, base_env, baseline_src or here),
+        ("cold column cache", env, here),
+        ("warm column cache", env, here),
+    )
+    for label, run_env, cwd in steps:
+        wall, _, tree, _ = run_report(root, registry, work / f"report-{len(runs)}", extra, run_env, cwd)
+        which = subprocess.run(
+            [sys.executable, "-c", "import rlvr_audit; print(rlvr_audit.__file__)"],
+            env=run_env,
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        print(f"  ({label}: rlvr_audit from {which})", flush=True)
+        single = run_report.sampled_single  # type: ignore[attr-defined]
+        runs[label] = (wall, single, tree)
+        print(
+            f"{label}: {wall:.1f} s wall, peak {single / 2**30:.2f} GiB largest process, "
+            f"{tree / 2**30:.2f} GiB whole tree (sampled)",
+            flush=True,
+        )
+    base_wall = runs[base_label][0]
+    for label in list(runs)[1:]:
+        wall, single, tree = runs[label]
+        print(f"{label}: {base_wall / wall:.2f}x the baseline's speed ({base_wall:.1f} s -> {wall:.1f} s)")
+    same = all(
+        (work / "report-0" / "tables" / p.name).read_bytes() == p.read_bytes()
+        for p in sorted((work / "report-2" / "tables").glob("*.csv"))
+    )
+    print(f"report tables byte-identical to the baseline's: {'yes' if same else 'NO'}")
+    return {label: wall for label, (wall, _, _) in runs.items()}
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
@@ -254,6 +330,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--problems", type=int, default=500)
     parser.add_argument("--samples", type=int, default=8)
     parser.add_argument("--keep", type=Path, help="build (or reuse) the store and report in this folder")
+    parser.add_argument("--compare", action="store_true", help="baseline, cold and warm column cache, as ratios")
+    parser.add_argument("--baseline-src", type=Path, help="with --compare: the baseline's checkout (its rlvr_audit)")
     args = parser.parse_args(argv)
     work = args.keep or Path(tempfile.mkdtemp(prefix="rlvr-audit-load-"))
     work.mkdir(parents=True, exist_ok=True)
@@ -270,6 +348,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
             print(
                 f"built {n:,} graded samples in {time.perf_counter() - start:.1f} s ({size / 1e9:.2f} GB)", flush=True
             )
+        if args.compare:
+            walls = compare(root, registry, work, extra, args.baseline_src)
+            return {"samples": n, **walls}
         wall, maxrss, tree, output = run_report(root, registry, report_dir, extra)
         print(f"rlvr-audit report {' '.join(extra)}".rstrip() + f": {wall:.1f} s wall", flush=True)
         print(f"peak memory: {maxrss / 2**30:.2f} GiB largest process (ru_maxrss), {tree / 2**30:.2f} GiB whole tree")

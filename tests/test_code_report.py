@@ -280,6 +280,7 @@ def test_each_response_is_classified_once(env: dict[str, Path], monkeypatch: pyt
 
     monkeypatch.setattr(code_report, "response_behaviour", counted)
     monkeypatch.setattr(behaviour, "response_behaviour", forbidden)
+    monkeypatch.setenv("RLVR_AUDIT_COLUMN_CACHE", "0")  # else the classification comes from the store's cache
     store = Store(env["store"])
     result = build_code_report(analyse(store, n_resamples=200), store, n_resamples=200)
     assert len(calls) == len(set(calls)) == 24  # 3 units x 4 problems x 2 samples, once each

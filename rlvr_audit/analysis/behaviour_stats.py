@@ -9,7 +9,7 @@ gain each group explains (:class:`TransitionTable`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -104,6 +104,81 @@ def _group(generations: Iterable[Generation], name: str, behaviours: Behaviours 
         [(g, cache.get((pid, i)) or response_behaviour(g)) for i, g in sorted(by_problem[pid].items())] for pid in ids
     ]
     return _Unit(first.unit_key, first.checkpoint_id, first.task, first.template_id, ids, responses)
+
+
+@dataclass(frozen=True)
+class ResponseColumns:
+    """One unit's classified responses as arrays, sorted by (problem id, sample index): what
+    :func:`summarize_unit` and :func:`transition_table` compute from (built from records and
+    :func:`response_behaviour` results, or read from the store's column cache)."""
+
+    unit_key: str
+    checkpoint_id: str
+    task: str
+    template_id: str
+    problem_ids: list[str]
+    """Distinct problem ids, sorted."""
+    row: npt.NDArray[np.int64]
+    """Per response, the index of its problem in :attr:`problem_ids`."""
+    sample_idx: npt.NDArray[np.int64]
+    """Per response, its sample index."""
+    code: dict[str, npt.NDArray[np.bool_]]
+    """Per code definition name, per response: code reasoning."""
+    truncated: npt.NDArray[np.bool_]
+    repetition: npt.NDArray[np.bool_]
+    empty: npt.NDArray[np.bool_]
+    boxed_nothing: npt.NDArray[np.bool_]
+    truncation_known: npt.NDArray[np.bool_]
+    n_tokens: npt.NDArray[np.int64]
+    """Per response, generated tokens (``-1`` when unknown)."""
+
+    def __len__(self) -> int:
+        return int(self.row.size)
+
+    def take(self, mask: npt.NDArray[np.bool_]) -> ResponseColumns:
+        """The responses where ``mask`` holds (problems renumbered)."""
+        kept = np.unique(self.row[mask])
+        renumber = np.full(len(self.problem_ids), -1, dtype=np.int64)
+        renumber[kept] = np.arange(kept.size)
+        return ResponseColumns(
+            self.unit_key,
+            self.checkpoint_id,
+            self.task,
+            self.template_id,
+            [self.problem_ids[i] for i in kept],
+            renumber[self.row[mask]],
+            self.sample_idx[mask],
+            {name: v[mask] for name, v in self.code.items()},
+            self.truncated[mask],
+            self.repetition[mask],
+            self.empty[mask],
+            self.boxed_nothing[mask],
+            self.truncation_known[mask],
+            self.n_tokens[mask],
+        )
+
+
+def _columns_of(unit: _Unit) -> ResponseColumns:
+    """The arrays of a grouped unit (responses in problem, then sample order)."""
+    pairs = [(i, g, b) for i, rows in enumerate(unit.responses) for g, b in rows]
+    flags = [b.flags for _, _, b in pairs]
+    names = {name for _, _, b in pairs for name in b.code}
+    return ResponseColumns(
+        unit.unit_key,
+        unit.checkpoint_id,
+        unit.task,
+        unit.template_id,
+        unit.problem_ids,
+        np.array([i for i, _, _ in pairs], dtype=np.int64),
+        np.array([g.sample_idx for _, g, _ in pairs], dtype=np.int64),
+        {name: np.array([b.code.get(name, False) for _, _, b in pairs], dtype=bool) for name in sorted(names)},
+        np.array([f.truncated for f in flags], dtype=bool),
+        np.array([f.repetition for f in flags], dtype=bool),
+        np.array([f.empty for f in flags], dtype=bool),
+        np.array([f.boxed_nothing for f in flags], dtype=bool),
+        np.array([f.truncation_known for f in flags], dtype=bool),
+        np.array([-1 if f.n_tokens is None else f.n_tokens for f in flags], dtype=np.int64),
+    )
 
 
 def _correct_of(unit: _Unit, correct: Correctness, name: str) -> list[list[bool]]:
@@ -303,73 +378,120 @@ def summarize_unit(
         raise TypeError(f"rng must be a numpy.random.Generator, e.g. np.random.default_rng(seed); got {rng!r}")
     unit = _group(generations, "generations", behaviours)
     right = _correct_of(unit, correct, "correct") if correct is not None else None
-    n = len(unit.problem_ids)
-    # columns: responses, code, truncated, repetition, empty, boxed_nothing,
+    flat = np.array([ok for oks in right for ok in oks], dtype=bool) if right is not None else None
+    return summarize_columns(
+        _columns_of(unit), rng=rng, correct=flat, definition=definition, n_resamples=n_resamples, level=level
+    )
+
+
+def summarize_columns(
+    cols: ResponseColumns,
+    *,
+    rng: np.random.Generator,
+    correct: npt.NDArray[np.bool_] | None = None,
+    definition: str = DEFAULT_DEFINITION,
+    n_resamples: int = 2000,
+    level: float = 0.95,
+) -> UnitBehaviour:
+    """:func:`summarize_unit` of responses given as arrays (``correct``: per response, aligned
+    with ``cols``; ``None``: no accuracy). The same data give the same numbers either way."""
+    many = summarize_definitions(
+        cols, rng=rng, correct=correct, definitions=(definition,), n_resamples=n_resamples, level=level
+    )
+    return many[definition]
+
+
+def summarize_definitions(
+    cols: ResponseColumns,
+    *,
+    rng: np.random.Generator,
+    correct: npt.NDArray[np.bool_] | None = None,
+    definitions: Sequence[str] = (DEFAULT_DEFINITION,),
+    n_resamples: int = 2000,
+    level: float = 0.95,
+) -> dict[str, UnitBehaviour]:
+    """:func:`summarize_columns` under several code definitions on one plan drawn from ``rng``:
+    the same numbers as one call per definition, each with a generator in ``rng``'s state (the
+    replicates are sums of whole counts, exact in any order, so one pass serves all)."""
+    for definition in definitions:
+        get_definition(definition)
+    stats.check_bootstrap_options(n_resamples=n_resamples, level=level, method="percentile")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator, e.g. np.random.default_rng(seed); got {rng!r}")
+    if len(cols) == 0:
+        raise ValueError("generations is empty: no generations given")
+    if not definitions:
+        raise ValueError("definitions is empty")
+    n = len(cols.problem_ids)
+    ok = correct if correct is not None else np.zeros(len(cols), dtype=bool)
+    # columns per definition: responses, code, truncated, repetition, empty, boxed_nothing,
     #          correct, code responses, correct code, language responses, correct language
     #          truncation known
-    table = np.zeros((n, 12), dtype=np.float64)
-    tokens: list[int] = []
-    sizes: set[int] = set()
-    for i, rows in enumerate(unit.responses):
-        sizes.add(len(rows))
-        for j, (_, behaviour) in enumerate(rows):
-            flags = behaviour.flags
-            is_code = behaviour.code[definition]
-            ok = bool(right[i][j]) if right is not None else False
-            table[i] += (
-                1,
-                is_code,
-                flags.truncated,
-                flags.repetition,
-                flags.empty,
-                flags.boxed_nothing,
-                ok,
-                is_code,
-                ok and is_code,
-                not is_code,
-                ok and not is_code,
-                flags.truncation_known,
-            )
-            if flags.n_tokens is not None:
-                tokens.append(flags.n_tokens)
+    blocks = []
+    for definition in definitions:
+        is_code = cols.code[definition]
+        blocks += [
+            np.ones(len(cols), dtype=bool),
+            is_code,
+            cols.truncated,
+            cols.repetition,
+            cols.empty,
+            cols.boxed_nothing,
+            ok,
+            is_code,
+            ok & is_code,
+            ~is_code,
+            ok & ~is_code,
+            cols.truncation_known,
+        ]
+    values = np.stack(blocks, axis=1).astype(np.float64)
+    tables = np.zeros((n, values.shape[1]), dtype=np.float64)
+    np.add.at(tables, cols.row, values)
+    sizes = set(np.bincount(cols.row, minlength=n).tolist())
+    tokens = cols.n_tokens[cols.n_tokens >= 0]
     plan = stats.ResamplingPlan(n, n_resamples, rng=rng)
-    reps = plan.replicates(table)  # one pass over the plan serves every rate below
-    six = [0] * 6
-    rates = _ratio_intervals(table[:, 1:7], table[:, six], reps[:, 1:7], reps[:, six], level)
-    code_freq, _, rep, empty, boxed, accuracy = rates
-    (trunc,) = _ratio_intervals(table[:, [2]], table[:, [11]], reps[:, [2]], reps[:, [11]], level)
-    acc_code = acc_lang = diff = None
-    if right is not None:
-        num, den = [8, 10], [7, 9]
-        acc_code, acc_lang = _ratio_intervals(table[:, num], table[:, den], reps[:, num], reps[:, den], level)
-        diff = _difference_interval(table[:, num], table[:, den], reps[:, num], reps[:, den], level)
-    assert code_freq and rep and empty and boxed and accuracy  # every denominator is > 0
-    return UnitBehaviour(
-        unit_key=unit.unit_key,
-        checkpoint_id=unit.checkpoint_id,
-        task=unit.task,
-        template_id=unit.template_id,
-        definition=definition,
-        n_problems=n,
-        n_responses=int(table[:, 0].sum()),
-        k=next(iter(sizes)) if len(sizes) == 1 else None,
-        n_code=int(table[:, 1].sum()),
-        n_language=int(table[:, 9].sum()),
-        n_problems_code=int(np.count_nonzero(table[:, 1])),
-        n_problems_language=int(np.count_nonzero(table[:, 9])),
-        code_frequency=code_freq,
-        accuracy=accuracy if right is not None else None,
-        accuracy_code=acc_code,
-        accuracy_language=acc_lang,
-        code_minus_language=diff,
-        truncation_rate=trunc,
-        repetition_rate=rep,
-        empty_rate=empty,
-        boxed_nothing_rate=boxed,
-        mean_tokens=float(np.mean(tokens)) if tokens else None,
-        n_tokens_known=len(tokens),
-        n_resamples=n_resamples,
-    )
+    all_reps = plan.replicates(tables)  # one pass over the plan serves every rate below
+    out: dict[str, UnitBehaviour] = {}
+    for d, definition in enumerate(definitions):
+        table = tables[:, 12 * d : 12 * d + 12]
+        reps = all_reps[:, 12 * d : 12 * d + 12]
+        six = [0] * 6
+        rates = _ratio_intervals(table[:, 1:7], table[:, six], reps[:, 1:7], reps[:, six], level)
+        code_freq, _, rep, empty, boxed, accuracy = rates
+        (trunc,) = _ratio_intervals(table[:, [2]], table[:, [11]], reps[:, [2]], reps[:, [11]], level)
+        acc_code = acc_lang = diff = None
+        if correct is not None:
+            num, den = [8, 10], [7, 9]
+            acc_code, acc_lang = _ratio_intervals(table[:, num], table[:, den], reps[:, num], reps[:, den], level)
+            diff = _difference_interval(table[:, num], table[:, den], reps[:, num], reps[:, den], level)
+        assert code_freq and rep and empty and boxed and accuracy  # every denominator is > 0
+        out[definition] = UnitBehaviour(
+            unit_key=cols.unit_key,
+            checkpoint_id=cols.checkpoint_id,
+            task=cols.task,
+            template_id=cols.template_id,
+            definition=definition,
+            n_problems=n,
+            n_responses=int(table[:, 0].sum()),
+            k=next(iter(sizes)) if len(sizes) == 1 else None,
+            n_code=int(table[:, 1].sum()),
+            n_language=int(table[:, 9].sum()),
+            n_problems_code=int(np.count_nonzero(table[:, 1])),
+            n_problems_language=int(np.count_nonzero(table[:, 9])),
+            code_frequency=code_freq,
+            accuracy=accuracy if correct is not None else None,
+            accuracy_code=acc_code,
+            accuracy_language=acc_lang,
+            code_minus_language=diff,
+            truncation_rate=trunc,
+            repetition_rate=rep,
+            empty_rate=empty,
+            boxed_nothing_rate=boxed,
+            mean_tokens=float(np.mean(tokens)) if tokens.size else None,
+            n_tokens_known=int(tokens.size),
+            n_resamples=n_resamples,
+        )
+    return out
 
 
 Strategy = Literal["code", "language"]
@@ -518,13 +640,18 @@ class TransitionTable:
         ]
 
 
-def _problem_rows(unit: _Unit, right: list[list[bool]], definition: str) -> dict[str, tuple[float, float]]:
-    """``problem_id -> (code share, accuracy)``."""
-    out: dict[str, tuple[float, float]] = {}
-    for pid, rows, oks in zip(unit.problem_ids, unit.responses, right, strict=True):
-        codes = [b.code[definition] for _, b in rows]
-        out[pid] = (sum(codes) / len(codes), sum(oks) / len(oks))
-    return out
+def _problem_rows(
+    cols: ResponseColumns, correct: npt.NDArray[np.bool_], definition: str
+) -> dict[str, tuple[float, float]]:
+    """``problem_id -> (code share, accuracy)`` (each a count over the problem's samples)."""
+    n = len(cols.problem_ids)
+    size = np.bincount(cols.row, minlength=n)
+    codes = np.bincount(cols.row, weights=cols.code[definition].astype(np.int64), minlength=n).astype(np.int64)
+    oks = np.bincount(cols.row, weights=correct.astype(np.int64), minlength=n).astype(np.int64)
+    return {
+        pid: (c / m, o / m)
+        for pid, c, o, m in zip(cols.problem_ids, codes.tolist(), oks.tolist(), size.tolist(), strict=True)
+    }
 
 
 def transition_table(
@@ -562,8 +689,33 @@ def transition_table(
     after_unit = _group(rlvr, "rlvr", rlvr_behaviours)
     if before_unit.unit_key == after_unit.unit_key:
         raise ValueError(f"base and rlvr are the same unit ({before_unit.unit_key}); pass two different units")
-    before = _problem_rows(before_unit, _correct_of(before_unit, base_correct, "base_correct"), definition)
-    after = _problem_rows(after_unit, _correct_of(after_unit, rlvr_correct, "rlvr_correct"), definition)
+    before_ok = _correct_of(before_unit, base_correct, "base_correct")
+    after_ok = _correct_of(after_unit, rlvr_correct, "rlvr_correct")
+    return transition_columns(
+        _columns_of(before_unit),
+        _columns_of(after_unit),
+        base_correct=np.array([ok for oks in before_ok for ok in oks], dtype=bool),
+        rlvr_correct=np.array([ok for oks in after_ok for ok in oks], dtype=bool),
+        definition=definition,
+    )
+
+
+def transition_columns(
+    base: ResponseColumns,
+    rlvr: ResponseColumns,
+    *,
+    base_correct: npt.NDArray[np.bool_],
+    rlvr_correct: npt.NDArray[np.bool_],
+    definition: str = DEFAULT_DEFINITION,
+) -> TransitionTable:
+    """:func:`transition_table` of responses given as arrays (``*_correct``: per response, aligned
+    with its side). The same data give the same table either way."""
+    get_definition(definition)
+    before_unit, after_unit = base, rlvr
+    if before_unit.unit_key == after_unit.unit_key:
+        raise ValueError(f"base and rlvr are the same unit ({before_unit.unit_key}); pass two different units")
+    before = _problem_rows(base, base_correct, definition)
+    after = _problem_rows(rlvr, rlvr_correct, definition)
     shared = sorted(set(before) & set(after))
     if not shared:
         raise ValueError(

@@ -5,10 +5,14 @@ degenerate repetition, a missing boxed answer; nothing is ever executed). This m
 to the stored generations of a report (its sections are :mod:`rlvr_audit.analysis.code_sections`);
 it reads only the store and the report's :class:`~rlvr_audit.analysis.estimates.Analysis`.
 
-Each stored response is classified once per report (:func:`~rlvr_audit.analysis.behaviour.response_behaviour`,
-every code definition at once); the per-unit summaries, transition tables and step series all
-reuse that classification. Intervals are problem-clustered percentile bootstraps
-(:func:`~rlvr_audit.analysis.behaviour_stats.summarize_unit`) with ``n_resamples`` replicates at ``level``,
+Each stored response is classified once (:func:`~rlvr_audit.analysis.behaviour.response_behaviour`,
+every code definition at once) and the classification kept as columns in the store's column
+cache (:func:`behaviour_derivation`, :mod:`rlvr_audit.core.columns`; rebuilt when the unit's
+generations or the classifier change), so the next report of an unchanged unit reads it instead;
+the per-unit summaries, transition tables and step series work on those arrays
+(:class:`~rlvr_audit.analysis.behaviour_stats.ResponseColumns`). Intervals are problem-clustered
+percentile bootstraps (:func:`~rlvr_audit.analysis.behaviour_stats.summarize_columns`, one pass for
+every definition) with ``n_resamples`` replicates at ``level``,
 seeded from the report seed, the task version and the set of problems summarised, so every
 summary over the same problems (of any unit, grader or definition) resamples the same problems.
 
@@ -42,10 +46,12 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..core.columns import Derivation, generation_columns
 from ..core.records import Comparison, Generation
 from ..core.section import (
     Code,
@@ -53,10 +59,26 @@ from ..core.section import (
 )
 from ..core.store import Store, UnitInfo
 from ..core.ui import Progress
+from . import behaviour as _behaviour_module
 from . import stats
-from .behaviour import CODE_DEFINITIONS, DEFAULT_DEFINITION, ResponseBehaviour, get_definition, response_behaviour
-from .behaviour_stats import TransitionTable, UnitBehaviour, summarize_unit, transition_table
-from .estimates import Analysis
+from .anatomy import ComparisonAnatomy, gain_anatomy
+from .behaviour import (
+    CODE_DEFINITIONS,
+    DEFAULT_DEFINITION,
+    BehaviourFlags,
+    ResponseBehaviour,
+    get_definition,
+    response_behaviour,
+)
+from .behaviour_stats import (
+    ResponseColumns,
+    TransitionTable,
+    UnitBehaviour,
+    summarize_columns,
+    summarize_definitions,
+    transition_columns,
+)
+from .estimates import Analysis, UnitMatrix
 from .sweep import protocol_label
 
 log = logging.getLogger(__name__)
@@ -276,15 +298,70 @@ class CodeReport:
     """Confidence level."""
     n_resamples: int
     """Bootstrap replicates."""
+    anatomies: list[ComparisonAnatomy] = field(default_factory=list)
+    """Gain anatomy per comparison (default definition; :mod:`rlvr_audit.analysis.anatomy`)."""
 
 
-def _rng(seed: int, data_hash: str, generations: Sequence[Generation]) -> np.random.Generator:
+def _rng(seed: int, data_hash: str, problem_ids: Sequence[str]) -> np.random.Generator:
     """The bootstrap generator of a summary: seeded from the report seed, the task version and
     the set of problems summarised, so every summary over the same problems (any unit, grader
     or definition) resamples the same problems."""
-    problems = "\n".join(sorted({g.problem_id for g in generations}))
+    problems = "\n".join(sorted(set(problem_ids)))
     digest = hashlib.sha256(f"code_report\n{data_hash}\n{problems}".encode()).hexdigest()
     return np.random.default_rng(np.random.SeedSequence([seed, int(digest[:12], 16), int(digest[12:24], 16)]))
+
+
+_FLAG_NAMES = ("truncated", "repetition", "empty", "boxed_nothing", "truncation_known")
+
+
+def _classify(generations: list[Generation]) -> dict[str, list[object]]:
+    """:func:`~rlvr_audit.analysis.behaviour.response_behaviour` of each generation, as columns."""
+    behaviours = [response_behaviour(g) for g in generations]
+    out: dict[str, list[object]] = {f"code_{name}": [b.code[name] for b in behaviours] for name in CODE_DEFINITIONS}
+    for name in _FLAG_NAMES:
+        out[name] = [getattr(b.flags, name) for b in behaviours]
+    return out
+
+
+def _behaviour_version() -> str:
+    """A version of the classification: a hash of the module that defines it."""
+    source = Path(_behaviour_module.__file__).read_bytes()
+    return hashlib.sha256(source).hexdigest()[:16]
+
+
+def behaviour_derivation() -> Derivation:
+    """The behaviour classification of each response, as cached columns of the store
+    (:mod:`rlvr_audit.core.columns`): ``code_<definition>`` per code definition and the flags."""
+    columns = {f"code_{name}": "bool" for name in CODE_DEFINITIONS} | {name: "bool" for name in _FLAG_NAMES}
+    return Derivation(name="behaviour", version=_behaviour_version(), columns=columns, compute=_classify)
+
+
+def unit_columns(store: Store, info: UnitInfo) -> ResponseColumns | None:
+    """A unit's classified responses (samples below its ``k``), sorted by problem and sample;
+    ``None`` if it has none. Read from the store's column cache when current."""
+    frame = generation_columns(store, info.key, behaviour_derivation())
+    frame = frame[frame["sample_idx"] < info.spec.protocol.n]
+    if frame.empty:
+        return None
+    first = frame.iloc[0]  # the unit's names, from its first record in file order
+    frame = frame.sort_values(["problem_id", "sample_idx"], kind="stable")
+    codes, row = np.unique(frame["problem_id"].to_numpy(dtype=object).astype(str), return_inverse=True)
+    return ResponseColumns(
+        unit_key=info.key,
+        checkpoint_id=str(first["checkpoint_id"]),
+        task=str(first["task"]),
+        template_id=str(first["template_id"]),
+        problem_ids=[str(c) for c in codes],
+        row=row.astype(np.int64),
+        sample_idx=frame["sample_idx"].to_numpy(dtype=np.int64),
+        code={name: frame[f"code_{name}"].to_numpy(dtype=bool) for name in CODE_DEFINITIONS},
+        truncated=frame["truncated"].to_numpy(dtype=bool),
+        repetition=frame["repetition"].to_numpy(dtype=bool),
+        empty=frame["empty"].to_numpy(dtype=bool),
+        boxed_nothing=frame["boxed_nothing"].to_numpy(dtype=bool),
+        truncation_known=frame["truncation_known"].to_numpy(dtype=bool),
+        n_tokens=frame["n_tokens"].fillna(-1).to_numpy(dtype=np.int64),
+    )
 
 
 PARALLEL_MIN_BYTES = 4 << 20
@@ -323,61 +400,63 @@ class _UnitResult:
     key: str
     flags: UnitBehaviour | None = None
     code: dict[tuple[str, str], UnitBehaviour] = field(default_factory=dict)
-    generations: list[Generation] = field(default_factory=list)
-    """Without their texts; only for units in a comparison."""
-    behaviours: dict[tuple[str, int], ResponseBehaviour] = field(default_factory=dict)
-    """Only for units in a comparison."""
+    columns: ResponseColumns | None = None
+    """The classified responses; only for units in a comparison."""
 
 
-def _light(g: Generation) -> Generation:
-    """The record without its texts (the classification is already done)."""
-    return g.model_copy(update={"completion": "", "prompt": ""})
-
-
-def _restricted(generations: list[Generation], graded: _Graded) -> tuple[list[Generation], dict[tuple[str, int], bool]]:
-    """The generations of the graded (complete) problems and their correctness."""
+def _restricted(cols: ResponseColumns, graded: _Graded) -> tuple[ResponseColumns, np.ndarray] | None:
+    """The responses of the graded (complete) problems and their correctness (``None`` if none)."""
     rows = {pid: i for i, pid in enumerate(graded.problem_ids)}
-    gens = [g for g in generations if g.problem_id in rows]
-    correct = {(g.problem_id, g.sample_idx): bool(graded.correct[rows[g.problem_id], g.sample_idx]) for g in gens}
-    return gens, correct
+    graded_row = np.array([rows.get(pid, -1) for pid in cols.problem_ids], dtype=np.int64)[cols.row]
+    mask = graded_row >= 0
+    if not mask.any():
+        return None
+    correct = graded.correct[graded_row[mask], cols.sample_idx[mask]].astype(bool)
+    return cols.take(mask), correct
 
 
 def _unit_work(job: _UnitJob) -> _UnitResult:
-    """Read one unit's generations, classify each once, and summarise them (flags over all
-    responses; code reasoning per grader and definition over the complete problems)."""
+    """Read one unit's classified responses (classifying each once, or from the store's column
+    cache), and summarise them (flags over all responses; code reasoning per grader and
+    definition over the complete problems)."""
     info = job.info
-    k = info.spec.protocol.n
-    gens = [g for g in Store(job.store_root).read_generations(info.key) if g.sample_idx < k]
+    cols = unit_columns(Store(job.store_root), info)
     result = _UnitResult(info.key)
-    if not gens:
+    if cols is None:
         return result
-    behaviours = {(g.problem_id, g.sample_idx): response_behaviour(g) for g in gens}
 
     def summary(
-        some: list[Generation], correct: dict[tuple[str, int], bool] | None = None, definition: str = DEFAULT_DEFINITION
+        some: ResponseColumns, correct: np.ndarray | None = None, definition: str = DEFAULT_DEFINITION
     ) -> UnitBehaviour:
-        return summarize_unit(
+        return summarize_columns(
             some,
-            rng=_rng(job.seed, info.spec.data_hash, some),
+            rng=_rng(job.seed, info.spec.data_hash, some.problem_ids),
             correct=correct,
             definition=definition,
             n_resamples=job.n_resamples,
             level=job.level,
-            behaviours=behaviours,
         )
 
     for graded in job.graded:
-        sub, correct = _restricted(gens, graded)
-        if sub:
+        restricted = _restricted(cols, graded)
+        if restricted is not None:
+            sub, correct = restricted
+            many = summarize_definitions(
+                sub,
+                rng=_rng(job.seed, info.spec.data_hash, sub.problem_ids),
+                correct=correct,
+                definitions=job.definitions,
+                n_resamples=job.n_resamples,
+                level=job.level,
+            )
             for d in job.definitions:
-                result.code[(graded.grader_id, d)] = summary(sub, correct, d)
+                result.code[(graded.grader_id, d)] = many[d]
     if job.selected:
         # a summary over every response already holds the flags (same problems, same resampling)
-        full = [s for s in result.code.values() if s.n_responses == len(gens)]
-        result.flags = full[0] if full else summary(gens)
+        full = [s for s in result.code.values() if s.n_responses == len(cols)]
+        result.flags = full[0] if full else summary(cols)
     if job.keep:
-        result.generations = [_light(g) for g in gens]
-        result.behaviours = behaviours
+        result.columns = cols
     return result
 
 
@@ -493,7 +572,102 @@ def build_code_report(
         steps=_step_series(analysis, code, definitions[0]),
         level=level,
         n_resamples=n_resamples,
+        anatomies=_anatomies(analysis, results, infos, definitions[0], seed=seed, n_resamples=n_resamples, level=level),
     )
+
+
+def _records(
+    cols: ResponseColumns, correct: np.ndarray
+) -> tuple[list[Generation], dict[tuple[str, int], ResponseBehaviour], dict[tuple[str, int], bool]]:
+    """Text-less generation records, their behaviours and correctness, from the arrays (for the
+    analyses that take records: :func:`~rlvr_audit.analysis.anatomy.gain_anatomy`)."""
+    gens: list[Generation] = []
+    behaviours: dict[tuple[str, int], ResponseBehaviour] = {}
+    right: dict[tuple[str, int], bool] = {}
+    names = list(cols.code)
+    for i, (row, idx) in enumerate(zip(cols.row.tolist(), cols.sample_idx.tolist(), strict=True)):
+        pid = cols.problem_ids[row]
+        gens.append(
+            Generation.model_construct(
+                unit_key=cols.unit_key,
+                checkpoint_id=cols.checkpoint_id,
+                task=cols.task,
+                problem_id=pid,
+                template_id=cols.template_id,
+                sample_idx=idx,
+            )
+        )
+        tokens = int(cols.n_tokens[i])
+        behaviours[(pid, idx)] = ResponseBehaviour(
+            problem_id=pid,
+            sample_idx=idx,
+            code={name: bool(cols.code[name][i]) for name in names},
+            flags=BehaviourFlags(
+                truncated=bool(cols.truncated[i]),
+                repetition=bool(cols.repetition[i]),
+                empty=bool(cols.empty[i]),
+                boxed_nothing=bool(cols.boxed_nothing[i]),
+                n_tokens=tokens if tokens >= 0 else None,
+                truncation_known=bool(cols.truncation_known[i]),
+            ),
+        )
+        right[(pid, idx)] = bool(correct[i])
+    return gens, behaviours, right
+
+
+def _anatomies(
+    analysis: Analysis,
+    results: dict[str, _UnitResult],
+    infos: dict[str, UnitInfo],
+    definition: str,
+    *,
+    seed: int,
+    n_resamples: int,
+    level: float,
+) -> list[ComparisonAnatomy]:
+    """The gain anatomy of every comparison whose two units were classified."""
+    out = []
+    made: dict[tuple[str, str], Any] = {}  # a base unit is in several comparisons: its records once
+
+    def records(unit: str, grader: str, cols: ResponseColumns, m: UnitMatrix) -> Any:
+        if (unit, grader) not in made:
+            restricted = _restricted(cols, _Graded(grader, tuple(m.problem_ids), m.correct))
+            made[(unit, grader)] = None if restricted is None else (restricted[0], *_records(*restricted))
+        return made[(unit, grader)]
+
+    for c in analysis.comparisons:
+        base, rlvr = results.get(c.baseline_unit), results.get(c.treatment_unit)
+        mb = analysis.matrices.get((c.baseline_unit, c.grader_id))
+        mt = analysis.matrices.get((c.treatment_unit, c.grader_id))
+        if base is None or rlvr is None or mb is None or mt is None or base.columns is None or rlvr.columns is None:
+            continue
+        before = records(c.baseline_unit, c.grader_id, base.columns, mb)
+        after = records(c.treatment_unit, c.grader_id, rlvr.columns, mt)
+        if before is None or after is None:
+            continue
+        base_cols, base_gens, base_behaviours, base_ok = before
+        rlvr_cols, rlvr_gens, rlvr_behaviours, rlvr_ok = after
+        info = infos.get(c.treatment_unit) or mt.info
+        try:
+            anatomy = gain_anatomy(
+                base_gens,
+                rlvr_gens,
+                base_correct=base_ok,
+                rlvr_correct=rlvr_ok,
+                rng=_rng(seed, info.spec.data_hash, [*base_cols.problem_ids, *rlvr_cols.problem_ids]),
+                n_resamples=n_resamples,
+                level=level,
+                definition=definition,
+                base_behaviours=base_behaviours,
+                rlvr_behaviours=rlvr_behaviours,
+            )
+        except ValueError as exc:  # no shared problem: the comparison would not exist either
+            log.warning("no gain anatomy for %s vs %s: %s", c.treatment, c.baseline, exc)
+            continue
+        out.append(
+            ComparisonAnatomy(c, anatomy, info.family, info.reward, info.step, protocol_label(info.spec.protocol))
+        )
+    return out
 
 
 def _transitions(analysis: Analysis, results: dict[str, _UnitResult], definitions: Sequence[str]) -> list[Transition]:
@@ -502,22 +676,16 @@ def _transitions(analysis: Analysis, results: dict[str, _UnitResult], definition
         base, rlvr = results.get(c.baseline_unit), results.get(c.treatment_unit)
         mb = analysis.matrices.get((c.baseline_unit, c.grader_id))
         mt = analysis.matrices.get((c.treatment_unit, c.grader_id))
-        if base is None or rlvr is None or mb is None or mt is None:
+        if base is None or rlvr is None or mb is None or mt is None or base.columns is None or rlvr.columns is None:
             continue
-        base_gens, base_ok = _restricted(base.generations, _Graded(c.grader_id, tuple(mb.problem_ids), mb.correct))
-        rlvr_gens, rlvr_ok = _restricted(rlvr.generations, _Graded(c.grader_id, tuple(mt.problem_ids), mt.correct))
-        if not base_gens or not rlvr_gens:
+        before = _restricted(base.columns, _Graded(c.grader_id, tuple(mb.problem_ids), mb.correct))
+        after = _restricted(rlvr.columns, _Graded(c.grader_id, tuple(mt.problem_ids), mt.correct))
+        if before is None or after is None:
             continue
         for d in definitions:
             try:
-                table = transition_table(
-                    base_gens,
-                    rlvr_gens,
-                    base_correct=base_ok,
-                    rlvr_correct=rlvr_ok,
-                    definition=d,
-                    base_behaviours=base.behaviours,
-                    rlvr_behaviours=rlvr.behaviours,
+                table = transition_columns(
+                    before[0], after[0], base_correct=before[1], rlvr_correct=after[1], definition=d
                 )
             except ValueError as exc:  # no shared problem: the comparison would not exist either
                 log.warning("no transition table for %s vs %s: %s", c.treatment, c.baseline, exc)

@@ -97,6 +97,8 @@ def unit_disagreement(
     """Compare ``graders`` on one unit; ``None`` unless at least two of them graded it."""
     if max_examples < 0:
         raise ValueError(f"max_examples must be >= 0, got {max_examples}")
+    if len(set(graders)) < 2:
+        return None  # nothing to compare (and no grades to read)
     by_grader: dict[str, dict[tuple[str, int], Grade]] = {}
     for gid in sorted(set(graders)):
         grades = store.read_grades(info.key, gid, grader_version(gid))

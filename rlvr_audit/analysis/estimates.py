@@ -39,12 +39,15 @@ tests are seeded from (``seed``, the two unit keys).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass, field
 
 import numpy as np
+import pandas as pd
 
+from ..core.columns import generation_columns, grade_columns
 from ..core.records import Comparison, Estimate
 from ..core.registry import Registry
 from ..core.store import Store, UnitInfo
@@ -95,17 +98,20 @@ def plan_for(seed: int, data_hash: str, problem_ids: tuple[str, ...], n_resample
     )
 
 
+@functools.cache
 def grader_version(grader_id: str) -> str | None:
-    """The current version of a registered grader (``None`` for an unknown id)."""
+    """The current version of a registered grader (``None`` for an unknown id); constant in a
+    process, so built once per grader (building a grader reads library versions)."""
     return get_grader(grader_id).version if grader_id in GRADERS else None
 
 
 def unit_matrix(store: Store, info: UnitInfo, grader_id: str, problem_order: list[str]) -> UnitMatrix | None:
-    """Build the verdict matrix of a unit (``None`` if nothing is graded)."""
+    """Build the verdict matrix of a unit (``None`` if nothing is graded). Grades and generation
+    keys are read as columns (:mod:`rlvr_audit.core.columns`: from its cache when current)."""
     version = grader_version(grader_id)
-    grades = store.read_grades(info.key, grader_id, version)
-    if not grades:
-        if version is not None and store.read_grades(info.key, grader_id):
+    grades = grade_columns(store, info.key, grader_id, version)
+    if grades.empty:
+        if version is not None and not grade_columns(store, info.key, grader_id).empty:
             log.warning(
                 "unit %s has %s grades only from another grader version (current: %s); "
                 "run `rlvr-audit grade --graders %s` to include it",
@@ -116,15 +122,19 @@ def unit_matrix(store: Store, info: UnitInfo, grader_id: str, problem_order: lis
             )
         return None
     k = info.spec.protocol.n
-    stored = {(g.problem_id, g.sample_idx) for g in store.read_generations(info.key)}
-    n_generated = len(stored)
-    by_problem: dict[str, dict[int, bool]] = {}
-    orphans = 0
-    for g in grades:
-        if stored and (g.problem_id, g.sample_idx) not in stored:
-            orphans += 1  # its generation was lost (a repaired file): the grade is of nothing stored
-        elif g.sample_idx < k:
-            by_problem.setdefault(g.problem_id, {})[g.sample_idx] = g.verdict == "correct"
+    gens = generation_columns(store, info.key)
+    n_generated = len(gens)
+    pids = grades["problem_id"].to_numpy(dtype=object)
+    idx = grades["sample_idx"].to_numpy(dtype=np.int64)
+    ok = (grades["verdict"] == "correct").to_numpy(dtype=bool)
+    if n_generated:
+        stored = pd.MultiIndex.from_arrays(
+            [gens["problem_id"].to_numpy(dtype=object), gens["sample_idx"].to_numpy(dtype=np.int64)]
+        )
+        known = pd.MultiIndex.from_arrays([pids, idx]).isin(stored)
+    else:
+        known = np.ones(len(grades), dtype=bool)
+    orphans = int((~known).sum())
     if orphans:
         log.warning(
             "unit %s: %d %s grades are of samples with no stored generation (lost from a damaged file); "
@@ -134,10 +144,21 @@ def unit_matrix(store: Store, info: UnitInfo, grader_id: str, problem_order: lis
             orphans,
             grader_id,
         )
-    rows = [pid for pid in problem_order if len(by_problem.get(pid, {})) == k]
-    if not rows:
+    keep = known & (idx < k)
+    # grades hold one row per (problem, sample) (deduplicated): a problem is complete with k rows
+    row_of = {pid: i for i, pid in enumerate(dict.fromkeys(problem_order))}
+    rows_all = np.array([row_of.get(p, -1) for p in pids[keep]], dtype=np.int64)
+    idx_k, ok_k = idx[keep], ok[keep]
+    inside = rows_all >= 0
+    counts = np.bincount(rows_all[inside], minlength=len(row_of))
+    table = np.zeros((len(row_of), k), dtype=np.float64)
+    table[rows_all[inside], idx_k[inside]] = ok_k[inside]
+    order = [row_of[pid] for pid in problem_order]
+    complete = [i for i, r in enumerate(order) if counts[r] == k]
+    if not complete:
         return None
-    correct = np.array([[by_problem[pid][i] for i in range(k)] for pid in rows], dtype=np.float64)
+    rows = [problem_order[i] for i in complete]
+    correct = table[[order[i] for i in complete]]
     return UnitMatrix(info=info, grader_id=grader_id, problem_ids=rows, correct=correct, n_generated=n_generated)
 
 
@@ -238,25 +259,43 @@ class _PairRequest:
 
 
 def adjust_p_values(comparisons: list[Comparison]) -> list[Comparison]:
-    """Holm and Benjamini-Hochberg adjusted p-values over each grader's comparisons.
+    """Holm and Benjamini-Hochberg adjusted p-values over the report's family, and per grader.
 
-    The family of a comparison is every comparison with the same grader (one reproduction
-    table of the report). Comparisons without a p-value are left out of the family and get
-    no adjusted values. Returns new records in the same order.
+    The family (``p_holm``, ``p_bh``) is every comparison with a p-value in the report: every
+    RLVR checkpoint against its base, on every task and prompt, under every grader. Running
+    several graders over the same comparisons multiplies the tests, so they are adjusted
+    together. The per-grader view (``p_holm_grader``, ``p_bh_grader``: the family restricted
+    to one grader) is kept as secondary. Comparisons without a p-value are left out and get no
+    adjusted values. Returns new records in the same order.
     """
     out = list(comparisons)
-    families: dict[str, list[tuple[int, float]]] = {}
-    for i, c in enumerate(comparisons):
-        if c.p_value is not None:
-            families.setdefault(c.grader_id, []).append((i, c.p_value))
-    for members in families.values():
-        idx = [i for i, _ in members]
-        p = [pv for _, pv in members]
-        holm = stats.holm(p)
-        bh = stats.benjamini_hochberg(p)
-        for i, h, b in zip(idx, holm, bh, strict=True):
-            out[i] = comparisons[i].model_copy(update={"p_holm": float(h), "p_bh": float(b)})
+    members = [(i, c.p_value) for i, c in enumerate(comparisons) if c.p_value is not None]
+    if not members:
+        return out
+    per_grader: dict[str, list[int]] = {}
+    for i, _ in members:
+        per_grader.setdefault(comparisons[i].grader_id, []).append(i)
+    update: dict[int, dict[str, float]] = {i: {} for i, _ in members}
+    p_all = [pv for _, pv in members]
+    for (i, _), h, b in zip(members, stats.holm(p_all), stats.benjamini_hochberg(p_all), strict=True):
+        update[i] |= {"p_holm": float(h), "p_bh": float(b)}
+    for idx in per_grader.values():
+        p = [pv for i in idx if (pv := comparisons[i].p_value) is not None]
+        for i, h, b in zip(idx, stats.holm(p), stats.benjamini_hochberg(p), strict=True):
+            update[i] |= {"p_holm_grader": float(h), "p_bh_grader": float(b)}
+    for i, fields in update.items():
+        out[i] = comparisons[i].model_copy(update=fields)
     return out
+
+
+def multiplicity_family(comparisons: list[Comparison]) -> str:
+    """The family the adjusted p-values are over, in words (for report headers)."""
+    with_p = [c for c in comparisons if c.p_value is not None]
+    graders = sorted({c.grader_id for c in with_p})
+    return (
+        f"{len(with_p)} comparisons (every RLVR checkpoint against its base, on every task and prompt) "
+        f"under {len(graders)} grader{'s' if len(graders) != 1 else ''} ({', '.join(graders) or 'none'})"
+    )
 
 
 @dataclass

@@ -21,11 +21,12 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from ..core.columns import generation_columns
 from ..core.records import ImportSource, RunManifest, SourceMetric
 from ..core.section import BREAK, BulletList, Code, Emph, Inline, Paragraph, Row, Section, Strong, Table, Text
 from ..core.store import BrokenUnit, Store, UnitInfo, run_status
 from . import labels, stats
-from .estimates import Analysis
+from .estimates import Analysis, multiplicity_family
 from .labels import protocol_label
 
 __all__ = [
@@ -97,6 +98,8 @@ COMPARISON_COLUMNS = [
     "treatment_unit",
     "baseline_unit",
     "interval_flags",
+    "p_holm_grader",
+    "p_bh_grader",
 ]
 
 
@@ -162,6 +165,8 @@ def comparisons_frame(analysis: Analysis) -> pd.DataFrame:
             "treatment_unit": c.treatment_unit,
             "baseline_unit": c.baseline_unit,
             "interval_flags": ";".join(c.interval_flags),
+            "p_holm_grader": c.p_holm_grader,
+            "p_bh_grader": c.p_bh_grader,
         }
         for c in analysis.comparisons
     ]
@@ -546,7 +551,9 @@ def gains_section(analysis: Analysis) -> Section | None:
         )
     note = Paragraph(
         "p: two-sided exact paired test (McNemar for one sample per problem, sign-flip permutation for k samples); "
-        "Holm and BH: adjusted over the comparisons of the same grader."
+        f"Holm and BH: adjusted over one family, {multiplicity_family(analysis.comparisons)}: several graders "
+        "judging the same comparisons are several tests. The per-grader adjustment (the family restricted to one "
+        "grader) is a secondary view, in the columns p_holm_grader and p_bh_grader of tables/comparisons.csv."
     )
     return Section("Gains over base", [note, Table(header, rows, kind="measured")])
 
@@ -571,7 +578,7 @@ def settings_section(analysis: Analysis, store: Store, *, level: float, n_resamp
                 Code(s.template_id),
                 protocol_label(u) + applied_label(u),
                 engine,
-                str(len(store.read_generations(u.key))),
+                str(len(generation_columns(store, u.key))),  # the stored samples, from the column cache
                 ", ".join(store.graders(u.key)) or "-",
                 Code(u.key),
             ]

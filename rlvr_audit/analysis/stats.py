@@ -666,6 +666,13 @@ class TableIntervals:
     """One interval of ``treatment - baseline`` per requested pair, in input order."""
 
 
+_KEPT_ELEMENTS = 1 << 23
+"""Plans of at most this many counts (replicates x problems: 64 MiB as float64) are kept."""
+_KEPT_PLANS = 2
+"""How many plans' counts are kept (the most recently made)."""
+_KEPT_BLOCKS: dict[tuple[object, ...], list[FloatArray]] = {}
+
+
 class ResamplingPlan:
     """The resampled problems shared by every unit and comparison of one table.
 
@@ -721,6 +728,23 @@ class ResamplingPlan:
             idx += (np.arange(b, dtype=np.int64) * n)[:, None]
             yield np.bincount(idx.ravel(), minlength=b * n).reshape(b, n)
 
+    def _float_blocks(self) -> Iterable[FloatArray]:
+        """:meth:`count_blocks` as float64, kept for the next pass over the same plan (a report
+        summarises many units on one problem set: same seed, same counts) when small enough
+        (:data:`_KEPT_ELEMENTS`; the last :data:`_KEPT_PLANS` plans). The counts are the same
+        either way; only the work of drawing them again is saved."""
+        key = (tuple(self._entropy), self.n_problems, self.n_resamples)
+        kept = _KEPT_BLOCKS.get(key)
+        if kept is not None:
+            return kept
+        if self.n_problems * self.n_resamples > _KEPT_ELEMENTS:
+            return (c.astype(np.float64) for c in self.count_blocks())
+        kept = [c.astype(np.float64) for c in self.count_blocks()]
+        _KEPT_BLOCKS[key] = kept
+        while len(_KEPT_BLOCKS) > _KEPT_PLANS:
+            del _KEPT_BLOCKS[next(iter(_KEPT_BLOCKS))]
+        return kept
+
     def replicates(self, scores: npt.ArrayLike) -> FloatArray:
         """Bootstrap replicates of the mean of per-problem ``scores``.
 
@@ -733,9 +757,9 @@ class ResamplingPlan:
         s2 = s[:, None] if flat else s
         out = np.empty((self.n_resamples, s2.shape[1]), dtype=np.float64)
         start = 0
-        for counts in self.count_blocks():
+        for counts in self._float_blocks():
             stop = start + counts.shape[0]
-            np.matmul(counts.astype(np.float64), s2, out=out[start:stop])
+            np.matmul(counts, s2, out=out[start:stop])
             start = stop
         out /= self.n_problems
         return out[:, 0] if flat else out

@@ -97,6 +97,10 @@ class SourceFile:
     in the order the items are yielded) -> the source's own value of that metric on the item, for
     sources that record one per item (Qwen's ``score``, lm-eval's per-document metrics), so its
     number can be recomputed over the problems we measured."""
+    tool_version: str | None = None
+    """Version of the tool that wrote the file, where it is recorded (``None``: not recorded)."""
+    task_config_hash: str | None = None
+    """Hash of the task configuration the tool recorded for the file (``None``: not recorded)."""
 
 
 Reader = Callable[["SourceStream", SourceFile], Iterator[SourceItem]]

@@ -110,7 +110,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from ..core.errors import UsageError
 from .config import ARMS, CURVE_FILE, FIGURE_FILE, MAX_ENUMERATION, SUMMARY_FILE, ClippingConfig
@@ -285,6 +284,8 @@ def expected_batch_update(config: ClippingConfig, *, clip: bool) -> dict[str, An
 
 def _t_interval(x: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean over the last axis with its two-sided t interval."""
+    from scipy import stats  # scipy.stats takes seconds to import: only here, not in every command
+
     n = x.shape[-1]
     mean = x.mean(axis=-1)
     half = stats.t.ppf(0.5 + level / 2, n - 1) * x.std(axis=-1, ddof=1) / np.sqrt(n)
