@@ -9,10 +9,11 @@ import numpy as np
 import pytest
 
 from rlvr_audit.analysis import figures, stats
+from rlvr_audit.analysis.adjudicated import gains_by_grader_section
 from rlvr_audit.analysis.disagreement import disagreement_section, grader_disagreements
 from rlvr_audit.analysis.estimates import analyse, grader_version, plan_for
 from rlvr_audit.analysis.labels import unit_variants
-from rlvr_audit.analysis.reproduction import reproduction_table
+from rlvr_audit.analysis.reproduction import comparisons_frame, gains_section, reproduction_table, unit_labels
 from rlvr_audit.core.records import CheckpointRef, Grade, Problem, SamplingProtocol, UnitSpec
 from rlvr_audit.core.section import Table
 from rlvr_audit.core.store import Store, UnitInfo
@@ -363,3 +364,17 @@ def test_accuracy_figure_has_a_panel_per_protocol_titled_by_its_metric(
         "math500 (avg@1)\ngreedy, 1 sample, 64 tokens, seed 0",
         "math500 (avg@4)\nT=0.6, 4 samples, 64 tokens, seed 0",
     ]
+
+
+def test_gains_of_units_differing_only_in_token_limit_are_named_in_the_gains_tables(store: Store) -> None:
+    for tokens in (4096, 32768):
+        b = make_unit(store, "base", outcomes(tokens, 0.3), base=None, backend="vllm", max_new_tokens=tokens)
+        r = make_unit(store, "rl", outcomes(tokens + 1, 0.6), base="base", backend="vllm", max_new_tokens=tokens)
+        _grade_again(store, b, "paper", outcomes(tokens, 0.3))
+        _grade_again(store, r, "paper", outcomes(tokens + 1, 0.6))
+    a = analyse(store, n_resamples=200)
+    assert len(a.comparisons) == 4  # 2 token limits x 2 graders, each paired within its limit
+    for section in (gains_section(a), gains_by_grader_section(comparisons_frame(a), names=unit_labels(a))):
+        assert section is not None
+        md = render_section(section)
+        assert "| toy/rl (4096 tokens) | toy/base |" in md and "| toy/rl (32768 tokens) | toy/base |" in md

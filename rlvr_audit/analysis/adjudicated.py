@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -472,10 +472,14 @@ def gain_verdicts_frame(verdicts: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=GAIN_VERDICT_CSV_COLUMNS)
 
 
-def gains_by_grader_section(comparisons: pd.DataFrame, *, graders: Sequence[str] | None = None) -> Section | None:
+def gains_by_grader_section(
+    comparisons: pd.DataFrame, *, graders: Sequence[str] | None = None, names: Mapping[str, str] | None = None
+) -> Section | None:
     """ "Gains under each grader": per gain, its value, interval and verdict under each grader
     side by side, and whether the verdict changes with the grader; ``gain_verdicts.csv``.
-    ``None`` with no comparisons or fewer than two graders."""
+    ``names``: treatment unit key -> the row's label (it tells apart units of one checkpoint, e.g.
+    by token limit; default: the checkpoint id). ``None`` with no comparisons or fewer than two
+    graders."""
     if comparisons.empty:
         return None
     verdicts = gain_verdicts(comparisons, graders=graders)
@@ -494,7 +498,8 @@ def gains_by_grader_section(comparisons: pd.DataFrame, *, graders: Sequence[str]
             for g in shown
         ]
         verdict = "changes with the grader" if r.changes else "same under every grader"
-        rows.append([r.checkpoint, r.base, r.task, Code(str(r.prompt)), r.metric, *cells, verdict])
+        label = (names or {}).get(str(getattr(r, "treatment_unit", "")), r.checkpoint)
+        rows.append([label, r.base, r.task, Code(str(r.prompt)), r.metric, *cells, verdict])
     n_changes = int(verdicts["changes"].sum())
     note = Paragraph(
         [

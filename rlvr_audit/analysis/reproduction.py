@@ -48,6 +48,7 @@ __all__ = [
     "settings_section",
     "source_value",
     "source_value_same_problems",
+    "unit_labels",
 ]
 
 ESTIMATE_COLUMNS = [
@@ -517,6 +518,14 @@ def imported_section(analysis: Analysis) -> Section | None:
         ]
     )
     return Section("Imported generations: the source's numbers beside ours", [note, Table(header, rows)])
+
+
+def unit_labels(analysis: Analysis) -> dict[str, str]:
+    """Unit key -> its label in a table of units (:func:`rlvr_audit.analysis.labels.unit_name`: the
+    checkpoint id and what tells it apart from the analysis's other units of that checkpoint, task
+    and prompt)."""
+    variants = labels.unit_variants(analysis.units)
+    return {u.key: labels.unit_name(u, variants[u.key]) for u in analysis.units}
 
 
 def gains_section(analysis: Analysis) -> Section | None:

@@ -37,6 +37,7 @@ from ..analysis.reproduction import (
     reproduction_sections,
     seed_spread_section,
     settings_section,
+    unit_labels,
 )
 from ..analysis.sweep import build_sweep
 from ..analysis.sweep_sections import sweep_section
@@ -335,7 +336,7 @@ def report_document(
             imported_section(analysis),
             disagreement if len(analysis.graders) > 1 else None,
             gains_section(analysis),
-            gains_by_grader_section(comparisons, graders=analysis.graders),
+            gains_by_grader_section(comparisons, graders=analysis.graders, names=unit_labels(analysis)),
             anatomy_section(code.anatomies),
             figures_section(analysis),
             cross_family_section(grids) if grids else None,
