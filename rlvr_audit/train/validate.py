@@ -28,7 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from ..core.errors import ConfigError, ModelLoadError, UsageError
+from ..core.ui import console
 from . import preflight
 from .plan import OVERRIDES_FILE, check_context, load_run_spec
 from .spec import NO_CLIP_RATIO, ExperimentSpec, check_batches
@@ -76,8 +79,6 @@ def validate_run(
     the first failing check, naming the key or file and what was expected (a tokenizer that
     cannot be loaded is :class:`ModelLoadError`). With ``check_launch`` the launch closure is
     imported in a fresh interpreter too (:attr:`ValidationResult.launch`)."""
-    from ..core.ui import console
-
     run_dir = run_dir.expanduser().resolve()
     spec, plan = load_run_spec(run_dir)
     version = require_verl()
@@ -278,7 +279,6 @@ def _parquet_rows(path: Path) -> int:
 
 def reward_check(spec: ExperimentSpec, cfg: Any, run_dir: Path) -> Check:
     """The reward through verl's loader, from a worker thread, on canned responses to the first row."""
-    import pandas as pd
     from verl.trainer.ppo.reward import get_custom_reward_fn
 
     fn = get_custom_reward_fn(cfg)

@@ -20,6 +20,7 @@ import io
 import math
 import re
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -232,8 +233,6 @@ TRAIN_ENV_HINT = (
 
 def installed_verl_version() -> str | None:
     """verl's installed version (package metadata, no import), or ``None``."""
-    from importlib import metadata
-
     try:
         return metadata.version("verl")
     except metadata.PackageNotFoundError:
