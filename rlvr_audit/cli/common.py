@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import logging
 from collections.abc import Callable
+from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
 
 def library() -> ModuleType:
     """The library API module."""
-    from .. import api  # imports every stage (pandas, numpy, pydantic models: seconds): only when a command runs
+    from .. import api  # lazy: every stage (pandas, numpy, pydantic: seconds); --help stays instant
 
     return api
 
@@ -59,8 +60,6 @@ class Group(TyperGroup):
 def print_version(value: bool) -> None:
     """``--version``: print the installed version and exit."""
     if value:
-        from importlib import metadata  # only when --version is given
-
         try:
             version = metadata.version("rlvr-audit")
         except metadata.PackageNotFoundError:  # a source tree that was not installed
