@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import ast
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -148,3 +150,18 @@ def test_imports_inside_functions_are_heavy_or_say_why(path: Path) -> None:
         + ", ".join(f"line {line} {name}" for line, name in found)
         + " (import at module level, or add '# lazy: <reason>')"
     )
+
+
+HELP_MUST_NOT_IMPORT = ("rlvr_audit.api", "rlvr_audit.grading", "rlvr_audit.train.plan", "pandas", "numpy")
+"""What the ``# lazy:`` imports of ``cli/common.py`` and ``train/cli.py`` keep out of ``--help``."""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["train", "--help"], ["train", "plan", "--help"]])
+def test_help_imports_no_stage(args: list[str]) -> None:
+    code = (
+        "import sys; from typer.testing import CliRunner; from rlvr_audit.cli import app; "
+        f"r = CliRunner().invoke(app, {args!r}); assert r.exit_code == 0, r.output; "
+        f"print(*[m for m in {HELP_MUST_NOT_IMPORT!r} if m in sys.modules])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    assert out.split() == []

@@ -5,7 +5,6 @@ from __future__ import annotations
 import errno
 import logging
 from collections.abc import Callable
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -60,6 +59,8 @@ class Group(TyperGroup):
 def print_version(value: bool) -> None:
     """``--version``: print the installed version and exit."""
     if value:
+        from importlib import metadata  # lazy: 50 ms (email, zipfile, csv) for --version; --help stays instant
+
         try:
             version = metadata.version("rlvr-audit")
         except metadata.PackageNotFoundError:  # a source tree that was not installed
