@@ -61,7 +61,7 @@ def read_rows(spec_file: Path, source: DataSpec | EvalSpec, key: str) -> list[Ro
 
 def _read_hub(dataset: str, split: str, config: str | None, revision: str | None, *, key: str) -> list[Row]:
     try:
-        import datasets
+        import datasets  # heavy (seconds): only for a Hub dataset
     except ImportError as exc:  # pragma: no cover - datasets comes with lm-eval
         raise UsageError("reading a Hub dataset needs the 'datasets' package") from exc
     try:

@@ -316,7 +316,7 @@ def ray_job(run_dir: Path, *, python: str, env: dict[str, str]) -> tuple[str, di
 
 def _client(address: str) -> Any:
     try:
-        from ray.job_submission import JobSubmissionClient
+        from ray.job_submission import JobSubmissionClient  # the ray extra: only with --ray-address
     except ImportError as exc:
         raise UsageError(f"Ray's job SDK is not installed here ({exc}); launch from the training environment") from exc
     try:
@@ -326,7 +326,7 @@ def _client(address: str) -> Any:
 
 
 def _wait(client: Any, job_id: str, timeout: float) -> str:
-    from ray.job_submission import JobStatus
+    from ray.job_submission import JobStatus  # the ray extra: only with --ray-address
 
     deadline = time.monotonic() + timeout
     while True:

@@ -100,12 +100,12 @@ def _loaders(rollout: str) -> list[tuple[str, Any]]:
     """verl's own rollout loaders for ``rollout`` (imported lazily: they import the engine)."""
 
     def replica() -> None:
-        from verl.workers.rollout.replica import get_rollout_replica_class
+        from verl.workers.rollout.replica import get_rollout_replica_class  # loads the engine
 
         get_rollout_replica_class(rollout)
 
     def server_adapter() -> None:
-        from verl.workers.rollout.base import get_rollout_class
+        from verl.workers.rollout.base import get_rollout_class  # loads the rollout engine
 
         get_rollout_class(rollout, "async")
 
@@ -202,7 +202,7 @@ def check_python(rollout: str, *, python: str | None = None, timeout: float = 60
 
 def _ray_probe(rollout: str, gpus_needed: int) -> Closure:
     """Inside a Ray job: the closure here, the cluster's GPUs, and the closure in a GPU task."""
-    import ray
+    import ray  # the ray extra: only inside the Ray probe job
 
     here = import_closure(rollout)
     ray.init(logging_level=logging.ERROR, log_to_driver=False)

@@ -122,8 +122,8 @@ def config_checks(spec: ExperimentSpec, cfg: Any, where: Path) -> list[Check]:
     """Checks on the composed config that verl's ``validate_config`` does not make."""
     checks: list[Check] = []
     check_batches(spec, where)
-    from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
-    from verl.trainer.ppo.reward import get_custom_reward_fn
+    from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls  # the train extra
+    from verl.trainer.ppo.reward import get_custom_reward_fn  # the train extra
 
     manager = cfg.reward.reward_manager.name
     try:
@@ -208,7 +208,7 @@ def config_checks(spec: ExperimentSpec, cfg: Any, where: Path) -> list[Check]:
 
 
 def _load_tokenizer(name: str, spec: ExperimentSpec) -> Any:
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # heavy (seconds): only when a tokenizer is loaded
 
     try:
         return AutoTokenizer.from_pretrained(name, trust_remote_code=spec.model.trust_remote_code)
@@ -221,8 +221,8 @@ def _load_tokenizer(name: str, spec: ExperimentSpec) -> Any:
 
 def dataset_checks(spec: ExperimentSpec, cfg: Any, tokenizer: Any, run_dir: Path) -> list[Check]:
     """Load the training parquet with verl's ``RLHFDataset`` (its over-long filter on) and render items."""
-    from omegaconf import OmegaConf
-    from verl.utils.dataset.rl_dataset import RLHFDataset
+    from omegaconf import OmegaConf  # verl's config library (the train extra)
+    from verl.utils.dataset.rl_dataset import RLHFDataset  # the train extra
 
     if not getattr(tokenizer, "chat_template", None):
         raise UsageError("the tokenizer has no chat template; verl renders every prompt with it")
@@ -272,14 +272,14 @@ def dataset_checks(spec: ExperimentSpec, cfg: Any, tokenizer: Any, run_dir: Path
 
 
 def _parquet_rows(path: Path) -> int:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # heavy: only to count the parquet's rows
 
     return int(pq.ParquetFile(path).metadata.num_rows)
 
 
 def reward_check(spec: ExperimentSpec, cfg: Any, run_dir: Path) -> Check:
     """The reward through verl's loader, from a worker thread, on canned responses to the first row."""
-    from verl.trainer.ppo.reward import get_custom_reward_fn
+    from verl.trainer.ppo.reward import get_custom_reward_fn  # the train extra
 
     fn = get_custom_reward_fn(cfg)
     row = pd.read_parquet(run_dir / "data" / "train.parquet").iloc[0]
