@@ -1,10 +1,10 @@
 """Benchmark: how often each grader is right on the grader truth set, by split and category.
 
-The truth set (``tests/data/grader_truth.jsonl``, :mod:`rlvr_audit.grading.truth`) holds real
-responses whose verdict was decided by careful reading. Every registered grader (or
-``--graders``) grades each case's ``response_tail`` in worker processes, exactly as
-``rlvr-audit grade`` would; the script prints, per split (``tune``: rules may be chosen on
-it; ``held_out``: only measured; ``all``), grader and category:
+The truth set (``rlvr_audit/grading/data/grader_truth.jsonl``, :mod:`rlvr_audit.grading.truth`)
+holds real responses whose verdict was decided by careful reading. Every registered grader (or
+``--graders``) grades each case's ``response_tail`` in worker processes, exactly as ``rlvr-audit
+grade`` would; the script prints, per split (``tune``: rules may be chosen on it; ``held_out``: only
+measured; ``all``), grader and category:
 
 - **accuracy**: the grader's verdict (``correct`` vs anything else) matches the truth;
 - **false-accept rate**: graded ``correct`` among the truly incorrect cases;

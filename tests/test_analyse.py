@@ -96,6 +96,7 @@ def test_a_table_shares_one_plan_and_adjusts_p_values(store: Store) -> None:
     assert large.p_holm == pytest.approx(max(min(1.0, 2 * p[0]), p[1]))
     assert small.p_bh == pytest.approx(min(2 * p[0], p[1]))
     assert large.p_bh == pytest.approx(p[1])
+    assert (small.p_holm_grader, large.p_bh_grader) == (small.p_holm, large.p_bh)  # one grader: the same family
 
     # a unit's numbers do not depend on which other units are analysed
     rl_key = comp["toy/rl_a"].treatment_unit

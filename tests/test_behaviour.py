@@ -15,16 +15,19 @@ import yaml
 
 from rlvr_audit.analysis import behaviour
 from rlvr_audit.analysis.behaviour import (
+    BEHAVIOUR_CLASSES,
     CODE_DEFINITIONS,
     CODE_LINE_RULES,
     DEFAULT_DEFINITION,
     MIN_UNFENCED_CODE_LINES,
     REPEAT_MIN_COPIES,
     REPEAT_MIN_SPAN,
+    classify_completion,
     detect_code,
     find_repetition,
     flag_completion,
     is_code_reasoning,
+    problem_class,
     response_behaviour,
 )
 from rlvr_audit.analysis.behaviour_stats import TRANSITIONS, correctness_from_grades, summarize_unit, transition_table
@@ -52,7 +55,16 @@ def test_case_table_is_well_formed_and_covers_the_required_kinds() -> None:
     assert len(CASES) >= 60
     assert len(BY_ID) == len(CASES), "case ids must be unique"
     for case in CASES:
-        assert set(case) <= {"id", "category", "response", "labels", "note", "evidence"}, case["id"]
+        assert set(case) <= {
+            "id",
+            "category",
+            "response",
+            "labels",
+            "note",
+            "evidence",
+            "behaviour",
+            "finish_reason",
+        }, case["id"]
         assert set(case["labels"]) == set(CODE_DEFINITIONS), case["id"]
         assert case["note"].strip(), case["id"]
     categories = Counter(case["category"] for case in CASES)
@@ -91,6 +103,34 @@ def test_hand_labelled_case(case: dict[str, Any]) -> None:
         assert [line.line for line in evidence.code_lines] == expected_evidence["code_lines"]
     if "python_mentions" in expected_evidence:
         assert list(evidence.python_mentions) == expected_evidence["python_mentions"]
+
+
+BEHAVIOUR_CASES = [c for c in CASES if "behaviour" in c]
+
+
+def test_behaviour_class_cases_cover_every_class_and_the_loops_asked_for() -> None:
+    classes = Counter(c["behaviour"] for c in BEHAVIOUR_CASES)
+    assert set(classes) == set(BEHAVIOUR_CLASSES), classes
+    loops = {c["id"] for c in BEHAVIOUR_CASES if c["behaviour"] == "degenerate"}
+    assert {"degenerate-repeated-sentence", "degenerate-repeated-equation", "degenerate-repeated-boxed"} <= loops
+    assert len(BEHAVIOUR_CASES) >= 14
+
+
+@pytest.mark.parametrize("case", BEHAVIOUR_CASES, ids=[c["id"] for c in BEHAVIOUR_CASES])
+def test_hand_labelled_behaviour_class(case: dict[str, Any]) -> None:
+    got = classify_completion(case["response"], finish_reason=case.get("finish_reason", "stop"))
+    assert got == case["behaviour"], case["note"]
+
+
+def test_problem_class_is_the_majority_and_ties_go_by_priority() -> None:
+    assert problem_class(["clean", "clean", "degenerate"]) == "clean"
+    assert problem_class(["clean", "degenerate"]) == "degenerate"
+    assert problem_class(["code", "no_answer", "code", "no_answer", "clean"]) == "no_answer"
+    assert problem_class(["truncated"]) == "truncated"
+    with pytest.raises(ValueError, match="unknown behaviour class 'loop'"):
+        problem_class(["loop"])
+    with pytest.raises(ValueError, match="at least one"):
+        problem_class([])
 
 
 def test_default_definition_is_code_lines() -> None:
@@ -356,7 +396,8 @@ def test_repetition_of_long_units_and_units_with_inner_repeats() -> None:
 def test_normal_solutions_have_no_repetition() -> None:
     assert REPEAT_MIN_SPAN == 100
     for case in CASES:
-        assert find_repetition(case["response"]) is None, case["id"]
+        if case.get("behaviour") != "degenerate":  # the hand-labelled loops are the exception
+            assert find_repetition(case["response"]) is None, case["id"]
 
 
 # --------------------------------------------------------------------------------------

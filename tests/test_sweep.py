@@ -166,6 +166,8 @@ def test_spread_and_default_rank(swept: dict[str, Path]) -> None:
     # paired differences qwen - no_template per problem: [0, 1, 1, 0]; mean of 4 draws of them has
     # quantiles 0 (P(0 ones) = 1/16 > .025) and 1 (P(4 ones) = 1/16 > .025)
     assert (base.spread_ci_low, base.spread_ci_high) == pytest.approx((0.0, 1.0))
+    # the selection-aware interval re-picks best and worst in every replicate: never narrower above
+    assert base.spread_pick_ci_high >= base.spread_ci_high and base.spread_pick_ci_low >= 0
     rl = spread.loc["toy/rl"]
     assert (rl.best_prompt, rl.worst_prompt, rl.spread, rl.default_rank) == ("qwen_math_default", "lipsum", 0.75, 2)
 

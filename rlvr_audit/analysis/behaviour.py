@@ -78,6 +78,18 @@ repetition, a unit repeated consecutively more than 10 times over at least 100 c
 ``empty`` (blank completion), ``boxed_nothing`` (no final answer in a box: the last
 ``\\boxed{...}``/``\\fbox{...}`` is blank or never closes, or there is none) and ``n_tokens``.
 
+Behaviour classes
+-----------------
+:func:`behaviour_class` gives each response one class of :data:`BEHAVIOUR_CLASSES`, the first
+that applies in this priority order: ``degenerate`` (a degenerate repetition), ``truncated``
+(stopped at the token limit), ``no_answer`` (no non-blank boxed final answer; empty responses
+too), ``code`` (code reasoning under the chosen definition), ``clean`` (language only, with a
+boxed answer). :func:`problem_class` gives a problem the class most of its samples have (a tie
+goes to the class first in priority). Imported responses carry no finish reason or token
+count, so whether they were truncated cannot be known (:attr:`BehaviourFlags.truncation_known`):
+they are never ``truncated``, and a cut-off one is ``degenerate`` or ``no_answer`` by its text.
+The gain anatomy (:mod:`rlvr_audit.analysis.anatomy`) splits a paired gain by these classes.
+
 Per unit and per checkpoint pair: the statistics of these flags (code frequency, accuracy given
 code, transition tables) are in :mod:`rlvr_audit.analysis.behaviour_stats`.
 
@@ -91,6 +103,7 @@ import keyword
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -100,6 +113,8 @@ from ..core.records import Generation
 from ..grading.latex import last_boxed
 
 __all__ = [
+    "BEHAVIOUR_CLASSES",
+    "CLASS_DESCRIPTIONS",
     "CODE_DEFINITIONS",
     "CODE_FUNCTIONS",
     "CODE_LINE_RULES",
@@ -111,6 +126,7 @@ __all__ = [
     "PROGRAMMING_LANGUAGES",
     "REPEAT_MIN_COPIES",
     "REPEAT_MIN_SPAN",
+    "BehaviourClass",
     "BehaviourFlags",
     "CodeDefinition",
     "CodeEvidence",
@@ -118,11 +134,14 @@ __all__ = [
     "FencedBlock",
     "Repetition",
     "ResponseBehaviour",
+    "behaviour_class",
+    "classify_completion",
     "detect_code",
     "find_repetition",
     "flag_completion",
     "get_definition",
     "is_code_reasoning",
+    "problem_class",
     "response_behaviour",
 ]
 
@@ -812,6 +831,77 @@ def response_behaviour(generation: Generation) -> ResponseBehaviour:
             generation.completion, finish_reason=generation.finish_reason, n_tokens=generation.n_tokens
         ),
     )
+
+
+# --------------------------------------------------------------------------------------
+# Behaviour classes
+# --------------------------------------------------------------------------------------
+
+BehaviourClass = Literal["degenerate", "truncated", "no_answer", "code", "clean"]
+"""One response's (or one problem's) behaviour class."""
+
+BEHAVIOUR_CLASSES: tuple[BehaviourClass, ...] = ("degenerate", "truncated", "no_answer", "code", "clean")
+"""The behaviour classes, in priority order: a response gets the first that applies."""
+
+CLASS_DESCRIPTIONS: dict[BehaviourClass, str] = {
+    "degenerate": "degenerate repetition (a stretch repeated more than 10 times in a row, at least 100 characters)",
+    "truncated": "stopped at the token limit (finish reason 'length'), without degenerate repetition",
+    "no_answer": "no non-blank boxed final answer (empty responses included)",
+    "code": "code reasoning (unexecuted), with a boxed answer",
+    "clean": "language only, with a boxed answer",
+}
+"""Each class in words (shown in reports)."""
+
+
+def behaviour_class(behaviour: ResponseBehaviour, definition: str = DEFAULT_DEFINITION) -> BehaviourClass:
+    """The class of one classified response: the first of :data:`BEHAVIOUR_CLASSES` that applies.
+
+    ``truncated`` needs a known truncation (:attr:`BehaviourFlags.truncation_known`); an imported
+    response is classed by its text only. Raises
+    :class:`~rlvr_audit.core.errors.UnknownNameError` for an unknown code ``definition``.
+    """
+    get_definition(definition)
+    flags = behaviour.flags
+    if flags.repetition:
+        return "degenerate"
+    if flags.truncated:
+        return "truncated"
+    if flags.boxed_nothing:
+        return "no_answer"
+    if behaviour.code[definition]:
+        return "code"
+    return "clean"
+
+
+def classify_completion(
+    completion: str,
+    *,
+    finish_reason: str = "unknown",
+    n_tokens: int | None = None,
+    definition: str = DEFAULT_DEFINITION,
+) -> BehaviourClass:
+    """The behaviour class of one completion (see :func:`behaviour_class` and :func:`flag_completion`)."""
+    evidence = detect_code(completion)
+    flags = flag_completion(completion, finish_reason=finish_reason, n_tokens=n_tokens)
+    code = {name: d.decide(evidence) for name, d in CODE_DEFINITIONS.items()}
+    return behaviour_class(ResponseBehaviour("", 0, code, flags), definition)
+
+
+def problem_class(classes: Iterable[str]) -> BehaviourClass:
+    """A problem's class from its samples' classes: the most frequent; a tie goes to the class
+    first in :data:`BEHAVIOUR_CLASSES` (so one degenerate and one clean sample make a
+    degenerate problem). Raises ValueError for no classes or an unknown class."""
+    counts = dict.fromkeys(BEHAVIOUR_CLASSES, 0)
+    n = 0
+    for c in classes:
+        if c not in counts:
+            raise ValueError(f"unknown behaviour class {c!r}; valid: {', '.join(BEHAVIOUR_CLASSES)}")
+        counts[c] += 1
+        n += 1
+    if n == 0:
+        raise ValueError("a problem needs at least one sample's class")
+    best = max(counts.values())
+    return next(c for c in BEHAVIOUR_CLASSES if counts[c] == best)
 
 
 # --------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ from ..core.section import (
 from ..core.store import Store, UnitInfo
 from ..core.ui import Progress
 from . import stats
+from .anatomy import ComparisonAnatomy, gain_anatomy
 from .behaviour import CODE_DEFINITIONS, DEFAULT_DEFINITION, ResponseBehaviour, get_definition, response_behaviour
 from .behaviour_stats import TransitionTable, UnitBehaviour, summarize_unit, transition_table
 from .estimates import Analysis
@@ -276,6 +277,8 @@ class CodeReport:
     """Confidence level."""
     n_resamples: int
     """Bootstrap replicates."""
+    anatomies: list[ComparisonAnatomy] = field(default_factory=list)
+    """Gain anatomy per comparison (default definition; :mod:`rlvr_audit.analysis.anatomy`)."""
 
 
 def _rng(seed: int, data_hash: str, generations: Sequence[Generation]) -> np.random.Generator:
@@ -493,7 +496,53 @@ def build_code_report(
         steps=_step_series(analysis, code, definitions[0]),
         level=level,
         n_resamples=n_resamples,
+        anatomies=_anatomies(analysis, results, infos, definitions[0], seed=seed, n_resamples=n_resamples, level=level),
     )
+
+
+def _anatomies(
+    analysis: Analysis,
+    results: dict[str, _UnitResult],
+    infos: dict[str, UnitInfo],
+    definition: str,
+    *,
+    seed: int,
+    n_resamples: int,
+    level: float,
+) -> list[ComparisonAnatomy]:
+    """The gain anatomy of every comparison whose two units were classified."""
+    out = []
+    for c in analysis.comparisons:
+        base, rlvr = results.get(c.baseline_unit), results.get(c.treatment_unit)
+        mb = analysis.matrices.get((c.baseline_unit, c.grader_id))
+        mt = analysis.matrices.get((c.treatment_unit, c.grader_id))
+        if base is None or rlvr is None or mb is None or mt is None:
+            continue
+        base_gens, base_ok = _restricted(base.generations, _Graded(c.grader_id, tuple(mb.problem_ids), mb.correct))
+        rlvr_gens, rlvr_ok = _restricted(rlvr.generations, _Graded(c.grader_id, tuple(mt.problem_ids), mt.correct))
+        if not base_gens or not rlvr_gens:
+            continue
+        info = infos.get(c.treatment_unit) or mt.info
+        try:
+            anatomy = gain_anatomy(
+                base_gens,
+                rlvr_gens,
+                base_correct=base_ok,
+                rlvr_correct=rlvr_ok,
+                rng=_rng(seed, info.spec.data_hash, [*base_gens, *rlvr_gens]),
+                n_resamples=n_resamples,
+                level=level,
+                definition=definition,
+                base_behaviours=base.behaviours,
+                rlvr_behaviours=rlvr.behaviours,
+            )
+        except ValueError as exc:  # no shared problem: the comparison would not exist either
+            log.warning("no gain anatomy for %s vs %s: %s", c.treatment, c.baseline, exc)
+            continue
+        out.append(
+            ComparisonAnatomy(c, anatomy, info.family, info.reward, info.step, protocol_label(info.spec.protocol))
+        )
+    return out
 
 
 def _transitions(analysis: Analysis, results: dict[str, _UnitResult], definitions: Sequence[str]) -> list[Transition]:

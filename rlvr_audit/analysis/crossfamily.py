@@ -88,6 +88,8 @@ class ClaimedGain:
     """Training step the number refers to, when known."""
     claim_id: str = ""
     """Id of the ledger entry."""
+    suspect: str = ""
+    """Why the ledger thinks the number is probably wrong as printed (e.g. ``probable copy error``)."""
 
 
 @dataclass(frozen=True)
@@ -163,6 +165,7 @@ def claimed_from_ledger(ledger: Ledger) -> list[ClaimedGain]:
                 version=c.source,
                 step=c.step,
                 claim_id=c.id,
+                suspect=c.suspect,
             )
         )
     return out
@@ -268,6 +271,7 @@ def _pts(x: float) -> str:
 def _claimed_text(claims: list[ClaimedGain], sep: str, *, with_version: bool = True) -> str:
     def label(g: ClaimedGain) -> str:
         parts = ([g.version] if with_version else []) + ([f"step {g.step}"] if g.step else [])
+        parts += [g.suspect] if g.suspect else []
         return f" ({', '.join(parts)})" if parts else ""
 
     return sep.join(f"{g.gain:+.1f}{label(g)}" for g in sorted(claims, key=lambda g: (g.version, g.step or 0)))

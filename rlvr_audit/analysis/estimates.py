@@ -236,25 +236,43 @@ class _PairRequest:
 
 
 def adjust_p_values(comparisons: list[Comparison]) -> list[Comparison]:
-    """Holm and Benjamini-Hochberg adjusted p-values over each grader's comparisons.
+    """Holm and Benjamini-Hochberg adjusted p-values over the report's family, and per grader.
 
-    The family of a comparison is every comparison with the same grader (one reproduction
-    table of the report). Comparisons without a p-value are left out of the family and get
-    no adjusted values. Returns new records in the same order.
+    The family (``p_holm``, ``p_bh``) is every comparison with a p-value in the report: every
+    RLVR checkpoint against its base, on every task and prompt, under every grader. Running
+    several graders over the same comparisons multiplies the tests, so they are adjusted
+    together. The per-grader view (``p_holm_grader``, ``p_bh_grader``: the family restricted
+    to one grader) is kept as secondary. Comparisons without a p-value are left out and get no
+    adjusted values. Returns new records in the same order.
     """
     out = list(comparisons)
-    families: dict[str, list[tuple[int, float]]] = {}
-    for i, c in enumerate(comparisons):
-        if c.p_value is not None:
-            families.setdefault(c.grader_id, []).append((i, c.p_value))
-    for members in families.values():
-        idx = [i for i, _ in members]
-        p = [pv for _, pv in members]
-        holm = stats.holm(p)
-        bh = stats.benjamini_hochberg(p)
-        for i, h, b in zip(idx, holm, bh, strict=True):
-            out[i] = comparisons[i].model_copy(update={"p_holm": float(h), "p_bh": float(b)})
+    members = [(i, c.p_value) for i, c in enumerate(comparisons) if c.p_value is not None]
+    if not members:
+        return out
+    per_grader: dict[str, list[int]] = {}
+    for i, _ in members:
+        per_grader.setdefault(comparisons[i].grader_id, []).append(i)
+    update: dict[int, dict[str, float]] = {i: {} for i, _ in members}
+    p_all = [pv for _, pv in members]
+    for (i, _), h, b in zip(members, stats.holm(p_all), stats.benjamini_hochberg(p_all), strict=True):
+        update[i] |= {"p_holm": float(h), "p_bh": float(b)}
+    for idx in per_grader.values():
+        p = [pv for i in idx if (pv := comparisons[i].p_value) is not None]
+        for i, h, b in zip(idx, stats.holm(p), stats.benjamini_hochberg(p), strict=True):
+            update[i] |= {"p_holm_grader": float(h), "p_bh_grader": float(b)}
+    for i, fields in update.items():
+        out[i] = comparisons[i].model_copy(update=fields)
     return out
+
+
+def multiplicity_family(comparisons: list[Comparison]) -> str:
+    """The family the adjusted p-values are over, in words (for report headers)."""
+    with_p = [c for c in comparisons if c.p_value is not None]
+    graders = sorted({c.grader_id for c in with_p})
+    return (
+        f"{len(with_p)} comparisons (every RLVR checkpoint against its base, on every task and prompt) "
+        f"under {len(graders)} grader{'s' if len(graders) != 1 else ''} ({', '.join(graders) or 'none'})"
+    )
 
 
 @dataclass

@@ -26,7 +26,7 @@ from ..core.records import RunManifest, SourceMetric, natural_key
 from ..core.section import BREAK, BulletList, Code, Emph, Inline, Paragraph, Row, Section, Strong, Table, Text
 from ..core.store import BrokenUnit, Store, UnitInfo, run_status
 from . import stats
-from .estimates import Analysis
+from .estimates import Analysis, multiplicity_family
 
 __all__ = [
     "COMPARISON_COLUMNS",
@@ -95,6 +95,8 @@ COMPARISON_COLUMNS = [
     "treatment_unit",
     "baseline_unit",
     "interval_flags",
+    "p_holm_grader",
+    "p_bh_grader",
 ]
 
 
@@ -159,6 +161,8 @@ def comparisons_frame(analysis: Analysis) -> pd.DataFrame:
             "treatment_unit": c.treatment_unit,
             "baseline_unit": c.baseline_unit,
             "interval_flags": ";".join(c.interval_flags),
+            "p_holm_grader": c.p_holm_grader,
+            "p_bh_grader": c.p_bh_grader,
         }
         for c in analysis.comparisons
     ]
@@ -463,7 +467,9 @@ def gains_section(analysis: Analysis) -> Section | None:
         )
     note = Paragraph(
         "p: two-sided exact paired test (McNemar for one sample per problem, sign-flip permutation for k samples); "
-        "Holm and BH: adjusted over the comparisons of the same grader."
+        f"Holm and BH: adjusted over one family, {multiplicity_family(analysis.comparisons)}: several graders "
+        "judging the same comparisons are several tests. The per-grader adjustment (the family restricted to one "
+        "grader) is a secondary view, in the columns p_holm_grader and p_bh_grader of tables/comparisons.csv."
     )
     return Section("Gains over base", [note, Table(header, rows, kind="measured")])
 

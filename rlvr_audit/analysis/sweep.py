@@ -32,8 +32,13 @@ same problems):
 - **spread**: accuracy of the best template minus that of the worst (ties: the first template
   id is the best, the last the worst), with the paired bootstrap interval of that difference.
   Best and worst are chosen on the same data, so the spread is biased upward (a max minus a min
-  of noisy estimates is positive even when every template is equally good); the interval is
-  conditional on that choice.
+  of noisy estimates is positive even when every template is equally good); that paired
+  interval is conditional on the choice. The report therefore shows the **selection-aware
+  interval** (``spread_pick``): the whole pick is bootstrapped, i.e. in every replicate of the
+  problems best and worst are picked again and the replicate's max minus min is taken, and the
+  percentile interval of those ranges is reported. It carries the selection's upward bias into
+  its replicates instead of hiding it, so it is wider and lies further from 0 than a fixed pair's
+  interval; read it as how large the spread could be, not as evidence that it is above 0.
 
 For an RLVR checkpoint (one with a ``base``), per template ``T`` of its group:
 
@@ -61,11 +66,14 @@ import logging
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from ..core.errors import AuditError
 from ..core.records import Comparison, SamplingProtocol
+from ..core.registry import local_checkpoint
 from ..core.store import Store, UnitInfo
 from . import stats
 from .estimates import Analysis, UnitMatrix, grader_version, plan_for, unit_matrix
@@ -121,6 +129,8 @@ SPREAD_COLUMNS = [
     "spread_ci_high",
     "default_prompt",
     "default_rank",
+    "spread_pick_ci_low",
+    "spread_pick_ci_high",
 ]
 """Columns of ``tables/prompt_sweep_spread.csv``: one row per swept group."""
 
@@ -221,6 +231,9 @@ class SweepGroup:
     """Template with the lowest accuracy (ties: the last id)."""
     gains: list[PromptGain] = field(default_factory=list)
     """For an RLVR checkpoint: one per template (empty otherwise)."""
+    spread_pick: tuple[float, float] | None = None
+    """Selection-aware percentile interval of the spread: best and worst picked again in every
+    bootstrap replicate (``None`` with one template)."""
 
     @property
     def metric(self) -> str:
@@ -306,6 +319,20 @@ def _best_worst(values: dict[str, float]) -> tuple[str, str]:
     return best, worst
 
 
+def local_default_template(info: UnitInfo) -> str | None:
+    """The template ``--prompts default`` picks for the unit's checkpoint when it is a local
+    model directory (``local/...``, in no registry): ``model_default`` if its tokenizer has a chat
+    template, else ``no_template`` (:func:`~rlvr_audit.core.registry.local_checkpoint`); ``None``
+    for other checkpoints, imported units, or a directory no longer there."""
+    ref = info.spec.checkpoint
+    if not ref.checkpoint_id.startswith("local/") or info.imported is not None:
+        return None
+    try:
+        return local_checkpoint(Path(ref.model)).prompt
+    except (AuditError, OSError):  # moved or deleted since it was evaluated
+        return None
+
+
 def build_sweep(
     analysis: Analysis,
     store: Store,
@@ -328,6 +355,7 @@ def build_sweep(
         level: Confidence level.
         ci_method: ``percentile`` or ``bca``.
         default_prompt: Checkpoint id -> its registry template (ranks of defaults; none without).
+            Local model directories not in it get :func:`local_default_template`.
 
     Groups come sorted by task, protocol and grader, bases first, then by checkpoint id. A
     base's templates are read from the store even when the base was not selected, so that the
@@ -342,6 +370,10 @@ def build_sweep(
         s = m.info.spec
         gkey = (s.task, s.data_hash, s.protocol.model_dump_json(), m.grader_id, s.checkpoint.checkpoint_id)
         candidates.setdefault(gkey, {}).setdefault(s.template_id, []).append(m)
+        if s.checkpoint.checkpoint_id not in defaults:  # a local model directory, in no registry
+            default = local_default_template(m.info)
+            if default is not None:
+                defaults[s.checkpoint.checkpoint_id] = default
     selected = {u.key for u in analysis.units}
     groups: dict[tuple[str, str, str, str, str], SweepGroup] = {}
     matrices: dict[tuple[str, str, str, str, str], dict[str, UnitMatrix]] = {}
@@ -415,6 +447,16 @@ def _base_matrices(analysis: Analysis, store: Store) -> list[UnitMatrix]:
     return out
 
 
+def spread_pick_interval(plan: stats.ResamplingPlan, accuracy: np.ndarray, *, level: float) -> tuple[float, float]:
+    """Percentile interval of ``max - min`` over the columns (templates) of per-problem
+    ``accuracy`` ``(n, m)``, with best and worst picked again in every replicate of ``plan``."""
+    reps = plan.replicates(accuracy)
+    ranges = reps.max(axis=1) - reps.min(axis=1)
+    tail = (1.0 - level) / 2.0
+    lo, hi = np.quantile(ranges, [tail, 1.0 - tail])
+    return float(lo), float(hi)
+
+
 def _build_group(
     units: dict[str, UnitMatrix],
     store: Store,
@@ -453,6 +495,7 @@ def _build_group(
     result = plan.intervals_from_scores(
         np.stack(acc_cols + parse_cols, axis=1), pairs=pairs, level=level, method=ci_method
     )
+    pick = spread_pick_interval(plan, np.stack(acc_cols, axis=1), level=level) if len(templates) > 1 else None
     ranks = _rank(values)
     default = defaults.get(cid)
     n = len(templates)
@@ -481,6 +524,7 @@ def _build_group(
         spread=result.pairs[0] if pairs else None,
         best=best,
         worst=worst,
+        spread_pick=pick,
     )
 
 
@@ -598,6 +642,8 @@ def spread_frame(groups: Sequence[SweepGroup]) -> pd.DataFrame:
                 "spread_ci_high": g.spread.ci_high,
                 "default_prompt": g.default_template or "",
                 "default_rank": g.default_rank,
+                "spread_pick_ci_low": None if g.spread_pick is None else g.spread_pick[0],
+                "spread_pick_ci_high": None if g.spread_pick is None else g.spread_pick[1],
             }
         )
     return pd.DataFrame(rows, columns=SPREAD_COLUMNS)

@@ -7,6 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from ..core.section import (
     BREAK,
@@ -92,9 +93,11 @@ def _setting_blocks(gs: Sequence[SweepGroup], figure: str, several_protocols: bo
             text = f"{_interval(s.accuracy)} (#{s.rank})"
             cells.append(Strong(text) if s.is_default else text)
             parse_cells.append(_interval(s.parse_rate))
-        spread: Text = (
-            [_interval(g.spread, signed=True), BREAK, Code(g.best), " - ", Code(g.worst)] if g.spread else "–"
-        )
+        spread: Text = "–"
+        if g.spread is not None:
+            lo, hi = g.spread_pick if g.spread_pick is not None else (g.spread.ci_low, g.spread.ci_high)
+            spread = [f"{_pts(g.spread.value)} [{_pts(lo)}, {_pts(hi)}]", BREAK]
+            spread += [Code(g.best), " - ", Code(g.worst)]
         rank = "–" if g.default_rank is None else f"{g.default_rank} of {g.n_templates}"
         rows.append([g.checkpoint_id, *cells, spread, rank])
         parse_rows.append([g.checkpoint_id, *parse_cells])
@@ -156,8 +159,9 @@ def sweep_section(groups: Sequence[SweepGroup]) -> Section | None:
                 Strong("bold"),
                 ": the checkpoint's default template. ",
                 Emph("Spread"),
-                ": best minus worst template, with the paired interval of that difference; best and worst are "
-                "picked on the same data, so the spread is biased upward. ",
+                ": best minus worst template; best and worst are picked on the same data, so the spread is biased "
+                "upward. Its interval bootstraps the whole pick (best and worst picked again in every replicate), "
+                "so it accounts for the selection; it is not a test that the spread is above 0. ",
                 Emph("Parse rate"),
                 ": share of answers from which the grader extracted a final answer (not ",
                 Code("no_answer"),
@@ -190,13 +194,31 @@ def sweep_section(groups: Sequence[SweepGroup]) -> Section | None:
 
 
 def dot_plot(groups: Sequence[SweepGroup], path: Path) -> Path:
-    """Templates (x) by checkpoints (one colour each): accuracy dots with interval bars; the
-    default template of a checkpoint is a larger diamond. ``groups``: one setting's groups."""
+    """Write :func:`dot_figure` of one setting's ``groups`` to ``path`` (legend included)."""
     plt = pyplot()
+    fig = dot_figure(groups)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=130, bbox_inches="tight")  # "tight": the legend right of the axes is kept
+    plt.close(fig)
+    return path
+
+
+def dot_figure(groups: Sequence[SweepGroup]) -> Any:
+    """Templates (x) by checkpoints (one colour each): accuracy dots with interval bars; the
+    default template of a checkpoint is ringed by a larger diamond. ``groups``: one setting's groups.
+
+    The y axis starts at 0 and ends at 100 or a little above the highest interval (at least 5
+    points, so all-zero accuracies sit on a readable 0-5 axis, not on matplotlib's -0.04..0.04);
+    the legend (checkpoints, then the diamond) is outside the axes, right of them, covering no point."""
+    plt = pyplot()
+    from matplotlib.lines import Line2D
+
     templates = sorted({t for g in groups for t in g.templates})
     n = len(groups)
     width = 0.7
     fig, ax = plt.subplots(figsize=(max(5.0, 1.1 * len(templates) + 2.5), 4.2))
+    top = 0.0
+    any_default = False
     for j, g in enumerate(groups):
         offset = (j - (n - 1) / 2) * (width / max(n, 1)) if n > 1 else 0.0
         by_t = {s.template_id: s for s in g.scores}
@@ -209,9 +231,11 @@ def dot_plot(groups: Sequence[SweepGroup], path: Path) -> Path:
             ys.append(100 * s.accuracy.value)
             lo.append(100 * (s.accuracy.value - s.accuracy.ci_low))
             hi.append(100 * (s.accuracy.ci_high - s.accuracy.value))
-        bars = ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", capsize=3, label=g.checkpoint_id, ms=5)
+            top = max(top, 100 * s.accuracy.ci_high, 100 * s.accuracy.value)
+        bars = ax.errorbar(xs, ys, yerr=[lo, hi], fmt="o", capsize=3, label=g.checkpoint_id, ms=5, clip_on=False)
         default = next((s for s in g.scores if s.is_default), None)
         if default is not None:
+            any_default = True
             ax.plot(
                 [templates.index(default.template_id) + offset],
                 [100 * default.accuracy.value],
@@ -219,19 +243,21 @@ def dot_plot(groups: Sequence[SweepGroup], path: Path) -> Path:
                 ms=9,
                 mfc="none",
                 color=bars[0].get_color(),
+                clip_on=False,
             )
+    ax.set_ylim(0.0, min(100.0, max(5.0, 1.08 * top)))
     ax.set_xticks(range(len(templates)), templates, rotation=30, ha="right")
     ax.set_ylabel(f"accuracy (%), {groups[0].metric}")
     level = groups[0].scores[0].accuracy.level
     ax.set_title(
-        f"{groups[0].task_display}: accuracy per prompt (grader {groups[0].grader_id}; "
-        f"bars: {round(100 * level)}% CI; diamond: default prompt)",
+        f"{groups[0].task_display}: accuracy per prompt (grader {groups[0].grader_id}; bars: {round(100 * level)}% CI)",
         fontsize=9,
     )
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    handles, labels = ax.get_legend_handles_labels()
+    if any_default:
+        handles.append(Line2D([], [], marker="D", ms=9, mfc="none", color="0.3", linestyle="none"))
+        labels.append("default prompt")
+    ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=130)
-    plt.close(fig)
-    return path
+    return fig

@@ -11,6 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..analysis.adjudicated import (
+    add_adjudication,
+    adjudication_for_report,
+    gains_by_grader_section,
+    verdict_change_summary,
+)
+from ..analysis.anatomy_sections import anatomy_section, anatomy_summary
 from ..analysis.behaviour import is_code_reasoning
 from ..analysis.claims_sections import claims_document, measured_correction_section
 from ..analysis.code_reasoning import build_code_report
@@ -22,6 +29,7 @@ from ..analysis.estimates import Analysis, analyse, apply_registry, grader_versi
 from ..analysis.figures import figures_section
 from ..analysis.reproduction import (
     broken_units_section,
+    comparisons_frame,
     gains_section,
     imported_section,
     intro,
@@ -47,6 +55,7 @@ from ..generation.engines import parse_model_args
 from ..generation.plan import ProtocolOverrides, Selection
 from ..generation.probes import ProbeOptions, has_probe_units
 from ..generation.probes import check_options as check_probe_options
+from ..generation.task_export import ExportResult, export_tasks
 from ..grading.judge import JudgeSettings
 from ..grading.judging import judge_units
 from ..grading.runner import GradeSummary, grade_units
@@ -56,7 +65,7 @@ from ..report.html import HtmlOptions
 from ..report.writer import write_report
 from ..simulation.clipping import run_clipping
 from ..simulation.synthetic import synthesize
-from .listing import LISTABLE, listing, validate
+from .listing import LISTABLE, listing, listing_notes, validate
 from .options import (
     CI_METHODS,
     DEFAULT_CI_METHOD,
@@ -72,6 +81,7 @@ from .options import (
     select_stored,
 )
 from .probe import ProbeResult, run_contamination_probe
+from .report_units import earlier_units, record_units
 
 __all__ = [
     "CI_METHODS",
@@ -79,6 +89,7 @@ __all__ = [
     "DEFAULT_GRADERS",
     "LISTABLE",
     "EngineOptions",
+    "ExportResult",
     "GradeOptions",
     "JudgeSettings",
     "Locations",
@@ -91,11 +102,13 @@ __all__ = [
     "check_probe_options",
     "claims_report",
     "default_config_dir",
+    "export_tasks",
     "generate",
     "grade",
     "grade_notes",
     "import_generations",
     "listing",
+    "listing_notes",
     "load_registry",
     "merge_stores",
     "parse_model_args",
@@ -247,6 +260,7 @@ def report(
         browser=BrowserSource(store, analysis, grader_version=grader_version, is_code=is_code_reasoning),
         protected=[("the store", store.root)],
     )
+    record_units(options.out_dir, store, unit_keys)  # a later `run` into this folder adds to these
     return RunResult(unit_keys=unit_keys, report=paths.index_md)
 
 
@@ -272,6 +286,14 @@ def report_document(
     disagreement = disagreement_section(grader_disagreements(store, analysis.units, analysis.graders))
     if len(analysis.graders) < 2:  # no section, but the (empty) table is written all the same
         doc.tables.update(disagreement.tables)
+    elif disagreement.tables["grader_disagreement.csv"].size:  # who is right: the truth set's held-out rates
+        add_adjudication(
+            disagreement, adjudication_for_report(store, analysis.units, analysis.graders, level=options.level)
+        )
+    comparisons = comparisons_frame(analysis)
+    change_summary = verdict_change_summary(comparisons, graders=analysis.graders)
+    if change_summary is not None:  # the summary says when a gain's verdict changes with the grader
+        doc.intro.append(change_summary)
     ledger = registry.ledger if registry is not None else None
     grids = [
         g
@@ -313,6 +335,8 @@ def report_document(
             imported_section(analysis),
             disagreement if len(analysis.graders) > 1 else None,
             gains_section(analysis),
+            gains_by_grader_section(comparisons, graders=analysis.graders),
+            anatomy_section(code.anatomies),
             figures_section(analysis),
             cross_family_section(grids) if grids else None,
             seed_spread_section(analysis),
@@ -329,6 +353,7 @@ def report_document(
         manifest_section(store.manifests(), {u.key for u in analysis.units}),
     ]
     doc.sections = sections
+    doc.intro.extend(anatomy_summary(code.anatomies))
     doc.outro.append(
         table_links(
             [("estimates.csv", ""), ("comparisons.csv", ""), ("grader_disagreement.csv", "(accuracies as fractions)")],
@@ -437,11 +462,18 @@ def run(
         after.append(grade(gen.unit_keys, grading, loc, progress=progress))
         if engine.shard is None:  # a shard's units are partial: report after `rlvr-audit store merge`
             finish("finished")  # generation and grading are done: the report shows this run finished
-            after.append(report(gen.unit_keys, reporting, loc, graders=grading.graders, progress=progress))
+            earlier = [k for k in earlier_units(reporting.out_dir, Store(loc.store)) if k not in gen.unit_keys]
+            keys = earlier + list(gen.unit_keys)
+            after.append(report(keys, reporting, loc, graders=grading.graders, progress=progress))
+            if earlier:
+                after[-1].notes.append(
+                    f"the report also shows {len(earlier)} unit(s) of the earlier report in {reporting.out_dir} "
+                    "(same store); --name or --report-dir writes a separate report"
+                )
 
     gen = generate(selection, overrides, engine, loc, progress=progress, then=grade_and_report)
     gr, rep = after[0], after[1] if len(after) > 1 else None
-    notes: list[str] = []
+    notes: list[str] = list(rep.notes) if rep is not None else []
     if rep is None:
         notes.append(
             f"shard {engine.shard}: no report (its units are partial); merge the shards' stores with "

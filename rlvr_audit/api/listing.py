@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from ..analysis.claims import listing_rows
+import re
+
+from ..analysis.claims import listing_legend, listing_rows
 from ..core.errors import UnknownNameError, UsageError
 from ..core.prompts import available_prompts, load_prompt
 from ..core.store import Store
@@ -32,6 +34,18 @@ def validate(loc: Locations) -> list[str]:
     if not lines[:-1]:
         raise UsageError(f"{loc.config_dir} has no tasks/ or prompts/ folder")
     return lines
+
+
+_REST_ROLE = re.compile(r":[a-z:]+:`~?([^`<]*?)(?:\s*<[^>]*>)?`")
+_REST_LITERAL = re.compile(r"``([^`]+)``|`([^`]+)`_?")
+
+
+def plain_text(doc: str) -> str:
+    """A docstring paragraph as a terminal shows it: reST roles (``:func:`x```), literals
+    (````x````) and links stripped to their text, lines joined with single spaces."""
+    text = _REST_ROLE.sub(r"\1", doc)
+    text = _REST_LITERAL.sub(lambda m: m.group(1) or m.group(2), text)
+    return " ".join(text.split())
 
 
 LISTABLE = ("tasks", "prompts", "checkpoints", "units", "graders", "backends", "formats", "claims")
@@ -118,7 +132,7 @@ def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = N
             {
                 "grader": g,
                 "version": get_grader(g).version,
-                "description": (get_grader(g).__doc__ or "").strip().splitlines()[0],
+                "description": plain_text((get_grader(g).__doc__ or "").strip().split("\n\n")[0]),
             }
             for g in GRADERS
         ]
@@ -136,3 +150,9 @@ def listing(kind: str, loc: Locations, filters: dict[str, str | None] | None = N
             for f in FORMATS.values()
         ]
     raise UnknownNameError("listing", kind, LISTABLE)
+
+
+def listing_notes(kind: str, rows: list[dict[str, str]]) -> list[str]:
+    """Lines printed under an ``ls`` table: what the marks in its cells mean (``ls claims``:
+    ``78.2*`` is derived as baseline + gain); empty when nothing needs explaining."""
+    return listing_legend(rows) if kind == "claims" else []

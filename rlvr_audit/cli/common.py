@@ -13,6 +13,7 @@ from rich.logging import RichHandler
 from typer.core import TyperGroup
 
 from ..core.errors import AuditError
+from ..core.option_help import OPTION_HELP
 from ..core.ui import console, fail
 
 if TYPE_CHECKING:
@@ -70,12 +71,12 @@ def print_version(value: bool) -> None:
 
 
 # ---- shared options --------------------------------------------------------------------------
-StoreOpt = Annotated[Path, typer.Option("--store", help="Store directory (JSONL records).", envvar="RLVR_AUDIT_STORE")]
+StoreOpt = Annotated[Path, typer.Option("--store", help=OPTION_HELP["--store"], envvar="RLVR_AUDIT_STORE")]
 DataDirOpt = Annotated[
     Path | None,
     typer.Option(
         "--data-dir",
-        help="Read benchmarks from DIR/<task>.jsonl instead of the Hugging Face Hub.",
+        help=OPTION_HELP["--data-dir"],
         envvar="RLVR_AUDIT_DATA_DIR",
     ),
 ]
@@ -83,117 +84,93 @@ ConfigDirOpt = Annotated[
     Path | None,
     typer.Option(
         "--config-dir",
-        help="Folder with tasks/, prompts/ and checkpoints.yaml (default: the project's).",
+        help=OPTION_HELP["--config-dir"],
         envvar="RLVR_AUDIT_CONFIG_DIR",
     ),
 ]
-RegistryOpt = Annotated[
-    Path | None, typer.Option("--registry", help="Checkpoint registry YAML (default: <config-dir>/checkpoints.yaml).")
-]
+RegistryOpt = Annotated[Path | None, typer.Option("--registry", help=OPTION_HELP["--registry"])]
 CheckpointsOpt = Annotated[
     str | None,
     typer.Option(
         "--checkpoints",
         "-c",
-        help="Comma-separated registry ids, globs (qwen2.5-math-7b/*) or local model directories.",
+        help=OPTION_HELP["--checkpoints"],
     ),
 ]
-TasksOpt = Annotated[str | None, typer.Option("--tasks", "-t", help="Comma-separated task ids (default: all).")]
+TasksOpt = Annotated[str | None, typer.Option("--tasks", "-t", help=OPTION_HELP["--tasks"])]
 PromptsOpt = Annotated[
     str | None,
     typer.Option(
         "--prompts",
         "-p",
-        help="Comma-separated prompt templates; 'default' = each checkpoint's own, 'all' = every template.",
+        help=OPTION_HELP["--prompts"],
     ),
 ]
-BackendOpt = Annotated[
-    str, typer.Option("--backend", "-b", help="lm-eval model type (hf, vllm, local-completions, ...) or 'scripted'.")
-]
-ModelArgsOpt = Annotated[
-    str | None, typer.Option("--model-args", help="Engine arguments, lm-eval style: 'dtype=bfloat16,max_length=4096'.")
-]
-LimitOpt = Annotated[int | None, typer.Option("--limit", help="Only the first N problems of each task.")]
-SamplesOpt = Annotated[
-    int | None, typer.Option("--samples", "-k", help="Samples per problem (default: the task's protocol).")
-]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Base sampling seed (part of the unit key).")]
-TemperatureOpt = Annotated[
-    float | None, typer.Option("--temperature", help="Sampling temperature (default: the task's).")
-]
-TopPOpt = Annotated[float | None, typer.Option("--top-p", help="Nucleus sampling mass (default: the task's).")]
-MaxTokensOpt = Annotated[
-    int | None, typer.Option("--max-new-tokens", help="New-token limit (default: the task's, 3072).")
-]
-BatchOpt = Annotated[int, typer.Option("--batch-size", help="Engine batch size.")]
-DeviceOpt = Annotated[str | None, typer.Option("--device", help="Device for transformers engines (cuda, cpu).")]
+BackendOpt = Annotated[str, typer.Option("--backend", "-b", help=OPTION_HELP["--backend"])]
+ModelArgsOpt = Annotated[str | None, typer.Option("--model-args", help=OPTION_HELP["--model-args"])]
+LimitOpt = Annotated[int | None, typer.Option("--limit", help=OPTION_HELP["--limit"])]
+SamplesOpt = Annotated[int | None, typer.Option("--samples", "-k", help=OPTION_HELP["--samples"])]
+SeedOpt = Annotated[int, typer.Option("--seed", help=OPTION_HELP["--seed"])]
+TemperatureOpt = Annotated[float | None, typer.Option("--temperature", help=OPTION_HELP["--temperature"])]
+TopPOpt = Annotated[float | None, typer.Option("--top-p", help=OPTION_HELP["--top-p"])]
+MaxTokensOpt = Annotated[int | None, typer.Option("--max-new-tokens", help=OPTION_HELP["--max-new-tokens"])]
+BatchOpt = Annotated[int, typer.Option("--batch-size", help=OPTION_HELP["--batch-size"])]
+DeviceOpt = Annotated[str | None, typer.Option("--device", help=OPTION_HELP["--device"])]
 SaveEveryOpt = Annotated[
     int,
     typer.Option(
         "--save-every",
-        help="Requests per engine call for servers and SGLang (vLLM takes a unit per call, hf a batch); what an "
-        "engine hands back is stored at once.",
+        help=OPTION_HELP["--save-every"],
     ),
 ]
 ModelGenConfigOpt = Annotated[
     bool,
     typer.Option(
         "--use-model-generation-config",
-        help="Let the model's generation_config.json supply top_k, min_p and repetition_penalty (part of the unit "
-        "key). Default: every sampling parameter comes from the protocol.",
+        help=OPTION_HELP["--use-model-generation-config"],
     ),
 ]
 ShardOpt = Annotated[
     str | None,
     typer.Option(
         "--shard",
-        help="I/N: generate only shard I of N of the planned work (Slurm arrays, hand-split runs); join the "
-        "shards' stores with `rlvr-audit store merge`.",
+        help=OPTION_HELP["--shard"],
     ),
 ]
 RayAddressOpt = Annotated[
     str | None,
     typer.Option(
         "--ray-address",
-        help="Generate on a Ray cluster: 'auto' or HOST:PORT (this process alone writes the store).",
+        help=OPTION_HELP["--ray-address"],
     ),
 ]
 GpusPerUnitOpt = Annotated[
     int | None,
     typer.Option(
         "--gpus-per-unit",
-        help="GPUs each Ray worker holds (default: tensor_parallel_size on a GPU cluster, 0 on CPUs).",
+        help=OPTION_HELP["--gpus-per-unit"],
     ),
 ]
-GradeSaveEveryOpt = Annotated[
-    int, typer.Option("--grade-save-every", help="Store a unit's grades after every N graded samples.")
-]
-NoBasesOpt = Annotated[bool, typer.Option("--no-bases", help="Do not add each checkpoint's base model to the run.")]
-GradersOpt = Annotated[
-    str, typer.Option("--graders", "-g", help="Comma-separated grader ids (see `rlvr-audit ls graders`).")
-]
-WorkersOpt = Annotated[int | None, typer.Option("--workers", help="Grading worker processes (default: all cores).")]
-TimeoutOpt = Annotated[float, typer.Option("--timeout", help="Wall-clock seconds per graded answer.")]
-NameOpt = Annotated[str, typer.Option("--name", help="Report name: the report goes to reports/<name>.")]
-ReportDirOpt = Annotated[Path | None, typer.Option("--report-dir", help="Report folder (default: reports/<name>).")]
-ReportSeedOpt = Annotated[int, typer.Option("--bootstrap-seed", help="Seed of the bootstrap resampling.")]
-ResamplesOpt = Annotated[int, typer.Option("--resamples", help="Bootstrap resamples.")]
-LevelOpt = Annotated[float, typer.Option("--level", help="Confidence level of the intervals.")]
+GradeSaveEveryOpt = Annotated[int, typer.Option("--grade-save-every", help=OPTION_HELP["--grade-save-every"])]
+NoBasesOpt = Annotated[bool, typer.Option("--no-bases", help=OPTION_HELP["--no-bases"])]
+GradersOpt = Annotated[str, typer.Option("--graders", "-g", help=OPTION_HELP["--graders"])]
+WorkersOpt = Annotated[int | None, typer.Option("--workers", help=OPTION_HELP["--workers"])]
+TimeoutOpt = Annotated[float, typer.Option("--timeout", help=OPTION_HELP["--timeout"])]
+NameOpt = Annotated[str, typer.Option("--name", help=OPTION_HELP["--name"])]
+ReportDirOpt = Annotated[Path | None, typer.Option("--report-dir", help=OPTION_HELP["--report-dir"])]
+ReportSeedOpt = Annotated[int, typer.Option("--bootstrap-seed", help=OPTION_HELP["--bootstrap-seed"])]
+ResamplesOpt = Annotated[int, typer.Option("--resamples", help=OPTION_HELP["--resamples"])]
+LevelOpt = Annotated[float, typer.Option("--level", help=OPTION_HELP["--level"])]
 CiMethodOpt = Annotated[
     str,
     typer.Option(
         "--ci-method",
-        help="Interval: 'wilson' (default; Wilson score interval with a cluster design effect over problems, "
-        "MOVER for gains), or a bootstrap over problems: 'percentile' or 'bca' (bias-corrected, accelerated).",
+        help=OPTION_HELP["--ci-method"],
     ),
 ]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")]
-NoBrowserOpt = Annotated[
-    bool, typer.Option("--no-browser", help="Write index.html without the per-sample browser pages.")
-]
-BrowserPageSizeOpt = Annotated[
-    int, typer.Option("--browser-page-size", help="Samples per page of the per-sample browser.")
-]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help=OPTION_HELP["--quiet"])]
+NoBrowserOpt = Annotated[bool, typer.Option("--no-browser", help=OPTION_HELP["--no-browser"])]
+BrowserPageSizeOpt = Annotated[int, typer.Option("--browser-page-size", help=OPTION_HELP["--browser-page-size"])]
 
 
 def report_options(opts: dict[str, Any]) -> Any:

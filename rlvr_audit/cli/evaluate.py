@@ -8,9 +8,9 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from ..core.errors import AuditError, UsageError
+from ..core.option_help import OPTION_HELP
 from .common import (
     BackendOpt,
     BatchOpt,
@@ -59,6 +59,7 @@ from .common import (
     report_options,
     split,
 )
+from .listing_table import print_table
 
 app = typer.Typer(
     name="rlvr-audit",
@@ -324,9 +325,7 @@ def report(
     checkpoints: CheckpointsOpt = None,
     tasks: TasksOpt = None,
     prompts: PromptsOpt = None,
-    graders: Annotated[
-        str | None, typer.Option("--graders", "-g", help="Graders to report (default: all graded).")
-    ] = None,
+    graders: Annotated[str | None, typer.Option("--graders", "-g", help=OPTION_HELP["--graders"])] = None,
     name: NameOpt = "audit",
     report_dir: ReportDirOpt = None,
     bootstrap_seed: ReportSeedOpt = 0,
@@ -382,28 +381,25 @@ def import_(
     ] = None,
     task: Annotated[
         str | None,
-        typer.Option("--task", "-t", help="Task of every file, when a file names no known benchmark."),
+        typer.Option("--task", "-t", help=OPTION_HELP["--task"]),
     ] = None,
     allow_unmatched: Annotated[
         bool,
         typer.Option("--allow-unmatched", help="Import the matched problems even if some match no task problem."),
     ] = False,
-    temperature: Annotated[
-        float | None, typer.Option("--temperature", help="Sampling temperature, for files that record none.")
-    ] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", help=OPTION_HELP["--temperature"])] = None,
     max_new_tokens: Annotated[
         int | None,
         typer.Option(
             "--max-new-tokens",
-            help="New-token limit the generations were made with, for files that record none (required where "
-            "the tool has no fixed limit: qwen-math-jsonl).",
+            help=OPTION_HELP["--max-new-tokens"],
         ),
     ] = None,
     family: Annotated[
         str | None,
         typer.Option("--family", help="Family of a new checkpoint id (default: the registry family it starts with)."),
     ] = None,
-    step: Annotated[int | None, typer.Option("--step", help="Training step of a new checkpoint id.")] = None,
+    step: Annotated[int | None, typer.Option("--step", help=OPTION_HELP["--step"])] = None,
     reward: Annotated[str | None, typer.Option("--reward", help="RLVR reward of a new checkpoint id.")] = None,
     store: StoreOpt = Path("rlvr-audit-store"),
     data_dir: DataDirOpt = None,
@@ -457,7 +453,18 @@ def ls(
     what: Annotated[
         str, typer.Argument(help="tasks, prompts, checkpoints, units, graders, backends, formats or claims.")
     ],
-    fmt: Annotated[str, typer.Option("--format", "-f", help="table, tsv or json.")] = "table",
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            "-f",
+            help="table (fitted to the terminal), tsv (tab-separated, a header line, every column in full: for "
+            "cut, awk and spreadsheets) or json.",
+        ),
+    ] = "table",
+    wide: Annotated[
+        bool, typer.Option("--wide", "-w", help="table: every column in full, however wide (no cut cells).")
+    ] = False,
     store: StoreOpt = Path("rlvr-audit-store"),
     config_dir: ConfigDirOpt = None,
     registry: RegistryOpt = None,
@@ -474,7 +481,12 @@ def ls(
 ) -> None:
     """List tasks, prompts, checkpoints, stored units, graders, backends, import formats or claims.
 
+    The table fits the terminal: long cells end in an ellipsis and the least needed columns are
+    left out (and named); --wide shows every column in full, --format tsv or json suits scripts.
+
     Example: rlvr-audit ls checkpoints
+
+    Example: rlvr-audit ls claims -f tsv | cut -f1,9,10
 
     Example: rlvr-audit ls claims --model qwen2.5-math-7b --benchmark math500
     """
@@ -501,14 +513,14 @@ def ls(
         return
     out = Console()
     if not rows:
-        out.print(f"(no {what})")
+        if what == "units":  # say where it looked: from another folder, the default store is another one
+            where = store.resolve()
+            found = "no units in the store" if where.is_dir() else "no store"
+            out.print(f"({found} {where}; --store or RLVR_AUDIT_STORE names another)", highlight=False, markup=False)
+        else:
+            out.print(f"(no {what})", highlight=False, markup=False)
         return
-    table = Table(show_lines=False)
-    for col in rows[0]:
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(*row.values())
-    out.print(table)
+    print_table(rows, what=what, wide=wide, legend=audit.listing_notes(what, rows), out=out)
 
 
 @app.command()

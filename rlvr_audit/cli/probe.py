@@ -1,4 +1,4 @@
-"""``rlvr-audit probe contamination`` and ``rlvr-audit task synth``."""
+"""``rlvr-audit probe contamination``, ``rlvr-audit task synth`` and ``rlvr-audit task export``."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import typer
 from rich.table import Table
 
 from ..core.errors import AuditError, UsageError
+from ..core.option_help import OPTION_HELP
 from .common import (
     BackendOpt,
     BatchOpt,
@@ -33,6 +34,7 @@ from .common import (
     SeedOpt,
     ShardOpt,
     StoreOpt,
+    TasksOpt,
     TimeoutOpt,
     WorkersOpt,
     console,
@@ -48,7 +50,9 @@ probe_app = typer.Typer(
     help="Probes beyond accuracy: does a checkpoint reproduce the benchmark it is evaluated on?",
     no_args_is_help=True,
 )
-task_app = typer.Typer(help="Benchmark tasks: generate a clean synthetic one.", no_args_is_help=True)
+task_app = typer.Typer(
+    help="Benchmark tasks: generate a clean synthetic one, or export tasks for lm-eval.", no_args_is_help=True
+)
 
 
 def _whole_numbers(value: str, option: str) -> tuple[int, ...]:
@@ -70,14 +74,13 @@ def _whole_numbers(value: str, option: str) -> tuple[int, ...]:
 @probe_app.command("contamination")
 def probe_contamination(
     checkpoints: CheckpointsOpt = None,
-    tasks: Annotated[str, typer.Option("--tasks", "-t", help="Comma-separated task ids.")] = "math500",
+    tasks: Annotated[str, typer.Option("--tasks", "-t", help=OPTION_HELP["--tasks"])] = "math500",
     prompts: Annotated[
         str | None,
         typer.Option(
             "--prompts",
             "-p",
-            help="Templates of the 'answer' probe; 'default' = each checkpoint's own (the 'completion' probe "
-            "uses no template).",
+            help=OPTION_HELP["--prompts"],
         ),
     ] = None,
     percents: Annotated[
@@ -94,7 +97,7 @@ def probe_contamination(
     ] = 512,
     max_new_tokens: Annotated[
         int | None,
-        typer.Option("--max-new-tokens", help="New-token limit of the 'answer' probe (default: the task's)."),
+        typer.Option("--max-new-tokens", help=OPTION_HELP["--max-new-tokens"]),
     ] = None,
     backend: BackendOpt = "hf",
     model_args: ModelArgsOpt = None,
@@ -190,11 +193,9 @@ def probe_contamination(
 
 @task_app.command("synth")
 def task_synth(
-    out: Annotated[Path, typer.Option("--out", "-o", help="JSON-lines file to write the problems to.")],
-    task: Annotated[
-        str, typer.Option("--task", help="Synthetic task whose generator settings to start from.")
-    ] = "synth_arith",
-    seed: Annotated[int | None, typer.Option("--seed", help="Generator seed (>= 0).")] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help=OPTION_HELP["--out"])],
+    task: Annotated[str, typer.Option("--task", help=OPTION_HELP["--task"])] = "synth_arith",
+    seed: Annotated[int | None, typer.Option("--seed", help=OPTION_HELP["--seed"])] = None,
     n: Annotated[int | None, typer.Option("--n", help="Number of problems (1..100000).")] = None,
     min_steps: Annotated[int | None, typer.Option("--min-steps", help="Fewest operations per problem (1..20).")] = None,
     max_steps: Annotated[int | None, typer.Option("--max-steps", help="Most operations per problem (1..20).")] = None,
@@ -260,3 +261,52 @@ def task_synth(
     typer.echo(f"sha256 {result.sha256}  {result.path}")
     if result.task_file is not None:
         console.print(f"task file: {result.task_file}", highlight=False)
+
+
+@task_app.command("export")
+def task_export(
+    data_dir: Annotated[
+        Path,
+        typer.Option(
+            "--data-dir",
+            help="Folder of <task>.jsonl files the exported tasks read (absolute paths go into the YAMLs).",
+            envvar="RLVR_AUDIT_DATA_DIR",
+        ),
+    ],
+    out: Annotated[
+        Path, typer.Option("--out", "-o", help="Folder to write <task>.yaml to (lm_eval --include_path).")
+    ],
+    tasks: TasksOpt = None,
+    prompt: Annotated[
+        str, typer.Option("--prompt", help="Prompt template to prompt with, rendered as rlvr-audit renders it.")
+    ] = "no_template",
+    config_dir: ConfigDirOpt = None,
+) -> None:
+    """Write lm-eval task files that read local data and prompt with one of our templates, so
+    `lm_eval --include_path OUT --tasks TASK` runs offline with the prompt rlvr-audit sends.
+
+    Its --log_samples output imports with `rlvr-audit import lm-eval-samples`. A chat template
+    needs `lm_eval --apply_chat_template` (the command to run is printed).
+
+    Example: rlvr-audit task export --data-dir ../shared/data/benchmarks --out lm_eval_tasks --tasks math500
+
+    Example: rlvr-audit task export --data-dir data --out lm_eval_tasks --prompt qwen_math_default
+    """
+    audit = library()
+    try:
+        result = audit.export_tasks(
+            tasks=split(tasks),
+            data_dir=data_dir,
+            out=out,
+            config_dir=config_dir or audit.default_config_dir(),
+            prompt=prompt,
+        )
+    except AuditError as exc:
+        fail(exc)
+    for t in result.tasks:
+        console.print(f"[green]wrote[/green] {t.path} ({t.n_problems} problems from {t.data_file})", highlight=False)
+    for note in result.notes:
+        console.print(f"[yellow]note:[/yellow] {note}", highlight=False)
+    typer.echo(
+        f"run: lm_eval --model hf --model_args pretrained=MODEL {result.lm_eval_args} --log_samples --output_path OUT"
+    )

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from ..core.errors import AuditError
+from ..core.option_help import OPTION_HELP
 from ..core.ui import console, fail
 from ..simulation.config import ARMS, ClippingConfig
 from .common import library
@@ -41,11 +42,9 @@ def clipping_command(
     clip_high: Annotated[
         float | None, typer.Option("--clip-high", help="Upper clip epsilon (clip-higher; default: --clip-eps).")
     ] = None,
-    level: Annotated[float, typer.Option("--level", help="Confidence level of the intervals.")] = _D.level,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the random generator.")] = _D.seed,
-    out: Annotated[
-        Path | None, typer.Option("--out", help="Write clipping.png, clipping_curve.csv, clipping_summary.json here.")
-    ] = None,
+    level: Annotated[float, typer.Option("--level", help=OPTION_HELP["--level"])] = _D.level,
+    seed: Annotated[int, typer.Option("--seed", help=OPTION_HELP["--seed"])] = _D.seed,
+    out: Annotated[Path | None, typer.Option("--out", help=OPTION_HELP["--out"])] = None,
 ) -> None:
     """Simulate GRPO with random rewards, with and without the clip term, over many seeds.
 

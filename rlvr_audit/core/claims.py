@@ -189,6 +189,15 @@ class _Entry(StrictModel):
     """The number is quoted by another text; the primary source was not seen."""
     notes: str = ""
     """Caveats, inconsistencies, context."""
+    same_as: str | None = None
+    """Id of another entry that prints the same figure (e.g. a critique quoting a leaderboard):
+    the two are one number, shown once, never two corrections."""
+    superseded_by: str | None = None
+    """Id of the entry that replaces this number (its source revised it): a superseded value is
+    shown struck out and never drives a verdict."""
+    suspect: str = ""
+    """Why the number is probably wrong as printed (e.g. ``probable copy error``); flagged
+    wherever it appears."""
 
 
 def _check_reward_names(names: Iterable[str]) -> None:
@@ -897,6 +906,7 @@ def build_ledger(
         if cid is not None:
             _check_checkpoint(c, cid, checkpoints, where, i)
         claims.append(c)
+    _check_links(claims, where)
     return Ledger(
         sources=dict(sources),
         protocols=dict(protocols),
@@ -907,6 +917,35 @@ def build_ledger(
         path=path,
         family_bases=family_bases,
     )
+
+
+def _check_links(claims: Sequence[Claim], where: object) -> None:
+    """``same_as`` and ``superseded_by`` name another existing entry of the same model and
+    benchmark; no entry is superseded by one that is itself superseded back (no cycle)."""
+    by_id = {c.id: (i, c) for i, c in enumerate(claims)}
+    for i, c in enumerate(claims):
+        for name in ("same_as", "superseded_by"):
+            target = getattr(c, name)
+            if target is None:
+                continue
+            if target == c.id:
+                raise _entry_error(where, i, c.id, name, "an entry cannot link to itself")
+            if target not in by_id:
+                raise _entry_error(where, i, c.id, name, f"unknown entry {target!r}")
+            other = by_id[target][1]
+            for attr in ("model", "benchmark"):
+                if getattr(other, attr, None) != getattr(c, attr, None):
+                    raise _entry_error(
+                        where, i, c.id, name, f"{target!r} is about another {attr} ({getattr(other, attr, None)!r})"
+                    )
+    for i, c in enumerate(claims):
+        seen = {c.id}
+        nxt = c.superseded_by
+        while nxt is not None:
+            if nxt in seen:
+                raise _entry_error(where, i, c.id, "superseded_by", "superseded_by links form a cycle")
+            seen.add(nxt)
+            nxt = by_id[nxt][1].superseded_by
 
 
 def _check_checkpoint(c: Claim, cid: str, checkpoints: Mapping[str, Checkpoint], where: object, i: int) -> None:

@@ -394,11 +394,11 @@ class Comparison(Record):
     ``sign-flip-exact`` or ``sign-flip-monte-carlo`` (paired sign-flip permutation test on the
     per-problem differences of k samples); ``None`` in records written before it was recorded."""
     p_holm: float | None = None
-    """``p_value`` adjusted by Holm's method over the comparisons of the same report table
-    (family-wise error rate); ``None`` where not computed."""
+    """``p_value`` adjusted by Holm's method over the family of the report: every comparison
+    with a p-value, across every grader (family-wise error rate); ``None`` where not computed."""
     p_bh: float | None = None
-    """``p_value`` adjusted by Benjamini-Hochberg over the same comparisons (false discovery
-    rate); ``None`` where not computed."""
+    """``p_value`` adjusted by Benjamini-Hochberg over the same family (false discovery rate);
+    ``None`` where not computed."""
     se: float | None = None
     """Standard error of ``delta``, where computed (bootstrap replicates, or the cluster standard
     error of the per-problem differences for ``wilson``)."""
@@ -411,6 +411,10 @@ class Comparison(Record):
     """Problems shared by both units and used in the comparison."""
     seed: int
     """Seed of the bootstrap generator."""
+    p_holm_grader: float | None = None
+    """Secondary view: ``p_value`` adjusted by Holm over this grader's comparisons only."""
+    p_bh_grader: float | None = None
+    """Secondary view: ``p_value`` adjusted by Benjamini-Hochberg over this grader's comparisons only."""
 
 
 class RunManifest(Record):
@@ -481,6 +485,13 @@ class ImportSource(Record):
     """Matched items whose gold answer differs from the task file's (graded against the task file's)."""
     base_given: str | None = None
     """Base checkpoint named with ``--base`` at import; it overrides the registry's base in reports."""
+    tool_version: str | None = None
+    """Version of the tool that wrote the files, where they record it (lm-eval's ``lm_eval_version``
+    from the ``results_<date>.json`` written beside the samples file); ``None``: not recorded."""
+    task_config_hash: str | None = None
+    """Hash (:func:`stable_hash`) of the task configuration the tool recorded for these generations
+    (lm-eval's ``configs[<task>]`` in the results file): the same hash means the same task file,
+    prompt, filters and metrics; ``None``: not recorded."""
     truncation_known: bool = False
     """Whether the source recorded, per sample, whether generation stopped at the token limit (a
     finish reason or a token count). No supported format does: imported samples carry

@@ -35,6 +35,7 @@ __all__ = [
     "Document",
     "Emph",
     "Figure",
+    "Fold",
     "Heading",
     "Inline",
     "Kind",
@@ -43,6 +44,7 @@ __all__ = [
     "Paragraph",
     "Row",
     "Section",
+    "Strike",
     "Strong",
     "Table",
     "Text",
@@ -98,7 +100,15 @@ class _Break:
 BREAK = _Break()
 """A line break inside a table cell or a paragraph."""
 
-Inline: TypeAlias = str | Code | Strong | Emph | Link | Mark | _Break
+
+@dataclass(frozen=True)
+class Strike:
+    """Struck-out content (a superseded number, a reversed claim)."""
+
+    content: Text
+
+
+Inline: TypeAlias = str | Code | Strong | Emph | Link | Mark | _Break | Strike
 """One inline part: a plain ``str`` is text and is always escaped by the renderer."""
 
 Text: TypeAlias = str | Inline | Sequence[Inline]
@@ -154,7 +164,17 @@ class Figure:
     draw: Callable[[Path], object] = field(compare=False, repr=False)
 
 
-Block: TypeAlias = Paragraph | Heading | Table | BulletList | Figure
+@dataclass(frozen=True)
+class Fold:
+    """Blocks folded under a one-line ``summary`` (``<details>`` in Markdown and HTML): shown
+    collapsed unless ``open``."""
+
+    summary: str
+    blocks: Sequence[Block]
+    open: bool = False
+
+
+Block: TypeAlias = Paragraph | Heading | Table | BulletList | Figure | Fold
 """One block of a section."""
 
 

@@ -1,7 +1,9 @@
 """Benchmarks: the task YAMLs in ``tasks/`` and the problems they load.
 
 A task YAML is a valid lm-evaluation-harness task (``lm_eval --include_path tasks --tasks
-math500`` runs it), so lm-eval users can reuse it. rlvr-audit reads the same file and takes:
+math500`` runs it, loading the Hub dataset; offline, ``rlvr-audit task export`` writes tasks that
+read local files: :mod:`rlvr_audit.generation.task_export`), so lm-eval users can reuse it.
+rlvr-audit reads the same file and takes:
 
 - the dataset (``dataset_path``, ``dataset_name``, ``test_split``, revision in
   ``dataset_kwargs.revision``),
@@ -18,6 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -245,8 +249,60 @@ def load_problems(spec: TaskSpec, *, data_dir: Path | None = None) -> list[Probl
     return rows_to_problems(spec, _load_hub_rows(spec), f"{spec.dataset_path}[{spec.test_split}]")
 
 
+HUB_PROBE_SECONDS = 3.0
+"""How long :func:`hub_unreachable` waits for the Hub to answer before calling it unreachable."""
+
+_HUB_OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+"""Set to 1, these make ``datasets`` read its local cache only: then the Hub is not probed."""
+
+_hub_probe: dict[str, str | None] = {}
+""":func:`hub_unreachable`'s answer per endpoint, so a run over many tasks probes once."""
+
+
+def hub_endpoint() -> str:
+    """The Hub ``datasets`` talks to: ``$HF_ENDPOINT``, else https://huggingface.co."""
+    return os.environ.get("HF_ENDPOINT", "").strip().rstrip("/") or "https://huggingface.co"
+
+
+def hub_unreachable(endpoint: str | None = None, *, timeout: float = HUB_PROBE_SECONDS) -> str | None:
+    """Why the Hub at ``endpoint`` (default :func:`hub_endpoint`) cannot be reached, or ``None``.
+
+    One HEAD request with a ``timeout``-second limit (proxy variables are honoured): any HTTP
+    answer, an error status included, means reachable. Offline, ``datasets`` instead retries
+    for half a minute and prints each warning twice before failing; this answers in seconds."""
+    endpoint = endpoint or hub_endpoint()
+    if endpoint in _hub_probe:
+        return _hub_probe[endpoint]
+    reason: str | None = None
+    try:
+        with urllib.request.urlopen(urllib.request.Request(endpoint, method="HEAD"), timeout=timeout):
+            pass
+    except urllib.error.HTTPError:  # it answered
+        pass
+    except (urllib.error.URLError, OSError, ValueError) as exc:  # refused, no DNS, timed out, bad URL
+        cause = getattr(exc, "reason", exc)
+        reason = str(cause) or type(cause).__name__
+    _hub_probe[endpoint] = reason
+    return reason
+
+
+def _offline_mode() -> bool:
+    return any(os.environ.get(v, "").strip().lower() in ("1", "true", "yes", "on") for v in _HUB_OFFLINE_ENV)
+
+
 def _load_hub_rows(spec: TaskSpec) -> list[dict[str, Any]]:
-    """Rows of the task's Hub dataset (imports ``datasets`` lazily)."""
+    """Rows of the task's Hub dataset (imports ``datasets`` lazily).
+
+    Unless ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE`` asks for the local cache, the Hub is probed
+    first (:func:`hub_unreachable`): offline, the command fails at once with one hint."""
+    if not _offline_mode():
+        reason = hub_unreachable()
+        if reason is not None:
+            raise UsageError(
+                f"task {spec.task!r} is read from the Hugging Face Hub ({spec.dataset_path}), but "
+                f"{hub_endpoint()} cannot be reached ({reason}). Offline: give --data-dir DIR with "
+                f"{spec.task}.jsonl in it (or set {DATA_DIR_ENV}); to use datasets' own cache, set HF_HUB_OFFLINE=1."
+            )
     import datasets  # heavy; only when the Hub is used
 
     kwargs = dict(spec.dataset_kwargs)

@@ -1,6 +1,6 @@
 """The ``consensus`` grader: one verdict from ``math_verify``, ``paper`` and ``boxed_strict``.
 
-Each grader is wrong in its own way (the grader truth set, ``tests/data/grader_truth.jsonl``,
+Each grader is wrong in its own way (the grader truth set, ``rlvr_audit/grading/data/grader_truth.jsonl``,
 shows how): ``math_verify`` has the best equivalence checking but reads prose answers with
 fixed pattern priorities and misses answers the last sentence states (it takes ``90`` from
 "2250 - 6 x 360 = 90 degrees ... the final answer is east"); ``paper`` (Qwen2.5-Math's

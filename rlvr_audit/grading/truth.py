@@ -1,14 +1,16 @@
 """The grader truth set: real responses whose correctness was decided by careful reading.
 
-``tests/data/grader_truth.jsonl`` holds cases drawn from real model outputs (the Sky-T1
-generations in ``../shared/data/real_generations``: every sample on which our graders
-disagree, a sample of those on which they agree, and a random draw of the rest) and from
-MATH-500 reference solutions (verbatim, or with their final part rewritten into a wrong,
-restated, unreduced, interval, set, unit, percent, looping or unanswered variant; such cases
-are marked ``constructed``). Each case is the final part of a response, the gold answer as
-published, and a verdict a careful human grader gives (``correct`` / ``incorrect``), with a
-one-line reason and a category. It answers "which grader is right": ``benchmarks/grader_truth.py`` scores every
-grader on it, and the ``consensus`` grader's rule was chosen on its ``tune`` split.
+``rlvr_audit/grading/data/grader_truth.jsonl`` (package data: an installed rlvr-audit has it;
+:func:`load_truth_set` without a path reads it through :mod:`importlib.resources`) holds cases
+drawn from real model outputs (the Sky-T1 generations in ``../shared/data/real_generations``:
+every sample on which our graders disagree, a sample of those on which they agree, and a random
+draw of the rest) and from MATH-500 reference solutions (verbatim, or with their final part
+rewritten into a wrong, restated, unreduced, interval, set, unit, percent, looping or unanswered
+variant; such cases are marked ``constructed``). Each case is the final part of a response, the
+gold answer as published, and a verdict a careful human grader gives (``correct`` /
+``incorrect``), with a one-line reason and a category. It answers "which grader is right":
+``benchmarks/grader_truth.py`` scores every grader on it, and the ``consensus`` grader's rule
+was chosen on its ``tune`` split.
 
 File format (JSON lines):
 
@@ -32,14 +34,22 @@ unresolved contradiction between values) is incorrect, whatever numbers it menti
 from __future__ import annotations
 
 import json
+import sys
 from collections import Counter
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..core.errors import UsageError
+
+if TYPE_CHECKING:
+    if sys.version_info >= (3, 11):
+        from importlib.resources.abc import Traversable
+    else:
+        from importlib.abc import Traversable
 
 CATEGORIES: dict[str, str] = {
     "plain": "a final answer in the usual (boxed) form; the case turns only on its value",
@@ -225,27 +235,43 @@ def parse_truth_lines(lines: list[str], *, path: str = "<truth set>") -> TruthSe
     return TruthSet(header=header, cases=tuple(cases))
 
 
-def load_truth_set(path: Path) -> TruthSet:
-    """Read and validate a truth-set file; :class:`TruthSetError` names the line at fault."""
+TRUTH_RESOURCE = "data/grader_truth.jsonl"
+"""The project's truth set, relative to the ``rlvr_audit.grading`` package (declared as package
+data in ``pyproject.toml``, so a wheel ships it)."""
+
+
+def truth_resource() -> Traversable:
+    """The project's truth set as an :mod:`importlib.resources` resource (a file of the installed
+    package, wherever and however it is installed)."""
+    return files(__package__ or "rlvr_audit.grading").joinpath(TRUTH_RESOURCE)
+
+
+DEFAULT_TRUTH_SET = Path(__file__).resolve().parent / TRUTH_RESOURCE
+"""The project's truth set as a path on disk (the package's own copy: a source checkout or an
+installed package; :func:`truth_resource` is the same file found through importlib)."""
+
+
+def load_truth_set(path: Path | None = None) -> TruthSet:
+    """Read and validate a truth-set file (``None``: the project's, :func:`truth_resource`);
+    :class:`TruthSetError` names the line at fault."""
+    source: Path | Traversable = truth_resource() if path is None else path
     try:
-        text = path.read_text(encoding="utf-8")
+        text = source.read_text(encoding="utf-8")
     except OSError as exc:
-        raise TruthSetError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    return parse_truth_lines(text.splitlines(), path=str(path))
-
-
-DEFAULT_TRUTH_SET = Path(__file__).resolve().parents[2] / "tests" / "data" / "grader_truth.jsonl"
-"""Where the project keeps its truth set (a source checkout; not shipped in the wheel)."""
+        raise TruthSetError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    return parse_truth_lines(text.splitlines(), path=str(source))
 
 
 __all__ = [
     "CATEGORIES",
     "DEFAULT_TRUTH_SET",
     "SPLITS",
+    "TRUTH_RESOURCE",
     "TruthCase",
     "TruthHeader",
     "TruthSet",
     "TruthSetError",
     "load_truth_set",
     "parse_truth_lines",
+    "truth_resource",
 ]

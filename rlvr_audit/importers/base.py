@@ -92,6 +92,10 @@ class SourceFile:
     themselves (e.g. Qwen's ``prompt_type``); part of the imported unit's template hash."""
     metrics: list[SourceMetric] = field(default_factory=list)
     """The source's own reported numbers."""
+    tool_version: str | None = None
+    """Version of the tool that wrote the file, where it is recorded (``None``: not recorded)."""
+    task_config_hash: str | None = None
+    """Hash of the task configuration the tool recorded for the file (``None``: not recorded)."""
 
 
 Reader = Callable[["SourceStream", SourceFile], Iterator[SourceItem]]

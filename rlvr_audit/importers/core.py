@@ -512,6 +512,11 @@ def _excerpt(text: str, frame: tuple[str, str] = ("", ""), limit: int = 70) -> s
     return repr(t if len(t) <= limit else t[: limit - 3] + "...")
 
 
+def _shared(values: list[str | None]) -> str | None:
+    """The value every file records, or ``None`` when one records none or two differ."""
+    return values[0] if values and all(v is not None and v == values[0] for v in values) else None
+
+
 def _combined_metrics(parts: list[tuple[list[SourceMetric], int]]) -> list[SourceMetric]:
     """The source's metrics of a unit from its files (or a stored unit and new files): one part's
     own, or for several parts (shards), the item-weighted mean of each metric every part reports."""
@@ -781,6 +786,8 @@ def plan_import(
             file_sha256=[fp.file.sha256 for fp in group],
             model=next(iter(unit_models)) if len(unit_models) == 1 else None,
             metrics=_combined_metrics([(fp.file.metrics, fp.file.n_items) for fp in group]),
+            tool_version=_shared([fp.file.tool_version for fp in group]),
+            task_config_hash=_shared([fp.file.task_config_hash for fp in group]),
             items=sum(fp.file.n_items for fp in group),
             unmatched=sum(fp.n_unmatched for fp in group),
             gold_mismatches=sum(fp.n_gold for fp in group),
@@ -801,6 +808,8 @@ def plan_import(
                         "unmatched": old.unmatched + source.unmatched,
                         "gold_mismatches": old.gold_mismatches + source.gold_mismatches,
                         "base_given": source.base_given or old.base_given,
+                        "tool_version": _shared([old.tool_version, source.tool_version]),
+                        "task_config_hash": _shared([old.task_config_hash, source.task_config_hash]),
                     }
                 )
             else:

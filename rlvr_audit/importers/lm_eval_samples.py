@@ -27,6 +27,12 @@ What is read:
 
 A document logged once per filter appears on several lines with the same completions; they are
 read as one item (differing completions for one ``doc_id`` are an error).
+
+Beside the samples file, lm-eval writes ``results_<date>.json`` with the same ``<date>``. When it is
+there, the unit records its ``lm_eval_version`` (:attr:`~rlvr_audit.core.records.ImportSource.tool_version`)
+and a hash of its ``configs[<task>]`` (:attr:`~rlvr_audit.core.records.ImportSource.task_config_hash`:
+the task file, prompt, filters and metrics lm-eval ran); a results file that is there but cannot
+be read is an error, one that is absent leaves both unrecorded.
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from ..core.records import MAX_NEW_TOKENS as MAX_TOKENS
-from ..core.records import SourceMetric
+from ..core.records import SourceMetric, stable_hash
 from .base import SourceFile, SourceItem, SourceStream, as_texts, gold_text, parse_json
 from .base import require as _require
 from .base import wrong as _wrong
@@ -161,6 +167,7 @@ def read(source: SourceStream, file: SourceFile) -> Iterator[SourceItem]:
     if not seen or n is None:
         raise _wrong(path, FORMAT, "the file holds no JSON lines", EXPECTED)
     kw = settings or {}
+    file.tool_version, file.task_config_hash = _results_provenance(path, file.benchmark)
     file.metrics = [
         SourceMetric(
             name=label,
@@ -178,6 +185,35 @@ def read(source: SourceStream, file: SourceFile) -> Iterator[SourceItem]:
     file.max_new_tokens = _optional_int(kw, "max_gen_toks", path)
     if file.max_new_tokens is not None:
         file.max_new_tokens_origin = f"the generation argument 'max_gen_toks' in {path}"
+
+
+def results_file(path: Path) -> Path | None:
+    """The ``results_<date>.json`` lm-eval wrote with ``samples_<task>_<date>.jsonl`` (``None`` when
+    the samples file's name has no date)."""
+    m = _DATE_SUFFIX.search(path.stem)
+    return path.with_name(f"results{m.group(0)}.json") if m else None
+
+
+def _results_provenance(path: Path, task: str | None) -> tuple[str | None, str | None]:
+    """(lm-eval version, hash of the task's config) from the results file beside ``path``."""
+    results = results_file(path)
+    if results is None or not results.is_file():
+        return None, None
+    expected = "lm-eval's results_<date>.json (a JSON object with lm_eval_version and configs)"
+    try:
+        text = results.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _wrong(results, "lm-eval results", f"cannot be read ({exc})", expected) from None
+    data = parse_json(text, results, "lm-eval results", "the file", expected)
+    if not isinstance(data, dict):
+        raise _wrong(results, "lm-eval results", f"is a JSON {type(data).__name__}, not an object", expected)
+    version = data.get("lm_eval_version")
+    configs = data.get("configs")
+    config = configs.get(task) if isinstance(configs, dict) and task is not None else None
+    return (
+        version if isinstance(version, str) and version else None,
+        stable_hash(config) if isinstance(config, dict) else None,
+    )
 
 
 def _check_settings(kw: dict[str, Any], path: Path) -> None:

@@ -91,6 +91,8 @@ FIGURE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg"
 _BR = re.compile(r"^<br\s*/?>$", re.IGNORECASE)
 _HOOK = re.compile(r"^<!-- rlvr-audit: (measured|cited) -->$")
 _COMMENT = re.compile(r"^<!--(?:(?!-->).)*-->$", re.DOTALL)
+_FOLD = re.compile(r"^(?:<details(?: open)?><summary>[^<>]*</summary>|</details>)$")
+"""The folds of :class:`~rlvr_audit.core.section.Fold` (summary text already escaped): passed through."""
 
 
 @dataclass(frozen=True)
@@ -130,7 +132,7 @@ def _inline_text(token: Token) -> str:
 
 def _markdown(root: Path | None) -> MarkdownIt:
     """A markdown-it renderer with the report's rules (see the module docstring)."""
-    md = MarkdownIt("commonmark", {"html": True}).enable("table")
+    md = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
 
     def html_inline(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:
         content = tokens[idx].content
@@ -145,6 +147,8 @@ def _markdown(root: Path | None) -> MarkdownIt:
             return ""
         if _COMMENT.match(content.strip()):  # a comment: invisible in Markdown viewers, so here too
             return ""
+        if _FOLD.match(content.strip()):
+            return content.strip() + "\n"
         return f'<p class="raw">{html.escape(content)}</p>\n'
 
     def table_open(self: Any, tokens: list[Token], idx: int, options: Any, env: Any) -> str:

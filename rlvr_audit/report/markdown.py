@@ -15,6 +15,7 @@ produce emphasis), and a table's ``kind`` becomes the comment hook before it
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Sequence
 
@@ -26,12 +27,14 @@ from ..core.section import (
     Document,
     Emph,
     Figure,
+    Fold,
     Heading,
     Link,
     Mark,
     Paragraph,
     Row,
     Section,
+    Strike,
     Strong,
     Table,
     Text,
@@ -109,7 +112,8 @@ def _link_target(target: str) -> str:
 
 def inline(content: Text, *, in_table: bool = False, line_start: bool = False, heading: bool = False) -> str:
     """Markdown of inline ``content``; adjacent text parts are escaped together."""
-    parts = [content] if isinstance(content, (str, Code, Strong, Emph, Link, Mark)) or content is BREAK else content
+    single = (str, Code, Strong, Emph, Link, Mark, Strike)
+    parts = [content] if isinstance(content, single) or content is BREAK else content
     out: list[str] = []
     pending: list[str] = []
 
@@ -129,6 +133,8 @@ def inline(content: Text, *, in_table: bool = False, line_start: bool = False, h
             out.append("**" + inline(part.content, in_table=in_table, heading=heading) + "**")
         elif isinstance(part, Emph):
             out.append("_" + inline(part.content, in_table=in_table, heading=heading) + "_")
+        elif isinstance(part, Strike):
+            out.append("~~" + inline(part.content, in_table=in_table, heading=heading) + "~~")
         elif isinstance(part, Mark):
             out.append("**measured**" if part.kind == "measured" else "_cited_")
         elif isinstance(part, Link):
@@ -184,6 +190,12 @@ def render_blocks(blocks: Sequence[Block], *, level: int = 2) -> str:
             chunks.append("\n".join(lines))
         elif isinstance(block, Figure):
             chunks.append(f"![{escape(block.caption)}](figures/{_link_target(block.file)})")
+        elif isinstance(block, Fold):
+            opening = "<details open>" if block.open else "<details>"
+            summary = html.escape(_NEWLINES.sub(" ", block.summary), quote=False)
+            chunks.append(f"{opening}<summary>{summary}</summary>")
+            chunks.append(render_blocks(block.blocks, level=level).rstrip("\n"))
+            chunks.append("</details>")
         else:
             raise TypeError(f"not a block of a section: {block!r}")
     return "".join(c + "\n\n" for c in chunks)

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..core.errors import AuditError, UsageError
+from ..core.option_help import OPTION_HELP
 from ..core.ui import console, fail
 
 train_app = typer.Typer(
@@ -34,7 +35,7 @@ train_app = typer.Typer(
 )
 
 RunArg = Annotated[Path, typer.Argument(metavar="RUN", help="Run directory written by `rlvr-audit train plan`.")]
-QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress display.")]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help=OPTION_HELP["--quiet"])]
 
 
 def _fail(exc: AuditError) -> NoReturn:
@@ -56,13 +57,13 @@ def plan_cmd(
         Path | None,
         typer.Option(
             "--config-dir",
-            help="Folder with prompts/ and checkpoints.yaml (default: the project's).",
+            help=OPTION_HELP["--config-dir"],
             envvar="RLVR_AUDIT_CONFIG_DIR",
         ),
     ] = None,
     registry: Annotated[
         Path | None,
-        typer.Option("--registry", help="Registry holding model.registry_id (default: <config-dir>/checkpoints.yaml)."),
+        typer.Option("--registry", help=OPTION_HELP["--registry"]),
     ] = None,
     quiet: QuietOpt = False,
 ) -> None:
@@ -129,9 +130,7 @@ def launch_cmd(
     run: RunArg,
     ray_address: Annotated[
         str | None,
-        typer.Option(
-            "--ray-address", help="Submit to this Ray cluster (its dashboard, http://HEAD:8265) as a Ray job."
-        ),
+        typer.Option("--ray-address", help=OPTION_HELP["--ray-address"]),
     ] = None,
     ray_python: Annotated[
         str | None,
@@ -206,7 +205,7 @@ def register_cmd(
     run: RunArg,
     registry: Annotated[
         Path | None,
-        typer.Option("--registry", help="Project registry the base entry is copied from (default: the project's)."),
+        typer.Option("--registry", help=OPTION_HELP["--registry"]),
     ] = None,
     into: Annotated[
         Path | None,
@@ -247,7 +246,7 @@ def merge_cmd(
     run: RunArg,
     step: Annotated[
         list[int] | None,
-        typer.Option("--step", help="Step to merge (repeatable; default: every step without HF weights)."),
+        typer.Option("--step", help=OPTION_HELP["--step"]),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Merge steps that already have HF weights too.")] = False,
     quiet: QuietOpt = False,

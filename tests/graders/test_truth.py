@@ -3,19 +3,62 @@
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
+import sys
+import zipfile
 from collections import Counter
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
 
-from rlvr_audit.grading.truth import CATEGORIES, DEFAULT_TRUTH_SET, TruthSetError, load_truth_set, parse_truth_lines
+from rlvr_audit.grading.truth import (
+    CATEGORIES,
+    DEFAULT_TRUTH_SET,
+    TruthSetError,
+    load_truth_set,
+    parse_truth_lines,
+    truth_resource,
+)
 
-TRUTH = Path(__file__).resolve().parents[1] / "data" / "grader_truth.jsonl"
+ROOT = Path(__file__).resolve().parents[2]
+TRUTH = ROOT / "rlvr_audit" / "grading" / "data" / "grader_truth.jsonl"
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data"
 
 
-def test_default_location_is_the_project_file() -> None:
+def test_default_location_is_the_package_file_found_through_importlib_resources() -> None:
     assert TRUTH == DEFAULT_TRUTH_SET
+    resource = files("rlvr_audit.grading").joinpath("data/grader_truth.jsonl")
+    assert resource.is_file() and Path(str(resource)) == TRUTH == Path(str(truth_resource()))
+    assert load_truth_set().cases == load_truth_set(TRUTH).cases  # no path: the package's copy
+
+
+def test_an_installed_wheel_ships_the_truth_set(tmp_path: Path) -> None:
+    """Build the wheel from a copy of the sources, unpack it as an installer would (outside the
+    checkout, first on sys.path) and load the truth set from the installed package."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    shutil.copytree(ROOT / "rlvr_audit", src / "rlvr_audit", ignore=shutil.ignore_patterns("__pycache__"))
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", "dist", "."]
+    subprocess.run(build, cwd=src, check=True, capture_output=True, timeout=300)
+    (wheel,) = (src / "dist").glob("rlvr_audit-*.whl")
+    site = tmp_path / "site"
+    with zipfile.ZipFile(wheel) as zf:
+        assert "rlvr_audit/grading/data/grader_truth.jsonl" in zf.namelist()
+        zf.extractall(site)
+    probe = (
+        "import rlvr_audit.grading.truth as t; "
+        "print(t.__file__); print(len(t.load_truth_set().cases)); print(t.truth_resource().is_file())"
+    )
+    env = {"PYTHONPATH": str(site), "PATH": ""}
+    run = [sys.executable, "-c", probe]
+    out = subprocess.run(run, cwd=tmp_path, env=env, check=True, capture_output=True, text=True, timeout=120)
+    where, n_cases, found = out.stdout.split()
+    assert Path(where).is_relative_to(site)  # the installed copy, not the checkout
+    assert int(n_cases) == len(load_truth_set(TRUTH).cases) and found == "True"
 
 
 def test_the_truth_set_has_its_size_split_and_mix() -> None:

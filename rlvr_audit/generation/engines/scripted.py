@@ -11,19 +11,22 @@ Model arguments (``--model-args``):
 - ``default=TEXT``: the response when neither applies (default: no answer at all).
 - ``delay=SECONDS``: sleep per request (to test interruption); not part of the unit key.
 
-The token count is the number of whitespace-separated words; completions are never cut.
+The token count is the number of whitespace-separated words; a response longer than the
+protocol's ``max_new_tokens`` words is cut after that many (finish reason ``length``), as an
+engine cuts at its token limit, so truncation can be tested without a model.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from ...core.errors import UsageError
-from ...core.records import EffectiveSampling, SamplingProtocol, stable_hash
+from ...core.records import EffectiveSampling, FinishReason, SamplingProtocol, stable_hash
 from .base import GenOutput, GenRequest, OutputBatch, ProgressFn
 
 WRONG = "999999"
@@ -59,6 +62,15 @@ def check_model_args(model_args: dict[str, str]) -> tuple[float | None, float]:
     if not 0.0 <= delay < float("inf"):
         raise UsageError(f"scripted backend: delay must be a number of seconds >= 0, got {model_args.get('delay')!r}")
     return accuracy, delay
+
+
+def cut_at_limit(text: str, limit: int) -> tuple[str, int, FinishReason]:
+    """``(text, n_tokens, finish_reason)``: ``text`` up to the end of its ``limit``-th
+    whitespace-separated word and ``"length"`` when it has more words, else unchanged and ``"stop"``."""
+    words = list(re.finditer(r"\S+", text))
+    if len(words) <= limit:
+        return text, len(words), "stop"
+    return text[: words[limit - 1].end()] if limit > 0 else "", limit, "length"
 
 
 class ChatMLStandIn:
@@ -153,7 +165,8 @@ class ScriptedEngine:
             if self.delay:
                 time.sleep(self.delay)
             text = self._respond(req, protocol.sample_seed(req.sample_idx))
-            batch.append((i, GenOutput(text=text, n_tokens=len(text.split()), finish_reason="stop")))
+            text, n_tokens, reason = cut_at_limit(text, protocol.max_new_tokens)
+            batch.append((i, GenOutput(text=text, n_tokens=n_tokens, finish_reason=reason)))
             if progress is not None:
                 progress(i + 1)
             if len(batch) >= self.chunk_size:
