@@ -211,7 +211,7 @@ def dot_figure(groups: Sequence[SweepGroup]) -> Any:
     points, so all-zero accuracies sit on a readable 0-5 axis, not on matplotlib's -0.04..0.04);
     the legend (checkpoints, then the diamond) is outside the axes, right of them, covering no point."""
     plt = pyplot()
-    from matplotlib.lines import Line2D
+    from matplotlib.lines import Line2D  # heavy: only when a figure is drawn (see figures.pyplot)
 
     templates = sorted({t for g in groups for t in g.templates})
     n = len(groups)

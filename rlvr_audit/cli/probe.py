@@ -269,13 +269,11 @@ def task_export(
         Path,
         typer.Option(
             "--data-dir",
-            help="Folder of <task>.jsonl files the exported tasks read (absolute paths go into the YAMLs).",
+            help=OPTION_HELP["--data-dir"],
             envvar="RLVR_AUDIT_DATA_DIR",
         ),
     ],
-    out: Annotated[
-        Path, typer.Option("--out", "-o", help="Folder to write <task>.yaml to (lm_eval --include_path).")
-    ],
+    out: Annotated[Path, typer.Option("--out", "-o", help=OPTION_HELP["--out"])],
     tasks: TasksOpt = None,
     prompt: Annotated[
         str, typer.Option("--prompt", help="Prompt template to prompt with, rendered as rlvr-audit renders it.")

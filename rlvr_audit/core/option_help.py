@@ -10,11 +10,13 @@ from __future__ import annotations
 OPTION_HELP: dict[str, str] = {
     # where things are
     "--store": "Store directory (JSONL records).",
-    "--data-dir": "Read benchmarks from DIR/<task>.jsonl instead of the Hugging Face Hub.",
+    "--data-dir": "Read benchmarks from DIR/<task>.jsonl instead of the Hugging Face Hub (task export: the "
+    "files the exported tasks read, by absolute path).",
     "--config-dir": "Folder with tasks/, prompts/ and checkpoints.yaml (default: the project's).",
     "--registry": "Checkpoint registry YAML (default: <config-dir>/checkpoints.yaml, the project's).",
     "--out": "Where to write: a folder (simulate clipping: its figure, curve and summary) or a JSON-lines file "
-    "(task synth: the problems).",
+    "(task synth: the problems), or the folder for lm-eval task files (task export: <task>.yaml, for lm_eval "
+    "--include_path).",
     # what to evaluate
     "--checkpoints": "Comma-separated registry ids, globs (qwen2.5-math-7b/*) or local model directories.",
     "--tasks": "Comma-separated task ids (see `rlvr-audit ls tasks`); none given: every task.",

@@ -63,6 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import psutil
 from filelock import FileLock
 from pydantic import BaseModel, ValidationError
 
@@ -793,8 +794,6 @@ def run_status(manifest: RunManifest) -> str:
     another host, or from a manifest without pid and host, keeps its recorded status."""
     if manifest.status != "running" or manifest.pid is None or manifest.host != socket.gethostname():
         return manifest.status
-    import psutil  # only here: a process table lookup
-
     try:
         created = psutil.Process(manifest.pid).create_time()
     except (psutil.NoSuchProcess, psutil.ZombieProcess):

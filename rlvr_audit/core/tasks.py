@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -268,9 +270,6 @@ def hub_unreachable(endpoint: str | None = None, *, timeout: float = HUB_PROBE_S
     One HEAD request with a ``timeout``-second limit (proxy variables are honoured): any HTTP
     answer, an error status included, means reachable. Offline, ``datasets`` instead retries
     for half a minute and prints each warning twice before failing; this answers in seconds."""
-    import urllib.error
-    import urllib.request
-
     endpoint = endpoint or hub_endpoint()
     if endpoint in _hub_probe:
         return _hub_probe[endpoint]

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
+from scipy.stats import binomtest
 
 from . import get_grader
 from .engine import GradingEngine
@@ -124,8 +125,6 @@ def wilson_interval(successes: int, n: int, *, level: float = 0.95) -> tuple[flo
         raise ValueError(f"level must be in (0, 1), got {level!r}")
     if n == 0:
         return (float("nan"), float("nan"))
-    from scipy.stats import binomtest  # scipy.stats is slow to import; only here
-
     ci = binomtest(int(successes), int(n)).proportion_ci(confidence_level=level, method="wilson")
     return (float(ci.low), float(ci.high))
 

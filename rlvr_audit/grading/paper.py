@@ -8,8 +8,9 @@ step; where it departs (safety bounds, a timeout, R1-style tags), the class docs
 Written from the description in ``shared/reference/claims.yaml`` (``grader:``) and the public
 Qwen2.5-Math evaluation and PRM800K grading code.
 
-sympy, pylatexenc and word2number are imported when a grader is constructed, not when this
-module is imported, so listing graders stays cheap.
+sympy (about a second) is imported when a grader is constructed, not when this module is
+imported, so listing graders stays cheap; pylatexenc and word2number (milliseconds) come with
+the module.
 
 One module, one concept (over 800 lines): the paper's verifier is one piece of code whose
 extraction, normalisation and equivalence rules depend on each other; split, its parts would
@@ -27,6 +28,9 @@ import tokenize
 from collections.abc import Callable
 from importlib import metadata
 from typing import Any
+
+from pylatexenc.latex2text import LatexNodes2Text
+from word2number import w2n
 
 from ._timeout import TimeLimitExceeded, in_main_thread, time_limit
 from .base import GradeOutcome
@@ -104,8 +108,6 @@ def _qwen_fix_a_slash_b(string: str) -> str:
 
 def _convert_word_number(text: str) -> str:
     """``five`` -> ``5`` with word2number, as Qwen2.5-Math does (``x + one`` -> ``1`` too)."""
-    from word2number import w2n  # loaded with the paper grader's first use
-
     try:
         return str(w2n.word_to_num(text))
     except Exception:  # word2number raises ValueError (and others) for "no number words"
@@ -424,9 +426,6 @@ def _latex_to_text() -> Any:
     pylatexenc logs a warning for every malformed macro it meets (``\\frac`` with one
     argument); grading workers share the user's terminal, so its logger is set to errors only.
     """
-    # loaded with the paper grader's first use (it builds its tables at import)
-    from pylatexenc.latex2text import LatexNodes2Text
-
     logging.getLogger("pylatexenc.latex2text").setLevel(logging.ERROR)
     return LatexNodes2Text()
 
@@ -763,12 +762,10 @@ class PaperGrader:
     grader_id = "paper"
 
     def __init__(self, *, sympy_timeout: float = 3.0) -> None:
-        """Import sympy, pylatexenc and word2number; ``sympy_timeout`` is in seconds (> 0)."""
+        """Import sympy; ``sympy_timeout`` is in seconds (> 0)."""
         if not sympy_timeout > 0:
             raise ValueError(f"sympy_timeout must be positive seconds, got {sympy_timeout!r}")
-        import pylatexenc.latex2text  # noqa: F401 - fail at construction, not mid-run
-        import sympy.parsing.sympy_parser  # noqa: F401
-        import word2number.w2n  # noqa: F401
+        import sympy.parsing.sympy_parser  # noqa: F401 - fail at construction, not mid-run
 
         self.sympy_timeout = float(sympy_timeout)
         self.version = (

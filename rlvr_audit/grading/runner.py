@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import pandas as pd
+
 from ..core.errors import UnknownNameError
 from ..core.records import Grade
 from ..core.store import Store
@@ -249,8 +251,6 @@ def failure_counts(
         graders: Grader ids (default: every grader with a grades file in each unit).
         versions: Grader version to count per grader id (default: the current one).
     """
-    import pandas as pd  # heavy (about a second): only when failures are counted
-
     current: dict[str, str | None] = dict(versions or {})
 
     def version_of(grader_id: str) -> str | None:

@@ -284,7 +284,8 @@ def expected_batch_update(config: ClippingConfig, *, clip: bool) -> dict[str, An
 
 def _t_interval(x: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Mean over the last axis with its two-sided t interval."""
-    from scipy import stats  # scipy.stats takes seconds to import: only here, not in every command
+    # lazy: scipy.stats takes seconds to import; only the clipping simulation needs it
+    from scipy import stats
 
     n = x.shape[-1]
     mean = x.mean(axis=-1)

@@ -13,6 +13,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .register import register_run
+
 logger = logging.getLogger(__name__)
 
 
@@ -40,8 +42,6 @@ class RegisterCheckpoints:
         **kwargs: Any,
     ) -> None:
         """Register every step saved so far (idempotent); log and carry on if that fails."""
-        from .register import register_run
-
         try:
             result = register_run(self.run_dir())
         except Exception as exc:  # the checkpoint is on disk; registering can be redone by hand

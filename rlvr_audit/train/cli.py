@@ -1,20 +1,25 @@
 """``rlvr-audit train ...``: the training runner's commands (one library call each).
 
 Registered on the main app by ``app.add_typer(train_app, name="train")`` in
-:mod:`rlvr_audit.cli`. verl is imported only by the commands that need it.
+:mod:`rlvr_audit.cli`. verl is imported only by the commands that need it, and the command modules
+(pandas, pydantic, the graders: seconds) only by their command, so ``--help`` stays instant.
 """
 
 from __future__ import annotations
 
+import json
 import shlex
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from rich.markup import escape
+from rich.table import Table
 
-from ..core.errors import AuditError
+from ..core.errors import AuditError, UsageError
 from ..core.option_help import OPTION_HELP
+from ..core.ui import console, fail
 
 train_app = typer.Typer(
     name="train",
@@ -34,8 +39,6 @@ QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help=OPTION_HELP["--qui
 
 
 def _fail(exc: AuditError) -> NoReturn:
-    from ..core.ui import fail
-
     fail(exc)
 
 
@@ -69,8 +72,7 @@ def plan_cmd(
 
     Example: rlvr-audit train plan experiments/qwen2.5-math-7b-random.yaml --run-dir runs/random
     """
-    from ..core.ui import console
-    from .plan import plan
+    from .plan import plan  # lazy: seconds (pandas, graders); --help stays instant
 
     result = _call(lambda: plan(spec, run_dir, config_dir=config_dir, registry=registry, progress=not quiet))
     verb = "re-planned (same spec)" if result.reused else "planned"
@@ -102,11 +104,7 @@ def validate_cmd(
 
     Example: rlvr-audit train validate runs/random --tokenizer ./tiny-tokenizer
     """
-    from rich.markup import escape
-    from rich.table import Table
-
-    from ..core.ui import console
-    from .validate import validate_run
+    from .validate import validate_run  # lazy: seconds (pandas, graders); --help stays instant
 
     result = _call(lambda: validate_run(run, tokenizer=tokenizer, progress=not quiet))
     table = Table(title=f"train validate {result.run_dir} (verl {result.verl_version})", show_lines=False)
@@ -162,11 +160,7 @@ def launch_cmd(
 
     Example: rlvr-audit train launch runs/random --dry-run
     """
-    import json
-
-    from ..core.errors import UsageError
-    from ..core.ui import console
-    from .launch import Stopped, launch
+    from .launch import Stopped, launch  # lazy: seconds (pandas, graders); --help stays instant
 
     env: dict[str, str] = {}
     for item in ray_env or []:
@@ -227,8 +221,7 @@ def register_cmd(
 
     Example: rlvr-audit train register runs/random
     """
-    from ..core.ui import console
-    from .register import register_into, register_run
+    from .register import register_into, register_run  # lazy: seconds (pandas, graders); --help stays instant
 
     if into is not None:
         result = _call(lambda: register_into(run, into))
@@ -263,8 +256,7 @@ def merge_cmd(
 
     Example: rlvr-audit train merge runs/random --step 150
     """
-    from ..core.ui import console
-    from .register import merge_run
+    from .register import merge_run  # lazy: seconds (pandas, graders); --help stays instant
 
     merged = _call(lambda: merge_run(run, steps=step, force=force, progress=not quiet))
     console.print(f"[green]merged:[/green] {len(merged)} step(s) {', '.join(map(str, merged))}", highlight=False)

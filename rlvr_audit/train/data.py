@@ -13,8 +13,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from ..core.errors import ConfigError, UsageError
 from ..core.prompts import PromptTemplate
+from ..grading.paper import PaperGrader
 from .spec import DataSpec, EvalSpec, ExperimentSpec, resolve_path
 
 Row = dict[str, Any]
@@ -50,8 +53,6 @@ def read_rows(spec_file: Path, source: DataSpec | EvalSpec, key: str) -> list[Ro
             raise ConfigError(path, "expected a JSON list of objects")
         return data
     if suffix == ".parquet":
-        import pandas as pd
-
         return list(pd.read_parquet(path).to_dict(orient="records"))
     raise ConfigError(
         spec_file, f"unsupported data file {path.name!r}; use .jsonl, .json or .parquet", key=f"{key}.path"
@@ -60,7 +61,7 @@ def read_rows(spec_file: Path, source: DataSpec | EvalSpec, key: str) -> list[Ro
 
 def _read_hub(dataset: str, split: str, config: str | None, revision: str | None, *, key: str) -> list[Row]:
     try:
-        import datasets
+        import datasets  # heavy (seconds): only for a Hub dataset
     except ImportError as exc:  # pragma: no cover - datasets comes with lm-eval
         raise UsageError("reading a Hub dataset needs the 'datasets' package") from exc
     try:
@@ -156,8 +157,6 @@ def eval_problems(spec: ExperimentSpec, spec_file: Path) -> list[Row]:
 
 
 def _paper_equal(label: str, gold: str) -> bool:
-    from ..grading.paper import PaperGrader
-
     outcome = PaperGrader().judge(extracted=label, gold=gold)
     return outcome.verdict == "correct"
 
@@ -188,6 +187,4 @@ def verl_rows(problems: list[Row], template: PromptTemplate, *, data_source: str
 
 def write_parquet(rows: list[Row], path: Path) -> None:
     """Write verl rows as parquet (pyarrow, via pandas)."""
-    import pandas as pd
-
     pd.DataFrame(rows).to_parquet(path, index=False)

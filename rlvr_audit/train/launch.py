@@ -37,9 +37,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from ..core.errors import AuditError, UsageError
+from ..core.ui import console
 from . import preflight
 from .plan import load_run_spec, local_command
+from .register import saved_steps
 from .spec import ExperimentSpec
 from .verl_config import TRAIN_ENV_HINT
 
@@ -114,8 +118,6 @@ def _record(run_dir: Path, record: dict[str, object]) -> None:
 
 def last_checkpoint(run_dir: Path) -> Path | None:
     """The newest ``checkpoints/global_step_N`` verl saved (by N), or ``None``."""
-    from .register import saved_steps
-
     steps = saved_steps(run_dir)
     return steps[-1][1] if steps else None
 
@@ -196,8 +198,6 @@ def launch(
 
 
 def _check_here(spec: ExperimentSpec, progress: bool) -> preflight.Closure:
-    from ..core.ui import console
-
     engine = spec.resources.rollout_engine
     with console.status(f"checking that verl and {engine} import here", spinner="dots") if progress else _Null():
         closure = preflight.check_python(engine)
@@ -217,8 +217,6 @@ class _Signal(Exception):
 def _follow(child: subprocess.Popen[bytes], log: Path, run_dir: Path, progress: bool, grace: float) -> int:
     """Wait for the local run, showing its latest log line. SIGTERM/SIGINT stop verl and every
     process it started (:func:`stop_tree`) and raise :class:`Stopped`."""
-    from ..core.ui import console
-
     tree = _Tree(child.pid)
 
     def on_signal(signum: int, frame: object) -> None:
@@ -254,14 +252,10 @@ class _Tree:
     workers may leave verl's process group or be re-parented when their parent dies."""
 
     def __init__(self, pid: int) -> None:
-        import psutil  # ships with Ray and accelerate; only needed while following a run
-
         self.root = psutil.Process(pid)
         self.seen: dict[int, Any] = {}
 
     def update(self) -> None:
-        import psutil
-
         try:
             for proc in self.root.children(recursive=True):
                 self.seen.setdefault(proc.pid, proc)
@@ -277,8 +271,6 @@ class _Tree:
 def stop_tree(child: subprocess.Popen[bytes], tree: _Tree, grace: float = STOP_GRACE_S) -> int:
     """SIGTERM verl's process group and every process remembered under it; SIGKILL what is left
     after ``grace`` seconds. Returns how many processes were ended."""
-    import psutil
-
     procs = [*tree.alive(), tree.root]
     ended = sum(1 for p in procs if p.is_running())
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -324,7 +316,7 @@ def ray_job(run_dir: Path, *, python: str, env: dict[str, str]) -> tuple[str, di
 
 def _client(address: str) -> Any:
     try:
-        from ray.job_submission import JobSubmissionClient
+        from ray.job_submission import JobSubmissionClient  # the ray extra: only with --ray-address
     except ImportError as exc:
         raise UsageError(f"Ray's job SDK is not installed here ({exc}); launch from the training environment") from exc
     try:
@@ -334,7 +326,7 @@ def _client(address: str) -> Any:
 
 
 def _wait(client: Any, job_id: str, timeout: float) -> str:
-    from ray.job_submission import JobStatus
+    from ray.job_submission import JobStatus  # the ray extra: only with --ray-address
 
     deadline = time.monotonic() + timeout
     while True:

@@ -34,6 +34,7 @@ import yaml
 from ..core.configfile import default_config_dir, read_yaml
 from ..core.errors import ConfigError, UsageError
 from ..core.prompts import load_prompt
+from ..core.ui import console
 from . import data as train_data
 from .spec import (
     KNOWN_CONTEXT_LENGTHS,
@@ -218,8 +219,6 @@ def plan(
         ConfigError: The spec is invalid (names the key).
         UsageError: ``run_dir`` holds a different spec.
     """
-    from ..core.ui import console
-
     if any(c in str(run_dir) for c in "\n\r"):
         raise UsageError(f"the run directory {str(run_dir)!r} holds a line break; verl's overrides are one per line")
     spec = load_spec(spec_file)

@@ -28,8 +28,12 @@ import os
 import platform
 import subprocess
 import sys
+import warnings
 from dataclasses import asdict, dataclass, field
+from importlib import metadata
 from typing import Any
+
+from ..core.errors import UsageError
 
 MARK = "RLVR_AUDIT_PREFLIGHT "
 """Prefix of the JSON line the probe prints (the rest of a job's log is Ray's and verl's)."""
@@ -96,12 +100,12 @@ def _loaders(rollout: str) -> list[tuple[str, Any]]:
     """verl's own rollout loaders for ``rollout`` (imported lazily: they import the engine)."""
 
     def replica() -> None:
-        from verl.workers.rollout.replica import get_rollout_replica_class
+        from verl.workers.rollout.replica import get_rollout_replica_class  # loads the engine
 
         get_rollout_replica_class(rollout)
 
     def server_adapter() -> None:
-        from verl.workers.rollout.base import get_rollout_class
+        from verl.workers.rollout.base import get_rollout_class  # loads the rollout engine
 
         get_rollout_class(rollout, "async")
 
@@ -112,8 +116,6 @@ def _loaders(rollout: str) -> list[tuple[str, Any]]:
 
 
 def _versions(rollout: str) -> dict[str, str | None]:
-    from importlib import metadata
-
     out: dict[str, str | None] = {}
     for dist in ("rlvr-audit", "verl", "torch", "ray", "transformers", rollout):
         try:
@@ -129,9 +131,6 @@ def import_closure(rollout: str) -> Closure:
     Imports heavy packages (torch, verl, the rollout engine) and leaves them imported: run it in
     a fresh interpreter (:func:`check_python`), never inside a long-lived process.
     """
-    import logging
-    import warnings
-
     result = Closure(python=sys.executable, rollout=rollout, versions=_versions(rollout), host=platform.node())
     steps: list[tuple[str, Any]] = [(m, lambda m=m: importlib.import_module(m)) for m in TRAINER_MODULES]
     # the engine itself first: without it verl's loaders fail with a confusing version message
@@ -183,8 +182,6 @@ def check_python(rollout: str, *, python: str | None = None, timeout: float = 60
     Raises:
         rlvr_audit.core.errors.UsageError: The interpreter cannot run the probe at all.
     """
-    from ..core.errors import UsageError
-
     exe = python or sys.executable
     try:
         proc = subprocess.run(
@@ -205,7 +202,7 @@ def check_python(rollout: str, *, python: str | None = None, timeout: float = 60
 
 def _ray_probe(rollout: str, gpus_needed: int) -> Closure:
     """Inside a Ray job: the closure here, the cluster's GPUs, and the closure in a GPU task."""
-    import ray
+    import ray  # the ray extra: only inside the Ray probe job
 
     here = import_closure(rollout)
     ray.init(logging_level=logging.ERROR, log_to_driver=False)

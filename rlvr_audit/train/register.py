@@ -33,10 +33,13 @@ from typing import Any
 
 import yaml
 
+from ..core.configfile import default_config_dir
 from ..core.errors import AuditError, UsageError
 from ..core.registry import Registry
+from ..core.ui import make_progress
 from .plan import base_entry, load_run_spec
 from .spec import describe_reward
+from .verl_config import require_verl
 
 REGISTRY_FILE = "checkpoints.yaml"
 RUN_FAMILY_MARK = "(verl run)"
@@ -106,8 +109,6 @@ def register_run(run_dir: Path, *, registry: Path | None = None) -> RegisterResu
     ``registry``: the registry the base entry is copied from (default: the copy ``plan`` took
     of it, so that verl's callback needs no project checkout on the training nodes).
     """
-    from ..core.configfile import default_config_dir
-
     run_dir = run_dir.expanduser().resolve()
     spec, plan = load_run_spec(run_dir)
     target = run_dir / REGISTRY_FILE
@@ -273,9 +274,6 @@ def merge_run(
 ) -> list[int]:
     """Merge the FSDP shards of ``steps`` (default: every saved step that has no HF weights yet)
     with verl's model merger, then re-register. Returns the merged steps."""
-    from ..core.ui import make_progress
-    from .verl_config import require_verl
-
     run_dir = run_dir.expanduser().resolve()
     spec, _plan = load_run_spec(run_dir)
     require_verl()

@@ -40,6 +40,26 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from pebble import ProcessPool
+from pydantic import TypeAdapter, ValidationError
+
+from ..analysis.behaviour import find_repetition
+from ..core.configfile import describe_validation_error
+from ..core.errors import ConfigError
+from ..grading.boxed_strict import BoxedStrictGrader
+from ..grading.latex import last_boxed, too_long
+from ..grading.math_verify import MathVerifyGrader
+from ..grading.paper import NeedsMainThread, PaperGrader, extract_answer, grade_answer, refuse_sympy
+from .spec import (
+    CompoundReward,
+    FormatReward,
+    LabelReward,
+    NoRepetitionReward,
+    PythonReward,
+    RandomReward,
+    RewardSpec,
+)
+
 REWARD_KWARG = "reward"
 """Name of the keyword argument (``reward_kwargs.reward``) that carries the reward spec."""
 
@@ -80,7 +100,6 @@ def compute_score(
     section); without it the reward is ``ground_truth`` with the ``paper`` grader. Other keyword
     arguments verl may add are ignored. Safe to call from any thread.
     """
-    _import_graders()
     spec = _plain(kwargs.get(REWARD_KWARG)) or {"name": "ground_truth"}
     reward = build_reward(json.dumps(spec, sort_keys=True))
     info = _plain(extra_info) or {}
@@ -89,32 +108,6 @@ def compute_score(
         response=solution_str or "", label=str(ground_truth or ""), prompt=prompt, data_source=str(data_source)
     )
     return float(reward(sample))
-
-
-_import_lock = threading.Lock()
-_graders_imported = False
-
-
-def _import_graders() -> None:
-    """Import the grading package once, in one thread, before any reward runs.
-
-    verl calls :func:`compute_score` from several executor threads at once, the very first time
-    too. When the graders package still had an import cycle (its ``__init__`` imported the grader
-    modules, which imported it back), two threads importing it at the same time could see a
-    partially initialised module (``ImportError: cannot import name ... from partially
-    initialized module``, seen in a verl reward-loop worker). ``rlvr_audit.grading`` has no such
-    cycle now (``.base`` holds what the graders share), and importing it here, under a lock,
-    keeps the rewards safe should one come back; the lazy imports of the rewards then find it
-    complete.
-    """
-    global _graders_imported
-    if _graders_imported:
-        return
-    with _import_lock:
-        if not _graders_imported:
-            from .. import grading  # noqa: F401  (the import is the point)
-
-            _graders_imported = True
 
 
 def _plain(value: Any) -> Any:
@@ -138,12 +131,6 @@ def build_reward(spec_json: str) -> RewardFn:
     Raises:
         rlvr_audit.core.errors.ConfigError: The spec is invalid (names the key).
     """
-    from pydantic import TypeAdapter, ValidationError
-
-    from ..core.configfile import describe_validation_error
-    from ..core.errors import ConfigError
-    from .spec import RewardSpec
-
     try:
         spec = TypeAdapter(RewardSpec).validate_python(json.loads(spec_json))
     except ValidationError as exc:
@@ -153,8 +140,6 @@ def build_reward(spec_json: str) -> RewardFn:
 
 
 def _make(spec: Any) -> RewardFn:
-    from .spec import CompoundReward, FormatReward, LabelReward, NoRepetitionReward, PythonReward, RandomReward
-
     fn: RewardFn
     if isinstance(spec, LabelReward):
         fn = functools.partial(label_reward, grader=spec.grader, timeout=spec.timeout)
@@ -187,8 +172,6 @@ def _compound(sample: Sample, *, parts: list[RewardFn], combine: Callable[[Any],
 
 def format_reward(sample: Sample) -> float:
     """1 if the last ``\\boxed{}`` closes and holds something other than spaces."""
-    from ..grading.latex import last_boxed
-
     content = last_boxed(sample.response)
     return 1.0 if content is not None and content.strip() else 0.0
 
@@ -200,8 +183,6 @@ def python_reward(sample: Sample) -> float:
 
 def no_repetition_reward(sample: Sample) -> float:
     """0 if :func:`rlvr_audit.analysis.behaviour.find_repetition` finds a degenerate repetition, else 1."""
-    from ..analysis.behaviour import find_repetition
-
     return 0.0 if find_repetition(sample.response) is not None else 1.0
 
 
@@ -225,8 +206,6 @@ def label_reward(sample: Sample, *, grader: str, timeout: float) -> float:
     """1 if the response's answer matches the label under ``grader``, else 0 (also 0 when the
     check fails or runs past ``timeout`` seconds)."""
     if grader == "boxed_strict":
-        from ..grading.boxed_strict import BoxedStrictGrader
-
         outcome = BoxedStrictGrader().grade(completion=sample.response, gold=sample.label, truncated=False)
         return 1.0 if outcome.verdict == "correct" else 0.0
     if grader == "paper":
@@ -238,9 +217,6 @@ def label_reward(sample: Sample, *, grader: str, timeout: float) -> float:
 
 def _paper_reward(sample: Sample, timeout: float) -> float:
     """The paper's verifier: extraction and string rules here; sympy, when needed, in a worker."""
-    from ..grading.latex import too_long
-    from ..grading.paper import NeedsMainThread, extract_answer, grade_answer, refuse_sympy
-
     try:
         extracted = extract_answer(sample.response)
     except Exception:
@@ -267,8 +243,6 @@ def _get_pool() -> Any:
     global _pool, _pool_pid
     with _pool_lock:
         if _pool is None or _pool_pid != os.getpid():
-            from pebble import ProcessPool
-
             workers = max(1, int(os.environ.get(WORKERS_ENV, "2")))
             _pool = ProcessPool(max_workers=workers, context=multiprocessing.get_context("spawn"))
             _pool_pid = os.getpid()
@@ -310,10 +284,6 @@ def _worker_task(task: str, first: str, second: str, timeout: float) -> float:
 @functools.lru_cache(maxsize=8)
 def _worker_grader(grader_id: str, timeout: float) -> Any:
     if grader_id == "paper":
-        from ..grading.paper import PaperGrader
-
         return PaperGrader(sympy_timeout=timeout)
-    from ..grading.math_verify import MathVerifyGrader
-
     seconds = max(1, int(timeout))
     return MathVerifyGrader(parsing_timeout=seconds, verify_timeout=seconds)

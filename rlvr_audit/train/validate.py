@@ -28,7 +28,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 from ..core.errors import ConfigError, ModelLoadError, UsageError
+from ..core.ui import console
 from . import preflight
 from .plan import OVERRIDES_FILE, check_context, load_run_spec
 from .spec import NO_CLIP_RATIO, ExperimentSpec, check_batches
@@ -76,8 +79,6 @@ def validate_run(
     the first failing check, naming the key or file and what was expected (a tokenizer that
     cannot be loaded is :class:`ModelLoadError`). With ``check_launch`` the launch closure is
     imported in a fresh interpreter too (:attr:`ValidationResult.launch`)."""
-    from ..core.ui import console
-
     run_dir = run_dir.expanduser().resolve()
     spec, plan = load_run_spec(run_dir)
     version = require_verl()
@@ -121,8 +122,8 @@ def config_checks(spec: ExperimentSpec, cfg: Any, where: Path) -> list[Check]:
     """Checks on the composed config that verl's ``validate_config`` does not make."""
     checks: list[Check] = []
     check_batches(spec, where)
-    from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls
-    from verl.trainer.ppo.reward import get_custom_reward_fn
+    from verl.experimental.reward_loop.reward_manager import get_reward_manager_cls  # the train extra
+    from verl.trainer.ppo.reward import get_custom_reward_fn  # the train extra
 
     manager = cfg.reward.reward_manager.name
     try:
@@ -207,7 +208,7 @@ def config_checks(spec: ExperimentSpec, cfg: Any, where: Path) -> list[Check]:
 
 
 def _load_tokenizer(name: str, spec: ExperimentSpec) -> Any:
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # heavy (seconds): only when a tokenizer is loaded
 
     try:
         return AutoTokenizer.from_pretrained(name, trust_remote_code=spec.model.trust_remote_code)
@@ -220,8 +221,8 @@ def _load_tokenizer(name: str, spec: ExperimentSpec) -> Any:
 
 def dataset_checks(spec: ExperimentSpec, cfg: Any, tokenizer: Any, run_dir: Path) -> list[Check]:
     """Load the training parquet with verl's ``RLHFDataset`` (its over-long filter on) and render items."""
-    from omegaconf import OmegaConf
-    from verl.utils.dataset.rl_dataset import RLHFDataset
+    from omegaconf import OmegaConf  # verl's config library (the train extra)
+    from verl.utils.dataset.rl_dataset import RLHFDataset  # the train extra
 
     if not getattr(tokenizer, "chat_template", None):
         raise UsageError("the tokenizer has no chat template; verl renders every prompt with it")
@@ -271,15 +272,14 @@ def dataset_checks(spec: ExperimentSpec, cfg: Any, tokenizer: Any, run_dir: Path
 
 
 def _parquet_rows(path: Path) -> int:
-    import pyarrow.parquet as pq
+    import pyarrow.parquet as pq  # heavy: only to count the parquet's rows
 
     return int(pq.ParquetFile(path).metadata.num_rows)
 
 
 def reward_check(spec: ExperimentSpec, cfg: Any, run_dir: Path) -> Check:
     """The reward through verl's loader, from a worker thread, on canned responses to the first row."""
-    import pandas as pd
-    from verl.trainer.ppo.reward import get_custom_reward_fn
+    from verl.trainer.ppo.reward import get_custom_reward_fn  # the train extra
 
     fn = get_custom_reward_fn(cfg)
     row = pd.read_parquet(run_dir / "data" / "train.parquet").iloc[0]

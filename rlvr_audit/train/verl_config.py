@@ -20,6 +20,7 @@ import io
 import math
 import re
 import sys
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -213,7 +214,7 @@ def overrides(
 def require_verl() -> str:
     """The installed verl's version; a clear error when the ``[train]`` extra is missing."""
     try:
-        import verl
+        import verl  # the train extra, in its own environment
     except ImportError as exc:
         raise UsageError(
             f"verl is not installed in this Python ({sys.prefix}): run the training commands from the training "
@@ -232,8 +233,6 @@ TRAIN_ENV_HINT = (
 
 def installed_verl_version() -> str | None:
     """verl's installed version (package metadata, no import), or ``None``."""
-    from importlib import metadata
-
     try:
         return metadata.version("verl")
     except metadata.PackageNotFoundError:
@@ -244,9 +243,9 @@ def compose(override_list: list[str]) -> Any:
     """verl's ``ppo_trainer`` config with ``override_list`` applied, composed by Hydra the way
     ``python -m verl.trainer.main_ppo`` composes it (an OmegaConf ``DictConfig``)."""
     require_verl()
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
+    from hydra import compose as hydra_compose  # verl's Hydra (the train extra)
+    from hydra import initialize_config_module  # verl's Hydra (the train extra)
+    from hydra.core.global_hydra import GlobalHydra  # verl's Hydra (the train extra)
 
     GlobalHydra.instance().clear()
     try:
@@ -260,8 +259,8 @@ def compose(override_list: list[str]) -> Any:
 
 def verl_validate(cfg: Any) -> None:
     """verl's own ``validate_config`` (as ``main_ppo`` calls it); its failures as :class:`UsageError`."""
-    from verl.trainer.ppo.utils import need_critic, need_reference_policy
-    from verl.utils.config import validate_config
+    from verl.trainer.ppo.utils import need_critic, need_reference_policy  # the train extra
+    from verl.utils.config import validate_config  # the train extra
 
     try:
         with contextlib.redirect_stdout(io.StringIO()):

@@ -50,7 +50,7 @@ class RowSampler:
 
     def __init__(self, seeds: list[int], sampling: EffectiveSampling) -> None:
         import torch  # heavy (seconds): only when a model runs
-        from transformers import (
+        from transformers import (  # heavy (seconds): only when a model runs
             MinPLogitsWarper,
             TemperatureLogitsWarper,
             TopKLogitsWarper,

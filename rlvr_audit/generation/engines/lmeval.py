@@ -302,7 +302,7 @@ def load_lm(
     """An lm-eval model of type ``backend`` (``pretrained`` = ``model``); a ``batch_size`` in
     ``model_args`` (e.g. ``auto``) wins over ``batch_size``. Load failures raise
     :class:`ModelLoadError` with the loader's reason."""
-    import lm_eval.api.registry as registry
+    import lm_eval.api.registry as registry  # heavy (about a second): only when an engine is created
     from lm_eval.utils import handle_arg_string  # heavy (about a second): only when an engine is created
 
     args: dict[str, Any] = {k: handle_arg_string(v) for k, v in model_args.items()}
