@@ -18,6 +18,7 @@ from rlvr_audit.cli import app
 from rlvr_audit.core.errors import UsageError
 from rlvr_audit.core.records import CheckpointRef, Comparison, Generation, Grade, Problem, SamplingProtocol, UnitSpec
 from rlvr_audit.core.store import Store, UnitInfo
+from rlvr_audit.report import browser
 from rlvr_audit.report.browser import (
     NOT_WRITTEN,
     browser_section,
@@ -201,6 +202,24 @@ def test_a_process_pool_writes_the_same_bytes_as_one_process(toy: dict[str, Any]
     assert len(a) == (3 if units is None else 2) * 6  # index + 5 pages per written unit
     assert a == b
     assert browser_section(serial) == browser_section(pooled)
+
+
+def test_workers_none_uses_a_pool_only_for_big_units(toy: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    pools: list[int] = []
+
+    class Counted(browser.ProcessPoolExecutor):
+        def __init__(self, max_workers: int) -> None:
+            pools.append(max_workers)
+            super().__init__(max_workers=max_workers)
+
+    monkeypatch.setattr(browser, "ProcessPoolExecutor", Counted)
+    monkeypatch.setattr(browser, "_cpus", lambda: 4)
+    write_browser(toy["store"], toy["analysis"], toy["tmp"] / "small", page_size=3)
+    assert pools == []  # a few kilobytes of generations: written in this process
+    monkeypatch.setattr(browser, "PARALLEL_MIN_BYTES", 0)
+    write_browser(toy["store"], toy["analysis"], toy["tmp"] / "big", page_size=3)
+    assert pools == [3]  # one process per unit, at most one per CPU
+    assert _files(toy["tmp"] / "small") == _files(toy["tmp"] / "big")
 
 
 # --------------------------------------------------------------------------------------

@@ -52,7 +52,6 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from fnmatch import fnmatchcase
 from functools import lru_cache
-from multiprocessing import get_context
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -1114,6 +1113,15 @@ def _write_unit(job: _UnitJob) -> UnitPages:
     )
 
 
+PARALLEL_MIN_BYTES = 4 << 20
+"""With ``workers=None``, write units in worker processes only when their generation files hold
+more than this many bytes (below it, starting processes costs more than it saves)."""
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
 def _cpus() -> int:
     """CPUs this process may run on."""
     try:
@@ -1140,8 +1148,9 @@ def write_browser(
 
     ``units``: globs (``--browser units=...``, see :func:`select_units`) choosing the units whose
     pages are written; ``None``: every unit. A unit whose base has no pages shows no links to it.
-    ``workers``: processes writing units at once (``None``: one per CPU, at most one per unit;
-    1: in this process); the files are byte for byte the same whatever the number. The
+    ``workers``: processes writing units at once (``None``: one per CPU, at most one per unit,
+    when the units' generation files exceed :data:`PARALLEL_MIN_BYTES`; 1: in this process); the
+    files are byte for byte the same whatever the number. The
     functions ``grader_version`` and ``is_code`` must be picklable (module-level) when
     ``workers`` is above 1.
 
@@ -1208,7 +1217,11 @@ def write_browser(
                 is_code=is_code,
             )
         )
-    n_workers = min(_cpus() if workers is None else max(workers, 1), len(jobs))
+    if workers is None:  # automatic: a pool only when the units are big enough to pay for it
+        size = sum(_size(store.generations_path(job.info.key)) for job in jobs)
+        n_workers = min(_cpus(), len(jobs)) if size >= PARALLEL_MIN_BYTES else 1
+    else:
+        n_workers = min(max(workers, 1), len(jobs))
     task = progress.add_task("browser pages", total=len(jobs)) if progress is not None else None
     done: dict[str, UnitPages] = {}
     if n_workers <= 1:
@@ -1217,14 +1230,21 @@ def write_browser(
             if progress is not None and task is not None:
                 progress.advance(task)
     else:
-        # spawn: the parent may run threads (the progress bar), which fork does not copy safely
-        with ProcessPoolExecutor(max_workers=n_workers, mp_context=get_context("spawn")) as pool:
+        # the platform's default start method, as the report's other worker pools
+        # (:mod:`rlvr_audit.analysis.code_reasoning`): fork on Linux, so a script without a
+        # ``__main__`` guard still works there
+        pool = ProcessPoolExecutor(max_workers=n_workers)
+        try:
             futures = [pool.submit(_write_unit, job) for job in jobs]
             for future in as_completed(futures):
                 pages = future.result()
                 done[pages.unit.key] = pages
                 if progress is not None and task is not None:
                     progress.advance(task)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
     return [
         done.get(info.key)
         or UnitPages(
