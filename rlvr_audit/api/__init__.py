@@ -61,7 +61,7 @@ from ..grading.judge import JudgeSettings
 from ..grading.judging import judge_units
 from ..grading.runner import GradeSummary, grade_units
 from ..importers import ImportOptions, plan_import, write_import
-from ..report.browser import BrowserSource
+from ..report.browser import BrowserSource, browser_units, select_units
 from ..report.html import HtmlOptions
 from ..report.writer import write_report
 from ..simulation.clipping import run_clipping
@@ -253,11 +253,18 @@ def report(
         registry=registry,
         **options.bootstrap(),
     )
+    if options.browser:  # a glob that matches no unit fails before anything is written
+        select_units(browser_units(store, analysis), options.browser_globs)
     doc = report_document(analysis, store, registry, options, loc, graders=graders, progress=progress)
     paths = write_report(
         doc,
         options.out_dir,
-        html=HtmlOptions(browser=options.browser, page_size=options.browser_page_size, progress=progress),
+        html=HtmlOptions(
+            browser=options.browser,
+            page_size=options.browser_page_size,
+            progress=progress,
+            units=options.browser_globs,
+        ),
         browser=BrowserSource(store, analysis, grader_version=grader_version, is_code=is_code_reasoning),
         protected=[("the store", store.root)],
     )

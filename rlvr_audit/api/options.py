@@ -25,6 +25,7 @@ from ..generation.work import EngineSpec
 from ..grading import get_grader
 from ..grading.judge import JudgeSettings
 from ..grading.runner import RETRYABLE
+from ..report.browser import BROWSER_ALL, parse_browser_units
 from ..report.writer import check_report_name, check_report_target
 
 DEFAULT_GRADERS = ["math_verify"]
@@ -158,6 +159,14 @@ class ReportOptions:
     """Write the per-sample browser beside ``index.html`` (see :mod:`rlvr_audit.report.browser`)."""
     browser_page_size: int = 500
     """Samples per page of the per-sample browser."""
+    browser_units: str = BROWSER_ALL
+    """Which units get browser pages: ``all``, or ``units=GLOB[,GLOB...]`` (globs over each unit's
+    key, checkpoint id or label; see :func:`rlvr_audit.report.browser.select_units`)."""
+
+    @property
+    def browser_globs(self) -> tuple[str, ...] | None:
+        """The globs of ``browser_units`` (``None``: every unit)."""
+        return parse_browser_units(self.browser_units)
 
     @property
     def out_dir(self) -> Path:
@@ -190,6 +199,8 @@ class ReportOptions:
             raise UsageError(f"unknown --ci-method {self.ci_method!r}; valid: {', '.join(CI_METHODS)}")
         if self.browser_page_size < 1:
             raise UsageError(f"--browser-page-size must be >= 1 samples per page, got {self.browser_page_size}")
+        if self.browser_globs is not None and not self.browser:
+            raise UsageError(f"--no-browser and --browser {self.browser_units} contradict; pass one of them")
 
 
 @dataclass

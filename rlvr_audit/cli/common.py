@@ -171,6 +171,7 @@ CiMethodOpt = Annotated[
 QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help=OPTION_HELP["--quiet"])]
 NoBrowserOpt = Annotated[bool, typer.Option("--no-browser", help=OPTION_HELP["--no-browser"])]
 BrowserPageSizeOpt = Annotated[int, typer.Option("--browser-page-size", help=OPTION_HELP["--browser-page-size"])]
+BrowserOpt = Annotated[str, typer.Option("--browser", metavar="all|units=GLOB,...", help=OPTION_HELP["--browser"])]
 
 
 def report_options(opts: dict[str, Any]) -> Any:
@@ -186,6 +187,7 @@ def report_options(opts: dict[str, Any]) -> Any:
         ci_method=opts["ci_method"],
         browser=not opts.get("no_browser", False),
         browser_page_size=opts.get("browser_page_size", 500),
+        browser_units=opts.get("browser_units", "all"),
     )
 
 

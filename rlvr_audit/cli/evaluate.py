@@ -14,6 +14,7 @@ from ..core.option_help import OPTION_HELP
 from .common import (
     BackendOpt,
     BatchOpt,
+    BrowserOpt,
     BrowserPageSizeOpt,
     CheckpointsOpt,
     CiMethodOpt,
@@ -120,6 +121,7 @@ def run(
     ci_method: CiMethodOpt = "wilson",
     no_browser: NoBrowserOpt = False,
     browser_page_size: BrowserPageSizeOpt = 500,
+    browser_units: BrowserOpt = "all",
     store: StoreOpt = Path("rlvr-audit-store"),
     data_dir: DataDirOpt = None,
     config_dir: ConfigDirOpt = None,
@@ -334,6 +336,7 @@ def report(
     ci_method: CiMethodOpt = "wilson",
     no_browser: NoBrowserOpt = False,
     browser_page_size: BrowserPageSizeOpt = 500,
+    browser_units: BrowserOpt = "all",
     store: StoreOpt = Path("rlvr-audit-store"),
     config_dir: ConfigDirOpt = None,
     registry: RegistryOpt = None,

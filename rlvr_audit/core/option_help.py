@@ -63,6 +63,8 @@ OPTION_HELP: dict[str, str] = {
     "problems, MOVER for gains), or a bootstrap over problems: 'percentile' or 'bca' (bias-corrected, accelerated).",
     "--no-browser": "Write index.html without the per-sample browser pages.",
     "--browser-page-size": "Samples per page of the per-sample browser.",
+    "--browser": "Which units get per-sample browser pages: all (default) or units=GLOB[,GLOB...] "
+    "(globs over unit key, checkpoint id or 'checkpoint · task · prompt' label).",
     # display
     "--quiet": "No progress bars.",
 }

@@ -45,9 +45,12 @@ from __future__ import annotations
 
 import html
 import math
+import os
 import re
 from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -61,20 +64,26 @@ if TYPE_CHECKING:
     from ..core.ui import Progress
 
 __all__ = [
+    "BROWSER_ALL",
     "NOT_GRADED",
+    "NOT_WRITTEN",
     "VERDICT_CODES",
     "SampleView",
     "UnitPages",
+    "browser_units",
     "collect_samples",
     "flip_code",
     "page_file",
     "paginate",
+    "parse_browser_units",
     "problem_scores",
     "render_index",
     "render_page",
     "render_response",
     "sample_anchor",
+    "select_units",
     "split_fences",
+    "unit_names",
     "write_browser",
 ]
 
@@ -201,6 +210,9 @@ class UnitPages:
     """The base unit the flips are computed against, if any."""
     folder: Path
     """The unit's folder (``samples/<unit key>``)."""
+    written: bool = True
+    """Whether its pages were written (``False``: left out by ``--browser units=...``; then
+    ``n_samples`` and ``n_pages`` are 0 and ``folder`` does not exist)."""
 
 
 def paginate(n: int, page_size: int) -> list[range]:
@@ -624,9 +636,11 @@ def render_index(
     page_size: int,
     base: UnitInfo | None,
     analysis: Results | None = None,
+    base_written: bool = True,
 ) -> str:
     """A unit's ``index.html``: description, estimates, filters, and a searchable JSON index of
-    every sample with links into the pages."""
+    every sample with links into the pages (``base_written``: whether the base unit has pages to
+    link to)."""
     n_pages = len(paginate(len(samples), page_size))
     spec = info.spec
     model = spec.checkpoint.model + (f"@{spec.checkpoint.revision}" if spec.checkpoint.revision else "")
@@ -645,13 +659,12 @@ def render_index(
         ("Graders", _e(", ".join(graders)) or "none"),
     ]
     if base is not None:
-        facts.append(
-            (
-                "Base unit",
-                f'<a href="../{_e(base.key)}/index.html">{_e(_unit_title(base))}</a> '
-                "(the flips filter compares each problem with it)",
-            )
+        title = (
+            f'<a href="../{_e(base.key)}/index.html">{_e(_unit_title(base))}</a>'
+            if base_written
+            else f'{_e(_unit_title(base))} (<span class="muted">{_e(NOT_WRITTEN)}</span>)'
         )
+        facts.append(("Base unit", f"{title} (the flips filter compares each problem with it)"))
     problems: dict[int, tuple[str, str]] = {}
     rows = []
     for s in samples:
@@ -930,6 +943,60 @@ FILTER_SCRIPT = r"""
 # --------------------------------------------------------------------------------------
 
 
+BROWSER_ALL = "all"
+"""``--browser`` value that writes the pages of every unit (the default)."""
+
+BROWSER_VALID = (
+    "valid: --browser all (every unit) or --browser units=GLOB[,GLOB...] matching a unit's key, "
+    "checkpoint id or 'checkpoint · task · prompt' label"
+)
+"""The valid ``--browser`` values, as the one-line error names them."""
+
+
+def parse_browser_units(value: str) -> tuple[str, ...] | None:
+    """The globs of a ``--browser`` value: ``None`` for ``all`` (every unit), the comma-separated
+    globs of ``units=GLOB[,GLOB...]``.
+
+    Raises :class:`~rlvr_audit.core.errors.UsageError` (one line naming the valid values) for
+    anything else, ``units=`` without a glob, or an empty glob between commas."""
+    text = value.strip()
+    if text == BROWSER_ALL:
+        return None
+    if not text.startswith("units="):
+        raise UsageError(f"unknown --browser {value!r}; {BROWSER_VALID}")
+    globs = tuple(g.strip() for g in text[len("units=") :].split(","))
+    if not globs or any(not g for g in globs):
+        raise UsageError(f"--browser {value!r} has an empty glob; {BROWSER_VALID}")
+    return globs
+
+
+def unit_names(info: UnitInfo) -> tuple[str, ...]:
+    """What a ``--browser units=`` glob is matched against (case-sensitively): the unit key, the
+    checkpoint id and the unit's label as its pages and the report show it
+    (``checkpoint · task · prompt template``)."""
+    return (info.key, info.spec.checkpoint.checkpoint_id, _unit_title(info))
+
+
+def select_units(units: Sequence[UnitInfo], globs: Sequence[str] | None) -> set[str]:
+    """The keys of ``units`` that any of ``globs`` matches (see :func:`unit_names`); every key for
+    ``globs`` ``None``.
+
+    Raises :class:`~rlvr_audit.core.errors.UsageError` naming the units when a glob matches none
+    of them (a typo must not silently write no page)."""
+    if globs is None:
+        return {u.key for u in units}
+    chosen: set[str] = set()
+    for glob in globs:
+        hits = {u.key for u in units if any(fnmatchcase(name, glob) for name in unit_names(u))}
+        if not hits:
+            known = ", ".join(dict.fromkeys(u.spec.checkpoint.checkpoint_id for u in units)) or "none"
+            raise UsageError(
+                f"--browser units={glob!r} matches no unit of this report; {BROWSER_VALID} (checkpoints: {known})"
+            )
+        chosen |= hits
+    return chosen
+
+
 def _base_units(store: Store, analysis: Results) -> dict[str, UnitInfo]:
     """Treatment unit key -> its base unit (that of the report's first comparison of it)."""
     known = {u.key: u for u in analysis.units}
@@ -948,10 +1015,119 @@ def _base_units(store: Store, analysis: Results) -> dict[str, UnitInfo]:
     return out
 
 
+def browser_units(store: Store, analysis: Results) -> list[UnitInfo]:
+    """The units the browser covers: the report's units, then every base unit they are compared
+    with (what ``--browser units=`` globs are matched against)."""
+    units: list[UnitInfo] = list(analysis.units)
+    seen = {u.key for u in units}
+    for b in _base_units(store, analysis).values():
+        if b.key not in seen:
+            units.append(b)
+            seen.add(b.key)
+    return units
+
+
 def _graders_of(store: Store, info: UnitInfo, report_graders: Sequence[str]) -> tuple[str, ...]:
     stored = store.graders(info.key)
     chosen = [g for g in report_graders if g in stored] if report_graders else stored
     return tuple(chosen)
+
+
+@dataclass
+class _UnitResults:
+    """The part of a report's results one unit's index shows (what a worker process is sent)."""
+
+    units: list[UnitInfo]
+    estimates: list[Estimate]
+    comparisons: list[Comparison]
+    graders: list[str]
+
+
+@dataclass(frozen=True)
+class _UnitJob:
+    """Everything needed to write one unit's pages (picklable: sent to a worker process)."""
+
+    store: Store
+    info: UnitInfo
+    graders: tuple[str, ...]
+    problems: list[Problem]
+    base: UnitInfo | None
+    base_links: dict[str, str] | None
+    base_written: bool
+    page_size: int
+    folder: Path
+    results: _UnitResults
+    grader_version: Callable[[str], str | None]
+    is_code: Callable[[str], bool]
+
+
+def _write_unit(job: _UnitJob) -> UnitPages:
+    """Write one unit's pages and index (in this process or a worker; the same bytes either way)."""
+    info, graders, base = job.info, job.graders, job.base
+    samples = collect_samples(
+        job.store,
+        info,
+        graders,
+        problems=job.problems,
+        base=base,
+        grader_version=job.grader_version,
+        is_code=job.is_code,
+    )
+    pages = paginate(len(samples), job.page_size)
+    job.folder.mkdir(parents=True, exist_ok=True)
+    for i, ordinals in enumerate(pages):
+        chunk = samples[ordinals.start : ordinals.stop]
+        (job.folder / page_file(i)).write_text(
+            render_page(
+                info,
+                chunk,
+                graders,
+                page=i,
+                n_pages=len(pages),
+                n_samples=len(samples),
+                has_base=base is not None,
+                base_links=job.base_links,
+            ),
+            encoding="utf-8",
+        )
+    (job.folder / "index.html").write_text(
+        render_index(
+            info,
+            samples,
+            graders,
+            page_size=job.page_size,
+            base=base,
+            analysis=job.results,
+            base_written=job.base_written,
+        ),
+        encoding="utf-8",
+    )
+    return UnitPages(
+        unit=info,
+        graders=graders,
+        n_samples=len(samples),
+        n_pages=len(pages),
+        page_size=job.page_size,
+        base=base,
+        folder=job.folder,
+    )
+
+
+PARALLEL_MIN_BYTES = 4 << 20
+"""With ``workers=None``, write units in worker processes only when their generation files hold
+more than this many bytes (below it, starting processes costs more than it saves)."""
+
+
+def _size(path: Path) -> int:
+    return path.stat().st_size if path.exists() else 0
+
+
+def _cpus() -> int:
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def write_browser(
@@ -963,22 +1139,30 @@ def write_browser(
     progress: Progress | None = None,
     grader_version: Callable[[str], str | None] = _every_version,
     is_code: Callable[[str], bool] = _not_classified,
+    units: Sequence[str] | None = None,
+    workers: int | None = None,
 ) -> list[UnitPages]:
     """Write the browser of every unit in ``analysis`` (and of every base unit they are compared
-    with) under ``out_dir/<unit key>/``; returns what was written, report units first.
+    with) under ``out_dir/<unit key>/``; returns one :class:`UnitPages` per unit, report units
+    first (``written`` ``False`` for a unit left out).
 
-    Reads the store one unit at a time (a unit's samples are in memory while its pages are
-    written). Raises :class:`~rlvr_audit.core.errors.UsageError` for ``page_size < 1``.
+    ``units``: globs (``--browser units=...``, see :func:`select_units`) choosing the units whose
+    pages are written; ``None``: every unit. A unit whose base has no pages shows no links to it.
+    ``workers``: processes writing units at once (``None``: one per CPU, at most one per unit,
+    when the units' generation files exceed :data:`PARALLEL_MIN_BYTES`; 1: in this process); the
+    files are byte for byte the same whatever the number. The
+    functions ``grader_version`` and ``is_code`` must be picklable (module-level) when
+    ``workers`` is above 1.
+
+    Reads the store one unit at a time per process (a unit's samples are in memory while its
+    pages are written). Raises :class:`~rlvr_audit.core.errors.UsageError` for ``page_size < 1``
+    or a glob that matches no unit, before anything is written.
     """
     paginate(0, page_size)  # validates page_size before anything is written
     out_dir = Path(out_dir)
     bases = _base_units(store, analysis)
-    units: list[UnitInfo] = list(analysis.units)
-    seen = {u.key for u in units}
-    for b in bases.values():
-        if b.key not in seen:
-            units.append(b)
-            seen.add(b.key)
+    every = browser_units(store, analysis)
+    chosen = select_units(every, units)
     problems_cache: dict[str, list[Problem]] = {}
 
     def problems_of(info: UnitInfo) -> list[Problem]:
@@ -1005,57 +1189,80 @@ def write_browser(
             first_page[info.key] = where
         return first_page[info.key]
 
-    task = progress.add_task("browser pages", total=len(units)) if progress is not None else None
-    written: list[UnitPages] = []
-    for info in units:
-        graders = _graders_of(store, info, analysis.graders)
+    jobs: list[_UnitJob] = []
+    for info in every:
+        if info.key not in chosen:
+            continue
         base = bases.get(info.key)
-        samples = collect_samples(
-            store,
-            info,
-            graders,
-            problems=problems_of(info),
-            base=base,
-            grader_version=grader_version,
-            is_code=is_code,
+        base_written = base is not None and base.key in chosen
+        results = _UnitResults(
+            units=[],
+            estimates=[e for e in analysis.estimates if e.unit_key == info.key],
+            comparisons=[c for c in analysis.comparisons if c.treatment_unit == info.key],
+            graders=list(analysis.graders),
         )
-        pages = paginate(len(samples), page_size)
-        folder = out_dir / info.key
-        folder.mkdir(parents=True, exist_ok=True)
-        base_links = locate(base) if base is not None else None
-        for i, ordinals in enumerate(pages):
-            chunk = samples[ordinals.start : ordinals.stop]
-            (folder / page_file(i)).write_text(
-                render_page(
-                    info,
-                    chunk,
-                    graders,
-                    page=i,
-                    n_pages=len(pages),
-                    n_samples=len(samples),
-                    has_base=base is not None,
-                    base_links=base_links,
-                ),
-                encoding="utf-8",
-            )
-        (folder / "index.html").write_text(
-            render_index(info, samples, graders, page_size=page_size, base=base, analysis=analysis),
-            encoding="utf-8",
-        )
-        written.append(
-            UnitPages(
-                unit=info,
-                graders=graders,
-                n_samples=len(samples),
-                n_pages=len(pages),
-                page_size=page_size,
+        jobs.append(
+            _UnitJob(
+                store=store,
+                info=info,
+                graders=_graders_of(store, info, analysis.graders),
+                problems=problems_of(info),
                 base=base,
-                folder=folder,
+                base_links=locate(base) if base is not None and base_written else None,
+                base_written=base_written,
+                page_size=page_size,
+                folder=out_dir / info.key,
+                results=results,
+                grader_version=grader_version,
+                is_code=is_code,
             )
         )
-        if progress is not None and task is not None:
-            progress.advance(task)
-    return written
+    if workers is None:  # automatic: a pool only when the units are big enough to pay for it
+        size = sum(_size(store.generations_path(job.info.key)) for job in jobs)
+        n_workers = min(_cpus(), len(jobs)) if size >= PARALLEL_MIN_BYTES else 1
+    else:
+        n_workers = min(max(workers, 1), len(jobs))
+    task = progress.add_task("browser pages", total=len(jobs)) if progress is not None else None
+    done: dict[str, UnitPages] = {}
+    if n_workers <= 1:
+        for job in jobs:
+            done[job.info.key] = _write_unit(job)
+            if progress is not None and task is not None:
+                progress.advance(task)
+    else:
+        # the platform's default start method, as the report's other worker pools
+        # (:mod:`rlvr_audit.analysis.code_reasoning`): fork on Linux, so a script without a
+        # ``__main__`` guard still works there
+        pool = ProcessPoolExecutor(max_workers=n_workers)
+        try:
+            futures = [pool.submit(_write_unit, job) for job in jobs]
+            for future in as_completed(futures):
+                pages = future.result()
+                done[pages.unit.key] = pages
+                if progress is not None and task is not None:
+                    progress.advance(task)
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
+    return [
+        done.get(info.key)
+        or UnitPages(
+            unit=info,
+            graders=(),
+            n_samples=0,
+            n_pages=0,
+            page_size=page_size,
+            base=bases.get(info.key),
+            folder=out_dir / info.key,
+            written=False,
+        )
+        for info in every
+    ]
+
+
+NOT_WRITTEN = "no sample pages (written only for --browser units=...)"
+"""What the report and the unit indexes say in place of a link to a unit whose pages were not written."""
 
 
 def browser_section(units: Sequence[UnitPages], folder: str = "samples") -> str:
@@ -1067,14 +1274,20 @@ def browser_section(units: Sequence[UnitPages], folder: str = "samples") -> str:
     for u in units:
         info = u.unit
         link = f"{folder}/{info.key}/index.html"
+        counts = f"<td>{u.n_samples}</td><td>{u.n_pages}</td>" if u.written else "<td>–</td><td>–</td>"
+        browse = (
+            f'<a class="browse" href="{html.escape(link)}">browse samples</a>'
+            if u.written
+            else f'<span class="muted no-pages">{html.escape(NOT_WRITTEN)}</span>'
+        )
         rows.append(
             "<tr>"
             f"<td>{html.escape(info.spec.checkpoint.checkpoint_id)}</td>"
             f"<td>{html.escape(info.task_display or info.spec.task)}</td>"
             f"<td><code>{html.escape(info.spec.template_id)}</code></td>"
-            f"<td>{u.n_samples}</td><td>{u.n_pages}</td>"
+            f"{counts}"
             f"<td>{html.escape(', '.join(u.graders)) or '-'}</td>"
-            f'<td><a class="browse" href="{html.escape(link)}">browse samples</a></td>'
+            f"<td>{browse}</td>"
             "</tr>"
         )
     return (

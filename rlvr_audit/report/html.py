@@ -105,6 +105,9 @@ class HtmlOptions:
     """Samples per browser page (at least 1)."""
     progress: bool = False
     """Show a progress bar while writing the browser pages."""
+    units: tuple[str, ...] | None = None
+    """Globs choosing the units whose browser pages are written (``--browser units=...``; see
+    :func:`rlvr_audit.report.browser.select_units`); ``None``: every unit."""
 
     def check(self) -> None:
         """Raise :class:`~rlvr_audit.core.errors.UsageError` for a page size below 1."""

@@ -112,6 +112,7 @@ def write_html(report_dir: Path, *, browser: BrowserSource | None = None, option
                 progress=progress,
                 grader_version=browser.grader_version,
                 is_code=browser.is_code,
+                units=options.units,
             )
         section = browser_section(units)
     out = report_dir / "index.html"
