@@ -165,3 +165,19 @@ def test_help_imports_no_stage(args: list[str]) -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     assert out.split() == []
+
+
+LONG_MODULE_LINES = 800
+
+
+@pytest.mark.parametrize("path", sorted(PACKAGE.rglob("*.py")), ids=lambda p: str(p.relative_to(ROOT)))
+def test_a_module_over_800_lines_says_why_it_is_one_concept(path: Path) -> None:
+    """Issue 18: no module above 800 lines unless its docstring says why it is one concept."""
+    source = path.read_text(encoding="utf-8")
+    if source.count("\n") <= LONG_MODULE_LINES:
+        return
+    docstring = ast.get_docstring(ast.parse(source)) or ""
+    assert "One module, one concept" in docstring, (
+        f"{path.relative_to(ROOT)} has {source.count(chr(10))} lines: split it, or say in its docstring "
+        "why it is one concept ('One module, one concept (over 800 lines): ...')"
+    )

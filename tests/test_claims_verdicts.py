@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from rlvr_audit.analysis import claim_stats as cs
 from rlvr_audit.analysis import claims as cl
-from rlvr_audit.analysis import stats
+from rlvr_audit.analysis import claims_tables, stats
 from rlvr_audit.analysis.estimates import Analysis, adjust_p_values
 from rlvr_audit.analysis.sweep import spread_pick_interval
 from rlvr_audit.api import Locations, load_registry
@@ -258,7 +258,7 @@ def test_protocol_differences_best_of_prompts_and_copy_errors(
     res = {r.claim.id: r for r in cl.resolution(ledger, catalog)}
     for reward in ("format_boxed", "incorrect", "random"):
         assert res[f"v1.amc.qwen2.5-math-7b.{reward}"].claim.suspect == "probable copy error"
-    frame = cl.resolution_frame(list(res.values()), ledger)
+    frame = claims_tables.resolution_frame(list(res.values()), ledger)
     assert set(frame[frame.suspect != ""].claim) == {
         f"v1.amc.qwen2.5-math-7b.{r}" for r in ("format_boxed", "incorrect", "random")
     }
@@ -433,7 +433,7 @@ def test_a_measured_gain_gets_its_own_verdict_from_its_own_interval(
 def test_copy_errors_are_flagged_in_the_listing_and_the_claimed_grids(ledger: schema.Ledger) -> None:
     from rlvr_audit.analysis.crossfamily import claimed_from_ledger
 
-    rows = {r["id"]: r for r in cl.listing_rows(ledger, benchmark="amc")}
+    rows = {r["id"]: r for r in claims_tables.listing_rows(ledger, benchmark="amc")}
     assert rows["v1.amc.qwen2.5-math-7b.random"]["gain"] == "+21.4 (probable copy error)"
     assert "copy error" not in rows["pre.amc.qwen2.5-math-1.5b.random"]["gain"]
     grid = {g.claim_id: g for g in claimed_from_ledger(ledger)}

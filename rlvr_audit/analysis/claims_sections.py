@@ -45,14 +45,11 @@ from .claims import (
     CorrectionRow,
     ResolutionRow,
     baseline_correction,
-    claims_frame,
-    correction_frame,
     printed,
     printed_or_blank,
     resolution,
-    resolution_frame,
-    reward_text,
 )
+from .claims_tables import claims_frame, correction_frame, resolution_frame, reward_text
 from .crossfamily import build_grids, claimed_from_ledger, cross_family_section
 from .estimates import Analysis
 

@@ -35,6 +35,10 @@ What is computed:
   one family and reward with two or more distinct ``step`` values, in one task, template,
   protocol and grader), code frequency and accuracy against step, with the base model at its
   registered step (0 when none) from the comparisons; a figure and a table.
+
+One module, one concept (over 800 lines): every per-response behaviour summary of a report reads
+the same classified columns through one cache and one bootstrap plan, so the flags, the code
+reasoning, the transitions and the step series stay consistent over exactly the same problems.
 """
 
 from __future__ import annotations

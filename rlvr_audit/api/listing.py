@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from ..analysis.claims import listing_legend, listing_rows
+from ..analysis.claims_tables import listing_legend, listing_rows
 from ..core.errors import UnknownNameError, UsageError
 from ..core.prompts import available_prompts, load_prompt
 from ..core.store import Store
