@@ -14,11 +14,18 @@ from typer.testing import CliRunner
 
 from rlvr_audit.analysis import stats
 from rlvr_audit.analysis.anatomy import ComparisonAnatomy, gain_anatomy
-from rlvr_audit.analysis.anatomy_sections import ANATOMY_COLUMNS, anatomy_figure, anatomy_frame, anatomy_section
+from rlvr_audit.analysis.anatomy_sections import (
+    ANATOMY_COLUMNS,
+    anatomy_figure,
+    anatomy_frame,
+    anatomy_section,
+    anatomy_summary,
+)
 from rlvr_audit.analysis.behaviour import BEHAVIOUR_CLASSES
 from rlvr_audit.cli import app
 from rlvr_audit.core.records import Comparison, Generation
 from rlvr_audit.generation.engines.scripted import cut_at_limit
+from rlvr_audit.report.markdown import render_blocks
 
 REAL = ROOT.parent / "shared" / "data" / "real_generations" / "sky-t1"
 
@@ -169,6 +176,37 @@ def test_steps_of_a_run_sort_numerically_in_the_table_section_and_figure(tmp_pat
     section = anatomy_section(items)
     assert section is not None and [f.file for f in section.figures] == ["gain_anatomy_math_verify.png"]
     assert anatomy_figure(items, "math_verify", tmp_path / "f.png").stat().st_size > 5000
+
+
+def _item(an: object, step: int) -> ComparisonAnatomy:
+    c = Comparison(
+        baseline="toy/base", treatment=f"toy/rl{step}", baseline_unit="base", treatment_unit=f"rl{step}",
+        task="aime24", template_id="no_template", grader_id="math_verify", metric="avg@2",
+        baseline_value=0.0, treatment_value=0.0, delta=0.0,
+        ci_low=-0.1, ci_high=0.8, level=0.95, method="mover-wilson", n_problems=6, seed=0,
+    )  # fmt: skip
+    return ComparisonAnatomy(c, an, "toy", "random", step, "2 samples")  # type: ignore[arg-type]
+
+
+def test_the_summary_lists_only_comparisons_with_degenerate_or_truncated_base_responses() -> None:
+    base, base_ok = side("base", BASE)
+    rlvr, rlvr_ok = side("rlvr", RLVR)
+    with_loops = gain_anatomy(base, rlvr, base_correct=base_ok, rlvr_correct=rlvr_ok, rng=np.random.default_rng(0))
+    clean_plan: Plan = {p: [(CLEAN, "stop", ok) for _, _, ok in rows] for p, rows in BASE.items()}
+    cbase, cbase_ok = side("base", clean_plan)
+    no_loops = gain_anatomy(cbase, rlvr, base_correct=cbase_ok, rlvr_correct=rlvr_ok, rng=np.random.default_rng(0))
+    assert with_loops.n_degenerate_or_truncated == 3 and no_loops.n_degenerate_or_truncated == 0
+
+    def text(items: list[ComparisonAnatomy]) -> str:
+        return render_blocks(anatomy_summary(items))
+
+    none = text([_item(no_loops, 1), _item(no_loops, 2)])
+    assert "no base response was degenerate or truncated in the 2 comparisons" in none
+    assert "comes from problems" not in none
+    mixed = text([_item(with_loops, 1), _item(no_loops, 2), _item(no_loops, 3)])
+    assert mixed.count("comes from problems where the base response was degenerate or truncated") == 1
+    assert "(3 of 6 problems)" in mixed and "toy/rl1" in mixed and "toy/rl2" not in mixed
+    assert "The other 2 comparisons: no degenerate or truncated base response." in mixed
 
 
 def test_scripted_engine_cuts_at_the_word_limit() -> None:

@@ -363,6 +363,25 @@ def anatomy_summary(items: Sequence[ComparisonAnatomy]) -> list[Block]:
     grader = items[0].comparison.grader_id
     mine = _order([a for a in items if a.comparison.grader_id == grader])
     lead: list[Inline] = [Strong("Gain anatomy"), " (grader ", Code(grader), ", see the Gain anatomy section):"]
-    if len(mine) == 1:
-        return [Paragraph([*lead, " ", *_summary_item(mine[0])])]
-    return [Paragraph(lead), BulletList([_summary_item(a) for a in mine])]
+    shown = [a for a in mine if a.anatomy.n_degenerate_or_truncated > 0]
+    if not shown:
+        # nothing to split off: one line instead of a bullet per comparison saying "+0.0 of ..."
+        return [
+            Paragraph(
+                [
+                    *lead,
+                    f" no base response was degenerate or truncated in the {len(mine)} comparison"
+                    + ("s" if len(mine) != 1 else "")
+                    + "; no part of any gain comes from base responses that looped or ran out of tokens.",
+                ]
+            )
+        ]
+    rest = len(mine) - len(shown)
+    tail: list[Block] = (
+        [Paragraph(f"The other {rest} comparison{'s' if rest != 1 else ''}: no degenerate or truncated base response.")]
+        if rest
+        else []
+    )
+    if len(shown) == 1:
+        return [Paragraph([*lead, " ", *_summary_item(shown[0])]), *tail]
+    return [Paragraph(lead), BulletList([_summary_item(a) for a in shown]), *tail]
