@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 import numpy as np
+import numpy.typing as npt
 
 from ..core.records import Comparison, Generation
 from . import stats
@@ -49,11 +50,9 @@ from .behaviour import (
     BEHAVIOUR_CLASSES,
     DEFAULT_DEFINITION,
     BehaviourClass,
-    behaviour_class,
     get_definition,
-    problem_class,
 )
-from .behaviour_stats import Behaviours, Correctness, _correct_of, _group
+from .behaviour_stats import Behaviours, Correctness, ResponseColumns, _columns_of, _correct_of, _group
 
 __all__ = [
     "DEGENERATE_OR_TRUNCATED",
@@ -64,6 +63,8 @@ __all__ = [
     "GainAnatomy",
     "ProblemAnatomy",
     "gain_anatomy",
+    "gain_anatomy_columns",
+    "response_classes",
 ]
 
 PART_METHOD = "bootstrap-percentile(problems)"
@@ -221,10 +222,6 @@ class ComparisonAnatomy:
     """Sampling protocol of both units, in words."""
 
 
-def _mean(values: list[Fraction]) -> Fraction | None:
-    return sum(values, Fraction(0)) / len(values) if values else None
-
-
 def gain_anatomy(
     base: Iterable[Generation],
     rlvr: Iterable[Generation],
@@ -256,7 +253,8 @@ def gain_anatomy(
 
     Problems present in one unit only are left out. Raises ValueError for empty or mixed-unit
     inputs, duplicate samples, missing correctness, both sides the same unit, no shared problem,
-    bad ``n_resamples`` or ``level``; UnknownNameError for an unknown ``definition``.
+    bad ``n_resamples`` or ``level``; UnknownNameError for an unknown ``definition``. The records
+    become arrays and go to :func:`gain_anatomy_columns` (same result, same random draws).
     """
     get_definition(definition)
     stats.check_bootstrap_options(n_resamples=n_resamples, level=level, method="percentile")
@@ -266,43 +264,154 @@ def gain_anatomy(
     after_unit = _group(rlvr, "rlvr", rlvr_behaviours)
     if before_unit.unit_key == after_unit.unit_key:
         raise ValueError(f"base and rlvr are the same unit ({before_unit.unit_key}); pass two different units")
-    sides = []
-    unknown = []
-    for unit, correct, name in (
-        (before_unit, base_correct, "base_correct"),
-        (after_unit, rlvr_correct, "rlvr_correct"),
-    ):
-        right = _correct_of(unit, correct, name)
-        rows: dict[str, tuple[BehaviourClass, Fraction, list[bool]]] = {}
-        n_unknown = 0
-        for pid, responses, oks in zip(unit.problem_ids, unit.responses, right, strict=True):
-            classes = [behaviour_class(b, definition) for _, b in responses]
-            n_unknown += sum(not b.flags.truncation_known for _, b in responses)
-            rows[pid] = (problem_class(classes), Fraction(sum(oks), len(oks)), oks)
-        sides.append(rows)
-        unknown.append(n_unknown)
-    before, after = sides
-    shared = sorted(set(before) & set(after))
+    before_ok = _correct_of(before_unit, base_correct, "base_correct")
+    after_ok = _correct_of(after_unit, rlvr_correct, "rlvr_correct")
+    return gain_anatomy_columns(
+        _columns_of(before_unit),
+        np.array([ok for row in before_ok for ok in row], dtype=bool),
+        _columns_of(after_unit),
+        np.array([ok for row in after_ok for ok in row], dtype=bool),
+        rng=rng,
+        n_resamples=n_resamples,
+        level=level,
+        definition=definition,
+    )
+
+
+def response_classes(cols: ResponseColumns, definition: str = DEFAULT_DEFINITION) -> npt.NDArray[np.int64]:
+    """Per response, the index in :data:`BEHAVIOUR_CLASSES` of its class
+    (:func:`~rlvr_audit.analysis.behaviour.behaviour_class`, on the arrays)."""
+    if definition not in cols.code:
+        raise ValueError(f"unit {cols.unit_key} has no code column for definition {definition!r}")
+    index = {c: i for i, c in enumerate(BEHAVIOUR_CLASSES)}
+    # the first class that applies: the rules in reverse order, each overriding the later ones
+    out = np.full(len(cols), index["clean"], dtype=np.int64)
+    out[cols.code[definition]] = index["code"]
+    out[cols.boxed_nothing] = index["no_answer"]
+    out[cols.truncated] = index["truncated"]
+    out[cols.repetition] = index["degenerate"]
+    return out
+
+
+@dataclass(frozen=True)
+class _Side:
+    """One unit's problems as arrays (problem order: sorted ids)."""
+
+    cls: npt.NDArray[np.int64]
+    """Per problem, its class's index in :data:`BEHAVIOUR_CLASSES`."""
+    right: npt.NDArray[np.int64]
+    """Per problem, samples graded correct."""
+    total: npt.NDArray[np.int64]
+    """Per problem, samples."""
+    unknown: int
+    """Responses whose truncation is unknown."""
+
+
+def _side(cols: ResponseColumns, correct: npt.NDArray[np.bool_], definition: str, name: str) -> _Side:
+    n = len(cols)
+    if n == 0:
+        raise ValueError(f"{name} is empty: no responses given")
+    correct = np.asarray(correct)
+    if correct.dtype != np.bool_ or correct.shape != (n,):
+        raise ValueError(f"{name} correctness must be {n} bools, one per response; got {correct.dtype} {correct.shape}")
+    order = np.lexsort((cols.sample_idx, cols.row))
+    row, idx = cols.row[order], cols.sample_idx[order]
+    dup = (row[1:] == row[:-1]) & (idx[1:] == idx[:-1])
+    if dup.any():
+        at = int(np.flatnonzero(dup)[0]) + 1
+        raise ValueError(f"{name}: problem {cols.problem_ids[row[at]]!r} has two responses for sample {idx[at]}")
+    k, p = len(BEHAVIOUR_CLASSES), len(cols.problem_ids)
+    counts = np.bincount(cols.row * k + response_classes(cols, definition), minlength=p * k).reshape(p, k)
+    return _Side(
+        cls=counts.argmax(axis=1),  # the most frequent class; a tie: the first in BEHAVIOUR_CLASSES
+        right=np.bincount(cols.row[correct], minlength=p).astype(np.int64),
+        total=np.bincount(cols.row, minlength=p).astype(np.int64),
+        unknown=int(n - np.count_nonzero(cols.truncation_known)),
+    )
+
+
+def _exact_sum(num: npt.NDArray[np.int64], den: npt.NDArray[np.int64]) -> Fraction:
+    """``sum(Fraction(num[i], den[i]))``, summed per distinct denominator."""
+    total = Fraction(0)
+    for d in np.unique(den).tolist():
+        total += Fraction(int(num[den == d].sum()), d)
+    return total
+
+
+def gain_anatomy_columns(
+    base: ResponseColumns,
+    base_correct: npt.NDArray[np.bool_],
+    rlvr: ResponseColumns,
+    rlvr_correct: npt.NDArray[np.bool_],
+    *,
+    rng: np.random.Generator,
+    n_resamples: int = 10_000,
+    level: float = 0.95,
+    definition: str = DEFAULT_DEFINITION,
+) -> GainAnatomy:
+    """:func:`gain_anatomy` from each unit's classified responses as arrays (what the report reads
+    from the store's column cache) and their correctness, one bool per response in the columns'
+    order; the same result and the same random draws as the record path.
+
+    Raises ValueError for empty sides, duplicate samples, correctness of the wrong shape, both
+    sides the same unit, no shared problem, a missing code column, bad ``n_resamples`` or
+    ``level``; UnknownNameError for an unknown ``definition``.
+    """
+    get_definition(definition)
+    stats.check_bootstrap_options(n_resamples=n_resamples, level=level, method="percentile")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"rng must be a numpy.random.Generator; got {rng!r}")
+    if base.unit_key == rlvr.unit_key:
+        raise ValueError(f"base and rlvr are the same unit ({base.unit_key}); pass two different units")
+    b_side = _side(base, base_correct, definition, "base")
+    t_side = _side(rlvr, rlvr_correct, definition, "rlvr")
+    t_index = {pid: i for i, pid in enumerate(rlvr.problem_ids)}
+    shared = sorted(set(base.problem_ids) & set(t_index))
     if not shared:
         raise ValueError(
-            f"base ({before_unit.unit_key}) and rlvr ({after_unit.unit_key}) share no problem; "
+            f"base ({base.unit_key}) and rlvr ({rlvr.unit_key}) share no problem; "
             "a gain anatomy needs the same problems on both sides"
         )
-    problems = tuple(ProblemAnatomy(p, before[p][0], after[p][0], before[p][1], after[p][1]) for p in shared)
-    n = len(problems)
-    acc_before = sum((p.acc_before for p in problems), Fraction(0)) / n
-    acc_after = sum((p.acc_after for p in problems), Fraction(0)) / n
+    b_index = {pid: i for i, pid in enumerate(base.problem_ids)}
+    bi = np.array([b_index[p] for p in shared], dtype=np.int64)
+    ti = np.array([t_index[p] for p in shared], dtype=np.int64)
+    b_cls, t_cls = b_side.cls[bi], t_side.cls[ti]
+    b_num, b_den = b_side.right[bi], b_side.total[bi]
+    t_num, t_den = t_side.right[ti], t_side.total[ti]
+    classes = BEHAVIOUR_CLASSES
+    problems = tuple(
+        ProblemAnatomy(p, classes[b], classes[t], Fraction(bn, bd), Fraction(tn, td))
+        for p, b, t, bn, bd, tn, td in zip(
+            shared,
+            b_cls.tolist(),
+            t_cls.tolist(),
+            b_num.tolist(),
+            b_den.tolist(),
+            t_num.tolist(),
+            t_den.tolist(),
+            strict=True,
+        )
+    )
+    n = len(shared)
+    acc_before = _exact_sum(b_num, b_den) / n
+    acc_after = _exact_sum(t_num, t_den) / n
     gain = acc_after - acc_before
-    groups: list[tuple[BehaviourClass | None, BehaviourClass | None]] = [(c, None) for c in BEHAVIOUR_CLASSES]
-    groups += [(None, c) for c in BEHAVIOUR_CLASSES]
-    groups += [(b, a) for b in BEHAVIOUR_CLASSES for a in BEHAVIOUR_CLASSES]
-    diff = np.array([float(p.acc_after - p.acc_before) for p in problems])
+    groups: list[tuple[BehaviourClass | None, BehaviourClass | None]] = [(c, None) for c in classes]
+    groups += [(None, c) for c in classes]
+    groups += [(b, a) for b in classes for a in classes]
+    # float(acc_after - acc_before) per problem: one correctly rounded division of the exact
+    # numerator by the exact denominator (both far below 2**53), as Fraction.__float__ gives
+    diff = (t_num * b_den - b_num * t_den).astype(np.float64) / (t_den * b_den).astype(np.float64)
     columns = np.zeros((n, len(groups) + 1))
-    members_of: list[list[ProblemAnatomy]] = []
+    masks: list[npt.NDArray[np.bool_]] = []
     for j, (b, a) in enumerate(groups):
-        mask = [(b is None or p.before == b) and (a is None or p.after == a) for p in problems]
-        members_of.append([p for p, m in zip(problems, mask, strict=True) if m])
-        columns[:, j] = diff * np.array(mask, dtype=np.float64)
+        mask = np.ones(n, dtype=bool)
+        if b is not None:
+            mask &= b_cls == classes.index(b)
+        if a is not None:
+            mask &= t_cls == classes.index(a)
+        masks.append(mask)
+        columns[:, j] = diff * mask.astype(np.float64)
     columns[:, -1] = diff
     reps = stats.ResamplingPlan(n, n_resamples, rng=rng).replicates(columns)
     alpha = (1.0 - level) / 2.0
@@ -313,26 +422,30 @@ def gain_anatomy(
         return stats.Interval(float(value), float(lows[j]), float(highs[j]), level, PART_METHOD, se=float(ses[j]))
 
     parts: list[AnatomyPart] = []
-    for j, ((b, a), members) in enumerate(zip(groups, members_of, strict=True)):
-        contribution = sum((p.acc_after - p.acc_before for p in members), Fraction(0)) / n
+    for j, ((b, a), mask) in enumerate(zip(groups, masks, strict=True)):
+        m = int(np.count_nonzero(mask))
+        before_sum = _exact_sum(b_num[mask], b_den[mask])
+        after_sum = _exact_sum(t_num[mask], t_den[mask])
+        contribution = (after_sum - before_sum) / n
         parts.append(
             AnatomyPart(
                 before=b,
                 after=a,
-                n_problems=len(members),
-                acc_before=_mean([p.acc_before for p in members]),
-                acc_after=_mean([p.acc_after for p in members]),
+                n_problems=m,
+                acc_before=before_sum / m if m else None,
+                acc_after=after_sum / m if m else None,
                 contribution=contribution,
                 interval=interval(j, contribution),
                 share=contribution / gain if gain else None,
             )
         )
-    k = len(BEHAVIOUR_CLASSES)
+    k = len(classes)
+    clean = b_cls == classes.index("clean")
     return GainAnatomy(
-        base_unit=before_unit.unit_key,
-        rlvr_unit=after_unit.unit_key,
-        base_checkpoint=before_unit.checkpoint_id,
-        rlvr_checkpoint=after_unit.checkpoint_id,
+        base_unit=base.unit_key,
+        rlvr_unit=rlvr.unit_key,
+        base_checkpoint=base.checkpoint_id,
+        rlvr_checkpoint=rlvr.checkpoint_id,
         definition=definition,
         n_problems=n,
         acc_before=acc_before,
@@ -341,31 +454,52 @@ def gain_anatomy(
         by_base=tuple(parts[:k]),
         by_rlvr=tuple(parts[k : 2 * k]),
         transitions=tuple(parts[2 * k :]),
-        clean=_clean_gain(problems, before, after, rng=rng, n_resamples=n_resamples, level=level),
-        truncation_unknown_base=unknown[0],
-        truncation_unknown_rlvr=unknown[1],
+        clean=_clean_gain(
+            parts[classes.index("clean")],
+            (base, base_correct, bi[clean]),
+            (rlvr, rlvr_correct, ti[clean]),
+            rng=rng,
+            n_resamples=n_resamples,
+            level=level,
+        ),
+        truncation_unknown_base=b_side.unknown,
+        truncation_unknown_rlvr=t_side.unknown,
         problems=problems,
     )
 
 
+def _matrix(
+    cols: ResponseColumns, correct: npt.NDArray[np.bool_], rows: npt.NDArray[np.int64]
+) -> npt.NDArray[np.bool_] | None:
+    """The correctness of problems ``rows`` (in that order), one row of samples each, in sample
+    order; ``None`` when their numbers of samples differ."""
+    order = np.lexsort((cols.sample_idx, cols.row))
+    row, ok = cols.row[order], np.asarray(correct)[order]
+    sizes = np.bincount(row, minlength=len(cols.problem_ids))[rows]
+    if np.any(sizes != sizes[0]):
+        return None
+    starts = np.searchsorted(row, rows)
+    return ok[starts[:, None] + np.arange(int(sizes[0]))[None, :]]
+
+
 def _clean_gain(
-    problems: tuple[ProblemAnatomy, ...],
-    before: dict[str, tuple[BehaviourClass, Fraction, list[bool]]],
-    after: dict[str, tuple[BehaviourClass, Fraction, list[bool]]],
+    part: AnatomyPart,
+    before: tuple[ResponseColumns, npt.NDArray[np.bool_], npt.NDArray[np.int64]],
+    after: tuple[ResponseColumns, npt.NDArray[np.bool_], npt.NDArray[np.int64]],
     *,
     rng: np.random.Generator,
     n_resamples: int,
     level: float,
 ) -> CleanGain:
-    clean = [p for p in problems if p.before == "clean"]
-    if not clean:
+    """The gain on the problems of base class ``clean`` (``part``; ``before`` and ``after``: each
+    unit's columns, correctness and the rows of those problems)."""
+    if not part.n_problems:
         return CleanGain(0, None, None, None, None)
-    gain = sum((p.acc_after - p.acc_before for p in clean), Fraction(0)) / len(clean)
-    b = [before[p.problem_id][2] for p in clean]
-    t = [after[p.problem_id][2] for p in clean]
-    if len({len(r) for r in b}) > 1 or len({len(r) for r in t}) > 1:  # ragged: no matrix test
-        return CleanGain(len(clean), gain, None, None, None)
-    bm, tm = np.array(b, dtype=bool), np.array(t, dtype=bool)
+    assert part.acc_before is not None and part.acc_after is not None
+    gain = part.acc_after - part.acc_before
+    bm, tm = _matrix(*before), _matrix(*after)
+    if bm is None or tm is None:  # ragged: no matrix test
+        return CleanGain(part.n_problems, gain, None, None, None)
     iv = stats.paired_wilson_ci(bm, tm, level=level)
     test = stats.paired_test(bm, tm, rng=rng, n_resamples=n_resamples)
-    return CleanGain(len(clean), gain, iv, test.p_value, test.test)
+    return CleanGain(part.n_problems, gain, iv, test.p_value, test.test)

@@ -65,12 +65,10 @@ from ..core.store import Store, UnitInfo
 from ..core.ui import Progress
 from . import behaviour as _behaviour_module
 from . import stats
-from .anatomy import ComparisonAnatomy, gain_anatomy
+from .anatomy import ComparisonAnatomy, gain_anatomy_columns
 from .behaviour import (
     CODE_DEFINITIONS,
     DEFAULT_DEFINITION,
-    BehaviourFlags,
-    ResponseBehaviour,
     get_definition,
     response_behaviour,
 )
@@ -580,45 +578,6 @@ def build_code_report(
     )
 
 
-def _records(
-    cols: ResponseColumns, correct: np.ndarray
-) -> tuple[list[Generation], dict[tuple[str, int], ResponseBehaviour], dict[tuple[str, int], bool]]:
-    """Text-less generation records, their behaviours and correctness, from the arrays (for the
-    analyses that take records: :func:`~rlvr_audit.analysis.anatomy.gain_anatomy`)."""
-    gens: list[Generation] = []
-    behaviours: dict[tuple[str, int], ResponseBehaviour] = {}
-    right: dict[tuple[str, int], bool] = {}
-    names = list(cols.code)
-    for i, (row, idx) in enumerate(zip(cols.row.tolist(), cols.sample_idx.tolist(), strict=True)):
-        pid = cols.problem_ids[row]
-        gens.append(
-            Generation.model_construct(
-                unit_key=cols.unit_key,
-                checkpoint_id=cols.checkpoint_id,
-                task=cols.task,
-                problem_id=pid,
-                template_id=cols.template_id,
-                sample_idx=idx,
-            )
-        )
-        tokens = int(cols.n_tokens[i])
-        behaviours[(pid, idx)] = ResponseBehaviour(
-            problem_id=pid,
-            sample_idx=idx,
-            code={name: bool(cols.code[name][i]) for name in names},
-            flags=BehaviourFlags(
-                truncated=bool(cols.truncated[i]),
-                repetition=bool(cols.repetition[i]),
-                empty=bool(cols.empty[i]),
-                boxed_nothing=bool(cols.boxed_nothing[i]),
-                n_tokens=tokens if tokens >= 0 else None,
-                truncation_known=bool(cols.truncation_known[i]),
-            ),
-        )
-        right[(pid, idx)] = bool(correct[i])
-    return gens, behaviours, right
-
-
 def _anatomies(
     analysis: Analysis,
     results: dict[str, _UnitResult],
@@ -631,12 +590,11 @@ def _anatomies(
 ) -> list[ComparisonAnatomy]:
     """The gain anatomy of every comparison whose two units were classified."""
     out = []
-    made: dict[tuple[str, str], Any] = {}  # a base unit is in several comparisons: its records once
+    made: dict[tuple[str, str], Any] = {}  # a base unit is in several comparisons: its arrays once
 
-    def records(unit: str, grader: str, cols: ResponseColumns, m: UnitMatrix) -> Any:
+    def restricted(unit: str, grader: str, cols: ResponseColumns, m: UnitMatrix) -> Any:
         if (unit, grader) not in made:
-            restricted = _restricted(cols, _Graded(grader, tuple(m.problem_ids), m.correct))
-            made[(unit, grader)] = None if restricted is None else (restricted[0], *_records(*restricted))
+            made[(unit, grader)] = _restricted(cols, _Graded(grader, tuple(m.problem_ids), m.correct))
         return made[(unit, grader)]
 
     for c in analysis.comparisons:
@@ -645,25 +603,23 @@ def _anatomies(
         mt = analysis.matrices.get((c.treatment_unit, c.grader_id))
         if base is None or rlvr is None or mb is None or mt is None or base.columns is None or rlvr.columns is None:
             continue
-        before = records(c.baseline_unit, c.grader_id, base.columns, mb)
-        after = records(c.treatment_unit, c.grader_id, rlvr.columns, mt)
+        before = restricted(c.baseline_unit, c.grader_id, base.columns, mb)
+        after = restricted(c.treatment_unit, c.grader_id, rlvr.columns, mt)
         if before is None or after is None:
             continue
-        base_cols, base_gens, base_behaviours, base_ok = before
-        rlvr_cols, rlvr_gens, rlvr_behaviours, rlvr_ok = after
+        base_cols, base_ok = before
+        rlvr_cols, rlvr_ok = after
         info = infos.get(c.treatment_unit) or mt.info
         try:
-            anatomy = gain_anatomy(
-                base_gens,
-                rlvr_gens,
-                base_correct=base_ok,
-                rlvr_correct=rlvr_ok,
+            anatomy = gain_anatomy_columns(
+                base_cols,
+                base_ok,
+                rlvr_cols,
+                rlvr_ok,
                 rng=_rng(seed, info.spec.data_hash, [*base_cols.problem_ids, *rlvr_cols.problem_ids]),
                 n_resamples=n_resamples,
                 level=level,
                 definition=definition,
-                base_behaviours=base_behaviours,
-                rlvr_behaviours=rlvr_behaviours,
             )
         except ValueError as exc:  # no shared problem: the comparison would not exist either
             log.warning("no gain anatomy for %s vs %s: %s", c.treatment, c.baseline, exc)
