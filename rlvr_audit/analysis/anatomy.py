@@ -29,6 +29,12 @@ model already answered in clean language), with the project's default paired int
 (:func:`~rlvr_audit.analysis.stats.paired_test`: McNemar's exact test with one sample per
 problem).
 
+Computation. :func:`gain_anatomy_columns` works on each unit's classified responses as arrays
+(:class:`~rlvr_audit.analysis.behaviour_stats.ResponseColumns`, what the report reads from the
+store's column cache) and its correctness per response: classes and accuracies per problem by
+counting, each exact part summed per distinct denominator (a handful of :class:`~fractions.Fraction`
+operations per part, none per response). :func:`gain_anatomy` takes records and converts them.
+
 Known issues: truncation is only known for responses with a finish reason or a token count;
 imported responses have neither, so no problem of an imported unit is ``truncated`` (a cut-off
 response counts as ``degenerate`` or ``no_answer`` by its text), and

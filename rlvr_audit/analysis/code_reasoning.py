@@ -9,7 +9,7 @@ Each stored response is classified once (:func:`~rlvr_audit.analysis.behaviour.r
 every code definition at once) and the classification kept as columns in the store's column
 cache (:func:`behaviour_derivation`, :mod:`rlvr_audit.core.columns`; rebuilt when the unit's
 generations or the classifier change), so the next report of an unchanged unit reads it instead;
-the per-unit summaries, transition tables and step series work on those arrays
+the per-unit summaries, transition tables, step series and gain anatomies work on those arrays
 (:class:`~rlvr_audit.analysis.behaviour_stats.ResponseColumns`). Intervals are problem-clustered
 percentile bootstraps (:func:`~rlvr_audit.analysis.behaviour_stats.summarize_columns`, one pass for
 every definition) with ``n_resamples`` replicates at ``level``,
