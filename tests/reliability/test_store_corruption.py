@@ -8,6 +8,7 @@ module; every test damages a copy of it and runs the CLI in-process.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -170,7 +171,16 @@ def test_garbage_line_in_the_middle_is_refused_with_file_and_line(damaged: Path,
     assert f"error: {path}:4: not a valid" in out and "the store is corrupt" in out
     assert len(r.output.strip().splitlines()) <= 3  # one message (wrapped at most), no traceback
     assert not (tmp / "r").exists()  # no report from a corrupt store
-    assert snapshot_bytes(damaged) == before  # refused: nothing repaired behind the user's back
+    after = snapshot_bytes(damaged)
+    # The derived column cache of intact sources may be refreshed (the fixture copied the store, so their
+    # inodes changed); the records stay as they were, and nothing is cached from the damaged file.
+    derived = f"cache{os.sep}columns{os.sep}"
+    from_damage = f"{derived}{unit.name}{os.sep}" + ("generations" if what == "generations" else "grades-")
+
+    def kept(snap: dict[str, bytes]) -> dict[str, bytes]:
+        return {k: v for k, v in snap.items() if not k.startswith(derived) or k.startswith(from_damage)}
+
+    assert kept(after) == kept(before)  # refused: nothing repaired behind the user's back
 
 
 def snapshot_bytes(store: Path) -> dict[str, bytes]:
